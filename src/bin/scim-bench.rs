@@ -1,0 +1,313 @@
+//! `scim-bench`: a load generator for a running scimd (or any SCIM server on
+//! loopback). Keep-alive connections, a fixed concurrency, and every phase
+//! bounded in requests and in time.
+//!
+//! ```sh
+//! scim-bench --base-url http://127.0.0.1:8080/scim/directory/<id> --key <api key>
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use reqwest::{Client, Method, Url};
+use serde_json::{json, Value};
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "scim-bench",
+    about = "Load generator for a SCIM server on loopback"
+)]
+struct Args {
+    /// SCIM base URL (e.g. http://127.0.0.1:8080/scim/directory/<id>).
+    #[arg(long)]
+    base_url: String,
+    /// Bearer API key of the directory.
+    #[arg(long, env = "SCIM_BENCH_KEY")]
+    key: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Users to create (and then read) in the user phases.
+    #[arg(long, default_value_t = 2000)]
+    users: usize,
+    /// Requests per read phase.
+    #[arg(long, default_value_t = 20000)]
+    requests: usize,
+    /// Upper bound on each phase's duration, in seconds.
+    #[arg(long, default_value_t = 30)]
+    max_seconds: u64,
+    /// Comma-separated phases: baseline, create, get, filter.
+    #[arg(long, default_value = "baseline,create,get,filter")]
+    phases: String,
+    /// Print the results as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct PhaseResult {
+    phase: String,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    /// Throughput as a fraction of the `/healthz` baseline, when measured.
+    of_baseline: Option<f64>,
+}
+
+/// One request of a phase: method, URL, optional JSON body, expected status.
+struct Req {
+    method: Method,
+    url: String,
+    body: Option<Value>,
+    expect: u16,
+}
+
+async fn run_phase<F>(
+    name: &str,
+    client: &Client,
+    key: &str,
+    concurrency: usize,
+    total: usize,
+    max: Duration,
+    make: F,
+) -> (PhaseResult, Vec<Value>)
+where
+    F: Fn(usize) -> Req + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + max;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, key, make, next) =
+            (client.clone(), key.to_owned(), make.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            let mut bodies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total || Instant::now() >= deadline {
+                    break;
+                }
+                let req = make(i);
+                let mut builder = client.request(req.method, &req.url).bearer_auth(&key);
+                if let Some(body) = &req.body {
+                    builder = builder
+                        .header("content-type", "application/scim+json")
+                        .body(body.to_string());
+                }
+                let t = Instant::now();
+                match builder.send().await {
+                    Ok(resp) => {
+                        let ok = resp.status().as_u16() == req.expect;
+                        let body = resp.bytes().await;
+                        latencies.push(t.elapsed());
+                        match (ok, body) {
+                            (true, Ok(bytes)) => {
+                                if req.expect == 201 {
+                                    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                                        bodies.push(v);
+                                    }
+                                }
+                            }
+                            _ => errors += 1,
+                        }
+                    }
+                    Err(_) => {
+                        latencies.push(t.elapsed());
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors, bodies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut bodies = Vec::new();
+    for w in workers {
+        if let Ok((l, e, b)) = w.await {
+            latencies.extend(l);
+            errors += e;
+            bodies.extend(b);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies[idx.min(latencies.len() - 1)].as_secs_f64() * 1000.0
+    };
+    let result = PhaseResult {
+        phase: name.to_owned(),
+        requests: latencies.len(),
+        errors,
+        seconds,
+        requests_per_second: latencies.len() as f64 / seconds.max(1e-9),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: latencies
+            .last()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0),
+        of_baseline: None,
+    };
+    (result, bodies)
+}
+
+fn ensure_loopback(url: &Url) -> Result<(), String> {
+    match url.host_str() {
+        Some("127.0.0.1") | Some("localhost") | Some("[::1]") | Some("::1") => Ok(()),
+        other => Err(format!(
+            "refusing to load a non-loopback host ({other:?}): scim-bench targets 127.0.0.1 only"
+        )),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let base = args.base_url.trim_end_matches('/').to_owned();
+    let url = Url::parse(&base)?;
+    ensure_loopback(&url)?;
+    let origin = format!(
+        "{}://{}{}",
+        url.scheme(),
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    );
+    let client = Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .tcp_nodelay(true)
+        .build()?;
+    let max = Duration::from_secs(args.max_seconds);
+    let phases: Vec<&str> = args.phases.split(',').map(str::trim).collect();
+    let run_id = std::process::id();
+    let mut results: Vec<PhaseResult> = Vec::new();
+    let mut user_ids: Vec<String> = Vec::new();
+    let mut user_names: Vec<String> = Vec::new();
+
+    for phase in phases {
+        let (result, bodies) = match phase {
+            "baseline" => {
+                let url = format!("{origin}/healthz");
+                run_phase(
+                    phase,
+                    &client,
+                    &args.key,
+                    args.concurrency,
+                    args.requests,
+                    max,
+                    move |_| Req {
+                        method: Method::GET,
+                        url: url.clone(),
+                        body: None,
+                        expect: 200,
+                    },
+                )
+                .await
+            }
+            "create" => {
+                let url = format!("{base}/Users");
+                run_phase(phase, &client, &args.key, args.concurrency, args.users, max, move |i| Req {
+                    method: Method::POST,
+                    url: url.clone(),
+                    body: Some(json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": format!("bench-{run_id}-{i}@example.com"),
+                        "name": { "givenName": "Bench", "familyName": format!("User {i}") },
+                        "emails": [{ "value": format!("bench-{run_id}-{i}@example.com"), "type": "work", "primary": true }],
+                        "active": true
+                    })),
+                    expect: 201,
+                })
+                .await
+            }
+            "get" | "filter" => {
+                if user_ids.is_empty() {
+                    return Err("the get/filter phases need the create phase first".into());
+                }
+                let ids = Arc::new(user_ids.clone());
+                let names = Arc::new(user_names.clone());
+                let base = base.clone();
+                let by_filter = phase == "filter";
+                run_phase(
+                    phase,
+                    &client,
+                    &args.key,
+                    args.concurrency,
+                    args.requests,
+                    max,
+                    move |i| {
+                        let url = if by_filter {
+                            let name = &names[i % names.len()];
+                            format!("{base}/Users?filter=userName%20eq%20%22{name}%22")
+                        } else {
+                            format!("{base}/Users/{}", ids[i % ids.len()])
+                        };
+                        Req {
+                            method: Method::GET,
+                            url,
+                            body: None,
+                            expect: 200,
+                        }
+                    },
+                )
+                .await
+            }
+            other => return Err(format!("unknown phase '{other}'").into()),
+        };
+        if phase == "create" {
+            for b in &bodies {
+                if let (Some(id), Some(name)) = (b["id"].as_str(), b["userName"].as_str()) {
+                    user_ids.push(id.to_owned());
+                    user_names.push(name.to_owned());
+                }
+            }
+        }
+        results.push(result);
+    }
+
+    let baseline = results
+        .iter()
+        .find(|r| r.phase == "baseline")
+        .map(|r| r.requests_per_second);
+    for r in &mut results {
+        r.of_baseline = baseline.map(|b| r.requests_per_second / b);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        println!(
+            "{:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms", "of /healthz"
+        );
+        for r in &results {
+            println!(
+                "{:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}",
+                r.phase,
+                r.requests,
+                r.errors,
+                r.requests_per_second,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.of_baseline
+                    .map(|f| format!("{:.0}%", f * 100.0))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

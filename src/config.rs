@@ -1,0 +1,81 @@
+//! Configuration: command-line flags and `SCIMD_*` environment variables,
+//! with defaults that work on a laptop with nothing else installed.
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+
+/// Settings shared by every subcommand that touches the database.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` (created on first start) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://scimd.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Connections in the pool (PostgreSQL; readers on SQLite).
+    #[arg(long, env = "SCIMD_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+}
+
+/// How logs are written.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Settings of `scimd serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public URL clients reach this server at; base URLs and
+    /// `meta.location` are built from it. Defaults to `http://{listen}`.
+    #[arg(long, env = "SCIMD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Largest `count` a list request may ask for.
+    #[arg(long, env = "SCIMD_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: u32,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// A fixed admin token (for automation). When unset and the database
+    /// has no admin token, one is generated and printed once at start.
+    #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl ServeConfig {
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            max_page_size: 1000,
+            max_body_bytes: 1_048_576,
+            admin_token: None,
+        }
+    }
+}
+
+/// Default number of results on a list request without `count`.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;

@@ -1,0 +1,185 @@
+//! Extractors: authentication, and JSON bodies whose rejections come out as
+//! SCIM (or admin) errors instead of axum's plain-text ones.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use serde_json::Value;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::error::{AdminError, ScimApiError};
+use super::AppState;
+use crate::auth::Principal;
+use crate::scim::ScimError;
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// The directory a SCIM request acts on, proven by its API key.
+#[derive(Clone, Debug)]
+pub struct ScimContext {
+    pub directory_id: Uuid,
+    pub key_id: String,
+    /// Base of `meta.location`: the mount the client used.
+    pub base_url: String,
+}
+
+impl<S> FromRequestParts<S> for ScimContext
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ScimApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = bearer(&parts.headers)
+            .ok_or(ScimApiError::Unauthorized("a bearer API key is required"))?;
+        let principal = state.auth.authenticate(token).await?;
+        let Some(Principal::Directory {
+            directory_id,
+            key_id,
+        }) = principal
+        else {
+            return Err(ScimApiError::Unauthorized("the API key is not valid"));
+        };
+        let params: Path<HashMap<String, String>> =
+            Path::from_request_parts(parts, &state)
+                .await
+                .map_err(|_| ScimApiError::Internal("path parameters could not be read".into()))?;
+        let base_url = match params.get("directory_id") {
+            Some(named) => {
+                // A key of directory A on directory B's path learns nothing
+                // about B: same answer as a wrong key.
+                if Uuid::parse_str(named).ok() != Some(directory_id) {
+                    return Err(ScimApiError::Unauthorized("the API key is not valid"));
+                }
+                state.settings.directory_base_url(directory_id)
+            }
+            None => format!("{}/scim/v2", state.settings.public_url),
+        };
+        Ok(ScimContext {
+            directory_id,
+            key_id,
+            base_url,
+        })
+    }
+}
+
+/// A request made with an admin token.
+#[derive(Clone, Debug)]
+pub struct AdminContext {
+    pub token_id: String,
+}
+
+impl<S> FromRequestParts<S> for AdminContext
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = bearer(&parts.headers).ok_or(AdminError::Unauthorized)?;
+        match state.auth.authenticate(token).await? {
+            Some(Principal::Admin { token_id }) => Ok(AdminContext { token_id }),
+            _ => Err(AdminError::Unauthorized),
+        }
+    }
+}
+
+/// Why a body could not be read, before any JSON parsing.
+enum BodyFault {
+    TooLarge(String),
+    WrongType(String),
+    Syntax(String),
+}
+
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Value, BodyFault> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        if !ct.contains("json") {
+            return Err(BodyFault::WrongType(format!(
+                "unsupported content type '{ct}': send application/scim+json or application/json"
+            )));
+        }
+    }
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                BodyFault::TooLarge("request body is larger than the server accepts".into())
+            } else {
+                BodyFault::Syntax(format!("request body could not be read: {e}"))
+            }
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))
+}
+
+/// A SCIM JSON body (`application/scim+json` or `application/json`).
+pub struct ScimJson(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for ScimJson {
+    type Rejection = ScimApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        json_body(req, state).await.map(ScimJson).map_err(|f| {
+            match f {
+                BodyFault::TooLarge(m) => ScimError::new(413, None, m),
+                BodyFault::WrongType(m) => ScimError::new(415, None, m),
+                BodyFault::Syntax(m) => ScimError::invalid_syntax(m),
+            }
+            .into()
+        })
+    }
+}
+
+/// An admin API JSON body.
+pub struct AdminJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AdminJson<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let value = json_body(req, state).await.map_err(|f| match f {
+            BodyFault::TooLarge(m) => AdminError::PayloadTooLarge(m),
+            BodyFault::WrongType(m) => AdminError::UnsupportedMediaType(m),
+            BodyFault::Syntax(m) => AdminError::BadRequest(m),
+        })?;
+        serde_json::from_value(value)
+            .map(AdminJson)
+            .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))
+    }
+}
+
+/// `If-Match: W/"3"` -> Some(3); absent or `*` -> None. A tag that is not
+/// one of ours can never match, so it becomes an impossible version.
+pub fn if_match(headers: &HeaderMap) -> Option<i64> {
+    let raw = headers.get(header::IF_MATCH)?.to_str().ok()?.trim();
+    if raw == "*" {
+        return None;
+    }
+    Some(parse_etag(raw).unwrap_or(-1))
+}
+
+/// Parses `W/"n"` (or `"n"`).
+pub fn parse_etag(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    let raw = raw.strip_prefix("W/").unwrap_or(raw);
+    raw.trim_matches('"').parse().ok()
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}

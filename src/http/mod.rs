@@ -1,0 +1,75 @@
+//! HTTP: axum routers, one file per resource, and the extractors they share.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::store::Store;
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod scim;
+
+/// What every handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub auth: Authenticator,
+    pub settings: Arc<Settings>,
+}
+
+/// Request-handling settings resolved at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Public URL without a trailing slash.
+    pub public_url: String,
+    pub max_page_size: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// The Atlassian-style base URL of a directory.
+    pub fn directory_base_url(&self, directory_id: uuid::Uuid) -> String {
+        format!("{}/scim/directory/{directory_id}", self.public_url)
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.max_body_bytes;
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/scim/directory/{directory_id}", scim::router())
+        .nest("/scim/v2", scim::router())
+        .nest("/admin/v1", admin::router())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! SCIM 2.0 endpoints, mounted at `/scim/directory/{directoryId}` and at
+//! `/scim/v2` (where the API key alone names the directory).
+
+use axum::extract::RawQuery;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::error::{scim_error_response, ScimApiError, SCIM_CONTENT_TYPE};
+use super::extract::etag;
+use super::AppState;
+use crate::config::DEFAULT_PAGE_SIZE;
+use crate::scim::filter::{parse_filter, Filter};
+use crate::scim::path::AttrPath;
+use crate::scim::resource::{parse_attr_list, project};
+use crate::scim::schema::ResourceTypeDef;
+use crate::scim::ScimError;
+use crate::store::format_micros;
+use crate::store::query::Page;
+
+mod discovery;
+mod groups;
+mod users;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/Users", get(users::list).post(users::create))
+        .route(
+            "/Users/{id}",
+            get(users::get)
+                .put(users::replace)
+                .patch(users::patch)
+                .delete(users::delete),
+        )
+        .route("/Groups", get(groups::list).post(groups::create))
+        .route(
+            "/Groups/{id}",
+            get(groups::get)
+                .put(groups::replace)
+                .patch(groups::patch)
+                .delete(groups::delete),
+        )
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn not_found() -> Response {
+    scim_error_response(&ScimError::not_found("no such SCIM endpoint"))
+}
+
+async fn method_not_allowed() -> Response {
+    scim_error_response(&ScimError::new(
+        405,
+        None,
+        "this method is not supported on this endpoint",
+    ))
+}
+
+/// `attributes` / `excludedAttributes` of a request.
+#[derive(Clone, Debug, Default)]
+pub struct Projection {
+    pub attributes: Vec<AttrPath>,
+    pub excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    pub fn apply(&self, rt: &ResourceTypeDef, full: &Value) -> Value {
+        project(rt, full, &self.attributes, &self.excluded)
+    }
+
+    /// Whether a top-level attribute will be dropped anyway, so the store
+    /// need not read it (e.g. `excludedAttributes=members`).
+    pub fn excludes(&self, attr: &str) -> bool {
+        let named = |list: &[AttrPath]| {
+            list.iter()
+                .any(|p| p.attr.eq_ignore_ascii_case(attr) && p.sub_attr.is_none())
+        };
+        named(&self.excluded)
+            || (!self.attributes.is_empty()
+                && !self
+                    .attributes
+                    .iter()
+                    .any(|p| p.attr.eq_ignore_ascii_case(attr)))
+    }
+}
+
+/// Query parameters of a list or a single-resource request.
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pub filter: Option<Filter>,
+    pub start_index: i64,
+    pub count: Option<i64>,
+    pub projection: Projection,
+}
+
+impl QueryParams {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ScimError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        let mut params = QueryParams {
+            start_index: 1,
+            ..QueryParams::default()
+        };
+        for (key, value) in pairs {
+            match key.to_ascii_lowercase().as_str() {
+                "filter" => params.filter = Some(parse_filter(&value)?),
+                "startindex" => params.start_index = parse_int(&key, &value)?.max(1),
+                "count" => params.count = Some(parse_int(&key, &value)?.max(0)),
+                "attributes" => params.projection.attributes = parse_attr_list(&value)?,
+                "excludedattributes" => params.projection.excluded = parse_attr_list(&value)?,
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    pub fn page(&self, max_page_size: u32) -> Page {
+        Page {
+            start_index: self.start_index,
+            count: self
+                .count
+                .unwrap_or(i64::from(DEFAULT_PAGE_SIZE))
+                .min(i64::from(max_page_size)),
+        }
+    }
+}
+
+fn parse_int(key: &str, value: &str) -> Result<i64, ScimError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ScimError::invalid_value(format!("'{key}' must be an integer")))
+}
+
+pub fn query(raw: &RawQuery) -> Result<QueryParams, ScimApiError> {
+    Ok(QueryParams::parse(raw.0.as_deref())?)
+}
+
+/// `meta` of a stored resource.
+pub fn meta(
+    resource_type: &str,
+    location: &str,
+    created: i64,
+    updated: i64,
+    version: i64,
+) -> Value {
+    json!({
+        "resourceType": resource_type,
+        "created": format_micros(created),
+        "lastModified": format_micros(updated),
+        "location": location,
+        "version": etag(version),
+    })
+}
+
+/// A SCIM response with the right content type, and for single resources
+/// `ETag` (and `Location` on create).
+pub fn scim_response(
+    status: StatusCode,
+    body: &Value,
+    version: Option<i64>,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&etag(v)).ok()) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(header::LOCATION, l);
+    }
+    resp
+}
+
+/// `If-None-Match` on a GET names the current version: 304, no body.
+pub fn not_modified(headers: &HeaderMap, version: i64) -> Option<Response> {
+    let raw = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    let matches = raw.split(',').any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || super::extract::parse_etag(tag) == Some(version)
+    });
+    matches.then(|| {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(&etag(version)) {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        resp
+    })
+}
+
+pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Response {
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    });
+    scim_response(StatusCode::OK, &body, None, None)
+}
+
+/// A resource id from the path; a malformed one cannot exist.
+pub fn resource_id(raw: &str) -> Result<uuid::Uuid, ScimError> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ScimError::not_found(format!("resource {raw} not found")))
+}

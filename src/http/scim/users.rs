@@ -1,0 +1,246 @@
+//! `/Users`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{list_response, meta, not_modified, query, resource_id, scim_response, Projection};
+use crate::http::error::ScimApiError;
+use crate::http::extract::{if_match, ScimContext, ScimJson};
+use crate::http::AppState;
+use crate::scim::patch::{apply_patch, parse_patch};
+use crate::scim::resource::{parse_attribute_value, parse_resource};
+use crate::scim::schema::USER_RESOURCE;
+use crate::store::query::CompiledFilter;
+use crate::store::{NewUser, UserGroup, UserRow};
+
+const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+
+#[derive(Deserialize)]
+pub struct IdParam {
+    pub id: String,
+}
+
+/// The user as clients see it: the stored document plus id, groups, meta.
+fn render(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Value {
+    let mut doc = row.doc_map();
+    let location = format!("{}/Users/{}", ctx.base_url, row.id);
+    doc.insert("id".into(), Value::String(row.id.to_string()));
+    if !groups.is_empty() {
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.group_id.to_string(),
+                    "$ref": format!("{}/Groups/{}", ctx.base_url, g.group_id),
+                    "display": g.display_name,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        doc.insert("groups".into(), Value::Array(list));
+    }
+    doc.insert(
+        "meta".into(),
+        meta(
+            "User",
+            &location,
+            row.created_at,
+            row.updated_at,
+            row.version,
+        ),
+    );
+    Value::Object(doc)
+}
+
+fn respond(
+    ctx: &ScimContext,
+    status: StatusCode,
+    row: &UserRow,
+    groups: &[UserGroup],
+    projection: &Projection,
+) -> Response {
+    let groups: Vec<&UserGroup> = groups.iter().filter(|g| g.member_id == row.id).collect();
+    let full = render(ctx, row, &groups);
+    let location =
+        (status == StatusCode::CREATED).then(|| format!("{}/Users/{}", ctx.base_url, row.id));
+    scim_response(
+        status,
+        &projection.apply(&USER_RESOURCE, &full),
+        Some(row.version),
+        location.as_deref(),
+    )
+}
+
+/// Parses a POST/PUT body into the user to store. `active` defaults to
+/// true, as Atlassian's directory does.
+fn new_user(body: &Value) -> Result<NewUser, ScimApiError> {
+    let mut doc = parse_resource(&USER_RESOURCE, body)?;
+    doc.entry("active").or_insert(Value::Bool(true));
+    // The Atlassian account link is the server's to set, never the client's.
+    doc.remove(ATLASSIAN_EXTENSION);
+    Ok(NewUser::from_doc(&doc)?)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    raw: RawQuery,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimApiError> {
+    let params = query(&raw)?;
+    let user = new_user(&body)?;
+    let row = state.store.insert_user(ctx.directory_id, &user).await?;
+    Ok(respond(
+        &ctx,
+        StatusCode::CREATED,
+        &row,
+        &[],
+        &params.projection,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    Path(p): Path<IdParam>,
+    raw: RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimApiError> {
+    let params = query(&raw)?;
+    let id = resource_id(&p.id)?;
+    let row = state.store.get_user(ctx.directory_id, id).await?;
+    if let Some(resp) = not_modified(&headers, row.version) {
+        return Ok(resp);
+    }
+    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
+    Ok(respond(
+        &ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &params.projection,
+    ))
+}
+
+async fn groups_for(
+    state: &AppState,
+    ctx: &ScimContext,
+    ids: &[Uuid],
+    projection: &Projection,
+) -> Result<Vec<UserGroup>, ScimApiError> {
+    if projection.excludes("groups") {
+        return Ok(Vec::new());
+    }
+    Ok(state.store.groups_of_members(ctx.directory_id, ids).await?)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    raw: RawQuery,
+) -> Result<Response, ScimApiError> {
+    let params = query(&raw)?;
+    let filter = match &params.filter {
+        Some(f) => CompiledFilter::compile(&USER_RESOURCE, state.store.dialect(), f)?,
+        None => CompiledFilter::all(),
+    };
+    let page = params.page(state.settings.max_page_size);
+    let (total, rows) = state
+        .store
+        .list_users(ctx.directory_id, &filter, page)
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let groups = groups_for(&state, &ctx, &ids, &params.projection).await?;
+    let mut by_user: HashMap<Uuid, Vec<&UserGroup>> = HashMap::new();
+    for g in &groups {
+        by_user.entry(g.member_id).or_default().push(g);
+    }
+    let resources = rows
+        .iter()
+        .map(|row| {
+            let groups = by_user.get(&row.id).map(Vec::as_slice).unwrap_or(&[]);
+            params
+                .projection
+                .apply(&USER_RESOURCE, &render(&ctx, row, groups))
+        })
+        .collect();
+    Ok(list_response(total, page.start_index, resources))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    Path(p): Path<IdParam>,
+    raw: RawQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimApiError> {
+    let params = query(&raw)?;
+    let id = resource_id(&p.id)?;
+    let user = new_user(&body)?;
+    let row = state
+        .store
+        .replace_user(ctx.directory_id, id, &user, if_match(&headers))
+        .await?;
+    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
+    Ok(respond(
+        &ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &params.projection,
+    ))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    Path(p): Path<IdParam>,
+    raw: RawQuery,
+    headers: HeaderMap,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimApiError> {
+    let params = query(&raw)?;
+    let id = resource_id(&p.id)?;
+    let request = parse_patch(&body)?;
+    let row = state
+        .store
+        .modify_user(
+            ctx.directory_id,
+            id,
+            if_match(&headers),
+            |mut doc: Map<String, Value>| {
+                apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                NewUser::from_doc(&doc)
+            },
+        )
+        .await?;
+    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
+    Ok(respond(
+        &ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &params.projection,
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    Path(p): Path<IdParam>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimApiError> {
+    let id = resource_id(&p.id)?;
+    state
+        .store
+        .delete_user(ctx.directory_id, id, if_match(&headers))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

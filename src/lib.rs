@@ -1,0 +1,12 @@
+//! scimd: a SCIM 2.0 directory server.
+//!
+//! [`startup::Application`] builds the whole service (store, auth, router)
+//! so that `main` and the integration tests start it the same way.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod scim;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,153 @@
+//! The `scimd` command line: `serve` (the default), `migrate`,
+//! `directory create|rotate-key`, `admin-token create`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use scimd::auth::{new_admin_token, new_api_key};
+use scimd::config::{DatabaseConfig, LogFormat, ServeConfig};
+use scimd::startup::{shutdown_signal, Application};
+use scimd::store::{ConnectOptions, Store};
+
+#[derive(Parser)]
+#[command(name = "scimd", version, about = "A SCIM 2.0 directory server")]
+struct Cli {
+    #[command(flatten)]
+    db: DatabaseConfig,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "SCIMD_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage directories.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Manage admin tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Create a directory and print its base URL and API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Organisation id (default: the default organisation).
+        #[arg(long)]
+        org: Option<Uuid>,
+    },
+    /// Issue a new API key for a directory; the old key stops working.
+    RotateKey {
+        #[arg(long)]
+        id: Uuid,
+        #[arg(long)]
+        org: Option<Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Create an admin token and print it (shown once).
+    Create,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    scimd::telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(db: &DatabaseConfig) -> Result<Store, Box<dyn std::error::Error>> {
+    let opts = ConnectOptions {
+        pool_size: db.db_pool_size,
+        pg_schema: None,
+    };
+    Ok(Store::connect(&db.database_url, &opts).await?)
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let store = connect(&cli.db).await?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(&cli.serve, store.clone()).await?;
+            if let Some(token) = &app.generated_admin_token {
+                eprintln!(
+                    "\n  No admin token existed, so one was created. It is shown only this once:\n\n    {token}\n\n  Use it as 'Authorization: Bearer <token>' on /admin/v1. Make more with\n  'scimd admin-token create'.\n"
+                );
+            }
+            tracing::info!(
+                addr = %app.local_addr(),
+                public_url = app.public_url(),
+                "scimd listening"
+            );
+            app.run_until(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            store.migrate().await?;
+            eprintln!("migrations applied");
+        }
+        Command::Directory(cmd) => {
+            store.migrate().await?;
+            let default_org = store.ensure_default_org().await?.id;
+            let public_url = cli.serve.public_url(cli.serve.listen);
+            match cmd {
+                DirectoryCommand::Create { name, org } => {
+                    let key = new_api_key().await?;
+                    let dir = store
+                        .create_directory(org.unwrap_or(default_org), &name, &key.id, &key.hash)
+                        .await?;
+                    println!("directory: {}", dir.id);
+                    println!("base URL:  {public_url}/scim/directory/{}", dir.id);
+                    println!("API key:   {}", key.secret);
+                    eprintln!("(the API key is shown only this once)");
+                }
+                DirectoryCommand::RotateKey { id, org } => {
+                    let key = new_api_key().await?;
+                    store
+                        .set_directory_key(org.unwrap_or(default_org), id, &key.id, &key.hash)
+                        .await?;
+                    println!("API key:   {}", key.secret);
+                    eprintln!("(the previous key no longer works; restart running servers' caches are per process)");
+                }
+            }
+        }
+        Command::AdminToken(AdminTokenCommand::Create) => {
+            store.migrate().await?;
+            let token = new_admin_token().await?;
+            store.insert_admin_token(&token.id, &token.hash).await?;
+            println!("{}", token.secret);
+            eprintln!("(the admin token is shown only this once)");
+        }
+    }
+    store.close().await;
+    Ok(())
+}

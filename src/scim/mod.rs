@@ -1,0 +1,10 @@
+//! The SCIM 2.0 protocol, pure: no I/O, no HTTP, no SQL.
+
+pub mod error;
+pub mod filter;
+pub mod patch;
+pub mod path;
+pub mod resource;
+pub mod schema;
+
+pub use error::{ScimError, ScimType};

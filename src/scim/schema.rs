@@ -1,0 +1,1192 @@
+//! Attribute metadata (RFC 7643 §2, §7): the single source of truth for how
+//! each attribute is parsed, compared, stored, returned and described in
+//! `/Schemas`.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrType {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uniqueness {
+    None,
+    Server,
+    Global,
+}
+
+#[derive(Debug)]
+pub struct AttributeDef {
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub multi_valued: bool,
+    pub description: &'static str,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    pub uniqueness: Uniqueness,
+    pub canonical_values: &'static [&'static str],
+    pub reference_types: &'static [&'static str],
+    pub sub_attributes: &'static [AttributeDef],
+}
+
+#[derive(Debug)]
+pub struct SchemaDef {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attributes: &'static [AttributeDef],
+}
+
+#[derive(Debug)]
+pub struct ResourceTypeDef {
+    /// "User" / "Group"
+    pub name: &'static str,
+    /// "/Users" / "/Groups"
+    pub endpoint: &'static str,
+    pub description: &'static str,
+    pub schema: &'static SchemaDef,
+    /// (extension schema, required)
+    pub extensions: &'static [(&'static SchemaDef, bool)],
+}
+
+// ---------------------------------------------------------------------------
+// Schema data (RFC 7643 §3.1, §4, §8.7)
+// ---------------------------------------------------------------------------
+
+use serde_json::{json, Map, Value};
+
+/// `urn:ietf:params:scim:schemas:core:2.0:User`
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// `urn:ietf:params:scim:schemas:core:2.0:Group`
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`
+pub const ENTERPRISE_USER_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// Atlassian's own extension carrying the Atlassian account id.
+pub const ATLASSIAN_EXTERNAL_URN: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
+/// Schema of the `/Schemas` documents themselves (RFC 7643 §7).
+pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+/// Schema of the `/ResourceTypes` documents (RFC 7643 §6).
+pub const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+/// Schema of the `/ServiceProviderConfig` document (RFC 7643 §5).
+pub const SERVICE_PROVIDER_CONFIG_URN: &str =
+    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+
+/// Builders used only to keep the tables below readable: every attribute
+/// starts from the RFC 7643 §2.2 defaults (single-valued, optional,
+/// caseExact false, readWrite, returned default, uniqueness none) and only
+/// the deviations are spelled out.
+impl AttributeDef {
+    const fn of(name: &'static str, ty: AttrType, description: &'static str) -> Self {
+        AttributeDef {
+            name,
+            ty,
+            multi_valued: false,
+            description,
+            required: false,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            uniqueness: Uniqueness::None,
+            canonical_values: &[],
+            reference_types: &[],
+            sub_attributes: &[],
+        }
+    }
+
+    const fn multi(mut self) -> Self {
+        self.multi_valued = true;
+        self
+    }
+
+    const fn req(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    const fn exact(mut self) -> Self {
+        self.case_exact = true;
+        self
+    }
+
+    const fn mutab(mut self, m: Mutability) -> Self {
+        self.mutability = m;
+        self
+    }
+
+    const fn ret(mut self, r: Returned) -> Self {
+        self.returned = r;
+        self
+    }
+
+    const fn unique(mut self, u: Uniqueness) -> Self {
+        self.uniqueness = u;
+        self
+    }
+
+    const fn canonical(mut self, v: &'static [&'static str]) -> Self {
+        self.canonical_values = v;
+        self
+    }
+
+    const fn refs(mut self, r: &'static [&'static str]) -> Self {
+        self.reference_types = r;
+        self
+    }
+
+    const fn subs(mut self, s: &'static [AttributeDef]) -> Self {
+        self.sub_attributes = s;
+        self
+    }
+}
+
+const fn string(name: &'static str, description: &'static str) -> AttributeDef {
+    AttributeDef::of(name, AttrType::String, description)
+}
+
+const fn boolean(name: &'static str, description: &'static str) -> AttributeDef {
+    AttributeDef::of(name, AttrType::Boolean, description)
+}
+
+const fn date_time(name: &'static str, description: &'static str) -> AttributeDef {
+    AttributeDef::of(name, AttrType::DateTime, description)
+}
+
+const fn reference(
+    name: &'static str,
+    types: &'static [&'static str],
+    description: &'static str,
+) -> AttributeDef {
+    AttributeDef::of(name, AttrType::Reference, description).refs(types)
+}
+
+const fn complex(
+    name: &'static str,
+    subs: &'static [AttributeDef],
+    description: &'static str,
+) -> AttributeDef {
+    AttributeDef::of(name, AttrType::Complex, description).subs(subs)
+}
+
+/// The `display` / `type` / `primary` trio shared by the RFC 7643 §2.4
+/// multi-valued attributes.
+const fn mv_display(what: &'static str) -> AttributeDef {
+    string("display", what)
+}
+
+const fn mv_primary(what: &'static str) -> AttributeDef {
+    boolean("primary", what)
+}
+
+/// Attributes every resource has (RFC 7643 §3.1). They belong to no schema,
+/// so `/Schemas` does not list them.
+pub static COMMON_ATTRIBUTES: &[AttributeDef] = &[
+    string(
+        "id",
+        "Unique identifier for the SCIM resource as defined by the service provider.",
+    )
+    .exact()
+    .mutab(Mutability::ReadOnly)
+    .ret(Returned::Always)
+    .unique(Uniqueness::Server),
+    string(
+        "externalId",
+        "Identifier for the resource as defined by the provisioning client.",
+    )
+    .exact(),
+    complex(
+        "meta",
+        &[
+            string("resourceType", "The name of the resource type of the resource.")
+                .exact()
+                .mutab(Mutability::ReadOnly),
+            date_time("created", "The DateTime that the resource was added to the service provider.")
+                .mutab(Mutability::ReadOnly),
+            date_time("lastModified", "The most recent DateTime that the details of this resource were updated at the service provider.")
+                .mutab(Mutability::ReadOnly),
+            reference("location", &["uri"], "The URI of the resource being returned.")
+                .exact()
+                .mutab(Mutability::ReadOnly),
+            string("version", "The version (ETag) of the resource being returned.")
+                .exact()
+                .mutab(Mutability::ReadOnly),
+        ],
+        "Resource metadata maintained by the service provider.",
+    )
+    .mutab(Mutability::ReadOnly),
+];
+
+/// RFC 7643 §4.1 / §8.7.1.
+pub static USER_SCHEMA: SchemaDef = SchemaDef {
+    id: USER_URN,
+    name: "User",
+    description: "User Account",
+    attributes: &[
+        string("userName", "Unique identifier for the User, typically used by the user to directly authenticate to the service provider.")
+            .req()
+            .unique(Uniqueness::Server),
+        complex(
+            "name",
+            &[
+                string("formatted", "The full name, including all middle names, titles, and suffixes as appropriate, formatted for display."),
+                string("familyName", "The family name of the User, or last name in most Western languages."),
+                string("givenName", "The given name of the User, or first name in most Western languages."),
+                string("middleName", "The middle name(s) of the User."),
+                string("honorificPrefix", "The honorific prefix(es) of the User, or title in most Western languages."),
+                string("honorificSuffix", "The honorific suffix(es) of the User, or suffix in most Western languages."),
+            ],
+            "The components of the user's real name.",
+        ),
+        string("displayName", "The name of the User, suitable for display to end-users."),
+        string("nickName", "The casual way to address the user in real life."),
+        reference("profileUrl", &["external"], "A fully qualified URL pointing to a page representing the User's online profile."),
+        string("title", "The user's title, such as \"Vice President\"."),
+        string("userType", "Used to identify the relationship between the organization and the user."),
+        string("preferredLanguage", "Indicates the User's preferred written or spoken language."),
+        string("locale", "Used to indicate the User's default location for purposes of localizing items such as currency, date time format, or numerical representations."),
+        string("timezone", "The User's time zone in the 'Olson' time zone database format, e.g., 'America/Los_Angeles'."),
+        boolean("active", "A Boolean value indicating the User's administrative status."),
+        string("password", "The User's cleartext password, used to set or compare the password; never returned.")
+            .mutab(Mutability::WriteOnly)
+            .ret(Returned::Never),
+        complex(
+            "emails",
+            &[
+                string("value", "Email addresses for the user."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function, e.g., 'work' or 'home'.")
+                    .canonical(&["work", "home", "other"]),
+                mv_primary("A Boolean value indicating the 'primary' or preferred email address."),
+            ],
+            "Email addresses for the user.",
+        )
+        .multi(),
+        complex(
+            "phoneNumbers",
+            &[
+                string("value", "Phone number of the User."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function, e.g., 'work', 'home', 'mobile'.")
+                    .canonical(&["work", "home", "mobile", "fax", "pager", "other"]),
+                mv_primary("A Boolean value indicating the 'primary' or preferred phone number."),
+            ],
+            "Phone numbers for the User.",
+        )
+        .multi(),
+        complex(
+            "ims",
+            &[
+                string("value", "Instant messaging address for the User."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function, e.g., 'aim', 'gtalk', 'xmpp'.")
+                    .canonical(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+                mv_primary("A Boolean value indicating the 'primary' or preferred messenger."),
+            ],
+            "Instant messaging addresses for the User.",
+        )
+        .multi(),
+        complex(
+            "photos",
+            &[
+                reference("value", &["external"], "URL of a photo of the User."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function, i.e., 'photo' or 'thumbnail'.")
+                    .canonical(&["photo", "thumbnail"]),
+                mv_primary("A Boolean value indicating the 'primary' or preferred photo."),
+            ],
+            "URLs of photos of the User.",
+        )
+        .multi(),
+        complex(
+            "addresses",
+            &[
+                string("formatted", "The full mailing address, formatted for display or use with a mailing label."),
+                string("streetAddress", "The full street address component."),
+                string("locality", "The city or locality component."),
+                string("region", "The state or region component."),
+                string("postalCode", "The zip code or postal code component."),
+                string("country", "The country name component."),
+                string("type", "A label indicating the attribute's function, e.g., 'work' or 'home'.")
+                    .canonical(&["work", "home", "other"]),
+                mv_primary("A Boolean value indicating the 'primary' or preferred mailing address."),
+            ],
+            "A physical mailing address for this User.",
+        )
+        .multi(),
+        complex(
+            "groups",
+            &[
+                string("value", "The identifier of the User's group.")
+                    .mutab(Mutability::ReadOnly),
+                reference("$ref", &["User", "Group"], "The URI of the corresponding 'Group' resource to which the user belongs.")
+                    .mutab(Mutability::ReadOnly),
+                string("display", "A human-readable name, primarily used for display purposes.")
+                    .mutab(Mutability::ReadOnly),
+                string("type", "A label indicating the attribute's function, e.g., 'direct' or 'indirect'.")
+                    .canonical(&["direct", "indirect"])
+                    .mutab(Mutability::ReadOnly),
+            ],
+            "A list of groups to which the user belongs, either through direct membership, through nested groups, or dynamically calculated.",
+        )
+        .multi()
+        .mutab(Mutability::ReadOnly),
+        complex(
+            "entitlements",
+            &[
+                string("value", "The value of an entitlement."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function."),
+                mv_primary("A Boolean value indicating the 'primary' or preferred attribute value."),
+            ],
+            "A list of entitlements for the User that represent a thing the User has.",
+        )
+        .multi(),
+        complex(
+            "roles",
+            &[
+                string("value", "The value of a role."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function."),
+                mv_primary("A Boolean value indicating the 'primary' or preferred attribute value."),
+            ],
+            "A list of roles for the User that collectively represent who the User is, e.g., 'Student', 'Faculty'.",
+        )
+        .multi(),
+        complex(
+            "x509Certificates",
+            &[
+                AttributeDef::of("value", AttrType::Binary, "The value of an X.509 certificate."),
+                mv_display("A human-readable name, primarily used for display purposes."),
+                string("type", "A label indicating the attribute's function."),
+                mv_primary("A Boolean value indicating the 'primary' or preferred attribute value."),
+            ],
+            "A list of certificates issued to the User.",
+        )
+        .multi(),
+    ],
+};
+
+/// RFC 7643 §4.3 / §8.7.1.
+pub static ENTERPRISE_USER_SCHEMA: SchemaDef = SchemaDef {
+    id: ENTERPRISE_USER_URN,
+    name: "EnterpriseUser",
+    description: "Enterprise User",
+    attributes: &[
+        string("employeeNumber", "Numeric or alphanumeric identifier assigned to a person, typically based on order of hire or association with an organization."),
+        string("costCenter", "Identifies the name of a cost center."),
+        string("organization", "Identifies the name of an organization."),
+        string("division", "Identifies the name of a division."),
+        string("department", "Identifies the name of a department."),
+        complex(
+            "manager",
+            &[
+                string("value", "The id of the SCIM resource representing the User's manager."),
+                reference("$ref", &["User"], "The URI of the SCIM resource representing the User's manager."),
+                string("displayName", "The displayName of the User's manager.")
+                    .mutab(Mutability::ReadOnly),
+            ],
+            "The User's manager.",
+        ),
+    ],
+};
+
+/// Atlassian's extension: the id of the Atlassian account linked to the
+/// provisioned user. The server assigns it, so clients can only read it.
+pub static ATLASSIAN_EXTERNAL_SCHEMA: SchemaDef = SchemaDef {
+    id: ATLASSIAN_EXTERNAL_URN,
+    name: "AtlassianExternalUser",
+    description: "Atlassian external user extension",
+    attributes: &[string(
+        "atlassianAccountId",
+        "The Atlassian account id linked to this user.",
+    )
+    .mutab(Mutability::ReadOnly)],
+};
+
+/// RFC 7643 §4.2 / §8.7.1. `displayName` is required and unique here
+/// (the RFC leaves both open) because Atlassian identifies groups by name.
+pub static GROUP_SCHEMA: SchemaDef = SchemaDef {
+    id: GROUP_URN,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        string("displayName", "A human-readable name for the Group.")
+            .req()
+            .unique(Uniqueness::Server),
+        complex(
+            "members",
+            &[
+                string("value", "Identifier of the member of this Group.")
+                    .mutab(Mutability::Immutable),
+                reference(
+                    "$ref",
+                    &["User", "Group"],
+                    "The URI corresponding to a SCIM resource that is a member of this Group.",
+                )
+                .mutab(Mutability::Immutable),
+                string(
+                    "display",
+                    "A human-readable name, primarily used for display purposes.",
+                )
+                .mutab(Mutability::ReadOnly),
+                string(
+                    "type",
+                    "A label indicating the type of resource, e.g., 'User' or 'Group'.",
+                )
+                .canonical(&["User", "Group"])
+                .mutab(Mutability::Immutable),
+            ],
+            "A list of members of the Group.",
+        )
+        .multi(),
+    ],
+};
+
+/// The `/Users` resource type.
+pub static USER_RESOURCE: ResourceTypeDef = ResourceTypeDef {
+    name: "User",
+    endpoint: "/Users",
+    description: "User Account",
+    schema: &USER_SCHEMA,
+    extensions: &[
+        (&ENTERPRISE_USER_SCHEMA, false),
+        (&ATLASSIAN_EXTERNAL_SCHEMA, false),
+    ],
+};
+
+/// The `/Groups` resource type.
+pub static GROUP_RESOURCE: ResourceTypeDef = ResourceTypeDef {
+    name: "Group",
+    endpoint: "/Groups",
+    description: "Group",
+    schema: &GROUP_SCHEMA,
+    extensions: &[],
+};
+
+/// Every schema served under `/Schemas`, core schemas first.
+pub fn all_schemas() -> [&'static SchemaDef; 4] {
+    [
+        &USER_SCHEMA,
+        &GROUP_SCHEMA,
+        &ENTERPRISE_USER_SCHEMA,
+        &ATLASSIAN_EXTERNAL_SCHEMA,
+    ]
+}
+
+/// Every resource type served under `/ResourceTypes`.
+pub fn all_resource_types() -> [&'static ResourceTypeDef; 2] {
+    [&USER_RESOURCE, &GROUP_RESOURCE]
+}
+
+// ---------------------------------------------------------------------------
+// Lookup
+// ---------------------------------------------------------------------------
+
+/// Attribute names are case-insensitive (RFC 7643 §2.1).
+fn find_attr(attrs: &'static [AttributeDef], name: &str) -> Option<&'static AttributeDef> {
+    attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+}
+
+/// Looks `name` up among the common attributes (`id`, `externalId`, `meta`).
+pub fn common_attr(name: &str) -> Option<&'static AttributeDef> {
+    find_attr(COMMON_ATTRIBUTES, name)
+}
+
+impl SchemaDef {
+    /// The attribute called `name`, compared case-insensitively.
+    pub fn attr(&self, name: &str) -> Option<&'static AttributeDef> {
+        find_attr(self.attributes, name)
+    }
+}
+
+impl AttributeDef {
+    /// The sub-attribute called `name`, compared case-insensitively.
+    pub fn sub(&self, name: &str) -> Option<&'static AttributeDef> {
+        find_attr(self.sub_attributes, name)
+    }
+
+    /// Neither stored from client input nor settable by it.
+    pub fn is_read_only(&self) -> bool {
+        self.mutability == Mutability::ReadOnly
+    }
+}
+
+/// An attribute path resolved against a resource type.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved {
+    /// The schema the attribute belongs to; `None` for the common attributes
+    /// (`id`, `externalId`, `meta`), which belong to no schema.
+    pub schema: Option<&'static SchemaDef>,
+    pub attr: &'static AttributeDef,
+    pub sub: Option<&'static AttributeDef>,
+}
+
+impl Resolved {
+    /// Whether the attribute lives in an extension (and so is nested under
+    /// the extension's URN in documents).
+    pub fn is_extension(&self, rt: &ResourceTypeDef) -> bool {
+        self.schema.is_some_and(|s| !std::ptr::eq(s, rt.schema))
+    }
+}
+
+impl ResourceTypeDef {
+    /// The core schema followed by the extension schemas.
+    pub fn schemas(&self) -> impl Iterator<Item = &'static SchemaDef> {
+        let extensions = self.extensions;
+        std::iter::once(self.schema).chain(extensions.iter().map(|(s, _)| *s))
+    }
+
+    /// The extension schema with this URN (case-insensitive), if this
+    /// resource type has it.
+    pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
+        let extensions = self.extensions;
+        extensions
+            .iter()
+            .map(|(s, _)| *s)
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// The core schema or an extension with this URN (case-insensitive).
+    pub fn schema_by_urn(&self, urn: &str) -> Option<&'static SchemaDef> {
+        self.schemas().find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// Resolves `[urn:]attr[.sub]`. Unqualified names are looked up in the
+    /// common attributes, then the core schema, then the extensions in
+    /// order, so `department` finds the enterprise attribute. A URN must name
+    /// the core schema (which also reaches the common attributes, since some
+    /// clients qualify `externalId` that way) or one of this type's
+    /// extensions.
+    pub fn resolve(&self, urn: Option<&str>, attr: &str, sub: Option<&str>) -> Option<Resolved> {
+        let (schema, def) = match urn {
+            None => common_attr(attr).map(|d| (None, d)).or_else(|| {
+                self.schemas()
+                    .find_map(|s| s.attr(attr).map(|d| (Some(s), d)))
+            })?,
+            Some(u) => {
+                let s = self.schema_by_urn(u)?;
+                match s.attr(attr) {
+                    Some(d) => (Some(s), d),
+                    None if std::ptr::eq(s, self.schema) => (None, common_attr(attr)?),
+                    None => return None,
+                }
+            }
+        };
+        let sub = match sub {
+            None => None,
+            Some(name) => Some(def.sub(name)?),
+        };
+        Some(Resolved {
+            schema,
+            attr: def,
+            sub,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Discovery documents (RFC 7643 §5, §6, §7)
+// ---------------------------------------------------------------------------
+
+impl AttrType {
+    /// The RFC 7643 §7 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrType::String => "string",
+            AttrType::Boolean => "boolean",
+            AttrType::Decimal => "decimal",
+            AttrType::Integer => "integer",
+            AttrType::DateTime => "dateTime",
+            AttrType::Binary => "binary",
+            AttrType::Reference => "reference",
+            AttrType::Complex => "complex",
+        }
+    }
+}
+
+impl Mutability {
+    /// The RFC 7643 §7 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mutability::ReadOnly => "readOnly",
+            Mutability::ReadWrite => "readWrite",
+            Mutability::Immutable => "immutable",
+            Mutability::WriteOnly => "writeOnly",
+        }
+    }
+}
+
+impl Returned {
+    /// The RFC 7643 §7 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Returned::Always => "always",
+            Returned::Never => "never",
+            Returned::Default => "default",
+            Returned::Request => "request",
+        }
+    }
+}
+
+impl Uniqueness {
+    /// The RFC 7643 §7 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uniqueness::None => "none",
+            Uniqueness::Server => "server",
+            Uniqueness::Global => "global",
+        }
+    }
+}
+
+fn base(location_base: &str) -> &str {
+    location_base.trim_end_matches('/')
+}
+
+/// One attribute definition as RFC 7643 §7 describes it. Every
+/// characteristic is spelled out, even defaults, so clients never have to
+/// know the defaults.
+pub fn attribute_json(a: &AttributeDef) -> Value {
+    let mut o = Map::new();
+    o.insert("name".into(), a.name.into());
+    o.insert("type".into(), a.ty.as_str().into());
+    o.insert("multiValued".into(), a.multi_valued.into());
+    o.insert("description".into(), a.description.into());
+    o.insert("required".into(), a.required.into());
+    o.insert("caseExact".into(), a.case_exact.into());
+    o.insert("mutability".into(), a.mutability.as_str().into());
+    o.insert("returned".into(), a.returned.as_str().into());
+    o.insert("uniqueness".into(), a.uniqueness.as_str().into());
+    if !a.canonical_values.is_empty() {
+        o.insert("canonicalValues".into(), a.canonical_values.into());
+    }
+    if a.ty == AttrType::Reference {
+        o.insert("referenceTypes".into(), a.reference_types.into());
+    }
+    if a.ty == AttrType::Complex {
+        let subs: Vec<Value> = a.sub_attributes.iter().map(attribute_json).collect();
+        o.insert("subAttributes".into(), subs.into());
+    }
+    Value::Object(o)
+}
+
+/// A `/Schemas/{id}` document. `location_base` is the SCIM base URL, e.g.
+/// `https://host/scim/v2`.
+pub fn schema_json(s: &SchemaDef, location_base: &str) -> Value {
+    let attributes: Vec<Value> = s.attributes.iter().map(attribute_json).collect();
+    json!({
+        "schemas": [SCHEMA_URN],
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "attributes": attributes,
+        "meta": {
+            "resourceType": "Schema",
+            "location": format!("{}/Schemas/{}", base(location_base), s.id),
+        },
+    })
+}
+
+/// A `/ResourceTypes/{name}` document.
+pub fn resource_type_json(rt: &ResourceTypeDef, location_base: &str) -> Value {
+    let mut v = json!({
+        "schemas": [RESOURCE_TYPE_URN],
+        "id": rt.name,
+        "name": rt.name,
+        "endpoint": rt.endpoint,
+        "description": rt.description,
+        "schema": rt.schema.id,
+        "meta": {
+            "resourceType": "ResourceType",
+            "location": format!("{}/ResourceTypes/{}", base(location_base), rt.name),
+        },
+    });
+    // RFC 7643 §8.6 omits the key for types without extensions.
+    if !rt.extensions.is_empty() {
+        let ext: Vec<Value> = rt
+            .extensions
+            .iter()
+            .map(|(s, required)| json!({ "schema": s.id, "required": required }))
+            .collect();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("schemaExtensions".into(), ext.into());
+        }
+    }
+    v
+}
+
+/// What the server supports, for `/ServiceProviderConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceProviderFeatures {
+    pub patch: bool,
+    /// `(maxOperations, maxPayloadSize)`; `None` when bulk is unsupported.
+    pub bulk: Option<(u32, u64)>,
+    pub filter_max_results: u32,
+    pub change_password: bool,
+    pub sort: bool,
+    pub etag: bool,
+}
+
+/// The `/ServiceProviderConfig` document (RFC 7643 §5). Filtering is always
+/// supported; `filter_max_results` caps page sizes.
+pub fn service_provider_config_json(c: &ServiceProviderFeatures, location_base: &str) -> Value {
+    let (bulk_ops, bulk_payload) = c.bulk.unwrap_or((0, 0));
+    json!({
+        "schemas": [SERVICE_PROVIDER_CONFIG_URN],
+        "patch": { "supported": c.patch },
+        "bulk": {
+            "supported": c.bulk.is_some(),
+            "maxOperations": bulk_ops,
+            "maxPayloadSize": bulk_payload,
+        },
+        "filter": { "supported": true, "maxResults": c.filter_max_results },
+        "changePassword": { "supported": c.change_password },
+        "sort": { "supported": c.sort },
+        "etag": { "supported": c.etag },
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with the directory's API key as a bearer token",
+            "specUri": "https://www.rfc-editor.org/info/rfc6750",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{}/ServiceProviderConfig", base(location_base)),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "https://example.com/scim/v2/";
+
+    fn attr_json<'a>(schema: &'a Value, name: &str) -> &'a Value {
+        schema["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no attribute {name}"))
+    }
+
+    fn sub_json<'a>(attr: &'a Value, name: &str) -> &'a Value {
+        attr["subAttributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no sub-attribute {name}"))
+    }
+
+    fn check_defs(defs: &[AttributeDef], seen: &mut Vec<String>, nested: bool) {
+        for d in defs {
+            let lower = d.name.to_ascii_lowercase();
+            assert!(!seen.contains(&lower), "duplicate attribute {}", d.name);
+            seen.push(lower);
+            assert!(!d.description.is_empty(), "{} has no description", d.name);
+            assert_eq!(
+                d.ty == AttrType::Complex,
+                !d.sub_attributes.is_empty(),
+                "{}: complex iff sub-attributes",
+                d.name
+            );
+            assert_eq!(
+                d.ty == AttrType::Reference,
+                !d.reference_types.is_empty(),
+                "{}: reference iff referenceTypes",
+                d.name
+            );
+            if nested {
+                assert_ne!(d.ty, AttrType::Complex, "{}: nested complex", d.name);
+            }
+            let mut sub_seen = Vec::new();
+            check_defs(d.sub_attributes, &mut sub_seen, true);
+        }
+    }
+
+    #[test]
+    fn tables_are_consistent() {
+        for s in all_schemas() {
+            let mut seen: Vec<String> = COMMON_ATTRIBUTES
+                .iter()
+                .map(|a| a.name.to_ascii_lowercase())
+                .collect();
+            check_defs(s.attributes, &mut seen, false);
+        }
+        let mut seen = Vec::new();
+        check_defs(COMMON_ATTRIBUTES, &mut seen, false);
+        let ids: Vec<&str> = all_schemas().iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            [
+                USER_URN,
+                GROUP_URN,
+                ENTERPRISE_USER_URN,
+                ATLASSIAN_EXTERNAL_URN
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc_characteristics() {
+        let user_name = USER_SCHEMA.attr("userName").unwrap();
+        assert!(user_name.required && !user_name.case_exact);
+        assert_eq!(user_name.uniqueness, Uniqueness::Server);
+        let password = USER_SCHEMA.attr("password").unwrap();
+        assert_eq!(password.mutability, Mutability::WriteOnly);
+        assert_eq!(password.returned, Returned::Never);
+        let groups = USER_SCHEMA.attr("groups").unwrap();
+        assert!(groups.multi_valued && groups.is_read_only());
+        assert!(groups.sub_attributes.iter().all(|s| s.is_read_only()));
+        let id = common_attr("ID").unwrap();
+        assert!(id.case_exact && id.is_read_only());
+        assert_eq!(id.returned, Returned::Always);
+        let external = common_attr("externalid").unwrap();
+        assert!(external.case_exact);
+        assert_eq!(external.mutability, Mutability::ReadWrite);
+        assert_eq!(external.returned, Returned::Default);
+        let meta = common_attr("meta").unwrap();
+        assert!(meta.is_read_only() && meta.sub_attributes.iter().all(|s| s.is_read_only()));
+        let members = GROUP_SCHEMA.attr("members").unwrap();
+        assert_eq!(
+            members.sub("value").unwrap().mutability,
+            Mutability::Immutable
+        );
+        assert!(members.sub("display").unwrap().is_read_only());
+        assert_eq!(
+            members.sub("type").unwrap().canonical_values,
+            ["User", "Group"]
+        );
+        let display_name = GROUP_SCHEMA.attr("displayName").unwrap();
+        assert!(display_name.required && !display_name.case_exact);
+        assert_eq!(display_name.uniqueness, Uniqueness::Server);
+        let manager = ENTERPRISE_USER_SCHEMA.attr("manager").unwrap();
+        assert!(manager.sub("displayName").unwrap().is_read_only());
+        assert_eq!(manager.sub("$REF").unwrap().reference_types, ["User"]);
+        let account = ATLASSIAN_EXTERNAL_SCHEMA
+            .attr("atlassianAccountId")
+            .unwrap();
+        assert!(account.is_read_only());
+        assert_eq!(account.returned, Returned::Default);
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive() {
+        assert_eq!(USER_SCHEMA.attr("USERNAME").unwrap().name, "userName");
+        assert_eq!(
+            USER_SCHEMA
+                .attr("Emails")
+                .unwrap()
+                .sub("VALUE")
+                .unwrap()
+                .name,
+            "value"
+        );
+        assert!(USER_SCHEMA.attr("nope").is_none());
+        assert!(USER_SCHEMA.attr("name").unwrap().sub("nope").is_none());
+        assert_eq!(
+            USER_RESOURCE
+                .extension("URN:IETF:params:scim:schemas:extension:enterprise:2.0:user")
+                .unwrap()
+                .id,
+            ENTERPRISE_USER_URN
+        );
+        assert!(USER_RESOURCE.extension(USER_URN).is_none());
+        assert!(GROUP_RESOURCE.extension(ENTERPRISE_USER_URN).is_none());
+        let ids: Vec<&str> = USER_RESOURCE.schemas().map(|s| s.id).collect();
+        assert_eq!(ids, [USER_URN, ENTERPRISE_USER_URN, ATLASSIAN_EXTERNAL_URN]);
+        assert_eq!(GROUP_RESOURCE.schemas().count(), 1);
+    }
+
+    #[test]
+    fn resolve_unqualified() {
+        let r = USER_RESOURCE.resolve(None, "username", None).unwrap();
+        assert!(std::ptr::eq(r.schema.unwrap(), &USER_SCHEMA));
+        assert_eq!(r.attr.name, "userName");
+        assert!(r.sub.is_none());
+        assert!(!r.is_extension(&USER_RESOURCE));
+
+        let r = USER_RESOURCE.resolve(None, "id", None).unwrap();
+        assert!(r.schema.is_none());
+        let r = USER_RESOURCE
+            .resolve(None, "meta", Some("LASTMODIFIED"))
+            .unwrap();
+        assert!(r.schema.is_none());
+        assert_eq!(r.sub.unwrap().name, "lastModified");
+
+        let r = USER_RESOURCE.resolve(None, "department", None).unwrap();
+        assert!(std::ptr::eq(r.schema.unwrap(), &ENTERPRISE_USER_SCHEMA));
+        assert!(r.is_extension(&USER_RESOURCE));
+        let r = USER_RESOURCE.resolve(None, "emails", Some("type")).unwrap();
+        assert_eq!(r.sub.unwrap().canonical_values, ["work", "home", "other"]);
+
+        assert!(USER_RESOURCE
+            .resolve(None, "emails", Some("nope"))
+            .is_none());
+        assert!(USER_RESOURCE.resolve(None, "userName", Some("x")).is_none());
+        assert!(USER_RESOURCE.resolve(None, "members", None).is_none());
+        assert!(GROUP_RESOURCE.resolve(None, "department", None).is_none());
+        assert!(GROUP_RESOURCE
+            .resolve(None, "members", Some("value"))
+            .is_some());
+    }
+
+    #[test]
+    fn resolve_qualified() {
+        let r = USER_RESOURCE
+            .resolve(
+                Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:user"),
+                "manager",
+                Some("value"),
+            )
+            .unwrap();
+        assert_eq!(r.schema.unwrap().id, ENTERPRISE_USER_URN);
+        assert_eq!(r.attr.name, "manager");
+        assert_eq!(r.sub.unwrap().name, "value");
+
+        let r = USER_RESOURCE
+            .resolve(Some(USER_URN), "name", Some("givenName"))
+            .unwrap();
+        assert_eq!(r.schema.unwrap().id, USER_URN);
+        let r = USER_RESOURCE
+            .resolve(Some(USER_URN), "externalId", None)
+            .unwrap();
+        assert!(r.schema.is_none());
+
+        // Wrong schema for the attribute, or a schema this type lacks.
+        assert!(USER_RESOURCE
+            .resolve(Some(USER_URN), "department", None)
+            .is_none());
+        assert!(USER_RESOURCE
+            .resolve(Some(ENTERPRISE_USER_URN), "userName", None)
+            .is_none());
+        assert!(USER_RESOURCE
+            .resolve(Some(ENTERPRISE_USER_URN), "id", None)
+            .is_none());
+        assert!(USER_RESOURCE
+            .resolve(Some(GROUP_URN), "displayName", None)
+            .is_none());
+        assert!(GROUP_RESOURCE
+            .resolve(Some(ENTERPRISE_USER_URN), "department", None)
+            .is_none());
+        assert!(USER_RESOURCE
+            .resolve(Some("urn:x"), "userName", None)
+            .is_none());
+    }
+
+    #[test]
+    fn user_schema_json() {
+        let v = schema_json(&USER_SCHEMA, BASE);
+        assert_eq!(v["schemas"], json!([SCHEMA_URN]));
+        assert_eq!(v["id"], USER_URN);
+        assert_eq!(v["name"], "User");
+        assert_eq!(v["meta"]["resourceType"], "Schema");
+        assert_eq!(
+            v["meta"]["location"],
+            format!("https://example.com/scim/v2/Schemas/{USER_URN}")
+        );
+
+        let user_name = attr_json(&v, "userName");
+        assert_eq!(user_name["type"], "string");
+        assert_eq!(user_name["multiValued"], false);
+        assert_eq!(user_name["required"], true);
+        assert_eq!(user_name["caseExact"], false);
+        assert_eq!(user_name["mutability"], "readWrite");
+        assert_eq!(user_name["returned"], "default");
+        assert_eq!(user_name["uniqueness"], "server");
+        assert!(user_name.get("subAttributes").is_none());
+        assert!(user_name.get("referenceTypes").is_none());
+        assert!(user_name.get("canonicalValues").is_none());
+
+        let password = attr_json(&v, "password");
+        assert_eq!(password["returned"], "never");
+        assert_eq!(password["mutability"], "writeOnly");
+
+        assert_eq!(attr_json(&v, "active")["type"], "boolean");
+        assert_eq!(
+            attr_json(&v, "profileUrl")["referenceTypes"],
+            json!(["external"])
+        );
+
+        let emails = attr_json(&v, "emails");
+        assert_eq!(emails["type"], "complex");
+        assert_eq!(emails["multiValued"], true);
+        assert_eq!(
+            sub_json(emails, "type")["canonicalValues"],
+            json!(["work", "home", "other"])
+        );
+        assert_eq!(sub_json(emails, "primary")["type"], "boolean");
+
+        let groups = attr_json(&v, "groups");
+        assert_eq!(groups["mutability"], "readOnly");
+        assert_eq!(sub_json(groups, "$ref")["type"], "reference");
+        assert_eq!(
+            sub_json(groups, "$ref")["referenceTypes"],
+            json!(["User", "Group"])
+        );
+        assert_eq!(
+            sub_json(attr_json(&v, "x509Certificates"), "value")["type"],
+            "binary"
+        );
+
+        // Common attributes belong to no schema.
+        let names: Vec<&str> = v["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        for common in ["id", "externalId", "meta", "schemas"] {
+            assert!(!names.contains(&common), "{common} listed in User schema");
+        }
+    }
+
+    #[test]
+    fn other_schema_json() {
+        let v = schema_json(&ENTERPRISE_USER_SCHEMA, "https://h/scim");
+        assert_eq!(v["id"], ENTERPRISE_USER_URN);
+        let manager = attr_json(&v, "manager");
+        assert_eq!(sub_json(manager, "displayName")["mutability"], "readOnly");
+        assert_eq!(sub_json(manager, "$ref")["referenceTypes"], json!(["User"]));
+
+        let v = schema_json(&GROUP_SCHEMA, "https://h/scim");
+        let members = attr_json(&v, "members");
+        assert_eq!(sub_json(members, "value")["mutability"], "immutable");
+        assert_eq!(
+            sub_json(members, "type")["canonicalValues"],
+            json!(["User", "Group"])
+        );
+        assert_eq!(attr_json(&v, "displayName")["required"], true);
+
+        let v = schema_json(&ATLASSIAN_EXTERNAL_SCHEMA, "https://h/scim");
+        assert_eq!(
+            v["meta"]["location"],
+            format!("https://h/scim/Schemas/{ATLASSIAN_EXTERNAL_URN}")
+        );
+        assert_eq!(
+            attr_json(&v, "atlassianAccountId")["mutability"],
+            "readOnly"
+        );
+    }
+
+    #[test]
+    fn common_attribute_json() {
+        let id = attribute_json(common_attr("id").unwrap());
+        assert_eq!(id["returned"], "always");
+        assert_eq!(id["caseExact"], true);
+        assert_eq!(id["mutability"], "readOnly");
+        assert_eq!(id["uniqueness"], "server");
+        let meta = attribute_json(common_attr("meta").unwrap());
+        assert_eq!(sub_json(&meta, "created")["type"], "dateTime");
+        assert_eq!(
+            sub_json(&meta, "location")["referenceTypes"],
+            json!(["uri"])
+        );
+    }
+
+    #[test]
+    fn resource_type_documents() {
+        let v = resource_type_json(&USER_RESOURCE, BASE);
+        assert_eq!(
+            v,
+            json!({
+                "schemas": [RESOURCE_TYPE_URN],
+                "id": "User",
+                "name": "User",
+                "endpoint": "/Users",
+                "description": "User Account",
+                "schema": USER_URN,
+                "schemaExtensions": [
+                    { "schema": ENTERPRISE_USER_URN, "required": false },
+                    { "schema": ATLASSIAN_EXTERNAL_URN, "required": false },
+                ],
+                "meta": {
+                    "resourceType": "ResourceType",
+                    "location": "https://example.com/scim/v2/ResourceTypes/User",
+                },
+            })
+        );
+        let v = resource_type_json(&GROUP_RESOURCE, "https://h/scim");
+        assert_eq!(v["schema"], GROUP_URN);
+        assert_eq!(v["endpoint"], "/Groups");
+        assert!(v.get("schemaExtensions").is_none());
+        assert_eq!(v["meta"]["location"], "https://h/scim/ResourceTypes/Group");
+        assert_eq!(all_resource_types().len(), 2);
+    }
+
+    #[test]
+    fn service_provider_config_document() {
+        let features = ServiceProviderFeatures {
+            patch: true,
+            bulk: None,
+            filter_max_results: 100,
+            change_password: false,
+            sort: false,
+            etag: true,
+        };
+        let v = service_provider_config_json(&features, BASE);
+        assert_eq!(v["schemas"], json!([SERVICE_PROVIDER_CONFIG_URN]));
+        assert_eq!(v["patch"], json!({ "supported": true }));
+        assert_eq!(
+            v["bulk"],
+            json!({ "supported": false, "maxOperations": 0, "maxPayloadSize": 0 })
+        );
+        assert_eq!(v["filter"], json!({ "supported": true, "maxResults": 100 }));
+        assert_eq!(v["changePassword"], json!({ "supported": false }));
+        assert_eq!(v["sort"], json!({ "supported": false }));
+        assert_eq!(v["etag"], json!({ "supported": true }));
+        assert_eq!(
+            v["authenticationSchemes"],
+            json!([{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "Authentication with the directory's API key as a bearer token",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
+                "primary": true,
+            }])
+        );
+        assert_eq!(v["meta"]["resourceType"], "ServiceProviderConfig");
+        assert_eq!(
+            v["meta"]["location"],
+            "https://example.com/scim/v2/ServiceProviderConfig"
+        );
+
+        let v = service_provider_config_json(
+            &ServiceProviderFeatures {
+                bulk: Some((1000, 1_048_576)),
+                ..features
+            },
+            BASE,
+        );
+        assert_eq!(
+            v["bulk"],
+            json!({ "supported": true, "maxOperations": 1000, "maxPayloadSize": 1_048_576 })
+        );
+    }
+}

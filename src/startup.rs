@@ -1,0 +1,123 @@
+//! Builds and runs the application: config -> store -> router -> listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::{new_admin_token, Authenticator};
+use crate::config::ServeConfig;
+use crate::http::{router, AppState, Settings};
+use crate::store::{Store, StoreError};
+
+/// A bound, ready-to-serve application.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// An admin token generated at this start (first start, empty database,
+    /// no configured token); `main` prints it once.
+    pub generated_admin_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+impl Application {
+    /// Migrates the store, makes sure the default organisation and an admin
+    /// credential exist, and binds the listener (port 0 picks a free port).
+    pub async fn build(config: &ServeConfig, store: Store) -> Result<Self, StartupError> {
+        store.migrate().await?;
+        store.ensure_default_org().await?;
+        let generated_admin_token =
+            if config.admin_token.is_none() && store.count_admin_tokens().await? == 0 {
+                let token = new_admin_token().await?;
+                store.insert_admin_token(&token.id, &token.hash).await?;
+                Some(token.secret)
+            } else {
+                None
+            };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let bound = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let settings = Settings {
+            public_url: config.public_url(bound),
+            max_page_size: config.max_page_size.max(1),
+            max_body_bytes: config.max_body_bytes,
+        };
+        let auth = Authenticator::new(store.clone(), config.admin_token.as_deref());
+        Ok(Application {
+            listener,
+            state: AppState {
+                store,
+                auth,
+                settings: Arc::new(settings),
+            },
+            generated_admin_token,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.settings.public_url
+    }
+
+    /// Serves until `shutdown` resolves; in-flight requests then finish.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartupError::Serve)?;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

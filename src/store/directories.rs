@@ -1,0 +1,155 @@
+//! Directories: the unit an identity provider provisions into.
+
+use uuid::Uuid;
+
+use super::{now_micros, read, write, Result, Store, StoreError};
+
+/// A directory as admins see it: never its key, but its counts.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Directory {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub key_id: String,
+    pub created_at: i64,
+    pub key_created_at: i64,
+    pub user_count: i64,
+    pub group_count: i64,
+}
+
+/// What authentication needs to check a presented API key.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct DirectoryKey {
+    pub directory_id: Uuid,
+    pub key_hash: String,
+}
+
+const DIRECTORY_COLUMNS: &str =
+    "d.id, d.org_id, d.name, d.key_id, d.created_at, d.key_created_at, \
+     (SELECT COUNT(*) FROM users u WHERE u.directory_id = d.id) AS user_count, \
+     (SELECT COUNT(*) FROM groups g WHERE g.directory_id = d.id) AS group_count";
+
+impl Store {
+    pub async fn create_directory(
+        &self,
+        org_id: Uuid,
+        name: &str,
+        key_id: &str,
+        key_hash: &str,
+    ) -> Result<Directory> {
+        let now = now_micros();
+        let id = Uuid::new_v4();
+        write!(self, |_d, tx| {
+            sqlx::query(
+                "INSERT INTO directories (id, org_id, name, key_id, key_hash, created_at, key_created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(id)
+            .bind(org_id)
+            .bind(name)
+            .bind(key_id)
+            .bind(key_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(Directory {
+            id,
+            org_id,
+            name: name.to_owned(),
+            key_id: key_id.to_owned(),
+            created_at: now,
+            key_created_at: now,
+            user_count: 0,
+            group_count: 0,
+        })
+    }
+
+    pub async fn list_directories(&self, org_id: Uuid) -> Result<Vec<Directory>> {
+        let sql = format!(
+            "SELECT {DIRECTORY_COLUMNS} FROM directories d WHERE d.org_id = $1 ORDER BY d.created_at, d.id"
+        );
+        read!(self, |_d, c| Ok(sqlx::query_as(&sql)
+            .bind(org_id)
+            .fetch_all(c)
+            .await?))
+    }
+
+    pub async fn get_directory(&self, org_id: Uuid, id: Uuid) -> Result<Directory> {
+        let sql = format!(
+            "SELECT {DIRECTORY_COLUMNS} FROM directories d WHERE d.org_id = $1 AND d.id = $2"
+        );
+        read!(self, |_d, c| sqlx::query_as(&sql)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await?
+            .ok_or(StoreError::NotFound))
+    }
+
+    /// Deletes a directory with its users, groups and memberships.
+    pub async fn delete_directory(&self, org_id: Uuid, id: Uuid) -> Result<()> {
+        let deleted = write!(self, |_d, tx| {
+            // Memberships of the directory's groups go by cascade; users may
+            // also be members of nothing else, since groups are per directory.
+            sqlx::query("DELETE FROM directories WHERE org_id = $1 AND id = $2")
+                .bind(org_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Replaces the directory's key; the old one stops matching at once.
+    pub async fn set_directory_key(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        key_id: &str,
+        key_hash: &str,
+    ) -> Result<()> {
+        let updated = write!(self, |_d, tx| {
+            sqlx::query(
+                "UPDATE directories SET key_id = $1, key_hash = $2, key_created_at = $3 \
+                 WHERE org_id = $4 AND id = $5",
+            )
+            .bind(key_id)
+            .bind(key_hash)
+            .bind(now_micros())
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Looks a presented key up by its visible key id.
+    pub async fn find_directory_key(&self, key_id: &str) -> Result<Option<DirectoryKey>> {
+        read!(self, |_d, c| Ok(sqlx::query_as(
+            "SELECT id AS directory_id, key_hash FROM directories WHERE key_id = $1"
+        )
+        .bind(key_id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// The directory's organisation, if the directory exists.
+    pub async fn directory_org(&self, id: Uuid) -> Result<Option<Uuid>> {
+        read!(self, |_d, c| Ok(sqlx::query_scalar(
+            "SELECT org_id FROM directories WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+}

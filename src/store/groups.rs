@@ -1,0 +1,365 @@
+//! Groups and their members. Membership changes are set-based: adding or
+//! removing thousands of members is a few statements, not one per member.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::query::{bind_all, CompiledFilter, Page};
+use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use crate::scim::patch::MemberChange;
+use crate::scim::ScimError;
+
+/// Ids per statement when members are added or removed: under SQLite's
+/// 32,766 bound-variable limit, so 10,000 members take one statement.
+const MEMBER_CHUNK: usize = 10_000;
+
+/// A group ready to be written.
+#[derive(Clone, Debug)]
+pub struct NewGroup {
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub doc: String,
+}
+
+impl NewGroup {
+    pub fn from_doc(doc: &Map<String, Value>) -> Result<NewGroup, ScimError> {
+        let display_name = match doc.get("displayName").and_then(Value::as_str) {
+            Some(n) if !n.trim().is_empty() => n.to_owned(),
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "missing required attribute 'displayName'",
+                ))
+            }
+        };
+        Ok(NewGroup {
+            display_name,
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            doc: Value::Object(doc.clone()).to_string(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub doc: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl GroupRow {
+    pub fn doc_map(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.doc) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// One member of a group, with what a client needs to show it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MemberRow {
+    pub group_id: Uuid,
+    pub member_id: Uuid,
+    pub member_type: String,
+    pub display: Option<String>,
+}
+
+fn group_columns(d: super::Dialect) -> String {
+    format!(
+        "id, {} AS doc, version, created_at, updated_at",
+        d.doc_out()
+    )
+}
+
+/// Parses member ids; a value that is not one of our ids cannot exist here.
+fn parse_member_ids(values: &[String]) -> Result<Vec<Uuid>, ScimError> {
+    let mut seen = HashSet::with_capacity(values.len());
+    let mut ids = Vec::with_capacity(values.len());
+    for v in values {
+        let id = Uuid::parse_str(v)
+            .map_err(|_| ScimError::invalid_value(format!("member '{v}' does not exist")))?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Applies member changes inside the caller's transaction.
+macro_rules! apply_member_changes {
+    ($tx:ident, $directory_id:expr, $group_id:expr, $changes:expr) => {{
+        for change in $changes {
+            let (clear, add, remove): (bool, &[String], &[String]) = match change {
+                MemberChange::Add(v) => (false, v.as_slice(), &[]),
+                MemberChange::Remove(v) => (false, &[], v.as_slice()),
+                MemberChange::RemoveAll => (true, &[], &[]),
+                MemberChange::Replace(v) => (true, v.as_slice(), &[]),
+            };
+            if clear {
+                sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+                    .bind($group_id)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            for chunk in parse_member_ids(remove)?.chunks(MEMBER_CHUNK) {
+                let mut q = sqlx::QueryBuilder::new("DELETE FROM group_members WHERE group_id = ");
+                q.push_bind($group_id);
+                q.push(" AND member_id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *$tx).await?;
+            }
+            let add = parse_member_ids(add)?;
+            if add.contains(&$group_id) {
+                return Err(
+                    ScimError::invalid_value("a group cannot be a member of itself").into(),
+                );
+            }
+            for chunk in add.chunks(MEMBER_CHUNK) {
+                let mut found = 0u64;
+                for (table, member_type) in [("users", "User"), ("groups", "Group")] {
+                    // Insert-select both checks that each id is in this
+                    // directory and adds it, in one statement.
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO group_members (group_id, member_id, member_type) SELECT ",
+                    );
+                    q.push_bind($group_id);
+                    q.push(", id, ");
+                    q.push_bind(member_type);
+                    q.push(format!(" FROM {table} WHERE directory_id = "));
+                    q.push_bind($directory_id);
+                    q.push(" AND id IN (");
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
+                    q.build().execute(&mut *$tx).await?;
+                    let mut c = sqlx::QueryBuilder::new(format!(
+                        "SELECT COUNT(*) FROM {table} WHERE directory_id = "
+                    ));
+                    c.push_bind($directory_id);
+                    c.push(" AND id IN (");
+                    let mut sep = c.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    c.push(")");
+                    let n: i64 = c.build_query_scalar().fetch_one(&mut *$tx).await?;
+                    found += n as u64;
+                }
+                if found < chunk.len() as u64 {
+                    return Err(ScimError::invalid_value(
+                        "one or more members do not exist in this directory",
+                    )
+                    .into());
+                }
+            }
+        }
+    }};
+}
+
+impl Store {
+    pub async fn insert_group(
+        &self,
+        directory_id: Uuid,
+        group: &NewGroup,
+        members: &[String],
+    ) -> Result<GroupRow> {
+        let id = Uuid::new_v4();
+        let now = now_micros();
+        let changes = [MemberChange::Add(members.to_vec())];
+        write!(self, |d, tx| {
+            let sql = format!(
+                "INSERT INTO groups (id, directory_id, display_name, display_name_ci, external_id, \
+                 doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7)",
+                d.doc_in(6)
+            );
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(directory_id)
+                .bind(&group.display_name)
+                .bind(group.display_name.to_lowercase())
+                .bind(&group.external_id)
+                .bind(&group.doc)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .on_conflict("displayName")?;
+            apply_member_changes!(tx, directory_id, id, &changes);
+        });
+        Ok(GroupRow {
+            id,
+            doc: group.doc.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn get_group(&self, directory_id: Uuid, id: Uuid) -> Result<GroupRow> {
+        read!(self, |d, c| {
+            let sql = format!(
+                "SELECT {} FROM groups WHERE directory_id = $1 AND id = $2",
+                group_columns(d)
+            );
+            sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(c)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    pub async fn list_groups(
+        &self,
+        directory_id: Uuid,
+        filter: &CompiledFilter,
+        page: Page,
+    ) -> Result<(i64, Vec<GroupRow>)> {
+        read!(self, |d, c| {
+            let (sql, binds) = filter.count_sql("groups");
+            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind(directory_id), binds)
+                .fetch_one(c)
+                .await?;
+            if page.count == 0 {
+                return Ok((total, Vec::new()));
+            }
+            let (sql, binds) = filter.select_sql("groups", &group_columns(d), page);
+            let rows = bind_all!(sqlx::query_as(&sql).bind(directory_id), binds)
+                .fetch_all(c)
+                .await?;
+            Ok((total, rows))
+        })
+    }
+
+    /// Members of the given groups, in a stable order.
+    pub async fn members_of(&self, group_ids: &[Uuid]) -> Result<Vec<MemberRow>> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        read!(self, |_d, c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT gm.group_id, gm.member_id, gm.member_type, \
+                 COALESCE(u.display_name, u.user_name, g.display_name) AS display \
+                 FROM group_members gm \
+                 LEFT JOIN users u ON u.id = gm.member_id \
+                 LEFT JOIN groups g ON g.id = gm.member_id \
+                 WHERE gm.group_id IN (",
+            );
+            let mut sep = q.separated(", ");
+            for id in group_ids {
+                sep.push_bind(*id);
+            }
+            q.push(") ORDER BY gm.group_id, gm.member_id");
+            Ok(q.build_query_as().fetch_all(c).await?)
+        })
+    }
+
+    /// Read-modify-write of one group and its members in one transaction.
+    /// `change` gets the current document and returns the group to store
+    /// and the member changes to apply, in order.
+    pub async fn modify_group<F>(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+        change: F,
+    ) -> Result<GroupRow>
+    where
+        F: FnOnce(Map<String, Value>) -> Result<(NewGroup, Vec<MemberChange>), ScimError>,
+    {
+        let row = write!(self, |d, tx| {
+            let lock = if d == super::Dialect::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT {} FROM groups WHERE directory_id = $1 AND id = $2{lock}",
+                group_columns(d)
+            );
+            let current: GroupRow = sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if expected_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let (group, changes) = change(current.doc_map())?;
+            let now = now_micros();
+            let version = current.version + 1;
+            let sql = format!(
+                "UPDATE groups SET display_name = $1, display_name_ci = $2, external_id = $3, \
+                 doc = {}, version = $5, updated_at = $6 WHERE directory_id = $7 AND id = $8",
+                d.doc_in(4)
+            );
+            sqlx::query(&sql)
+                .bind(&group.display_name)
+                .bind(group.display_name.to_lowercase())
+                .bind(&group.external_id)
+                .bind(&group.doc)
+                .bind(version)
+                .bind(now)
+                .bind(directory_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .on_conflict("displayName")?;
+            apply_member_changes!(tx, directory_id, id, &changes);
+            GroupRow {
+                id,
+                doc: group.doc,
+                version,
+                created_at: current.created_at,
+                updated_at: now,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Deletes a group, its memberships, and its membership in other groups.
+    pub async fn delete_group(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        write!(self, |_d, tx| {
+            let version: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM groups WHERE directory_id = $1 AND id = $2",
+            )
+            .bind(directory_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let version = version.ok_or(StoreError::NotFound)?;
+            if expected_version.is_some_and(|v| v != version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM groups WHERE directory_id = $1 AND id = $2")
+                .bind(directory_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+}

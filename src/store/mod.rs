@@ -1,0 +1,261 @@
+//! Persistence behind one domain-level interface, on SQLite or PostgreSQL.
+//!
+//! SQL that both dialects accept is written once; where they differ (JSON
+//! columns, a few functions) [`Dialect`] supplies the fragment. Queries are
+//! checked at runtime, so a clean clone builds with no database running; the
+//! shared integration suite runs on both stores to catch what compile-time
+//! checks would.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::scim::ScimError;
+
+mod directories;
+mod groups;
+mod orgs;
+pub mod query;
+mod users;
+
+pub use directories::{Directory, DirectoryKey};
+pub use groups::{GroupRow, MemberRow, NewGroup};
+pub use orgs::Org;
+pub use users::{NewUser, UserGroup, UserRow};
+
+/// A failure of the store, in domain terms.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint rejected the write; names the SCIM attribute.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    /// `If-Match` named a version that is no longer current.
+    #[error("version mismatch")]
+    PreconditionFailed,
+    /// The client's change itself was invalid (raised inside a transaction,
+    /// e.g. by PATCH application), so nothing was written.
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Turns a unique-constraint violation into [`StoreError::Conflict`] right
+/// where the query runs, instead of `map_err` noise at every call site.
+pub(crate) trait OnConflict<T> {
+    fn on_conflict(self, attr: &'static str) -> Result<T>;
+}
+
+impl<T> OnConflict<T> for std::result::Result<T, sqlx::Error> {
+    fn on_conflict(self, attr: &'static str) -> Result<T> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+                StoreError::Conflict(attr)
+            }
+            _ => StoreError::Database(e),
+        })
+    }
+}
+
+/// The SQL dialect of the connected store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The `doc` column as JSON text.
+    pub(crate) fn doc_out(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "doc",
+            Dialect::Postgres => "doc::text",
+        }
+    }
+
+    /// A bound JSON text parameter stored into a `doc` column.
+    pub(crate) fn doc_in(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("${n}"),
+            Dialect::Postgres => format!("${n}::jsonb"),
+        }
+    }
+}
+
+pub(crate) enum Db {
+    /// SQLite allows one writer at a time: every write goes through the
+    /// single-connection `write` pool, so writers queue in-process instead
+    /// of failing with "database is locked"; readers use WAL snapshots.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$c` bound to a read executor of whichever backend is
+/// connected. The body is expanded once per backend, so the same query code
+/// is type-checked against both drivers.
+macro_rules! read {
+    ($store:expr, |$d:ident, $c:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::store::Db::Sqlite { read, .. } => {
+                let $d = $crate::store::Dialect::Sqlite;
+                let $c = read;
+                $body
+            }
+            $crate::store::Db::Postgres(pool) => {
+                let $d = $crate::store::Dialect::Postgres;
+                let $c = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside a write transaction bound to `$tx`; commits when the
+/// body finishes, rolls back when it returns early with `?`.
+macro_rules! write {
+    ($store:expr, |$d:ident, $tx:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::store::Db::Sqlite { write, .. } => {
+                let $d = $crate::store::Dialect::Sqlite;
+                let mut $tx = write.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Db::Postgres(pool) => {
+                let $d = $crate::store::Dialect::Postgres;
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use {read, write};
+
+/// Connection options that only tests and tools need.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    pub pool_size: u32,
+    /// PostgreSQL schema to create and use (tests isolate themselves so).
+    pub pg_schema: Option<String>,
+}
+
+/// The store: one handle, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Db>,
+}
+
+impl Store {
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Store> {
+        let pool_size = opts.pool_size.max(2);
+        let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let mut options = PgConnectOptions::from_str(url)?;
+            if let Some(schema) = &opts.pg_schema {
+                let admin = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                options = options.options([("search_path", schema.as_str())]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(pool_size)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            Db::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+                .pragma("temp_store", "memory");
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(60))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(pool_size)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            Db::Sqlite { read, write }
+        } else {
+            return Err(StoreError::Database(sqlx::Error::Configuration(
+                format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
+            )));
+        };
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match &*self.db {
+            Db::Sqlite { .. } => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations of the connected backend.
+    pub async fn migrate(&self) -> Result<()> {
+        match &*self.db {
+            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        read!(self, |_d, c| sqlx::query("SELECT 1")
+            .execute(c)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &*self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, the stored time format.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Formats stored microseconds as RFC 3339 (`meta.created`, …).
+pub fn format_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

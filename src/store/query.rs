@@ -1,0 +1,670 @@
+//! SCIM filter AST -> parameterised SQL for either dialect.
+//!
+//! Values are always bound, never spliced: the only text this module puts
+//! into SQL is column names and schema-defined attribute names (static
+//! strings from `scim::schema`), never anything the client typed. Hot
+//! attributes map to indexed columns (`userName` to the lowercased shadow
+//! column, so `userName eq` is an index lookup); the rest read the JSON
+//! document with the dialect's JSON functions, so no filter ever loads a
+//! directory into memory.
+
+use uuid::Uuid;
+
+use super::Dialect;
+use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::path::AttrPath;
+use crate::scim::schema::{AttrType, ResourceTypeDef};
+use crate::scim::ScimError;
+
+/// A value bound to a placeholder.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Uuid(Uuid),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// Binds every [`Bind`] of `$binds` to the query `$q`, in order.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                $crate::store::query::Bind::Text(v) => q.bind(v),
+                $crate::store::query::Bind::Uuid(v) => q.bind(v),
+                $crate::store::query::Bind::Int(v) => q.bind(v),
+                $crate::store::query::Bind::Float(v) => q.bind(v),
+                $crate::store::query::Bind::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_all;
+
+/// `startIndex` (1-based) and `count`, already clamped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub start_index: i64,
+    pub count: i64,
+}
+
+/// A WHERE clause for one directory's rows; placeholder `$1` is always the
+/// directory id, the filter's own values follow from `$2`.
+#[derive(Clone, Debug, Default)]
+pub struct CompiledFilter {
+    where_sql: Option<String>,
+    binds: Vec<Bind>,
+}
+
+impl CompiledFilter {
+    /// Every row of the directory.
+    pub fn all() -> Self {
+        CompiledFilter::default()
+    }
+
+    pub fn compile(
+        rt: &'static ResourceTypeDef,
+        dialect: Dialect,
+        filter: &Filter,
+    ) -> Result<Self, ScimError> {
+        let mut c = Compiler {
+            d: dialect,
+            rt,
+            binds: Vec::new(),
+        };
+        let sql = c.expr(filter)?;
+        Ok(CompiledFilter {
+            where_sql: Some(sql),
+            binds: c.binds,
+        })
+    }
+
+    fn where_clause(&self, table: &str) -> String {
+        match &self.where_sql {
+            Some(w) => format!("{table}.directory_id = $1 AND ({w})"),
+            None => format!("{table}.directory_id = $1"),
+        }
+    }
+
+    pub fn count_sql(&self, table: &str) -> (String, Vec<Bind>) {
+        (
+            format!(
+                "SELECT COUNT(*) FROM {table} WHERE {}",
+                self.where_clause(table)
+            ),
+            self.binds.clone(),
+        )
+    }
+
+    /// A page in creation order (ties broken by id, so paging is stable).
+    pub fn select_sql(&self, table: &str, columns: &str, page: Page) -> (String, Vec<Bind>) {
+        let mut binds = self.binds.clone();
+        let limit = binds.len() + 2;
+        binds.push(Bind::Int(page.count));
+        binds.push(Bind::Int(page.start_index.max(1) - 1));
+        (
+            format!(
+                "SELECT {columns} FROM {table} WHERE {} ORDER BY {table}.created_at, {table}.id \
+                 LIMIT ${limit} OFFSET ${}",
+                self.where_clause(table),
+                limit + 1
+            ),
+            binds,
+        )
+    }
+}
+
+/// How a filtered value is stored, which decides how it compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Text compared case-insensitively; `lowered` when the stored value is
+    /// already lowercase (shadow column), so indexes are usable.
+    TextCi {
+        lowered: bool,
+    },
+    TextExact,
+    Uuid,
+    /// A boolean column.
+    Bool,
+    /// A boolean inside the JSON document (1/0 on SQLite, text on PostgreSQL).
+    JsonBool,
+    Number,
+    /// Microseconds since the epoch, compared with RFC 3339 literals.
+    Micros,
+}
+
+/// Where a filtered attribute lives.
+enum Target {
+    /// A scalar SQL expression (a column or a JSON extraction).
+    Scalar { expr: String, kind: Kind },
+    /// A multi-valued attribute: `elements` is a FROM item yielding one row
+    /// per element as `e`; `elem` an expression over it (or None when the
+    /// test is only about presence).
+    Elements {
+        from: String,
+        elem: Option<(String, Kind)>,
+    },
+}
+
+struct Compiler {
+    d: Dialect,
+    rt: &'static ResourceTypeDef,
+    binds: Vec<Bind>,
+}
+
+fn unsupported(path: &AttrPath, why: &str) -> ScimError {
+    ScimError::invalid_filter(format!("cannot filter on '{}': {why}", display_path(path)))
+}
+
+fn display_path(p: &AttrPath) -> String {
+    let mut s = String::new();
+    if let Some(urn) = &p.urn {
+        s.push_str(urn);
+        s.push(':');
+    }
+    s.push_str(&p.attr);
+    if let Some(sub) = &p.sub_attr {
+        s.push('.');
+        s.push_str(sub);
+    }
+    s
+}
+
+impl Compiler {
+    fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len() + 1)
+    }
+
+    fn expr(&mut self, f: &Filter) -> Result<String, ScimError> {
+        Ok(match f {
+            Filter::And(a, b) => format!("({} AND {})", self.expr(a)?, self.expr(b)?),
+            Filter::Or(a, b) => format!("({} OR {})", self.expr(a)?, self.expr(b)?),
+            // Comparisons with an absent attribute are NULL in SQL; NOT must
+            // see them as false first, or `not (title eq "x")` would skip
+            // users without a title.
+            Filter::Not(a) => format!("NOT COALESCE({}, FALSE)", self.expr(a)?),
+            Filter::Present(path) => {
+                let target = self.target(path)?;
+                self.present(target)
+            }
+            Filter::Compare { path, op, value } => {
+                let target = self.target(path)?;
+                match target {
+                    Target::Scalar { expr, kind } => self.compare(&expr, kind, *op, value, path)?,
+                    Target::Elements {
+                        from,
+                        elem: Some((elem, kind)),
+                    } => {
+                        let test = self.compare(&elem, kind, *op, value, path)?;
+                        format!("EXISTS (SELECT 1 FROM {from} AND {test})")
+                    }
+                    Target::Elements { elem: None, .. } => {
+                        return Err(unsupported(
+                            path,
+                            "a complex attribute needs a sub-attribute",
+                        ))
+                    }
+                }
+            }
+            Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
+        })
+    }
+
+    fn present(&mut self, target: Target) -> String {
+        match target {
+            Target::Scalar { expr, kind } => match kind {
+                Kind::TextCi { .. } | Kind::TextExact => {
+                    format!("({expr} IS NOT NULL AND {expr} <> '')")
+                }
+                _ => format!("{expr} IS NOT NULL"),
+            },
+            Target::Elements { from, elem } => match elem {
+                Some((e, _)) => format!("EXISTS (SELECT 1 FROM {from} AND {e} IS NOT NULL)"),
+                None => format!("EXISTS (SELECT 1 FROM {from})"),
+            },
+        }
+    }
+
+    /// Resolves a filter path to where its value is stored.
+    fn target(&mut self, path: &AttrPath) -> Result<Target, ScimError> {
+        let resolved = self
+            .rt
+            .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
+            .ok_or_else(|| unsupported(path, "no such attribute"))?;
+        let attr = resolved.attr;
+        let sub = resolved.sub;
+        let is_user = self.rt.name == "User";
+        let table = if is_user { "users" } else { "groups" };
+        let col = |name: &str, kind: Kind| Target::Scalar {
+            expr: format!("{table}.{name}"),
+            kind,
+        };
+        if resolved.schema.is_none() {
+            // Common attributes: id, externalId, meta.
+            return match (attr.name, sub.map(|s| s.name)) {
+                ("id", None) => Ok(col("id", Kind::Uuid)),
+                ("externalId", None) => Ok(col("external_id", Kind::TextExact)),
+                ("meta", Some("created")) => Ok(col("created_at", Kind::Micros)),
+                ("meta", Some("lastModified")) => Ok(col("updated_at", Kind::Micros)),
+                _ => Err(unsupported(path, "not a filterable attribute")),
+            };
+        }
+        let in_core = resolved
+            .schema
+            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
+        if in_core && sub.is_none() {
+            match (is_user, attr.name) {
+                (true, "userName") => {
+                    return Ok(col("user_name_ci", Kind::TextCi { lowered: true }))
+                }
+                (true, "active") => return Ok(col("active", Kind::Bool)),
+                (true, "displayName") => {
+                    return Ok(col("display_name", Kind::TextCi { lowered: false }))
+                }
+                (false, "displayName") => {
+                    return Ok(col("display_name_ci", Kind::TextCi { lowered: true }))
+                }
+                _ => {}
+            }
+        }
+        if in_core && !is_user && attr.name == "members" {
+            return self.members_target(path, sub.map(|s| s.name));
+        }
+        if in_core && is_user && attr.name == "groups" {
+            return match sub.map(|s| s.name) {
+                None | Some("value") => Ok(Target::Elements {
+                    from: "group_members e WHERE e.member_id = users.id".to_owned(),
+                    elem: Some(("e.group_id".into(), Kind::Uuid)),
+                }),
+                _ => Err(unsupported(path, "only groups.value is filterable")),
+            };
+        }
+        // Everything else lives in the JSON document.
+        let mut keys: Vec<&'static str> = Vec::new();
+        if let Some(schema) = resolved.schema {
+            if !std::ptr::eq(schema, self.rt.schema) {
+                keys.push(schema.id);
+            }
+        }
+        keys.push(attr.name);
+        let leaf = sub.unwrap_or(attr);
+        if attr.ty == AttrType::Complex && sub.is_none() && !attr.multi_valued {
+            return Ok(Target::Scalar {
+                expr: self.json_node(&keys),
+                kind: Kind::TextExact,
+            });
+        }
+        if attr.multi_valued {
+            let elem_attr = match sub {
+                Some(s) => Some(s),
+                // `emails eq "x"` means `emails.value eq "x"`.
+                None if attr.ty == AttrType::Complex => attr.sub("value"),
+                None => Some(attr),
+            };
+            let from = self.elements(&keys);
+            let elem = elem_attr.map(|a| {
+                let kind = kind_of(a.ty, a.case_exact);
+                let e = if a.ty == AttrType::Complex || std::ptr::eq(a, attr) {
+                    self.element_value(None, kind)
+                } else {
+                    self.element_value(Some(a.name), kind)
+                };
+                (e, kind)
+            });
+            return Ok(Target::Elements { from, elem });
+        }
+        if let Some(s) = sub {
+            keys.push(s.name);
+        }
+        let kind = kind_of(leaf.ty, leaf.case_exact);
+        Ok(Target::Scalar {
+            expr: self.json_scalar(&keys, kind),
+            kind,
+        })
+    }
+
+    fn members_target(&mut self, path: &AttrPath, sub: Option<&str>) -> Result<Target, ScimError> {
+        let from = "group_members e WHERE e.group_id = groups.id".to_owned();
+        match sub {
+            None | Some("value") => Ok(Target::Elements {
+                from,
+                elem: Some(("e.member_id".into(), Kind::Uuid)),
+            }),
+            Some("type") => Ok(Target::Elements {
+                from,
+                elem: Some(("e.member_type".into(), Kind::TextCi { lowered: false })),
+            }),
+            _ => Err(unsupported(
+                path,
+                "only members.value and members.type are filterable",
+            )),
+        }
+    }
+
+    /// `emails[type eq "work" and value co "@x"]`: one element must satisfy
+    /// the whole inner filter.
+    fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> Result<String, ScimError> {
+        let resolved = self
+            .rt
+            .resolve(path.urn.as_deref(), &path.attr, None)
+            .ok_or_else(|| unsupported(path, "no such attribute"))?;
+        let attr = resolved.attr;
+        if !attr.multi_valued || attr.ty != AttrType::Complex {
+            return Err(unsupported(
+                path,
+                "[…] needs a multi-valued complex attribute",
+            ));
+        }
+        let from = if self.rt.name == "Group" && attr.name == "members" {
+            "group_members e WHERE e.group_id = groups.id".to_owned()
+        } else if self.rt.name == "User" && attr.name == "groups" {
+            "group_members e WHERE e.member_id = users.id".to_owned()
+        } else {
+            let mut keys = Vec::new();
+            if let Some(schema) = resolved.schema {
+                if !std::ptr::eq(schema, self.rt.schema) {
+                    keys.push(schema.id);
+                }
+            }
+            keys.push(attr.name);
+            self.elements(&keys)
+        };
+        let test = self.element_expr(attr, inner)?;
+        Ok(format!("EXISTS (SELECT 1 FROM {from} AND {test})"))
+    }
+
+    /// An inner (relative) filter over one element `e` of `attr`.
+    fn element_expr(
+        &mut self,
+        attr: &'static crate::scim::schema::AttributeDef,
+        f: &Filter,
+    ) -> Result<String, ScimError> {
+        Ok(match f {
+            Filter::And(a, b) => format!(
+                "({} AND {})",
+                self.element_expr(attr, a)?,
+                self.element_expr(attr, b)?
+            ),
+            Filter::Or(a, b) => format!(
+                "({} OR {})",
+                self.element_expr(attr, a)?,
+                self.element_expr(attr, b)?
+            ),
+            Filter::Not(a) => format!("NOT COALESCE({}, FALSE)", self.element_expr(attr, a)?),
+            Filter::ValuePath { path, .. } => {
+                return Err(unsupported(path, "value filters cannot be nested"))
+            }
+            Filter::Present(path) | Filter::Compare { path, .. } => {
+                let sub = attr
+                    .sub(&path.attr)
+                    .filter(|_| path.sub_attr.is_none())
+                    .ok_or_else(|| unsupported(path, "no such sub-attribute"))?;
+                let kind = kind_of(sub.ty, sub.case_exact);
+                let expr = match (self.rt.name, attr.name, sub.name) {
+                    ("Group", "members", "value") | ("User", "groups", "value") => {
+                        let col = if attr.name == "members" {
+                            "e.member_id"
+                        } else {
+                            "e.group_id"
+                        };
+                        (col.to_owned(), Kind::Uuid)
+                    }
+                    ("Group", "members", "type") => {
+                        ("e.member_type".to_owned(), Kind::TextCi { lowered: false })
+                    }
+                    ("Group", "members", _) | ("User", "groups", _) => {
+                        return Err(unsupported(path, "only value and type are filterable"))
+                    }
+                    _ => (self.element_value(Some(sub.name), kind), kind),
+                };
+                match f {
+                    Filter::Compare { op, value, .. } => {
+                        self.compare(&expr.0, expr.1, *op, value, path)?
+                    }
+                    _ => self.present(Target::Scalar {
+                        expr: expr.0,
+                        kind: expr.1,
+                    }),
+                }
+            }
+        })
+    }
+
+    fn compare(
+        &mut self,
+        lhs: &str,
+        kind: Kind,
+        op: CompareOp,
+        value: &CompValue,
+        path: &AttrPath,
+    ) -> Result<String, ScimError> {
+        use CompareOp::*;
+        if let CompValue::Null = value {
+            return match op {
+                Eq => Ok(format!("{lhs} IS NULL")),
+                Ne => Ok(format!("{lhs} IS NOT NULL")),
+                _ => Err(unsupported(path, "null compares only with eq and ne")),
+            };
+        }
+        let ordering = |op: CompareOp| match op {
+            Gt => Some(">"),
+            Ge => Some(">="),
+            Lt => Some("<"),
+            Le => Some("<="),
+            Eq => Some("="),
+            _ => None,
+        };
+        match kind {
+            Kind::TextCi { .. } | Kind::TextExact => {
+                let CompValue::Str(s) = value else {
+                    return Err(unsupported(path, "expects a string value"));
+                };
+                let ci = matches!(kind, Kind::TextCi { .. });
+                let lhs_cmp = match kind {
+                    Kind::TextCi { lowered: false } => format!("lower({lhs})"),
+                    _ => lhs.to_owned(),
+                };
+                let v = if ci { s.to_lowercase() } else { s.clone() };
+                Ok(match op {
+                    Eq => format!("{lhs_cmp} = {}", self.bind(Bind::Text(v))),
+                    Ne => format!(
+                        "({lhs} IS NULL OR {lhs_cmp} <> {})",
+                        self.bind(Bind::Text(v))
+                    ),
+                    Co | Sw | Ew if ci => {
+                        let esc = escape_like(&v);
+                        let pattern = match op {
+                            Co => format!("%{esc}%"),
+                            Sw => format!("{esc}%"),
+                            _ => format!("%{esc}"),
+                        };
+                        format!(
+                            "{lhs_cmp} LIKE {} ESCAPE '\\'",
+                            self.bind(Bind::Text(pattern))
+                        )
+                    }
+                    Co => {
+                        let p = self.bind(Bind::Text(v));
+                        match self.d {
+                            Dialect::Sqlite => format!("instr({lhs}, {p}) > 0"),
+                            Dialect::Postgres => format!("strpos({lhs}, {p}) > 0"),
+                        }
+                    }
+                    Sw | Ew => {
+                        let n = self.bind(Bind::Int(v.chars().count() as i64));
+                        let p = self.bind(Bind::Text(v));
+                        match (self.d, op) {
+                            (Dialect::Sqlite, Sw) => format!("substr({lhs}, 1, {n}) = {p}"),
+                            (Dialect::Postgres, Sw) => format!("left({lhs}, {n}) = {p}"),
+                            (Dialect::Sqlite, _) => {
+                                format!("({n} = 0 OR substr({lhs}, -{n}) = {p})")
+                            }
+                            (Dialect::Postgres, _) => format!("right({lhs}, {n}) = {p}"),
+                        }
+                    }
+                    Gt | Ge | Lt | Le => {
+                        let sym = ordering(op).unwrap_or("=");
+                        let p = self.bind(Bind::Text(v));
+                        // Byte order in both stores, so results agree.
+                        match self.d {
+                            Dialect::Sqlite => format!("{lhs_cmp} {sym} {p}"),
+                            Dialect::Postgres => format!("{lhs_cmp} COLLATE \"C\" {sym} {p}"),
+                        }
+                    }
+                })
+            }
+            Kind::Uuid => {
+                let CompValue::Str(s) = value else {
+                    return Err(unsupported(path, "expects a string value"));
+                };
+                // An id that is not a UUID matches nothing rather than erring:
+                // IdPs probe with ids of their own.
+                let parsed = Uuid::parse_str(s).ok();
+                Ok(match (op, parsed) {
+                    (Eq, Some(u)) => format!("{lhs} = {}", self.bind(Bind::Uuid(u))),
+                    (Eq, None) => "FALSE".to_owned(),
+                    (Ne, Some(u)) => format!("{lhs} <> {}", self.bind(Bind::Uuid(u))),
+                    (Ne, None) => format!("{lhs} IS NOT NULL"),
+                    _ => return Err(unsupported(path, "ids compare only with eq and ne")),
+                })
+            }
+            Kind::Bool | Kind::JsonBool => {
+                let CompValue::Bool(b) = value else {
+                    return Err(unsupported(path, "expects true or false"));
+                };
+                let p = match (kind, self.d) {
+                    (Kind::Bool, _) => self.bind(Bind::Bool(*b)),
+                    (_, Dialect::Sqlite) => self.bind(Bind::Int(i64::from(*b))),
+                    (_, Dialect::Postgres) => self.bind(Bind::Text(b.to_string())),
+                };
+                Ok(match op {
+                    Eq => format!("{lhs} = {p}"),
+                    Ne => format!("({lhs} IS NULL OR {lhs} <> {p})"),
+                    _ => return Err(unsupported(path, "booleans compare only with eq and ne")),
+                })
+            }
+            Kind::Number => {
+                let CompValue::Num(n) = value else {
+                    return Err(unsupported(path, "expects a number"));
+                };
+                let p = self.bind(Bind::Float(n.as_f64().unwrap_or(0.0)));
+                let lhs = match self.d {
+                    Dialect::Sqlite => lhs.to_owned(),
+                    Dialect::Postgres => format!("({lhs})::float8"),
+                };
+                match (op, ordering(op)) {
+                    (Ne, _) => Ok(format!("({lhs} IS NULL OR {lhs} <> {p})")),
+                    (_, Some(sym)) => Ok(format!("{lhs} {sym} {p}")),
+                    _ => Err(unsupported(
+                        path,
+                        "numbers compare only with eq ne gt ge lt le",
+                    )),
+                }
+            }
+            Kind::Micros => {
+                let CompValue::Str(s) = value else {
+                    return Err(unsupported(path, "expects an RFC 3339 dateTime string"));
+                };
+                let t = chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| unsupported(path, "expects an RFC 3339 dateTime string"))?;
+                let p = self.bind(Bind::Int(t.timestamp_micros()));
+                match (op, ordering(op)) {
+                    (Ne, _) => Ok(format!("{lhs} <> {p}")),
+                    (_, Some(sym)) => Ok(format!("{lhs} {sym} {p}")),
+                    _ => Err(unsupported(
+                        path,
+                        "dateTimes compare only with eq ne gt ge lt le",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// A scalar JSON value at `keys` as SQL (text, or native where typed).
+    fn json_scalar(&self, keys: &[&str], kind: Kind) -> String {
+        match self.d {
+            Dialect::Sqlite => format!("json_extract(doc, '{}')", sqlite_path(keys)),
+            Dialect::Postgres => {
+                let text = format!("(doc #>> '{}')", pg_path(keys));
+                match kind {
+                    Kind::Number => format!("({text})::float8"),
+                    _ => text,
+                }
+            }
+        }
+    }
+
+    /// A JSON node (object) at `keys`, for presence tests.
+    fn json_node(&self, keys: &[&str]) -> String {
+        match self.d {
+            Dialect::Sqlite => format!("json_extract(doc, '{}')", sqlite_path(keys)),
+            Dialect::Postgres => format!("(doc #> '{}')", pg_path(keys)),
+        }
+    }
+
+    /// FROM item: one row `e` per element of the JSON array at `keys`.
+    fn elements(&self, keys: &[&str]) -> String {
+        match self.d {
+            Dialect::Sqlite => format!("json_each(doc, '{}') AS e WHERE TRUE", sqlite_path(keys)),
+            Dialect::Postgres => format!(
+                "jsonb_array_elements(CASE WHEN jsonb_typeof(doc #> '{p}') = 'array' \
+                 THEN doc #> '{p}' ELSE '[]'::jsonb END) AS e(value) WHERE TRUE",
+                p = pg_path(keys)
+            ),
+        }
+    }
+
+    /// The element itself (`sub == None`) or its sub-attribute.
+    fn element_value(&self, sub: Option<&str>, kind: Kind) -> String {
+        match (self.d, sub) {
+            (Dialect::Sqlite, None) => "e.value".to_owned(),
+            (Dialect::Sqlite, Some(s)) => format!("json_extract(e.value, '{}')", sqlite_path(&[s])),
+            (Dialect::Postgres, None) => match kind {
+                Kind::Number => "(e.value #>> '{}')::float8".to_owned(),
+                _ => "(e.value #>> '{}')".to_owned(),
+            },
+            (Dialect::Postgres, Some(s)) => format!("(e.value ->> '{s}')"),
+        }
+    }
+}
+
+fn kind_of(ty: AttrType, case_exact: bool) -> Kind {
+    match ty {
+        AttrType::Boolean => Kind::JsonBool,
+        AttrType::Integer | AttrType::Decimal => Kind::Number,
+        _ if case_exact => Kind::TextExact,
+        _ => Kind::TextCi { lowered: false },
+    }
+}
+
+/// `$."a"."b"` — schema names only, which never contain quotes.
+fn sqlite_path(keys: &[&str]) -> String {
+    let mut p = String::from("$");
+    for k in keys {
+        p.push_str(".\"");
+        p.push_str(k);
+        p.push('"');
+    }
+    p
+}
+
+/// `{"a","b"}` — schema names only.
+fn pg_path(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

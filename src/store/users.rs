@@ -1,0 +1,306 @@
+//! Users: the SCIM document plus the hot attributes as indexed columns.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::query::{bind_all, CompiledFilter, Page};
+use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use crate::scim::ScimError;
+
+/// A user ready to be written: the canonical document and the columns
+/// derived from it (so filters on them use indexes).
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub active: bool,
+    pub primary_email: Option<String>,
+    pub display_name: Option<String>,
+    pub doc: String,
+}
+
+impl NewUser {
+    /// Derives the columns from a canonical user document.
+    pub fn from_doc(doc: &Map<String, Value>) -> Result<NewUser, ScimError> {
+        let user_name = match doc.get("userName").and_then(Value::as_str) {
+            Some(u) if !u.trim().is_empty() => u.to_owned(),
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "missing required attribute 'userName'",
+                ))
+            }
+        };
+        let emails = doc.get("emails").and_then(Value::as_array);
+        let primary_email = emails
+            .and_then(|list| {
+                list.iter()
+                    .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+                    .or_else(|| list.first())
+            })
+            .and_then(|e| e.get("value"))
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        Ok(NewUser {
+            user_name,
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+            primary_email,
+            display_name: doc
+                .get("displayName")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            doc: Value::Object(doc.clone()).to_string(),
+        })
+    }
+}
+
+/// A stored user.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub doc: String,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl UserRow {
+    pub fn doc_map(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.doc) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// A group a user belongs to (for the user's read-only `groups`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserGroup {
+    pub member_id: Uuid,
+    pub group_id: Uuid,
+    pub display_name: String,
+}
+
+fn user_columns(d: super::Dialect) -> String {
+    format!(
+        "id, {} AS doc, version, created_at, updated_at",
+        d.doc_out()
+    )
+}
+
+impl Store {
+    pub async fn insert_user(&self, directory_id: Uuid, user: &NewUser) -> Result<UserRow> {
+        let id = Uuid::new_v4();
+        let now = now_micros();
+        write!(self, |d, tx| {
+            let sql = format!(
+                "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
+                 primary_email, display_name, doc, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
+                d.doc_in(9)
+            );
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(directory_id)
+                .bind(&user.user_name)
+                .bind(user.user_name.to_lowercase())
+                .bind(&user.external_id)
+                .bind(user.active)
+                .bind(&user.primary_email)
+                .bind(&user.display_name)
+                .bind(&user.doc)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .on_conflict("userName")?;
+        });
+        Ok(UserRow {
+            id,
+            doc: user.doc.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn get_user(&self, directory_id: Uuid, id: Uuid) -> Result<UserRow> {
+        read!(self, |d, c| {
+            let sql = format!(
+                "SELECT {} FROM users WHERE directory_id = $1 AND id = $2",
+                user_columns(d)
+            );
+            sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(c)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
+    }
+
+    /// One page of users matching `filter`, and the total count.
+    pub async fn list_users(
+        &self,
+        directory_id: Uuid,
+        filter: &CompiledFilter,
+        page: Page,
+    ) -> Result<(i64, Vec<UserRow>)> {
+        read!(self, |d, c| {
+            let (sql, binds) = filter.count_sql("users");
+            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind(directory_id), binds)
+                .fetch_one(c)
+                .await?;
+            if page.count == 0 {
+                return Ok((total, Vec::new()));
+            }
+            let (sql, binds) = filter.select_sql("users", &user_columns(d), page);
+            let rows = bind_all!(sqlx::query_as(&sql).bind(directory_id), binds)
+                .fetch_all(c)
+                .await?;
+            Ok((total, rows))
+        })
+    }
+
+    /// Replaces a user (PUT). `expected_version` is the `If-Match` version.
+    pub async fn replace_user(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+        user: &NewUser,
+        expected_version: Option<i64>,
+    ) -> Result<UserRow> {
+        self.modify_user(directory_id, id, expected_version, |_| Ok(user.clone()))
+            .await
+    }
+
+    /// Read-modify-write of one user inside one transaction (row-locked on
+    /// PostgreSQL, serialised by the single writer on SQLite), so concurrent
+    /// writers never lose an update. `change` gets the current document and
+    /// returns the user to store; an error from it writes nothing.
+    pub async fn modify_user<F>(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+        change: F,
+    ) -> Result<UserRow>
+    where
+        F: FnOnce(Map<String, Value>) -> Result<NewUser, ScimError>,
+    {
+        let row = write!(self, |d, tx| {
+            let lock = if d == super::Dialect::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT {} FROM users WHERE directory_id = $1 AND id = $2{lock}",
+                user_columns(d)
+            );
+            let current: UserRow = sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if expected_version.is_some_and(|v| v != current.version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let user = change(current.doc_map())?;
+            let now = now_micros();
+            let version = current.version + 1;
+            let sql = format!(
+                "UPDATE users SET user_name = $1, user_name_ci = $2, external_id = $3, active = $4, \
+                 primary_email = $5, display_name = $6, doc = {}, version = $8, updated_at = $9 \
+                 WHERE directory_id = $10 AND id = $11",
+                d.doc_in(7)
+            );
+            sqlx::query(&sql)
+                .bind(&user.user_name)
+                .bind(user.user_name.to_lowercase())
+                .bind(&user.external_id)
+                .bind(user.active)
+                .bind(&user.primary_email)
+                .bind(&user.display_name)
+                .bind(&user.doc)
+                .bind(version)
+                .bind(now)
+                .bind(directory_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .on_conflict("userName")?;
+            UserRow {
+                id,
+                doc: user.doc,
+                version,
+                created_at: current.created_at,
+                updated_at: now,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Deletes a user and its memberships.
+    pub async fn delete_user(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        write!(self, |_d, tx| {
+            let version: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM users WHERE directory_id = $1 AND id = $2")
+                    .bind(directory_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let version = version.ok_or(StoreError::NotFound)?;
+            if expected_version.is_some_and(|v| v != version) {
+                return Err(StoreError::PreconditionFailed);
+            }
+            sqlx::query(
+                "DELETE FROM group_members WHERE member_id = $1 AND group_id IN \
+                 (SELECT id FROM groups WHERE directory_id = $2)",
+            )
+            .bind(id)
+            .bind(directory_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM users WHERE directory_id = $1 AND id = $2")
+                .bind(directory_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The groups each of `user_ids` is a direct member of.
+    pub async fn groups_of_members(
+        &self,
+        directory_id: Uuid,
+        member_ids: &[Uuid],
+    ) -> Result<Vec<UserGroup>> {
+        if member_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        read!(self, |_d, c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT gm.member_id, g.id AS group_id, g.display_name FROM group_members gm \
+                 JOIN groups g ON g.id = gm.group_id WHERE g.directory_id = ",
+            );
+            q.push_bind(directory_id);
+            q.push(" AND gm.member_id IN (");
+            let mut sep = q.separated(", ");
+            for id in member_ids {
+                sep.push_bind(*id);
+            }
+            q.push(") ORDER BY g.display_name_ci");
+            Ok(q.build_query_as().fetch_all(c).await?)
+        })
+    }
+}

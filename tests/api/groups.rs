@@ -1,0 +1,295 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_scim_error, spawn_app, M};
+
+fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|v| v["value"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn groups_hold_members_and_users_show_their_groups() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let ada = app.create_user(&dir, "ada@example.com").await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let group = app.create_group(&dir, "Engineering", &[ada_id]).await;
+    let gid = group["id"].as_str().unwrap();
+    assert_eq!(group["displayName"], "Engineering");
+    assert_eq!(group["meta"]["resourceType"], "Group");
+    assert_eq!(group["members"][0]["value"], ada_id);
+    assert_eq!(group["members"][0]["display"], "Ada Lovelace");
+    assert_eq!(group["members"][0]["type"], "User");
+
+    let user: Value = app
+        .scim(&dir, M::GET, &format!("/Users/{ada_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["groups"][0]["value"], gid);
+    assert_eq!(user["groups"][0]["display"], "Engineering");
+
+    let by_name: Value = app
+        .scim(&dir, M::GET, "/Groups")
+        .query(&[("filter", "displayName eq \"engineering\"")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_name["totalResults"], 1);
+    let by_member: Value = app
+        .scim(&dir, M::GET, "/Groups")
+        .query(&[("filter", format!("members.value eq \"{ada_id}\""))])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_member["totalResults"], 1);
+}
+
+#[tokio::test]
+async fn patch_adds_and_removes_members_in_every_shape_idps_send() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Entra").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let u = app.create_user(&dir, &format!("u{i}@example.com")).await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let group = app.create_group(&dir, "Eng", &[]).await;
+    let gid = group["id"].as_str().unwrap();
+    let patch = |ops: Value| {
+        app.scim(&dir, M::PATCH, &format!("/Groups/{gid}"))
+            .json(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": ops
+            }))
+            .send()
+    };
+    let get = || async {
+        app.scim(&dir, M::GET, &format!("/Groups/{gid}"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+
+    // Add (Entra style).
+    let resp = patch(json!([{ "op": "Add", "path": "members",
+        "value": [{ "value": ids[0] }, { "value": ids[1] }, { "value": ids[2] }] }]))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        member_ids(&get().await),
+        sorted(&[&ids[0], &ids[1], &ids[2]])
+    );
+
+    // Remove with a value filter (Okta style).
+    let resp = patch(json!([{ "op": "remove",
+        "path": format!("members[value eq \"{}\"]", ids[0]) }]))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(member_ids(&get().await), sorted(&[&ids[1], &ids[2]]));
+
+    // Remove with a value list (Entra style), plus a rename, atomically.
+    let resp = patch(json!([
+        { "op": "Remove", "path": "members", "value": [{ "value": ids[1] }] },
+        { "op": "Replace", "path": "displayName", "value": "Engineering" }
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 204);
+    let g = get().await;
+    assert_eq!(member_ids(&g), sorted(&[&ids[2]]));
+    assert_eq!(g["displayName"], "Engineering");
+
+    // Replace all members.
+    let resp = patch(json!([{ "op": "replace", "path": "members",
+        "value": [{ "value": ids[3] }] }]))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(member_ids(&get().await), sorted(&[&ids[3]]));
+
+    // Asking for attributes returns the group.
+    let resp = app
+        .scim(
+            &dir,
+            M::PATCH,
+            &format!("/Groups/{gid}?attributes=displayName"),
+        )
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "add", "path": "members", "value": [{ "value": ids[0] }] }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["displayName"], "Engineering");
+    assert!(body.get("members").is_none());
+}
+
+#[tokio::test]
+async fn unknown_members_are_refused_and_nothing_is_written() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let other = app.create_directory("Other").await;
+    let stranger = app.create_user(&other, "eve@example.com").await;
+    let ada = app.create_user(&dir, "ada@example.com").await;
+    let group = app.create_group(&dir, "Eng", &[]).await;
+    let gid = group["id"].as_str().unwrap();
+    for bad in [
+        uuid::Uuid::new_v4().to_string(),
+        "not-an-id".to_owned(),
+        stranger["id"].as_str().unwrap().to_owned(),
+    ] {
+        let resp = app
+            .scim(&dir, M::PATCH, &format!("/Groups/{gid}"))
+            .json(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    { "op": "replace", "path": "displayName", "value": "Renamed" },
+                    { "op": "add", "path": "members",
+                      "value": [{ "value": ada["id"] }, { "value": bad }] }
+                ]
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_scim_error(resp, 400, Some("invalidValue")).await;
+    }
+    let g: Value = app
+        .scim(&dir, M::GET, &format!("/Groups/{gid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g["displayName"], "Eng");
+    assert!(member_ids(&g).is_empty());
+    assert_eq!(g["meta"]["version"], "W/\"1\"");
+
+    let resp = app
+        .scim(&dir, M::POST, "/Groups")
+        .json(&json!({ "displayName": "Ops", "members": [{ "value": uuid::Uuid::new_v4() }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let list: Value = app
+        .scim(&dir, M::GET, "/Groups")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["totalResults"], 1, "the failed POST left no group");
+}
+
+#[tokio::test]
+async fn display_names_are_unique_per_directory() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    app.create_group(&dir, "Engineering", &[]).await;
+    let dup = app
+        .scim(&dir, M::POST, "/Groups")
+        .json(&json!({ "displayName": "ENGINEERING" }))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(dup, 409, Some("uniqueness")).await;
+    let missing = app
+        .scim(&dir, M::POST, "/Groups")
+        .json(&json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(missing, 400, Some("invalidValue")).await;
+}
+
+#[tokio::test]
+async fn put_replaces_name_and_members_and_delete_removes_the_group() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let a = app.create_user(&dir, "a@example.com").await;
+    let b = app.create_user(&dir, "b@example.com").await;
+    let a_id = a["id"].as_str().unwrap();
+    let b_id = b["id"].as_str().unwrap();
+    let group = app.create_group(&dir, "Eng", &[a_id]).await;
+    let gid = group["id"].as_str().unwrap();
+    let resp = app
+        .scim(&dir, M::PUT, &format!("/Groups/{gid}"))
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Engineering",
+            "members": [{ "value": b_id }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["displayName"], "Engineering");
+    assert_eq!(member_ids(&body), sorted(&[b_id]));
+
+    let slim: Value = app
+        .scim(&dir, M::GET, "/Groups?excludedAttributes=members")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(slim["Resources"][0].get("members").is_none());
+
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Groups/{gid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let gone = app
+        .scim(&dir, M::GET, &format!("/Groups/{gid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(gone, 404, None).await;
+    let user: Value = app
+        .scim(&dir, M::GET, &format!("/Users/{b_id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(user.get("groups").is_none());
+}

@@ -1,0 +1,166 @@
+//! Spawns the real server on a random port with a fresh database: an
+//! SQLite file in a temporary directory, or, when `TEST_DATABASE_URL` is
+//! set, a fresh schema in that PostgreSQL database.
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+use scimd::config::ServeConfig;
+use scimd::startup::Application;
+use scimd::store::{ConnectOptions, Store};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A directory made through the admin API.
+pub struct TestDirectory {
+    pub id: String,
+    pub base_url: String,
+    pub api_key: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn connect_store() -> (Store, Option<tempfile::TempDir>) {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let opts = ConnectOptions {
+                pool_size: 8,
+                pg_schema: Some(schema),
+            };
+            let store = Store::connect(&url, &opts).await.expect("connect postgres");
+            (store, None)
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}", dir.path().join("scimd.db").display());
+            let opts = ConnectOptions {
+                pool_size: 8,
+                pg_schema: None,
+            };
+            let store = Store::connect(&url, &opts).await.expect("connect sqlite");
+            (store, Some(dir))
+        }
+    }
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let (store, dir) = connect_store().await;
+    let mut config = ServeConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..ServeConfig::default()
+    };
+    configure(&mut config);
+    let app = Application::build(&config, store.clone())
+        .await
+        .expect("build app");
+    let address = app.public_url().to_owned();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        store,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}/admin/v1{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn create_directory(&self, name: &str) -> TestDirectory {
+        let resp = self
+            .admin(Method::POST, "/orgs/default/directories")
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.expect("json");
+        TestDirectory {
+            id: body["id"].as_str().expect("id").to_owned(),
+            base_url: body["baseUrl"].as_str().expect("baseUrl").to_owned(),
+            api_key: body["apiKey"].as_str().expect("apiKey").to_owned(),
+        }
+    }
+
+    /// A request to `{directory base URL}{path}` with the directory's key.
+    pub fn scim(&self, dir: &TestDirectory, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", dir.base_url))
+            .bearer_auth(&dir.api_key)
+    }
+
+    pub async fn create_user(&self, dir: &TestDirectory, user_name: &str) -> Value {
+        let resp = self
+            .scim(dir, Method::POST, "/Users")
+            .json(&user_body(user_name))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 201, "create user {user_name}");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn create_group(&self, dir: &TestDirectory, name: &str, members: &[&str]) -> Value {
+        let members: Vec<Value> = members.iter().map(|m| json!({ "value": m })).collect();
+        let resp = self
+            .scim(dir, Method::POST, "/Groups")
+            .json(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": name,
+                "members": members,
+            }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 201, "create group {name}");
+        resp.json().await.expect("json")
+    }
+}
+
+pub fn user_body(user_name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "name": { "givenName": "Ada", "familyName": "Lovelace" },
+        "displayName": "Ada Lovelace",
+        "emails": [{ "value": user_name, "type": "work", "primary": true }],
+        "active": true,
+    })
+}
+
+/// Asserts a SCIM error response and returns its body.
+pub async fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -> Value {
+    assert_eq!(resp.status(), status);
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(ct.starts_with("application/scim+json"), "content type {ct}");
+    let body: Value = resp.json().await.expect("json error body");
+    assert_eq!(
+        body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(body["status"], status.to_string());
+    assert_eq!(body["scimType"].as_str(), scim_type, "body {body}");
+    body
+}
+
+pub use reqwest::Method as M;

@@ -1,0 +1,13 @@
+//! Black-box HTTP tests: every test spawns the real server on a random port
+//! with a fresh database (SQLite by default, PostgreSQL when
+//! `TEST_DATABASE_URL` is set). One test binary, so the crate links once.
+
+mod admin;
+mod auth;
+mod concurrency;
+mod discovery;
+mod errors;
+mod groups;
+mod health;
+mod helpers;
+mod users;

@@ -1,0 +1,521 @@
+//! Property tests for the filter printer/parser and PATCH application: a
+//! printed filter re-parses to the same AST, parsers never panic, and PATCH
+//! never corrupts a resource (a failed request leaves it untouched).
+
+use proptest::prelude::*;
+use scimd::scim::filter::{matches, parse_filter, CompValue, CompareOp, Filter};
+use scimd::scim::patch::{apply_patch, parse_patch};
+use scimd::scim::path::{parse_attr_path, parse_patch_path, AttrPath};
+use scimd::scim::schema::{
+    AttrType, AttributeDef, Mutability, ResourceTypeDef, Returned, SchemaDef, Uniqueness,
+};
+use scimd::scim::ScimError;
+use serde_json::{json, Map, Value};
+
+const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+// ---- filters ----
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => "[a-zA-Z][a-zA-Z0-9_-]{0,6}",
+        1 => Just("$ref".to_string()),
+        1 => prop::sample::select(vec!["not", "and", "or", "pr", "eq", "true", "null"]).prop_map(String::from),
+    ]
+}
+
+fn attr_path() -> impl Strategy<Value = AttrPath> {
+    (
+        prop::option::weighted(0.2, prop::sample::select(vec![ENT, CORE, "urn:x:y"])),
+        name(),
+        prop::option::weighted(0.3, name()),
+    )
+        .prop_map(|(urn, attr, sub_attr)| AttrPath {
+            urn: urn.map(String::from),
+            attr,
+            sub_attr,
+        })
+}
+
+fn comp_value() -> impl Strategy<Value = CompValue> {
+    prop_oneof![
+        any::<String>().prop_map(CompValue::Str),
+        any::<i64>().prop_map(|n| CompValue::Num(n.into())),
+        any::<u64>().prop_map(|n| CompValue::Num(n.into())),
+        any::<f64>()
+            .prop_filter_map("finite", serde_json::Number::from_f64)
+            .prop_map(CompValue::Num),
+        any::<bool>().prop_map(CompValue::Bool),
+        Just(CompValue::Null),
+    ]
+}
+
+fn compare_op() -> impl Strategy<Value = CompareOp> {
+    prop::sample::select(vec![
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ])
+}
+
+fn leaf() -> impl Strategy<Value = Filter> {
+    prop_oneof![
+        (attr_path(), compare_op(), comp_value()).prop_map(|(path, op, value)| Filter::Compare {
+            path,
+            op,
+            value
+        }),
+        attr_path().prop_map(Filter::Present),
+    ]
+}
+
+/// Filters without value paths (what may appear inside `[…]`).
+fn flat_filter() -> impl Strategy<Value = Filter> {
+    leaf().prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    })
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    let value_path = (attr_path(), flat_filter()).prop_map(|(mut path, f)| {
+        path.sub_attr = None;
+        Filter::ValuePath {
+            path,
+            filter: Box::new(f),
+        }
+    });
+    prop_oneof![3 => leaf(), 1 => value_path].prop_recursive(5, 48, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+            inner.prop_map(|f| Filter::Not(Box::new(f))),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn display_reparses_to_same_ast(f in filter()) {
+        let printed = f.to_string();
+        let reparsed = parse_filter(&printed);
+        prop_assert_eq!(reparsed.as_ref().ok(), Some(&f), "printed: {} -> {:?}", printed, reparsed);
+        // Printing is a fixed point.
+        if let Ok(g) = reparsed {
+            prop_assert_eq!(g.to_string(), printed);
+        }
+    }
+
+    #[test]
+    fn matching_never_panics(f in filter(), v in json_value()) {
+        let _ = matches(&f, &v, &|p: &AttrPath| p.attr.len().is_multiple_of(2));
+    }
+
+    #[test]
+    fn parsers_never_panic(s in "\\PC{0,40}") {
+        let _ = parse_filter(&s);
+        let _ = parse_attr_path(&s);
+        let _ = parse_patch_path(&s);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_filterish_input(
+        parts in prop::collection::vec(prop::sample::select(vec![
+            "emails", "[", "]", "(", ")", " ", "not", "and", "or", "eq", "pr", "\"x\"", "\"",
+            "\\u", "12", "-", ".", ":", "urn:a:b", "value", "true", "$ref", "gt", "1e5", "\\",
+        ]), 0..20)
+    ) {
+        let s: String = parts.concat();
+        if let Ok(f) = parse_filter(&s) {
+            prop_assert_eq!(parse_filter(&f.to_string()).ok(), Some(f));
+        }
+        let _ = parse_patch_path(&s);
+    }
+}
+
+// ---- PATCH ----
+
+const fn a(name: &'static str, ty: AttrType) -> AttributeDef {
+    AttributeDef {
+        name,
+        ty,
+        multi_valued: false,
+        description: "",
+        required: false,
+        case_exact: false,
+        mutability: Mutability::ReadWrite,
+        returned: Returned::Default,
+        uniqueness: Uniqueness::None,
+        canonical_values: &[],
+        reference_types: &[],
+        sub_attributes: &[],
+    }
+}
+
+static NAME_SUBS: [AttributeDef; 2] = [
+    a("familyName", AttrType::String),
+    a("givenName", AttrType::String),
+];
+static MV_SUBS: [AttributeDef; 3] = [
+    a("value", AttrType::String),
+    a("type", AttrType::String),
+    a("primary", AttrType::Boolean),
+];
+static USER_ATTRS: [AttributeDef; 6] = [
+    AttributeDef {
+        required: true,
+        ..a("userName", AttrType::String)
+    },
+    AttributeDef {
+        sub_attributes: &NAME_SUBS,
+        ..a("name", AttrType::Complex)
+    },
+    a("active", AttrType::Boolean),
+    AttributeDef {
+        mutability: Mutability::Immutable,
+        ..a("badgeId", AttrType::String)
+    },
+    AttributeDef {
+        multi_valued: true,
+        sub_attributes: &MV_SUBS,
+        ..a("emails", AttrType::Complex)
+    },
+    AttributeDef {
+        multi_valued: true,
+        mutability: Mutability::ReadOnly,
+        sub_attributes: &MV_SUBS,
+        ..a("groups", AttrType::Complex)
+    },
+];
+static MANAGER_SUBS: [AttributeDef; 1] = [a("value", AttrType::String)];
+static ENT_ATTRS: [AttributeDef; 2] = [
+    a("department", AttrType::String),
+    AttributeDef {
+        sub_attributes: &MANAGER_SUBS,
+        ..a("manager", AttrType::Complex)
+    },
+];
+static USER_SCHEMA: SchemaDef = SchemaDef {
+    id: CORE,
+    name: "User",
+    description: "",
+    attributes: &USER_ATTRS,
+};
+static ENT_SCHEMA: SchemaDef = SchemaDef {
+    id: ENT,
+    name: "EnterpriseUser",
+    description: "",
+    attributes: &ENT_ATTRS,
+};
+static USER_RT: ResourceTypeDef = ResourceTypeDef {
+    name: "User",
+    endpoint: "/Users",
+    description: "",
+    schema: &USER_SCHEMA,
+    extensions: &[(&ENT_SCHEMA, false)],
+};
+static MEMBER_SUBS: [AttributeDef; 1] = [a("value", AttrType::String)];
+static GROUP_ATTRS: [AttributeDef; 2] = [
+    AttributeDef {
+        required: true,
+        ..a("displayName", AttrType::String)
+    },
+    AttributeDef {
+        multi_valued: true,
+        sub_attributes: &MEMBER_SUBS,
+        ..a("members", AttrType::Complex)
+    },
+];
+static GROUP_SCHEMA: SchemaDef = SchemaDef {
+    id: "urn:ietf:params:scim:schemas:core:2.0:Group",
+    name: "Group",
+    description: "",
+    attributes: &GROUP_ATTRS,
+};
+static GROUP_RT: ResourceTypeDef = ResourceTypeDef {
+    name: "Group",
+    endpoint: "/Groups",
+    description: "",
+    schema: &GROUP_SCHEMA,
+    extensions: &[],
+};
+
+fn vp(def: &AttributeDef, v: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+    fn one(def: &AttributeDef, v: &Value, path: &str) -> Result<Option<Value>, ScimError> {
+        let bad = || ScimError::invalid_value(format!("{path}: bad {}", def.name));
+        Ok(Some(match (def.ty, v) {
+            (_, Value::Null) => return Ok(None),
+            (AttrType::Boolean, Value::Bool(_)) | (AttrType::String, Value::String(_)) => v.clone(),
+            (AttrType::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "true" => json!(true),
+                "false" => json!(false),
+                _ => return Err(bad()),
+            },
+            (AttrType::Complex, Value::Object(o)) => {
+                let mut out = Map::new();
+                for (k, x) in o {
+                    if let Some(sd) = def
+                        .sub_attributes
+                        .iter()
+                        .find(|d| d.name.eq_ignore_ascii_case(k))
+                    {
+                        if let Some(x) = one(sd, x, path)? {
+                            out.insert(sd.name.to_string(), x);
+                        }
+                    }
+                }
+                Value::Object(out)
+            }
+            _ => return Err(bad()),
+        }))
+    }
+    match (def.multi_valued, v) {
+        (_, Value::Null) => Ok(None),
+        (true, Value::Array(items)) => {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(one(def, i, path)?);
+            }
+            Ok(Some(Value::Array(out)))
+        }
+        (true, _) => Err(ScimError::invalid_value("expected an array")),
+        (false, v) => one(def, v, path),
+    }
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        prop::sample::select(vec!["work", "home", "x@y", "True", "false", "", "m1"])
+            .prop_map(Value::from),
+        any::<i32>().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "value",
+                    "type",
+                    "primary",
+                    "givenName",
+                    "active",
+                    "emails",
+                    "department",
+                    "manager",
+                    "userName",
+                    "id",
+                    "members",
+                    "badgeId",
+                    ENT,
+                    "name.givenName",
+                ])
+                .prop_map(String::from),
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+const USER_PATHS: &[&str] = &[
+    "userName",
+    "name",
+    "name.givenName",
+    "active",
+    "badgeId",
+    "emails",
+    "emails.value",
+    "emails[type eq \"work\"]",
+    "emails[type eq \"work\"].value",
+    "emails[type eq \"home\" or primary eq true].primary",
+    "emails[value co \"@\"]",
+    "emails[value eq \"a@x\"].type",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    // invalid ones, rarer
+    "groups",
+    "id",
+    "nope",
+    "name.nope",
+    "emails[",
+];
+
+const GROUP_PATHS: &[&str] = &[
+    "displayName",
+    "members",
+    "members",
+    "members[value eq \"u1\"]",
+    "members[value eq \"u1\" or value eq \"u2\"]",
+    "externalId",
+    // invalid ones
+    "members[type eq \"x\"]",
+    "members.value",
+    "nope",
+];
+
+fn patch_path(paths: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
+    prop::option::weighted(0.9, prop::sample::select(paths).prop_map(String::from))
+}
+
+/// Mostly plausible values (strings, email-like objects, lists of them),
+/// sometimes arbitrary JSON.
+fn patch_value() -> impl Strategy<Value = Value> {
+    let email = (
+        prop::sample::select(vec!["a@x", "w@x", "h@x", "u1", "u2"]),
+        prop::option::of(prop::sample::select(vec!["work", "home", "WORK"])),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(v, t, p)| {
+            let mut o = Map::new();
+            o.insert("value".into(), Value::from(v));
+            if let Some(t) = t {
+                o.insert("type".into(), Value::from(t));
+            }
+            if let Some(p) = p {
+                o.insert("primary".into(), Value::from(p));
+            }
+            Value::Object(o)
+        });
+    prop_oneof![
+        3 => prop::sample::select(vec!["x", "True", "false", "m1", "Eng"]).prop_map(Value::from),
+        1 => any::<bool>().prop_map(Value::from),
+        3 => email.clone(),
+        3 => prop::collection::vec(email, 0..3).prop_map(Value::Array),
+        2 => json_value(),
+        1 => Just(Value::Null),
+    ]
+}
+
+fn operation(paths: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            10 => prop::sample::select(vec!["add", "Replace", "remove", "ADD"]),
+            1 => Just("bogus"),
+        ],
+        patch_path(paths),
+        prop::option::weighted(0.95, patch_value()),
+    )
+        .prop_map(|(op, path, value)| {
+            let mut o = Map::new();
+            o.insert("op".into(), Value::from(op));
+            let is_remove = op == "remove";
+            if let Some(p) = path {
+                o.insert("path".into(), Value::from(p));
+            }
+            if let Some(v) = value {
+                // Keep most removes value-less, as clients send them.
+                if !is_remove || v.is_array() {
+                    o.insert("value".into(), v);
+                }
+            }
+            Value::Object(o)
+        })
+}
+
+fn start_user() -> Map<String, Value> {
+    match json!({
+        "schemas": [CORE, ENT],
+        "userName": "bjensen",
+        "badgeId": "B1",
+        "name": {"givenName": "Barbara"},
+        "emails": [{"value": "w@x", "type": "work", "primary": true}, {"value": "h@x", "type": "home"}],
+        ENT: {"department": "Sales"}
+    }) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    }
+}
+
+fn start_group() -> Map<String, Value> {
+    match json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"}) {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    }
+}
+
+fn check(
+    rt: &ResourceTypeDef,
+    mut doc: Map<String, Value>,
+    ops: Vec<Value>,
+) -> Result<(), TestCaseError> {
+    let body = json!({"Operations": ops});
+    let Ok(req) = parse_patch(&body) else {
+        return Ok(());
+    };
+    let before = doc.clone();
+    match apply_patch(rt, &mut doc, &req, &vp) {
+        Err(e) => {
+            prop_assert_eq!(&doc, &before, "failed patch changed the document: {}", e);
+            prop_assert_eq!(e.status, 400);
+            prop_assert!(e.scim_type.is_some());
+        }
+        Ok(out) => {
+            // Required attributes survive; membership never lands in the doc.
+            let required = if rt.name == "Group" {
+                "displayName"
+            } else {
+                "userName"
+            };
+            prop_assert!(doc.get(required).is_some_and(|v| v.is_string()));
+            prop_assert!(
+                !doc.contains_key("members")
+                    && !doc.contains_key("id")
+                    && !doc.contains_key("groups")
+            );
+            // The extension object exists exactly when schemas lists it.
+            let listed = doc
+                .get("schemas")
+                .and_then(Value::as_array)
+                .is_some_and(|s| s.iter().any(|u| u == ENT));
+            let present = doc
+                .get(ENT)
+                .and_then(Value::as_object)
+                .is_some_and(|o| !o.is_empty());
+            prop_assert_eq!(listed, present);
+            prop_assert!(doc.get(ENT).is_none() || present);
+            // Immutable value kept.
+            if rt.name == "User" {
+                prop_assert_eq!(doc.get("badgeId"), Some(&json!("B1")));
+            }
+            // changed_attributes is exactly what differs.
+            for k in &out.changed_attributes {
+                prop_assert!(k == "members" || k.starts_with(ENT) || before.get(k) != doc.get(k));
+            }
+            if out.changed_attributes.is_empty() {
+                prop_assert_eq!(&doc, &before);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn user_patch_never_panics_and_is_atomic(ops in prop::collection::vec(operation(USER_PATHS), 1..4)) {
+        check(&USER_RT, start_user(), ops)?;
+    }
+
+    #[test]
+    fn group_patch_never_panics_and_is_atomic(ops in prop::collection::vec(operation(GROUP_PATHS), 1..4)) {
+        check(&GROUP_RT, start_group(), ops)?;
+    }
+}
