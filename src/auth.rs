@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -105,16 +106,32 @@ pub enum Principal {
     Admin { token_id: String },
 }
 
+/// How long a cached verification is trusted, by default, before the
+/// stored hash is looked up again. Revocations through this process take
+/// effect at once; this bounds how long one made elsewhere (another
+/// replica, the CLI) takes to be noticed. The re-check is one indexed read,
+/// never argon2.
+pub const DEFAULT_REVALIDATE_AFTER: Duration = Duration::from_secs(30);
+
+/// A verified credential: who it is, and the stored hash it matched.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    hash: String,
+    checked: Instant,
+}
+
 /// Verifies credentials and remembers the verified ones by SHA-256.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     /// SHA-256 of the `SCIMD_ADMIN_TOKEN`, if one is configured.
     configured_admin: Option<[u8; 32]>,
-    cache: Arc<RwLock<HashMap<[u8; 32], Principal>>>,
+    cache: Arc<RwLock<HashMap<[u8; 32], Verified>>>,
     /// Bumped whenever keys are revoked: a verification that started before
     /// a revocation must not put the revoked key back into the cache.
     epoch: Arc<AtomicU64>,
+    revalidate_after: Duration,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -122,12 +139,36 @@ fn digest(s: &str) -> [u8; 32] {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, configured_admin: Option<&str>) -> Self {
+    pub fn new(store: Store, configured_admin: Option<&str>, revalidate_after: Duration) -> Self {
         Authenticator {
             store,
             configured_admin: configured_admin.map(digest),
             cache: Arc::new(RwLock::new(HashMap::new())),
             epoch: Arc::new(AtomicU64::new(0)),
+            revalidate_after,
+        }
+    }
+
+    /// The principal a credential would stand for and its stored hash, by
+    /// the credential's visible id.
+    async fn lookup(&self, presented: &str) -> Result<Option<(Principal, String)>, StoreError> {
+        if let Some((id, _)) = split(presented, ADMIN_PREFIX) {
+            let hash = self.store.admin_token_hash(id).await?;
+            Ok(hash.map(|h| {
+                let token_id = id.to_owned();
+                (Principal::Admin { token_id }, h)
+            }))
+        } else if let Some((id, _)) = split(presented, API_KEY_PREFIX) {
+            let key = self.store.find_directory_key(id).await?;
+            Ok(key.map(|k| {
+                let principal = Principal::Directory {
+                    directory_id: k.directory_id,
+                    key_id: id.to_owned(),
+                };
+                (principal, k.key_hash)
+            }))
+        } else {
+            Ok(None)
         }
     }
 
@@ -139,59 +180,59 @@ impl Authenticator {
                 token_id: "env".into(),
             }));
         }
-        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(Some(hit));
-        }
+        let cached = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
         let epoch = self.epoch.load(Ordering::SeqCst);
-        let (principal, hash) = if let Some((id, _)) = split(presented, ADMIN_PREFIX) {
-            match self.store.admin_token_hash(id).await? {
-                Some(hash) => (
-                    Principal::Admin {
-                        token_id: id.to_owned(),
-                    },
-                    hash,
-                ),
-                None => return Ok(None),
+        if let Some(hit) = &cached {
+            if hit.checked.elapsed() < self.revalidate_after {
+                return Ok(Some(hit.principal.clone()));
             }
-        } else if let Some((id, _)) = split(presented, API_KEY_PREFIX) {
-            match self.store.find_directory_key(id).await? {
-                Some(k) => (
-                    Principal::Directory {
-                        directory_id: k.directory_id,
-                        key_id: id.to_owned(),
-                    },
-                    k.key_hash,
-                ),
-                None => return Ok(None),
-            }
-        } else {
+        }
+        let Some((principal, hash)) = self.lookup(presented).await? else {
+            self.forget(&key);
             return Ok(None);
         };
-        let secret = presented
-            .rsplit_once('.')
-            .map(|(_, s)| s.to_owned())
-            .unwrap_or_default();
-        let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return Ok(None);
+        // Still the hash this exact key was verified against: no argon2.
+        let still_valid = cached.is_some_and(|hit| hit.hash == hash && hit.principal == principal);
+        if !still_valid {
+            let secret = presented
+                .rsplit_once('.')
+                .map(|(_, s)| s.to_owned())
+                .unwrap_or_default();
+            let stored = hash.clone();
+            let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &stored))
+                .await
+                .unwrap_or(false);
+            if !ok {
+                self.forget(&key);
+                return Ok(None);
+            }
         }
         if let Ok(mut cache) = self.cache.write() {
             // Checked under the write lock, which revocation also takes.
             if self.epoch.load(Ordering::SeqCst) == epoch {
-                cache.insert(key, principal.clone());
+                let verified = Verified {
+                    principal: principal.clone(),
+                    hash,
+                    checked: Instant::now(),
+                };
+                cache.insert(key, verified);
             }
         }
         Ok(Some(principal))
+    }
+
+    fn forget(&self, key: &[u8; 32]) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(key);
+        }
     }
 
     /// Forgets every cached key of a directory (key rotated, or deleted).
     pub fn forget_directory(&self, directory_id: Uuid) {
         if let Ok(mut cache) = self.cache.write() {
             self.epoch.fetch_add(1, Ordering::SeqCst);
-            cache.retain(|_, p| {
-                !matches!(p, Principal::Directory { directory_id: d, .. } if *d == directory_id)
+            cache.retain(|_, v| {
+                !matches!(&v.principal, Principal::Directory { directory_id: d, .. } if *d == directory_id)
             });
         }
     }

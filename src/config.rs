@@ -49,6 +49,13 @@ pub struct ServeConfig {
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// Seconds a verified API key or admin token is trusted from memory
+    /// before its stored hash is re-read (a rotation made by another
+    /// process is noticed within this time; this process's own are
+    /// immediate).
+    #[arg(long, env = "SCIMD_KEY_CACHE_SECONDS", default_value_t = 30)]
+    pub key_cache_seconds: u64,
+
     /// A fixed admin token (for automation). When unset and the database
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
@@ -72,6 +79,7 @@ impl Default for ServeConfig {
             public_url: None,
             max_page_size: 1000,
             max_body_bytes: 1_048_576,
+            key_cache_seconds: 30,
             admin_token: None,
         }
     }

@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         .set_directory_key(org.unwrap_or(default_org), id, &key.id, &key.hash)
                         .await?;
                     println!("API key:   {}", key.secret);
-                    eprintln!("(the previous key no longer works; restart running servers' caches are per process)");
+                    eprintln!("(the previous key no longer works; running servers notice within --key-cache-seconds)");
                 }
             }
         }

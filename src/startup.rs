@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -62,7 +63,11 @@ impl Application {
             max_page_size: config.max_page_size.max(1),
             max_body_bytes: config.max_body_bytes,
         };
-        let auth = Authenticator::new(store.clone(), config.admin_token.as_deref());
+        let auth = Authenticator::new(
+            store.clone(),
+            config.admin_token.as_deref(),
+            Duration::from_secs(config.key_cache_seconds),
+        );
         Ok(Application {
             listener,
             state: AppState {

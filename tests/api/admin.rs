@@ -301,3 +301,33 @@ async fn first_start_without_a_configured_token_generates_one_admin_token() {
     let again = Application::build(&config, store).await.unwrap();
     assert!(again.generated_admin_token.is_none());
 }
+
+#[tokio::test]
+async fn a_rotation_made_by_another_process_is_noticed_after_the_cache_window() {
+    // Window 0: every request re-reads the stored hash (never argon2 again).
+    let app = crate::helpers::spawn_app_with(|c| c.key_cache_seconds = 0).await;
+    let dir = app.create_directory("Okta").await;
+    assert_eq!(
+        app.scim(&dir, M::GET, "/Users")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // What `scimd directory rotate-key` does: straight to the database.
+    let org = app.store.ensure_default_org().await.unwrap().id;
+    let key = scimd::auth::new_api_key().await.unwrap();
+    app.store
+        .set_directory_key(org, dir.id.parse().unwrap(), &key.id, &key.hash)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.scim(&dir, M::GET, "/Users")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
