@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
@@ -132,6 +134,10 @@ pub struct Authenticator {
     /// a revocation must not put the revoked key back into the cache.
     epoch: Arc<AtomicU64>,
     revalidate_after: Duration,
+    /// Caps concurrent argon2 runs (each takes ~19 MiB and a core): a burst
+    /// of clients presenting one uncached key verifies it once, and a flood
+    /// of wrong keys cannot take every core or balloon memory.
+    argon2_permits: Arc<Semaphore>,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -146,6 +152,9 @@ impl Authenticator {
             cache: Arc::new(RwLock::new(HashMap::new())),
             epoch: Arc::new(AtomicU64::new(0)),
             revalidate_after,
+            argon2_permits: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -194,6 +203,14 @@ impl Authenticator {
         // Still the hash this exact key was verified against: no argon2.
         let still_valid = cached.is_some_and(|hit| hit.hash == hash && hit.principal == principal);
         if !still_valid {
+            let _permit = self.argon2_permits.acquire().await.ok();
+            // While waiting, another request may have verified this key.
+            let fresh = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
+            if let Some(hit) = fresh {
+                if hit.hash == hash && hit.checked.elapsed() < self.revalidate_after {
+                    return Ok(Some(hit.principal));
+                }
+            }
             let secret = presented
                 .rsplit_once('.')
                 .map(|(_, s)| s.to_owned())

@@ -3,7 +3,10 @@
 //! bounded in requests and in time.
 //!
 //! ```sh
+//! # against an existing directory
 //! scim-bench --base-url http://127.0.0.1:8080/scim/directory/<id> --key <api key>
+//! # or let it create a fresh directory through the admin API
+//! scim-bench --server http://127.0.0.1:8080 --admin-token <admin token>
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,11 +24,17 @@ use serde_json::{json, Value};
 )]
 struct Args {
     /// SCIM base URL (e.g. http://127.0.0.1:8080/scim/directory/<id>).
-    #[arg(long)]
-    base_url: String,
+    #[arg(long, requires = "key", conflicts_with = "server")]
+    base_url: Option<String>,
     /// Bearer API key of the directory.
     #[arg(long, env = "SCIM_BENCH_KEY")]
-    key: String,
+    key: Option<String>,
+    /// A scimd server to create a fresh directory on (with --admin-token).
+    #[arg(long, requires = "admin_token")]
+    server: Option<String>,
+    /// Admin token for --server.
+    #[arg(long, env = "SCIMD_ADMIN_TOKEN")]
+    admin_token: Option<String>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -166,6 +175,29 @@ where
     (result, bodies)
 }
 
+/// Creates a directory named after this run; returns its base URL and key.
+async fn create_directory(
+    server: &str,
+    token: &str,
+) -> Result<(String, String), Box<dyn std::error::Error>> {
+    let server = server.trim_end_matches('/');
+    ensure_loopback(&Url::parse(server)?)?;
+    let resp = Client::new()
+        .post(format!("{server}/admin/v1/orgs/default/directories"))
+        .bearer_auth(token)
+        .json(&json!({ "name": format!("scim-bench {}", std::process::id()) }))
+        .send()
+        .await?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("creating a directory failed: HTTP {}", resp.status()).into());
+    }
+    let body: Value = resp.json().await?;
+    match (body["baseUrl"].as_str(), body["apiKey"].as_str()) {
+        (Some(b), Some(k)) => Ok((b.to_owned(), k.to_owned())),
+        _ => Err("unexpected admin API response".into()),
+    }
+}
+
 fn ensure_loopback(url: &Url) -> Result<(), String> {
     match url.host_str() {
         Some("127.0.0.1") | Some("localhost") | Some("[::1]") | Some("::1") => Ok(()),
@@ -178,7 +210,11 @@ fn ensure_loopback(url: &Url) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let base = args.base_url.trim_end_matches('/').to_owned();
+    let (base, key) = match (&args.base_url, &args.key, &args.server, &args.admin_token) {
+        (Some(base), Some(key), _, _) => (base.trim_end_matches('/').to_owned(), key.clone()),
+        (None, _, Some(server), Some(token)) => create_directory(server, token).await?,
+        _ => return Err("give --base-url and --key, or --server and --admin-token".into()),
+    };
     let url = Url::parse(&base)?;
     ensure_loopback(&url)?;
     let origin = format!(
@@ -205,7 +241,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run_phase(
                     phase,
                     &client,
-                    &args.key,
+                    &key,
                     args.concurrency,
                     args.requests,
                     max,
@@ -220,7 +256,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "create" => {
                 let url = format!("{base}/Users");
-                run_phase(phase, &client, &args.key, args.concurrency, args.users, max, move |i| Req {
+                run_phase(phase, &client, &key, args.concurrency, args.users, max, move |i| Req {
                     method: Method::POST,
                     url: url.clone(),
                     body: Some(json!({
@@ -245,7 +281,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run_phase(
                     phase,
                     &client,
-                    &args.key,
+                    &key,
                     args.concurrency,
                     args.requests,
                     max,
