@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::query::{bind_all, CompiledFilter, Page};
+use super::query::{bind_all, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
 use crate::scim::patch::MemberChange;
 use crate::scim::ScimError;
@@ -225,7 +225,7 @@ impl Store {
     pub async fn list_groups(
         &self,
         directory_id: Uuid,
-        filter: &CompiledFilter,
+        filter: &ListQuery,
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
         read!(self, |d, c| {

@@ -51,34 +51,48 @@ pub struct Page {
     pub count: i64,
 }
 
-/// A WHERE clause for one directory's rows; placeholder `$1` is always the
-/// directory id, the filter's own values follow from `$2`.
+/// A list query over one directory's rows: the WHERE clause compiled from a
+/// filter and the ORDER BY from `sortBy`. Placeholder `$1` is always the
+/// directory id; the filter's own values follow from `$2`.
 #[derive(Clone, Debug, Default)]
-pub struct CompiledFilter {
+pub struct ListQuery {
     where_sql: Option<String>,
     binds: Vec<Bind>,
+    /// `expr ASC|DESC NULLS LAST`, when sorted by an attribute.
+    order_by: Option<String>,
 }
 
-impl CompiledFilter {
-    /// Every row of the directory.
+impl ListQuery {
+    /// Every row of the directory, in creation order.
     pub fn all() -> Self {
-        CompiledFilter::default()
+        ListQuery::default()
     }
 
-    pub fn compile(
+    pub fn build(
         rt: &'static ResourceTypeDef,
         dialect: Dialect,
-        filter: &Filter,
+        filter: Option<&Filter>,
+        sort_by: Option<&AttrPath>,
+        descending: bool,
     ) -> Result<Self, ScimError> {
         let mut c = Compiler {
             d: dialect,
             rt,
             binds: Vec::new(),
         };
-        let sql = c.expr(filter)?;
-        Ok(CompiledFilter {
-            where_sql: Some(sql),
+        let where_sql = filter.map(|f| c.expr(f)).transpose()?;
+        let order_by = sort_by
+            .map(|path| c.sort_key(path))
+            .transpose()?
+            .map(|key| {
+                let dir = if descending { "DESC" } else { "ASC" };
+                // Absent values sort last either way (RFC 7644 §3.4.2.3).
+                format!("{key} {dir} NULLS LAST")
+            });
+        Ok(ListQuery {
+            where_sql,
             binds: c.binds,
+            order_by,
         })
     }
 
@@ -99,15 +113,20 @@ impl CompiledFilter {
         )
     }
 
-    /// A page in creation order (ties broken by id, so paging is stable).
+    /// One page. Ties (and unsorted lists) fall back to creation order and
+    /// then id, so paging is stable.
     pub fn select_sql(&self, table: &str, columns: &str, page: Page) -> (String, Vec<Bind>) {
         let mut binds = self.binds.clone();
         let limit = binds.len() + 2;
         binds.push(Bind::Int(page.count));
         binds.push(Bind::Int(page.start_index.max(1) - 1));
+        let sort = match &self.order_by {
+            Some(key) => format!("{key}, "),
+            None => String::new(),
+        };
         (
             format!(
-                "SELECT {columns} FROM {table} WHERE {} ORDER BY {table}.created_at, {table}.id \
+                "SELECT {columns} FROM {table} WHERE {} ORDER BY {sort}{table}.created_at, {table}.id \
                  LIMIT ${limit} OFFSET ${}",
                 self.where_clause(table),
                 limit + 1
@@ -134,6 +153,8 @@ enum Kind {
     Number,
     /// Microseconds since the epoch, compared with RFC 3339 literals.
     Micros,
+    /// A complex value (e.g. `name`): it can be present, not compared.
+    Complex,
 }
 
 /// Where a filtered attribute lives.
@@ -192,6 +213,11 @@ impl Compiler {
                 self.present(target)
             }
             Filter::Compare { path, op, value } => {
+                if let (CompareOp::Eq, CompValue::Str(v)) = (op, value) {
+                    if let Some(sql) = self.indexed_eq(path, v) {
+                        return Ok(sql);
+                    }
+                }
                 let target = self.target(path)?;
                 match target {
                     Target::Scalar { expr, kind } => self.compare(&expr, kind, *op, value, path)?,
@@ -211,6 +237,78 @@ impl Compiler {
                 }
             }
             Filter::ValuePath { path, filter } => self.value_path(path, filter)?,
+        })
+    }
+
+    /// Equality on a multi-valued attribute that has its own indexed table
+    /// (`emails.value`, group `members.value`, user `groups.value`): an
+    /// `IN (subquery)` the planner drives from that table's index, instead
+    /// of testing every row of the directory.
+    fn indexed_eq(&mut self, path: &AttrPath, value: &str) -> Option<String> {
+        let resolved =
+            self.rt
+                .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())?;
+        let in_core = resolved
+            .schema
+            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
+        if !in_core || resolved.sub.is_some_and(|s| s.name != "value") {
+            return None;
+        }
+        match (self.rt.name, resolved.attr.name) {
+            ("User", "emails") => {
+                let p = self.bind(Bind::Text(value.to_lowercase()));
+                Some(format!(
+                    "users.id IN (SELECT ue.user_id FROM user_emails ue \
+                     WHERE ue.directory_id = $1 AND ue.value_ci = {p})"
+                ))
+            }
+            ("Group", "members") => Some(match Uuid::parse_str(value) {
+                Ok(id) => {
+                    let p = self.bind(Bind::Uuid(id));
+                    format!("groups.id IN (SELECT gm.group_id FROM group_members gm WHERE gm.member_id = {p})")
+                }
+                Err(_) => "FALSE".to_owned(),
+            }),
+            ("User", "groups") => Some(match Uuid::parse_str(value) {
+                Ok(id) => {
+                    let p = self.bind(Bind::Uuid(id));
+                    format!("users.id IN (SELECT gm.member_id FROM group_members gm WHERE gm.group_id = {p})")
+                }
+                Err(_) => "FALSE".to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The ORDER BY expression for `sortBy`: case-insensitive strings sort
+    /// by their lowercase form, in byte order on both stores.
+    fn sort_key(&mut self, path: &AttrPath) -> Result<String, ScimError> {
+        let bad = |why: &str| {
+            ScimError::invalid_value(format!("cannot sort by '{}': {why}", display_path(path)))
+        };
+        let is_emails = self.rt.name == "User"
+            && path.attr.eq_ignore_ascii_case("emails")
+            && path
+                .sub_attr
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case("value"));
+        let (key, is_text) = if is_emails {
+            // A multi-valued attribute sorts by its primary value.
+            ("users.primary_email".to_owned(), true)
+        } else {
+            match self.target(path).map_err(|e| bad(&e.detail))? {
+                Target::Scalar { expr, kind } => match kind {
+                    Kind::TextCi { lowered: false } => (format!("lower({expr})"), true),
+                    Kind::TextCi { lowered: true } | Kind::TextExact => (expr, true),
+                    Kind::Complex => return Err(bad("it is complex; name a sub-attribute")),
+                    _ => (expr, false),
+                },
+                Target::Elements { .. } => return Err(bad("it is multi-valued")),
+            }
+        };
+        Ok(match self.d {
+            Dialect::Postgres if is_text => format!("{key} COLLATE \"C\""),
+            _ => key,
         })
     }
 
@@ -295,7 +393,7 @@ impl Compiler {
         if attr.ty == AttrType::Complex && sub.is_none() && !attr.multi_valued {
             return Ok(Target::Scalar {
                 expr: self.json_node(&keys),
-                kind: Kind::TextExact,
+                kind: Kind::Complex,
             });
         }
         if attr.multi_valued {
@@ -459,6 +557,10 @@ impl Compiler {
             _ => None,
         };
         match kind {
+            Kind::Complex => Err(unsupported(
+                path,
+                "a complex attribute needs a sub-attribute",
+            )),
             Kind::TextCi { .. } | Kind::TextExact => {
                 let CompValue::Str(s) = value else {
                     return Err(unsupported(path, "expects a string value"));
@@ -667,4 +769,93 @@ fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_filter;
+    use crate::scim::path::parse_attr_path;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+
+    fn users(dialect: Dialect, filter: &str) -> ListQuery {
+        let f = parse_filter(filter).unwrap();
+        ListQuery::build(&USER_RESOURCE, dialect, Some(&f), None, false).unwrap()
+    }
+
+    #[test]
+    fn values_are_bound_never_spliced() {
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let q = users(d, r#"title eq "x' OR 1=1 --" or userName co "%_""#);
+            let (sql, binds) = q.count_sql("users");
+            assert!(!sql.contains("OR 1=1"), "{sql}");
+            assert!(binds.contains(&Bind::Text("x' or 1=1 --".into())));
+            assert!(binds.contains(&Bind::Text("%\\%\\_%".into())), "{binds:?}");
+        }
+    }
+
+    #[test]
+    fn hot_attributes_use_their_indexed_columns() {
+        let q = users(Dialect::Sqlite, r#"userName eq "Ada@Example.com""#);
+        let (sql, binds) = q.count_sql("users");
+        assert!(sql.contains("users.user_name_ci = $2"), "{sql}");
+        assert_eq!(binds, vec![Bind::Text("ada@example.com".into())]);
+        let (sql, _) = users(Dialect::Postgres, r#"externalId eq "A1""#).count_sql("users");
+        assert!(sql.contains("users.external_id = $2"), "{sql}");
+        let (sql, _) = users(Dialect::Postgres, r#"emails.value eq "a@x""#).count_sql("users");
+        assert!(sql.contains("user_emails"), "{sql}");
+        let f = parse_filter(r#"displayName eq "Eng""#).unwrap();
+        let q = ListQuery::build(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
+        assert!(q
+            .count_sql("groups")
+            .0
+            .contains("groups.display_name_ci = $2"));
+    }
+
+    #[test]
+    fn not_treats_absent_values_as_false() {
+        let (sql, _) = users(Dialect::Sqlite, r#"not (title eq "x")"#).count_sql("users");
+        assert!(sql.contains("NOT COALESCE("), "{sql}");
+    }
+
+    #[test]
+    fn paging_and_sorting_come_after_the_filter_binds() {
+        let f = parse_filter(r#"userName sw "a""#).unwrap();
+        let sort = parse_attr_path("name.familyName").unwrap();
+        let q = ListQuery::build(
+            &USER_RESOURCE,
+            Dialect::Postgres,
+            Some(&f),
+            Some(&sort),
+            true,
+        )
+        .unwrap();
+        let page = Page {
+            start_index: 11,
+            count: 5,
+        };
+        let (sql, binds) = q.select_sql("users", "id", page);
+        assert!(sql.contains("DESC NULLS LAST"), "{sql}");
+        assert!(sql.contains("LIMIT $3 OFFSET $4"), "{sql}");
+        assert_eq!(binds[1..], [Bind::Int(5), Bind::Int(10)]);
+    }
+
+    #[test]
+    fn unfilterable_paths_are_invalid_filters() {
+        for (rt, filter) in [
+            (&USER_RESOURCE, r#"nope eq "x""#),
+            (&USER_RESOURCE, r#"name eq "x""#),
+            (&USER_RESOURCE, r#"active gt true"#),
+            (&USER_RESOURCE, r#"meta.created gt "yesterday""#),
+            (&GROUP_RESOURCE, r#"members.display eq "x""#),
+        ] {
+            let f = parse_filter(filter).unwrap();
+            let err = ListQuery::build(rt, Dialect::Sqlite, Some(&f), None, false).unwrap_err();
+            assert_eq!(
+                err.scim_type,
+                Some(crate::scim::ScimType::InvalidFilter),
+                "{filter}"
+            );
+        }
+    }
 }

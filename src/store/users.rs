@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::query::{bind_all, CompiledFilter, Page};
+use super::query::{bind_all, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
 use crate::scim::ScimError;
 
@@ -16,6 +16,8 @@ pub struct NewUser {
     pub active: bool,
     pub primary_email: Option<String>,
     pub display_name: Option<String>,
+    /// Every email value, lowercased and de-duplicated (`user_emails`).
+    pub emails: Vec<String>,
     pub doc: String,
 }
 
@@ -40,7 +42,16 @@ impl NewUser {
             .and_then(|e| e.get("value"))
             .and_then(Value::as_str)
             .map(str::to_lowercase);
+        let mut all_emails: Vec<String> = emails
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .collect();
+        all_emails.sort();
+        all_emails.dedup();
         Ok(NewUser {
+            emails: all_emails,
             user_name,
             external_id: doc
                 .get("externalId")
@@ -84,6 +95,30 @@ pub struct UserGroup {
     pub display_name: String,
 }
 
+/// Writes a user's rows in `user_emails` inside the caller's transaction.
+macro_rules! store_emails {
+    ($tx:ident, $directory_id:expr, $user_id:expr, $emails:expr, $replace:expr) => {{
+        if $replace {
+            sqlx::query("DELETE FROM user_emails WHERE user_id = $1")
+                .bind($user_id)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let emails: &[String] = $emails;
+        if !emails.is_empty() {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO user_emails (user_id, directory_id, value_ci) ",
+            );
+            q.push_values(emails, |mut row, email| {
+                row.push_bind($user_id)
+                    .push_bind($directory_id)
+                    .push_bind(email.as_str());
+            });
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 fn user_columns(d: super::Dialect) -> String {
     format!(
         "id, {} AS doc, version, created_at, updated_at",
@@ -116,6 +151,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("userName")?;
+            store_emails!(tx, directory_id, id, &user.emails, false);
         });
         Ok(UserRow {
             id,
@@ -145,7 +181,7 @@ impl Store {
     pub async fn list_users(
         &self,
         directory_id: Uuid,
-        filter: &CompiledFilter,
+        filter: &ListQuery,
         page: Page,
     ) -> Result<(i64, Vec<UserRow>)> {
         read!(self, |d, c| {
@@ -233,6 +269,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("userName")?;
+            store_emails!(tx, directory_id, id, &user.emails, true);
             UserRow {
                 id,
                 doc: user.doc,

@@ -22,7 +22,7 @@ pub async fn service_provider_config(State(state): State<AppState>, ctx: ScimCon
         bulk: None,
         filter_max_results: state.settings.max_page_size,
         change_password: false,
-        sort: false,
+        sort: true,
         etag: true,
     };
     let body = service_provider_config_json(&features, &ctx.base_url);

@@ -10,14 +10,16 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::users::IdParam;
-use super::{list_response, meta, not_modified, query, resource_id, scim_response, Projection};
+use super::{
+    list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
+};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch, MemberChange};
 use crate::scim::resource::{parse_attribute_value, parse_members, parse_resource};
 use crate::scim::schema::GROUP_RESOURCE;
-use crate::store::query::CompiledFilter;
+use crate::store::query::{ListQuery, Page};
 use crate::store::{GroupRow, MemberRow, NewGroup};
 
 fn render(ctx: &ScimContext, row: &GroupRow, members: Option<&[&MemberRow]>) -> Value {
@@ -138,17 +140,44 @@ pub async fn list(
     raw: RawQuery,
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
-    let filter = match &params.filter {
-        Some(f) => CompiledFilter::compile(&GROUP_RESOURCE, state.store.dialect(), f)?,
-        None => CompiledFilter::all(),
-    };
+    respond_list(&state, &ctx, &params).await
+}
+
+/// `POST /Groups/.search`: the same listing with a SearchRequest body.
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimApiError> {
+    let params = QueryParams::from_search(&body)?;
+    respond_list(&state, &ctx, &params).await
+}
+
+async fn respond_list(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+) -> Result<Response, ScimApiError> {
+    let query = params.list_query(&GROUP_RESOURCE, state.store.dialect())?;
     let page = params.page(state.settings.max_page_size);
+    let (total, resources) = list_page(state, ctx, params, &query, page).await?;
+    Ok(list_response(total, page.start_index, resources))
+}
+
+/// One page of groups, rendered and projected, and the total count.
+pub(super) async fn list_page(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    query: &ListQuery,
+    page: Page,
+) -> Result<(i64, Vec<Value>), ScimApiError> {
     let (total, rows) = state
         .store
-        .list_groups(ctx.directory_id, &filter, page)
+        .list_groups(ctx.directory_id, query, page)
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let members = members_for(&state, &ids, &params.projection).await?;
+    let members = members_for(state, &ids, &params.projection).await?;
     let mut by_group: HashMap<Uuid, Vec<&MemberRow>> = HashMap::new();
     for m in members.iter().flatten() {
         by_group.entry(m.group_id).or_default().push(m);
@@ -161,10 +190,10 @@ pub async fn list(
                 .map(|_| by_group.get(&row.id).map(Vec::as_slice).unwrap_or(&[]));
             params
                 .projection
-                .apply(&GROUP_RESOURCE, &render(&ctx, row, list))
+                .apply(&GROUP_RESOURCE, &render(ctx, row, list))
         })
         .collect();
-    Ok(list_response(total, page.start_index, resources))
+    Ok((total, resources))
 }
 
 pub async fn replace(

@@ -4,7 +4,7 @@
 use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -13,20 +13,22 @@ use super::extract::etag;
 use super::AppState;
 use crate::config::DEFAULT_PAGE_SIZE;
 use crate::scim::filter::{parse_filter, Filter};
-use crate::scim::path::AttrPath;
+use crate::scim::path::{parse_attr_path, AttrPath};
 use crate::scim::resource::{parse_attr_list, project};
 use crate::scim::schema::ResourceTypeDef;
 use crate::scim::ScimError;
 use crate::store::format_micros;
-use crate::store::query::Page;
+use crate::store::query::{ListQuery, Page};
 
 mod discovery;
 mod groups;
+mod search;
 mod users;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/Users", get(users::list).post(users::create))
+        .route("/Users/.search", post(users::search))
         .route(
             "/Users/{id}",
             get(users::get)
@@ -35,6 +37,8 @@ pub fn router() -> Router<AppState> {
                 .delete(users::delete),
         )
         .route("/Groups", get(groups::list).post(groups::create))
+        .route("/Groups/.search", post(groups::search))
+        .route("/.search", post(search::search))
         .route(
             "/Groups/{id}",
             get(groups::get)
@@ -94,30 +98,108 @@ impl Projection {
     }
 }
 
-/// Query parameters of a list or a single-resource request.
+/// Query parameters of a list or a single-resource request, from the query
+/// string or from a `POST …/.search` body.
 #[derive(Debug, Default)]
 pub struct QueryParams {
     pub filter: Option<Filter>,
     pub start_index: i64,
     pub count: Option<i64>,
+    pub sort_by: Option<AttrPath>,
+    pub descending: bool,
     pub projection: Projection,
 }
 
+const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
 impl QueryParams {
+    fn empty() -> Self {
+        QueryParams {
+            start_index: 1,
+            ..QueryParams::default()
+        }
+    }
+
     pub fn parse(raw: Option<&str>) -> Result<Self, ScimError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
-        let mut params = QueryParams {
-            start_index: 1,
-            ..QueryParams::default()
-        };
+        let mut params = QueryParams::empty();
         for (key, value) in pairs {
             match key.to_ascii_lowercase().as_str() {
                 "filter" => params.filter = Some(parse_filter(&value)?),
                 "startindex" => params.start_index = parse_int(&key, &value)?.max(1),
                 "count" => params.count = Some(parse_int(&key, &value)?.max(0)),
+                "sortby" => params.sort_by = Some(parse_attr_path(value.trim())?),
+                "sortorder" => params.descending = parse_sort_order(&value)?,
                 "attributes" => params.projection.attributes = parse_attr_list(&value)?,
                 "excludedattributes" => params.projection.excluded = parse_attr_list(&value)?,
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    /// A SearchRequest body (RFC 7644 §3.4.3).
+    pub fn from_search(body: &Value) -> Result<Self, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let mut params = QueryParams::empty();
+        for (key, value) in obj {
+            let text = |what: &str| {
+                value
+                    .as_str()
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be {what}")))
+            };
+            let int = || match value {
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an integer"))),
+                Value::String(s) => parse_int(key, s),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{key}' must be an integer"
+                ))),
+            };
+            // Attribute lists may be arrays (the RFC) or comma-separated.
+            let list = || -> Result<Vec<AttrPath>, ScimError> {
+                match value {
+                    Value::Array(items) => {
+                        let mut out = Vec::new();
+                        for item in items {
+                            let s = item.as_str().ok_or_else(|| {
+                                ScimError::invalid_value(format!("'{key}' must list strings"))
+                            })?;
+                            out.extend(parse_attr_list(s)?);
+                        }
+                        Ok(out)
+                    }
+                    Value::String(s) => parse_attr_list(s),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "'{key}' must be a list of attributes"
+                    ))),
+                }
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "schemas" => {
+                    let known = value.as_array().is_some_and(|a| {
+                        a.iter().any(|s| {
+                            s.as_str()
+                                .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))
+                        })
+                    });
+                    if !known {
+                        return Err(ScimError::invalid_value(format!(
+                            "'schemas' must contain {SEARCH_REQUEST}"
+                        )));
+                    }
+                }
+                "filter" => params.filter = Some(parse_filter(text("a string")?)?),
+                "startindex" => params.start_index = int()?.max(1),
+                "count" => params.count = Some(int()?.max(0)),
+                "sortby" => params.sort_by = Some(parse_attr_path(text("a string")?.trim())?),
+                "sortorder" => params.descending = parse_sort_order(text("a string")?)?,
+                "attributes" => params.projection.attributes = list()?,
+                "excludedattributes" => params.projection.excluded = list()?,
                 _ => {}
             }
         }
@@ -132,6 +214,31 @@ impl QueryParams {
                 .unwrap_or(i64::from(DEFAULT_PAGE_SIZE))
                 .min(i64::from(max_page_size)),
         }
+    }
+
+    /// The store query for this request's filter and sort.
+    pub fn list_query(
+        &self,
+        rt: &'static ResourceTypeDef,
+        dialect: crate::store::Dialect,
+    ) -> Result<ListQuery, ScimError> {
+        ListQuery::build(
+            rt,
+            dialect,
+            self.filter.as_ref(),
+            self.sort_by.as_ref(),
+            self.descending,
+        )
+    }
+}
+
+fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "ascending" | "" => Ok(false),
+        "descending" => Ok(true),
+        other => Err(ScimError::invalid_value(format!(
+            "sortOrder must be 'ascending' or 'descending', not '{other}'"
+        ))),
     }
 }
 

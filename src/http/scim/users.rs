@@ -9,14 +9,16 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{list_response, meta, not_modified, query, resource_id, scim_response, Projection};
+use super::{
+    list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
+};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::query::CompiledFilter;
+use crate::store::query::{ListQuery, Page};
 use crate::store::{NewUser, UserGroup, UserRow};
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
@@ -146,17 +148,44 @@ pub async fn list(
     raw: RawQuery,
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
-    let filter = match &params.filter {
-        Some(f) => CompiledFilter::compile(&USER_RESOURCE, state.store.dialect(), f)?,
-        None => CompiledFilter::all(),
-    };
+    respond_list(&state, &ctx, &params).await
+}
+
+/// `POST /Users/.search`: the same listing with a SearchRequest body.
+pub async fn search(
+    State(state): State<AppState>,
+    ctx: ScimContext,
+    ScimJson(body): ScimJson,
+) -> Result<Response, ScimApiError> {
+    let params = QueryParams::from_search(&body)?;
+    respond_list(&state, &ctx, &params).await
+}
+
+async fn respond_list(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+) -> Result<Response, ScimApiError> {
+    let query = params.list_query(&USER_RESOURCE, state.store.dialect())?;
     let page = params.page(state.settings.max_page_size);
+    let (total, resources) = list_page(state, ctx, params, &query, page).await?;
+    Ok(list_response(total, page.start_index, resources))
+}
+
+/// One page of users, rendered and projected, and the total count.
+pub(super) async fn list_page(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    query: &ListQuery,
+    page: Page,
+) -> Result<(i64, Vec<Value>), ScimApiError> {
     let (total, rows) = state
         .store
-        .list_users(ctx.directory_id, &filter, page)
+        .list_users(ctx.directory_id, query, page)
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let groups = groups_for(&state, &ctx, &ids, &params.projection).await?;
+    let groups = groups_for(state, ctx, &ids, &params.projection).await?;
     let mut by_user: HashMap<Uuid, Vec<&UserGroup>> = HashMap::new();
     for g in &groups {
         by_user.entry(g.member_id).or_default().push(g);
@@ -167,10 +196,10 @@ pub async fn list(
             let groups = by_user.get(&row.id).map(Vec::as_slice).unwrap_or(&[]);
             params
                 .projection
-                .apply(&USER_RESOURCE, &render(&ctx, row, groups))
+                .apply(&USER_RESOURCE, &render(ctx, row, groups))
         })
         .collect();
-    Ok(list_response(total, page.start_index, resources))
+    Ok((total, resources))
 }
 
 pub async fn replace(

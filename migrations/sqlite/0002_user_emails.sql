@@ -1,0 +1,15 @@
+-- Every email of every user, lowercased, so `emails.value eq "…"` (how
+-- identity providers find existing users) is an index lookup rather than a
+-- scan of each user's JSON document.
+CREATE TABLE user_emails (
+    user_id      BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    directory_id BLOB NOT NULL,
+    value_ci     TEXT NOT NULL,
+    PRIMARY KEY (user_id, value_ci)
+) WITHOUT ROWID;
+CREATE INDEX user_emails_directory_value ON user_emails (directory_id, value_ci);
+
+INSERT INTO user_emails (user_id, directory_id, value_ci)
+SELECT DISTINCT u.id, u.directory_id, lower(json_extract(e.value, '$.value'))
+FROM users u, json_each(u.doc, '$.emails') AS e
+WHERE json_extract(e.value, '$.value') IS NOT NULL;

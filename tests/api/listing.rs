@@ -1,0 +1,257 @@
+//! Sorting, paging with sorting, and POST …/.search.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_scim_error, spawn_app, user_body, TestApp, TestDirectory, M};
+
+async fn seed(app: &TestApp, dir: &TestDirectory) -> Vec<Value> {
+    let mut users = Vec::new();
+    for (name, title) in [
+        ("carol@example.com", Some("Engineer")),
+        ("Alice@example.com", None),
+        ("bob@example.com", Some("architect")),
+        ("dave@example.com", Some("Boss")),
+    ] {
+        let mut body = user_body(name);
+        if let Some(t) = title {
+            body["title"] = json!(t);
+        }
+        let resp = app
+            .scim(dir, M::POST, "/Users")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        users.push(resp.json().await.unwrap());
+    }
+    users
+}
+
+fn names(list: &Value, attr: &str) -> Vec<String> {
+    list["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u[attr].as_str().unwrap_or("-").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sort_by_any_simple_attribute_in_either_order() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    seed(&app, &dir).await;
+    let get = |q: &'static str| {
+        let app = &app;
+        let dir = &dir;
+        async move {
+            app.scim(dir, M::GET, &format!("/Users?{q}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        names(&get("sortBy=userName").await, "userName"),
+        [
+            "Alice@example.com",
+            "bob@example.com",
+            "carol@example.com",
+            "dave@example.com"
+        ],
+        "case-insensitive order"
+    );
+    assert_eq!(
+        names(
+            &get("sortBy=userName&sortOrder=descending").await,
+            "userName"
+        ),
+        [
+            "dave@example.com",
+            "carol@example.com",
+            "bob@example.com",
+            "Alice@example.com"
+        ]
+    );
+    // Absent values sort last in both directions.
+    assert_eq!(
+        names(&get("sortBy=title").await, "title"),
+        ["architect", "Boss", "Engineer", "-"]
+    );
+    assert_eq!(
+        names(&get("sortBy=title&sortOrder=descending").await, "title"),
+        ["Engineer", "Boss", "architect", "-"]
+    );
+    // Paging stays correct with sorting.
+    let second = get("sortBy=userName&startIndex=2&count=2").await;
+    assert_eq!(second["totalResults"], 4);
+    assert_eq!(
+        names(&second, "userName"),
+        ["bob@example.com", "carol@example.com"]
+    );
+    let by_created = get("sortBy=meta.created&sortOrder=descending&count=1").await;
+    assert_eq!(names(&by_created, "userName"), ["dave@example.com"]);
+    let by_email = get("sortBy=emails.value&count=1").await;
+    assert_eq!(names(&by_email, "userName"), ["Alice@example.com"]);
+}
+
+#[tokio::test]
+async fn bad_sort_parameters_are_refused() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    for q in [
+        "sortBy=noSuchThing",
+        "sortBy=phoneNumbers",
+        "sortBy=userName&sortOrder=sideways",
+    ] {
+        let resp = app
+            .scim(&dir, M::GET, &format!("/Users?{q}"))
+            .send()
+            .await
+            .unwrap();
+        assert_scim_error(resp, 400, Some("invalidValue")).await;
+    }
+}
+
+#[tokio::test]
+async fn search_requests_list_users_groups_and_both() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let users = seed(&app, &dir).await;
+    let bob = users[2]["id"].as_str().unwrap();
+    app.create_group(&dir, "Engineering", &[bob]).await;
+    app.create_group(&dir, "Bosses", &[]).await;
+
+    let resp = app
+        .scim(&dir, M::POST, "/Users/.search")
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "title pr",
+            "attributes": ["userName", "title"],
+            "sortBy": "title",
+            "sortOrder": "descending",
+            "startIndex": 1,
+            "count": 2
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["totalResults"], 3);
+    assert_eq!(names(&body, "title"), ["Engineer", "Boss"]);
+    assert!(body["Resources"][0].get("emails").is_none());
+
+    let resp = app
+        .scim(&dir, M::POST, "/Groups/.search")
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": format!("members.value eq \"{bob}\""),
+            "excludedAttributes": ["members"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["totalResults"], 1);
+    assert_eq!(body["Resources"][0]["displayName"], "Engineering");
+    assert!(body["Resources"][0].get("members").is_none());
+
+    // Root search: users first, then groups, paged as one list.
+    let resp = app
+        .scim(&dir, M::POST, "/.search")
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "startIndex": 4,
+            "count": 2
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["totalResults"], 6);
+    let kinds: Vec<&str> = body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["User", "Group"]);
+
+    // A filter on an attribute only groups have finds only groups.
+    let resp = app
+        .scim(&dir, M::POST, "/.search")
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "displayName sw \"Eng\""
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["totalResults"], 1);
+
+    let resp = app
+        .scim(&dir, M::POST, "/Users/.search")
+        .json(&json!({ "schemas": ["urn:example:nope"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let resp = app
+        .scim(&dir, M::POST, "/Users/.search")
+        .json(&json!({ "filter": "userName xx \"a\"" }))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidFilter")).await;
+}
+
+#[tokio::test]
+async fn email_lookups_follow_every_write() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let user = app.create_user(&dir, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap();
+    let count = |email: &'static str| {
+        let app = &app;
+        let dir = &dir;
+        async move {
+            let body: Value = app
+                .scim(dir, M::GET, "/Users")
+                .query(&[("filter", format!("emails.value eq \"{email}\""))])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["totalResults"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(count("ADA@example.com").await, 1);
+    let resp = app
+        .scim(&dir, M::PATCH, &format!("/Users/{id}"))
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "emails",
+                             "value": [{ "value": "lovelace@example.com", "primary": true }] }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(count("ada@example.com").await, 0);
+    assert_eq!(count("lovelace@example.com").await, 1);
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Users/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(count("lovelace@example.com").await, 0);
+}
