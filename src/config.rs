@@ -49,6 +49,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
 
+    /// Most operations one `POST /Bulk` may carry (its payload is bounded
+    /// by --max-body-bytes).
+    #[arg(long, env = "SCIMD_BULK_MAX_OPERATIONS", default_value_t = 1000)]
+    pub bulk_max_operations: usize,
+
     /// Seconds a verified API key or admin token is trusted from memory
     /// before its stored hash is re-read (a rotation made by another
     /// process is noticed within this time; this process's own are
@@ -80,6 +85,7 @@ impl Default for ServeConfig {
             max_page_size: 1000,
             max_body_bytes: 1_048_576,
             key_cache_seconds: 30,
+            bulk_max_operations: 1000,
             admin_token: None,
         }
     }

@@ -62,6 +62,7 @@ impl Application {
             public_url: config.public_url(bound),
             max_page_size: config.max_page_size.max(1),
             max_body_bytes: config.max_body_bytes,
+            bulk_max_operations: config.bulk_max_operations,
         };
         let auth = Authenticator::new(
             store.clone(),

@@ -33,6 +33,7 @@ pub struct Settings {
     pub public_url: String,
     pub max_page_size: u32,
     pub max_body_bytes: usize,
+    pub bulk_max_operations: usize,
 }
 
 impl Settings {

@@ -18,7 +18,10 @@ async fn service_provider_config_describes_what_is_supported() {
         "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
     );
     assert_eq!(body["patch"]["supported"], true);
-    assert_eq!(body["bulk"]["supported"], false);
+    assert_eq!(body["bulk"]["supported"], true);
+    assert_eq!(body["bulk"]["maxOperations"], 1000);
+    assert_eq!(body["bulk"]["maxPayloadSize"], 1_048_576);
+    assert_eq!(body["sort"]["supported"], true);
     assert_eq!(body["filter"]["supported"], true);
     assert_eq!(body["etag"]["supported"], true);
     assert_eq!(body["authenticationSchemes"][0]["type"], "oauthbearertoken");

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod bulk;
 mod concurrency;
 mod discovery;
 mod errors;

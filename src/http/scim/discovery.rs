@@ -19,7 +19,10 @@ use crate::scim::ScimError;
 pub async fn service_provider_config(State(state): State<AppState>, ctx: ScimContext) -> Response {
     let features = ServiceProviderFeatures {
         patch: true,
-        bulk: None,
+        bulk: Some((
+            u32::try_from(state.settings.bulk_max_operations).unwrap_or(u32::MAX),
+            state.settings.max_body_bytes as u64,
+        )),
         filter_max_results: state.settings.max_page_size,
         change_password: false,
         sort: true,

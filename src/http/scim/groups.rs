@@ -110,11 +110,7 @@ pub async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
-    let (group, members) = new_group(&body)?;
-    let row = state
-        .store
-        .insert_group(ctx.directory_id, &group, &members)
-        .await?;
+    let row = create_row(&state, &ctx, &body).await?;
     respond(&state, &ctx, StatusCode::CREATED, &row, &params.projection).await
 }
 
@@ -206,13 +202,7 @@ pub async fn replace(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let (group, members) = new_group(&body)?;
-    let row = state
-        .store
-        .modify_group(ctx.directory_id, id, if_match(&headers), |_| {
-            Ok((group, vec![MemberChange::Replace(members)]))
-        })
-        .await?;
+    let row = replace_row(&state, &ctx, id, &body, if_match(&headers)).await?;
     respond(&state, &ctx, StatusCode::OK, &row, &params.projection).await
 }
 
@@ -226,20 +216,7 @@ pub async fn patch(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let request = parse_patch(&body)?;
-    let row = state
-        .store
-        .modify_group(
-            ctx.directory_id,
-            id,
-            if_match(&headers),
-            |mut doc: Map<String, Value>| {
-                let outcome =
-                    apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
-                Ok((NewGroup::from_doc(&doc)?, outcome.member_changes))
-            },
-        )
-        .await?;
+    let row = patch_row(&state, &ctx, id, &body, if_match(&headers)).await?;
     // RFC 7644 §3.5.2 allows 204 after PATCH; Entra ID and Okta expect it
     // for groups, and it spares serialising 100,000 members. Asking for
     // attributes gets the resource back.
@@ -261,9 +238,71 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ScimApiError> {
     let id = resource_id(&p.id)?;
-    state
-        .store
-        .delete_group(ctx.directory_id, id, if_match(&headers))
-        .await?;
+    delete_row(&state, &ctx, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// The writes themselves, shared by the handlers above and by Bulk.
+
+pub(super) async fn create_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    body: &Value,
+) -> Result<GroupRow, ScimApiError> {
+    let (group, members) = new_group(body)?;
+    Ok(state
+        .store
+        .insert_group(ctx.directory_id, &group, &members)
+        .await?)
+}
+
+pub(super) async fn replace_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<GroupRow, ScimApiError> {
+    let (group, members) = new_group(body)?;
+    Ok(state
+        .store
+        .modify_group(ctx.directory_id, id, version, |_| {
+            Ok((group, vec![MemberChange::Replace(members)]))
+        })
+        .await?)
+}
+
+pub(super) async fn patch_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<GroupRow, ScimApiError> {
+    let request = parse_patch(body)?;
+    Ok(state
+        .store
+        .modify_group(
+            ctx.directory_id,
+            id,
+            version,
+            |mut doc: Map<String, Value>| {
+                let outcome =
+                    apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                Ok((NewGroup::from_doc(&doc)?, outcome.member_changes))
+            },
+        )
+        .await?)
+}
+
+pub(super) async fn delete_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    version: Option<i64>,
+) -> Result<(), ScimApiError> {
+    Ok(state
+        .store
+        .delete_group(ctx.directory_id, id, version)
+        .await?)
 }

@@ -20,6 +20,7 @@ use crate::scim::ScimError;
 use crate::store::format_micros;
 use crate::store::query::{ListQuery, Page};
 
+mod bulk;
 mod discovery;
 mod groups;
 mod search;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/Groups", get(groups::list).post(groups::create))
         .route("/Groups/.search", post(groups::search))
         .route("/.search", post(search::search))
+        .route("/Bulk", post(bulk::bulk))
         .route(
             "/Groups/{id}",
             get(groups::get)

@@ -96,8 +96,7 @@ pub async fn create(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
-    let user = new_user(&body)?;
-    let row = state.store.insert_user(ctx.directory_id, &user).await?;
+    let row = create_row(&state, &ctx, &body).await?;
     Ok(respond(
         &ctx,
         StatusCode::CREATED,
@@ -212,11 +211,7 @@ pub async fn replace(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let user = new_user(&body)?;
-    let row = state
-        .store
-        .replace_user(ctx.directory_id, id, &user, if_match(&headers))
-        .await?;
+    let row = replace_row(&state, &ctx, id, &body, if_match(&headers)).await?;
     let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
     Ok(respond(
         &ctx,
@@ -237,19 +232,7 @@ pub async fn patch(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let request = parse_patch(&body)?;
-    let row = state
-        .store
-        .modify_user(
-            ctx.directory_id,
-            id,
-            if_match(&headers),
-            |mut doc: Map<String, Value>| {
-                apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
-                NewUser::from_doc(&doc)
-            },
-        )
-        .await?;
+    let row = patch_row(&state, &ctx, id, &body, if_match(&headers)).await?;
     let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
     Ok(respond(
         &ctx,
@@ -267,9 +250,65 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ScimApiError> {
     let id = resource_id(&p.id)?;
-    state
-        .store
-        .delete_user(ctx.directory_id, id, if_match(&headers))
-        .await?;
+    delete_row(&state, &ctx, id, if_match(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// The writes themselves, shared by the handlers above and by Bulk.
+
+pub(super) async fn create_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    body: &Value,
+) -> Result<UserRow, ScimApiError> {
+    let user = new_user(body)?;
+    Ok(state.store.insert_user(ctx.directory_id, &user).await?)
+}
+
+pub(super) async fn replace_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<UserRow, ScimApiError> {
+    let user = new_user(body)?;
+    Ok(state
+        .store
+        .replace_user(ctx.directory_id, id, &user, version)
+        .await?)
+}
+
+pub(super) async fn patch_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    body: &Value,
+    version: Option<i64>,
+) -> Result<UserRow, ScimApiError> {
+    let request = parse_patch(body)?;
+    Ok(state
+        .store
+        .modify_user(
+            ctx.directory_id,
+            id,
+            version,
+            |mut doc: Map<String, Value>| {
+                apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                NewUser::from_doc(&doc)
+            },
+        )
+        .await?)
+}
+
+pub(super) async fn delete_row(
+    state: &AppState,
+    ctx: &ScimContext,
+    id: Uuid,
+    version: Option<i64>,
+) -> Result<(), ScimApiError> {
+    Ok(state
+        .store
+        .delete_user(ctx.directory_id, id, version)
+        .await?)
 }
