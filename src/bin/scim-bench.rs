@@ -47,8 +47,14 @@ struct Args {
     /// Upper bound on each phase's duration, in seconds.
     #[arg(long, default_value_t = 30)]
     max_seconds: u64,
-    /// Comma-separated phases: baseline, create, get, filter.
-    #[arg(long, default_value = "baseline,create,get,filter")]
+    /// Comma-separated phases, run in order: baseline, create, get, filter,
+    /// patch, put, list, members (add all users to a group in chunks of
+    /// 1,000), remove (remove them again), members-one (add all in one
+    /// request), delete (delete every created user).
+    #[arg(
+        long,
+        default_value = "baseline,create,get,filter,patch,put,list,members,remove,members-one,delete"
+    )]
     phases: String,
     /// Print the results as JSON.
     #[arg(long)]
@@ -175,6 +181,29 @@ where
     (result, bodies)
 }
 
+/// Creates the empty group the member phases fill.
+async fn create_group(
+    client: &Client,
+    base: &str,
+    key: &str,
+    run_id: u32,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let resp = client
+        .post(format!("{base}/Groups"))
+        .bearer_auth(key)
+        .json(&json!({ "displayName": format!("scim-bench {run_id}") }))
+        .send()
+        .await?;
+    if resp.status().as_u16() != 201 {
+        return Err(format!("creating a group failed: HTTP {}", resp.status()).into());
+    }
+    let body: Value = resp.json().await?;
+    body["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "group without id".into())
+}
+
 /// Creates a directory named after this run; returns its base URL and key.
 async fn create_directory(
     server: &str,
@@ -233,6 +262,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut results: Vec<PhaseResult> = Vec::new();
     let mut user_ids: Vec<String> = Vec::new();
     let mut user_names: Vec<String> = Vec::new();
+    let mut group_id: Option<String> = None;
 
     for phase in phases {
         let (result, bodies) = match phase {
@@ -270,36 +300,125 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 })
                 .await
             }
-            "get" | "filter" => {
+            "get" | "filter" | "patch" | "put" | "delete" => {
                 if user_ids.is_empty() {
-                    return Err("the get/filter phases need the create phase first".into());
+                    return Err(format!("the {phase} phase needs the create phase first").into());
                 }
                 let ids = Arc::new(user_ids.clone());
                 let names = Arc::new(user_names.clone());
                 let base = base.clone();
-                let by_filter = phase == "filter";
+                let kind = phase.to_owned();
+                // Writes touch each user once; reads cycle over them.
+                let total = match phase {
+                    "get" | "filter" => args.requests,
+                    _ => ids.len(),
+                };
+                run_phase(phase, &client, &key, args.concurrency, total, max, move |i| {
+                    let id = &ids[i % ids.len()];
+                    let name = &names[i % names.len()];
+                    let user_url = format!("{base}/Users/{id}");
+                    match kind.as_str() {
+                        "filter" => Req {
+                            method: Method::GET,
+                            url: format!("{base}/Users?filter=userName%20eq%20%22{name}%22"),
+                            body: None,
+                            expect: 200,
+                        },
+                        "patch" => Req {
+                            method: Method::PATCH,
+                            url: user_url,
+                            body: Some(json!({
+                                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                "Operations": [{ "op": "replace", "path": "title", "value": format!("Title {i}") }]
+                            })),
+                            expect: 200,
+                        },
+                        "put" => Req {
+                            method: Method::PUT,
+                            url: user_url,
+                            body: Some(json!({
+                                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                "userName": name,
+                                "name": { "givenName": "Put", "familyName": format!("User {i}") },
+                                "emails": [{ "value": name, "type": "work", "primary": true }],
+                                "title": "Replaced",
+                                "active": true
+                            })),
+                            expect: 200,
+                        },
+                        "delete" => Req {
+                            method: Method::DELETE,
+                            url: user_url,
+                            body: None,
+                            expect: 204,
+                        },
+                        _ => Req {
+                            method: Method::GET,
+                            url: user_url,
+                            body: None,
+                            expect: 200,
+                        },
+                    }
+                })
+                .await
+            }
+            "list" => {
+                let pages = user_ids.len().div_ceil(100).max(1);
+                let base = base.clone();
                 run_phase(
                     phase,
                     &client,
                     &key,
                     args.concurrency,
-                    args.requests,
+                    args.requests.min(pages * 10),
                     max,
-                    move |i| {
-                        let url = if by_filter {
-                            let name = &names[i % names.len()];
-                            format!("{base}/Users?filter=userName%20eq%20%22{name}%22")
-                        } else {
-                            format!("{base}/Users/{}", ids[i % ids.len()])
-                        };
-                        Req {
-                            method: Method::GET,
-                            url,
-                            body: None,
-                            expect: 200,
-                        }
+                    move |i| Req {
+                        method: Method::GET,
+                        url: format!(
+                            "{base}/Users?startIndex={}&count=100",
+                            (i % pages) * 100 + 1
+                        ),
+                        body: None,
+                        expect: 200,
                     },
                 )
+                .await
+            }
+            "members" | "remove" | "members-one" => {
+                if user_ids.is_empty() {
+                    return Err(format!("the {phase} phase needs the create phase first").into());
+                }
+                let group = match &group_id {
+                    Some(g) => g.clone(),
+                    None => {
+                        let g = create_group(&client, &base, &key, run_id).await?;
+                        group_id = Some(g.clone());
+                        g
+                    }
+                };
+                let chunk = if phase == "members-one" {
+                    user_ids.len()
+                } else {
+                    1000
+                };
+                let chunks: Arc<Vec<Vec<String>>> =
+                    Arc::new(user_ids.chunks(chunk).map(<[String]>::to_vec).collect());
+                let url = format!("{base}/Groups/{group}");
+                let op = if phase == "remove" { "remove" } else { "add" };
+                // Chunks touch one group: sequential, as an IdP sends them.
+                run_phase(phase, &client, &key, 1, chunks.len(), max, move |i| {
+                    let members: Vec<Value> =
+                        chunks[i].iter().map(|id| json!({ "value": id })).collect();
+                    Req {
+                        method: Method::PATCH,
+                        url: url.clone(),
+                        body: Some(json!({
+                            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{ "op": op, "path": "members", "value": members }]
+                        })),
+                        expect: 204,
+                    }
+                })
                 .await
             }
             other => return Err(format!("unknown phase '{other}'").into()),

@@ -154,8 +154,10 @@ async fn bulk_limits_are_enforced() {
     let app = spawn_app_with(|c| c.bulk_max_operations = 2).await;
     let dir = app.create_directory("Okta").await;
     let ops: Vec<Value> = (0..3)
-        .map(|i| json!({ "method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
-                         "data": user_body(&format!("u{i}@example.com")) }))
+        .map(|i| {
+            json!({ "method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+                         "data": user_body(&format!("u{i}@example.com")) })
+        })
         .collect();
     let resp = app
         .scim(&dir, M::POST, "/Bulk")
