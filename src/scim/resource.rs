@@ -88,8 +88,24 @@ fn store(map: &mut Map<String, Value>, def: &AttributeDef, value: &Value) -> Res
     }
 }
 
+/// Schema URIs that identity providers list in `schemas` beside the core
+/// one although no such schema exists here, as `(resource type, URI)`. They
+/// carry no attributes, so they are accepted and dropped. Microsoft Entra
+/// ID sends its own group schema on every group it creates.
+const IGNORED_CLIENT_SCHEMAS: &[(&str, &str)] = &[(
+    "Group",
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group",
+)];
+
+fn ignored_schema(rt: &ResourceTypeDef, urn: &str) -> bool {
+    IGNORED_CLIENT_SCHEMAS
+        .iter()
+        .any(|(ty, uri)| rt.name.eq_ignore_ascii_case(ty) && uri.eq_ignore_ascii_case(urn))
+}
+
 /// Checks a client's `schemas` array. Absent or null is tolerated (several
-/// IdPs omit it); anything present must name schemas this type has.
+/// IdPs omit it); anything present must name schemas this type has, or be
+/// one of the [`IGNORED_CLIENT_SCHEMAS`].
 fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
     let items = match value {
         Value::Null => return Ok(()),
@@ -104,7 +120,7 @@ fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
         let urn = item.as_str().ok_or_else(|| {
             ScimError::invalid_value("attribute 'schemas' must be an array of schema URNs")
         })?;
-        if rt.schema_by_urn(urn).is_none() {
+        if rt.schema_by_urn(urn).is_none() && !ignored_schema(rt, urn) {
             return Err(ScimError::invalid_value(format!(
                 "unknown schema URN '{urn}' for resource type {}",
                 rt.name
@@ -940,6 +956,31 @@ mod tests {
         // not recorded.
         let doc = user(json!({ "schemas": [USER_URN, ENTERPRISE_USER_URN], "userName": "u" }));
         assert_eq!(doc.unwrap()["schemas"], json!([USER_URN]));
+    }
+
+    #[test]
+    fn entra_group_schema_is_accepted_and_dropped() {
+        const ADSCIM: &str =
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+        let body = json!({
+            "schemas": [GROUP_URN, ADSCIM],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "displayName",
+            "meta": { "resourceType": "Group" }
+        });
+        assert_eq!(
+            Value::Object(parse_resource(&GROUP_RESOURCE, &body).unwrap()),
+            json!({
+                "schemas": [GROUP_URN],
+                "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+                "displayName": "displayName"
+            })
+        );
+        // Only where Entra sends it: it names no user schema.
+        invalid_value(
+            user(json!({ "schemas": [USER_URN, ADSCIM], "userName": "u" })),
+            "unknown schema URN",
+        );
     }
 
     #[test]
