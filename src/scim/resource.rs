@@ -304,7 +304,21 @@ fn parse_single(attr: &AttributeDef, v: &Value, path: &str) -> Result<Option<Val
             _ => return Err(wrong("a dateTime (RFC 3339)")),
         },
         AttrType::Complex => {
-            let obj = v.as_object().ok_or_else(|| wrong("an object"))?;
+            let wrapped;
+            let obj = match v {
+                Value::Object(obj) => obj,
+                // Microsoft Entra ID sends the enterprise `manager` as the
+                // manager's bare id: a scalar for a single-valued complex
+                // attribute with a `value` sub-attribute is that
+                // sub-attribute (as PATCH already reads it).
+                Value::String(_) | Value::Number(_) | Value::Bool(_)
+                    if !attr.multi_valued && attr.sub("value").is_some() =>
+                {
+                    wrapped = Map::from_iter([("value".to_owned(), v.clone())]);
+                    &wrapped
+                }
+                _ => return Err(wrong("an object")),
+            };
             let mut out = Map::new();
             for (k, sv) in obj {
                 let Some(sub) = attr.sub(k) else { continue };
@@ -718,6 +732,38 @@ mod tests {
                     "manager": { "value": "26118915-6090-4610-87e4-49d8ca9f808d" }
                 }
             })
+        );
+    }
+
+    #[test]
+    fn entra_manager_as_a_bare_id() {
+        let doc = user(json!({
+            "schemas": [USER_URN, ENTERPRISE_USER_URN],
+            "userName": "bjensen@testuser.com",
+            ENTERPRISE_USER_URN: { "manager": "123456", "department": "Sales" }
+        }))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE_USER_URN],
+            json!({ "manager": { "value": "123456" }, "department": "Sales" })
+        );
+        // Also fully qualified, and still type-checked.
+        let doc = user(json!({
+            "userName": "u",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "m-1"
+        }))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE_USER_URN]["manager"],
+            json!({ "value": "m-1" })
+        );
+        invalid_value(
+            user(json!({ "userName": "u", ENTERPRISE_USER_URN: { "manager": 7 } })),
+            "attribute 'manager.value' must be a string",
+        );
+        invalid_value(
+            user(json!({ "userName": "u", ENTERPRISE_USER_URN: { "manager": ["m-1"] } })),
+            "attribute 'manager' must be an object",
         );
     }
 
