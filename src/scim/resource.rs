@@ -210,6 +210,43 @@ pub fn parse_resource(
     Ok(doc)
 }
 
+/// Removes writeOnly values (and writeOnly sub-values) from a canonical
+/// document. PATCH may write them, as RFC 7643 §2.2 allows, but what is
+/// stored never holds them: `password` is accepted and discarded whichever
+/// way it arrives.
+pub fn drop_write_only(rt: &ResourceTypeDef, doc: &mut Map<String, Value>) {
+    fn strip(attrs: &[AttributeDef], obj: &mut Map<String, Value>) {
+        obj.retain(|key, value| {
+            let Some(def) = attrs.iter().find(|d| d.name.eq_ignore_ascii_case(key)) else {
+                return true;
+            };
+            if def.mutability == Mutability::WriteOnly {
+                return false;
+            }
+            match value {
+                Value::Object(o) => strip(def.sub_attributes, o),
+                Value::Array(items) => {
+                    for item in items.iter_mut() {
+                        if let Value::Object(o) = item {
+                            strip(def.sub_attributes, o);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+    }
+    strip(rt.schema.attributes, doc);
+    for (ext, _) in rt.extensions {
+        for (key, value) in doc.iter_mut() {
+            if let (true, Value::Object(o)) = (key.eq_ignore_ascii_case(ext.id), value) {
+                strip(ext.attributes, o);
+            }
+        }
+    }
+}
+
 /// Required attributes must be present and, for strings, not blank: an
 /// empty `userName` is as useless as a missing one.
 fn check_required(schema: &SchemaDef, doc: &Map<String, Value>) -> Result<(), ScimError> {
@@ -764,6 +801,34 @@ mod tests {
         invalid_value(
             user(json!({ "userName": "u", ENTERPRISE_USER_URN: { "manager": ["m-1"] } })),
             "attribute 'manager' must be an object",
+        );
+    }
+
+    #[test]
+    fn write_only_values_are_dropped_from_patched_documents() {
+        use crate::scim::patch::{apply_patch, parse_patch};
+        let mut doc = user(json!({ "userName": "u", "password": "first" }))
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(doc.get("password").is_none(), "POST never stores it");
+        // Okta's password sync, and the same by path.
+        for op in [
+            json!({ "op": "replace", "value": { "password": "t1me", "active": false } }),
+            json!({ "op": "add", "path": "PASSWORD", "value": "t1me" }),
+        ] {
+            let req = parse_patch(&json!({ "Operations": [op] })).unwrap();
+            apply_patch(&USER_RESOURCE, &mut doc, &req, &parse_attribute_value).unwrap();
+            drop_write_only(&USER_RESOURCE, &mut doc);
+            assert!(
+                !Value::Object(doc.clone()).to_string().contains("t1me"),
+                "{doc:?}"
+            );
+        }
+        assert_eq!(
+            Value::Object(doc),
+            json!({ "schemas": [USER_URN], "userName": "u", "active": false })
         );
     }
 

@@ -14,7 +14,7 @@ use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch};
-use crate::scim::resource::{parse_attribute_value, parse_resource};
+use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
 use crate::store::query::CompiledFilter;
 use crate::store::{NewUser, UserGroup, UserRow};
@@ -217,6 +217,7 @@ pub async fn patch(
             if_match(&headers),
             |mut doc: Map<String, Value>| {
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                drop_write_only(&USER_RESOURCE, &mut doc);
                 NewUser::from_doc(&doc)
             },
         )
