@@ -10,4 +10,5 @@ mod errors;
 mod groups;
 mod health;
 mod helpers;
+mod idp;
 mod users;
