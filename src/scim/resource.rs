@@ -88,8 +88,24 @@ fn store(map: &mut Map<String, Value>, def: &AttributeDef, value: &Value) -> Res
     }
 }
 
+/// Schema URIs that identity providers list in `schemas` beside the core
+/// one although no such schema exists here, as `(resource type, URI)`. They
+/// carry no attributes, so they are accepted and dropped. Microsoft Entra
+/// ID sends its own group schema on every group it creates.
+const IGNORED_CLIENT_SCHEMAS: &[(&str, &str)] = &[(
+    "Group",
+    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group",
+)];
+
+fn ignored_schema(rt: &ResourceTypeDef, urn: &str) -> bool {
+    IGNORED_CLIENT_SCHEMAS
+        .iter()
+        .any(|(ty, uri)| rt.name.eq_ignore_ascii_case(ty) && uri.eq_ignore_ascii_case(urn))
+}
+
 /// Checks a client's `schemas` array. Absent or null is tolerated (several
-/// IdPs omit it); anything present must name schemas this type has.
+/// IdPs omit it); anything present must name schemas this type has, or be
+/// one of the [`IGNORED_CLIENT_SCHEMAS`].
 fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
     let items = match value {
         Value::Null => return Ok(()),
@@ -104,7 +120,7 @@ fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
         let urn = item.as_str().ok_or_else(|| {
             ScimError::invalid_value("attribute 'schemas' must be an array of schema URNs")
         })?;
-        if rt.schema_by_urn(urn).is_none() {
+        if rt.schema_by_urn(urn).is_none() && !ignored_schema(rt, urn) {
             return Err(ScimError::invalid_value(format!(
                 "unknown schema URN '{urn}' for resource type {}",
                 rt.name
@@ -192,6 +208,43 @@ pub fn parse_resource(
     }
     doc.insert("schemas".to_owned(), Value::Array(schemas));
     Ok(doc)
+}
+
+/// Removes writeOnly values (and writeOnly sub-values) from a canonical
+/// document. PATCH may write them, as RFC 7643 §2.2 allows, but what is
+/// stored never holds them: `password` is accepted and discarded whichever
+/// way it arrives.
+pub fn drop_write_only(rt: &ResourceTypeDef, doc: &mut Map<String, Value>) {
+    fn strip(attrs: &[AttributeDef], obj: &mut Map<String, Value>) {
+        obj.retain(|key, value| {
+            let Some(def) = attrs.iter().find(|d| d.name.eq_ignore_ascii_case(key)) else {
+                return true;
+            };
+            if def.mutability == Mutability::WriteOnly {
+                return false;
+            }
+            match value {
+                Value::Object(o) => strip(def.sub_attributes, o),
+                Value::Array(items) => {
+                    for item in items.iter_mut() {
+                        if let Value::Object(o) = item {
+                            strip(def.sub_attributes, o);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+    }
+    strip(rt.schema.attributes, doc);
+    for (ext, _) in rt.extensions {
+        for (key, value) in doc.iter_mut() {
+            if let (true, Value::Object(o)) = (key.eq_ignore_ascii_case(ext.id), value) {
+                strip(ext.attributes, o);
+            }
+        }
+    }
 }
 
 /// Required attributes must be present and, for strings, not blank: an
@@ -288,7 +341,21 @@ fn parse_single(attr: &AttributeDef, v: &Value, path: &str) -> Result<Option<Val
             _ => return Err(wrong("a dateTime (RFC 3339)")),
         },
         AttrType::Complex => {
-            let obj = v.as_object().ok_or_else(|| wrong("an object"))?;
+            let wrapped;
+            let obj = match v {
+                Value::Object(obj) => obj,
+                // Microsoft Entra ID sends the enterprise `manager` as the
+                // manager's bare id: a scalar for a single-valued complex
+                // attribute with a `value` sub-attribute is that
+                // sub-attribute (as PATCH already reads it).
+                Value::String(_) | Value::Number(_) | Value::Bool(_)
+                    if !attr.multi_valued && attr.sub("value").is_some() =>
+                {
+                    wrapped = Map::from_iter([("value".to_owned(), v.clone())]);
+                    &wrapped
+                }
+                _ => return Err(wrong("an object")),
+            };
             let mut out = Map::new();
             for (k, sv) in obj {
                 let Some(sub) = attr.sub(k) else { continue };
@@ -706,6 +773,66 @@ mod tests {
     }
 
     #[test]
+    fn entra_manager_as_a_bare_id() {
+        let doc = user(json!({
+            "schemas": [USER_URN, ENTERPRISE_USER_URN],
+            "userName": "bjensen@testuser.com",
+            ENTERPRISE_USER_URN: { "manager": "123456", "department": "Sales" }
+        }))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE_USER_URN],
+            json!({ "manager": { "value": "123456" }, "department": "Sales" })
+        );
+        // Also fully qualified, and still type-checked.
+        let doc = user(json!({
+            "userName": "u",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager": "m-1"
+        }))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE_USER_URN]["manager"],
+            json!({ "value": "m-1" })
+        );
+        invalid_value(
+            user(json!({ "userName": "u", ENTERPRISE_USER_URN: { "manager": 7 } })),
+            "attribute 'manager.value' must be a string",
+        );
+        invalid_value(
+            user(json!({ "userName": "u", ENTERPRISE_USER_URN: { "manager": ["m-1"] } })),
+            "attribute 'manager' must be an object",
+        );
+    }
+
+    #[test]
+    fn write_only_values_are_dropped_from_patched_documents() {
+        use crate::scim::patch::{apply_patch, parse_patch};
+        let mut doc = user(json!({ "userName": "u", "password": "first" }))
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(doc.get("password").is_none(), "POST never stores it");
+        // Okta's password sync, and the same by path.
+        for op in [
+            json!({ "op": "replace", "value": { "password": "t1me", "active": false } }),
+            json!({ "op": "add", "path": "PASSWORD", "value": "t1me" }),
+        ] {
+            let req = parse_patch(&json!({ "Operations": [op] })).unwrap();
+            apply_patch(&USER_RESOURCE, &mut doc, &req, &parse_attribute_value).unwrap();
+            drop_write_only(&USER_RESOURCE, &mut doc);
+            assert!(
+                !Value::Object(doc.clone()).to_string().contains("t1me"),
+                "{doc:?}"
+            );
+        }
+        assert_eq!(
+            Value::Object(doc),
+            json!({ "schemas": [USER_URN], "userName": "u", "active": false })
+        );
+    }
+
+    #[test]
     fn names_are_canonicalised() {
         let doc = user(json!({
             "SCHEMAS": ["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"],
@@ -940,6 +1067,31 @@ mod tests {
         // not recorded.
         let doc = user(json!({ "schemas": [USER_URN, ENTERPRISE_USER_URN], "userName": "u" }));
         assert_eq!(doc.unwrap()["schemas"], json!([USER_URN]));
+    }
+
+    #[test]
+    fn entra_group_schema_is_accepted_and_dropped() {
+        const ADSCIM: &str =
+            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group";
+        let body = json!({
+            "schemas": [GROUP_URN, ADSCIM],
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "displayName": "displayName",
+            "meta": { "resourceType": "Group" }
+        });
+        assert_eq!(
+            Value::Object(parse_resource(&GROUP_RESOURCE, &body).unwrap()),
+            json!({
+                "schemas": [GROUP_URN],
+                "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+                "displayName": "displayName"
+            })
+        );
+        // Only where Entra sends it: it names no user schema.
+        invalid_value(
+            user(json!({ "schemas": [USER_URN, ADSCIM], "userName": "u" })),
+            "unknown schema URN",
+        );
     }
 
     #[test]

@@ -11,5 +11,6 @@ mod errors;
 mod groups;
 mod health;
 mod helpers;
+mod idp;
 mod listing;
 mod users;

@@ -17,7 +17,9 @@ use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch, MemberChange};
-use crate::scim::resource::{parse_attribute_value, parse_members, parse_resource};
+use crate::scim::resource::{
+    drop_write_only, parse_attribute_value, parse_members, parse_resource,
+};
 use crate::scim::schema::GROUP_RESOURCE;
 use crate::store::query::{ListQuery, Page};
 use crate::store::{GroupRow, MemberRow, NewGroup};
@@ -289,6 +291,7 @@ pub(super) async fn patch_row(
             |mut doc: Map<String, Value>| {
                 let outcome =
                     apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                drop_write_only(&GROUP_RESOURCE, &mut doc);
                 Ok((NewGroup::from_doc(&doc)?, outcome.member_changes))
             },
         )

@@ -16,7 +16,7 @@ use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch};
-use crate::scim::resource::{parse_attribute_value, parse_resource};
+use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
 use crate::store::query::{ListQuery, Page};
 use crate::store::{NewUser, UserGroup, UserRow};
@@ -295,6 +295,8 @@ pub(super) async fn patch_row(
             version,
             |mut doc: Map<String, Value>| {
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
+                // PATCH may set `password`; it is accepted but never stored.
+                drop_write_only(&USER_RESOURCE, &mut doc);
                 NewUser::from_doc(&doc)
             },
         )
