@@ -445,19 +445,32 @@ impl Parser {
         let start = self.pos;
         let path = self.parse_attr_path()?;
         if self.peek() == Some('[') {
-            let inner = self.parse_brackets(&path, start)?;
+            let mut inner = self.parse_brackets(&path, start)?;
             if self.peek() == Some('.') {
-                return Err(self.err(
-                    self.pos,
-                    "a sub-attribute after ']' is not allowed in a filter; \
-                     put the condition inside the brackets",
-                ));
+                // Not RFC grammar, but what Microsoft Entra ID sends when the
+                // work email is a matching attribute:
+                // `emails[type eq "work"].value eq "x"` means
+                // `emails[type eq "work" and value eq "x"]`.
+                self.pos += 1;
+                let sub_start = self.pos;
+                let sub = AttrPath {
+                    urn: None,
+                    attr: self.parse_name()?,
+                    sub_attr: None,
+                };
+                let leaf = self.parse_comparison(sub, sub_start)?;
+                inner = Filter::And(Box::new(inner), Box::new(leaf));
             }
             return Ok(Filter::ValuePath {
                 path,
                 filter: Box::new(inner),
             });
         }
+        self.parse_comparison(path, start)
+    }
+
+    /// `pr` or `op value` after an attribute path.
+    fn parse_comparison(&mut self, path: AttrPath, start: usize) -> Result<Filter, FilterError> {
         self.skip_ws();
         let op_pos = self.pos;
         let word = self.word_at(op_pos);
@@ -1197,9 +1210,21 @@ mod tests {
         assert!(matches!(f, Filter::And(_, r) if matches!(*r, Filter::ValuePath { .. })));
         let f = p(&format!("{ENT}:manager[value eq \"x\"]"));
         assert!(matches!(f, Filter::ValuePath { path, .. } if path.urn.as_deref() == Some(ENT)));
-        assert!(perr(r#"emails[type eq "work"].value eq "x""#)
+        // Microsoft Entra ID's form, read as the RFC form it means.
+        assert_eq!(
+            p(r#"emails[type eq "work"].value eq "x""#),
+            p(r#"emails[type eq "work" and value eq "x"]"#)
+        );
+        assert_eq!(
+            p(r#"emails[type eq "work"].value pr"#),
+            p(r#"emails[type eq "work" and value pr]"#)
+        );
+        assert!(perr(r#"emails[type eq "work"]. eq "x""#)
             .message
-            .contains("sub-attribute after ']'"));
+            .contains("sub-attribute name"));
+        assert!(perr(r#"emails[type eq "work"].value"#)
+            .message
+            .contains("comparison operator"));
         assert!(perr(r#"emails[type[value eq "x"] pr]"#)
             .message
             .contains("nested"));

@@ -533,19 +533,24 @@ async fn entra_user_patches_with_and_without_the_compliance_flag() {
     assert_eq!(u["active"], false, "untouched by the other operations");
     assert_eq!(u["nickName"], "Barbie");
 
-    // Work email lookup, the other uniqueness attribute the tutorial names,
-    // written the way RFC 7644's grammar allows. The tutorial writes it as
-    // `emails[type eq "work"].value eq "…"`, which that grammar does not
-    // allow and scimd refuses (400 invalidFilter); Entra sends it only when
-    // an admin makes the work email a matching attribute.
-    let by_email = entra
+    // Work email lookup, the other matching attribute the tutorial names,
+    // in the form Entra sends it (not RFC 7644 grammar; scimd reads it as
+    // `emails[type eq "work" and value eq "…"]`) and in the RFC form.
+    for filter in [
+        "emails[type eq \"work\"].value eq \"testmhvaes@test.microsoft.com\"",
+        "emails[type eq \"work\" and value eq \"testmhvaes@test.microsoft.com\"]",
+    ] {
+        let by_email = entra.filter("/Users", filter, "").await;
+        assert_eq!(by_email.list(1)[0]["userName"], "bjensen@testuser.com");
+    }
+    let other_type = entra
         .filter(
             "/Users",
-            "emails[type eq \"work\" and value eq \"testmhvaes@test.microsoft.com\"]",
+            "emails[type eq \"home\"].value eq \"testmhvaes@test.microsoft.com\"",
             "",
         )
         .await;
-    assert_eq!(by_email.list(1)[0]["userName"], "bjensen@testuser.com");
+    other_type.list(0);
 }
 
 /// The manager reference: mapped to the enterprise extension's `manager`,
