@@ -46,6 +46,25 @@ enum Command {
     /// Manage admin tokens.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Load a directory with synthetic users and groups (for measuring
+    /// large directories; users are named seed-<n>@example.com).
+    Seed {
+        /// The directory to load.
+        #[arg(long)]
+        directory: Uuid,
+        /// Users to add.
+        #[arg(long, default_value_t = 1_000_000)]
+        users: u64,
+        /// Number of the first seeded user (to add more to a seeded directory).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        /// Groups to add.
+        #[arg(long, default_value_t = 10_000)]
+        groups: u64,
+        /// Members per group, drawn from the seeded users.
+        #[arg(long, default_value_t = 10)]
+        members_per_group: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +158,26 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     eprintln!("(the previous key no longer works; running servers notice within --key-cache-seconds)");
                 }
             }
+        }
+        Command::Seed {
+            directory,
+            users,
+            first,
+            groups,
+            members_per_group,
+        } => {
+            store.migrate().await?;
+            if store.directory_org(directory).await?.is_none() {
+                return Err(format!("no directory {directory}").into());
+            }
+            let started = std::time::Instant::now();
+            let ids = store.seed_users(directory, first, users).await?;
+            eprintln!("{users} users in {:.1}s", started.elapsed().as_secs_f64());
+            let started = std::time::Instant::now();
+            store
+                .seed_groups(directory, groups, &ids, members_per_group)
+                .await?;
+            eprintln!("{groups} groups in {:.1}s", started.elapsed().as_secs_f64());
         }
         Command::AdminToken(AdminTokenCommand::Create) => {
             store.migrate().await?;

@@ -56,6 +56,10 @@ struct Args {
         default_value = "baseline,create,get,filter,patch,put,list,members,remove,members-one,delete"
     )]
     phases: String,
+    /// Users already loaded with `scimd seed` (seed-<n>@example.com), for
+    /// the seeded-filter and deep-page phases.
+    #[arg(long, default_value_t = 0)]
+    seeded: u64,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -360,6 +364,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         },
                     }
                 })
+                .await
+            }
+            "seeded-filter" => {
+                if args.seeded == 0 {
+                    return Err("seeded-filter needs --seeded <n>".into());
+                }
+                let base = base.clone();
+                let seeded = args.seeded;
+                run_phase(
+                    phase,
+                    &client,
+                    &key,
+                    args.concurrency,
+                    args.requests,
+                    max,
+                    move |i| {
+                        // A fixed stride walks the whole seeded range.
+                        let n = (i as u64).wrapping_mul(7_919) % seeded;
+                        Req {
+                            method: Method::GET,
+                            url: format!(
+                                "{base}/Users?filter=userName%20eq%20%22seed-{n}%40example.com%22"
+                            ),
+                            body: None,
+                            expect: 200,
+                        }
+                    },
+                )
+                .await
+            }
+            "deep-page" => {
+                if args.seeded < 100 {
+                    return Err("deep-page needs --seeded <n>".into());
+                }
+                let base = base.clone();
+                let start = args.seeded * 9 / 10 + 1;
+                run_phase(
+                    phase,
+                    &client,
+                    &key,
+                    args.concurrency,
+                    args.requests.min(2_000),
+                    max,
+                    move |_| Req {
+                        method: Method::GET,
+                        url: format!("{base}/Users?startIndex={start}&count=100"),
+                        body: None,
+                        expect: 200,
+                    },
+                )
                 .await
             }
             "list" => {

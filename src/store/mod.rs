@@ -20,6 +20,7 @@ mod directories;
 mod groups;
 mod orgs;
 pub mod query;
+pub mod seed;
 mod users;
 
 pub use directories::{Directory, DirectoryKey};
