@@ -325,18 +325,26 @@ impl Store {
         if member_ids.is_empty() {
             return Ok(Vec::new());
         }
-        read!(self, |_d, c| {
-            let mut q = sqlx::QueryBuilder::new(
+        read!(self, |d, c| {
+            // Driven from the member ids (an index lookup each), never from
+            // the directory's groups: a directory has 10,000s of groups, a
+            // page has at most a few hundred users. SQLite's CROSS JOIN
+            // fixes that join order; PostgreSQL's planner finds it alone.
+            let join = match d {
+                super::Dialect::Sqlite => "CROSS JOIN",
+                super::Dialect::Postgres => "JOIN",
+            };
+            let mut q = sqlx::QueryBuilder::new(format!(
                 "SELECT gm.member_id, g.id AS group_id, g.display_name FROM group_members gm \
-                 JOIN groups g ON g.id = gm.group_id WHERE g.directory_id = ",
-            );
-            q.push_bind(directory_id);
-            q.push(" AND gm.member_id IN (");
+                 {join} groups g ON g.id = gm.group_id WHERE gm.member_id IN ("
+            ));
             let mut sep = q.separated(", ");
             for id in member_ids {
                 sep.push_bind(*id);
             }
-            q.push(") ORDER BY g.display_name_ci");
+            q.push(") AND g.directory_id = ");
+            q.push_bind(directory_id);
+            q.push(" ORDER BY g.display_name_ci");
             Ok(q.build_query_as().fetch_all(c).await?)
         })
     }

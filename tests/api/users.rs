@@ -452,3 +452,39 @@ async fn plain_json_requests_are_accepted() {
         .unwrap();
     assert_eq!(resp.status(), 201);
 }
+
+#[tokio::test]
+async fn writes_honour_attributes_too() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let resp = app
+        .scim(&dir, M::POST, "/Users?attributes=userName")
+        .json(&user_body("ada@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(created["userName"], "ada@example.com");
+    assert!(created["id"].is_string());
+    assert!(created.get("name").is_none());
+    let id = created["id"].as_str().unwrap();
+    let patched: Value = app
+        .scim(
+            &dir,
+            M::PATCH,
+            &format!("/Users/{id}?excludedAttributes=name,emails"),
+        )
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "replace", "path": "title", "value": "Countess" }]
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["title"], "Countess");
+    assert!(patched.get("name").is_none() && patched.get("emails").is_none());
+}
