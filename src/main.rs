@@ -178,6 +178,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .seed_groups(directory, groups, &ids, members_per_group)
                 .await?;
             eprintln!("{groups} groups in {:.1}s", started.elapsed().as_secs_f64());
+            store.analyze().await?;
         }
         Command::AdminToken(AdminTokenCommand::Create) => {
             store.migrate().await?;

@@ -38,6 +38,7 @@ impl Application {
     /// credential exist, and binds the listener (port 0 picks a free port).
     pub async fn build(config: &ServeConfig, store: Store) -> Result<Self, StartupError> {
         store.migrate().await?;
+        store.optimize().await?;
         store.ensure_default_org().await?;
         let generated_admin_token =
             if config.admin_token.is_none() && store.count_admin_tokens().await? == 0 {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::query::{bind_all, ListQuery, Page};
+use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
 use crate::scim::patch::MemberChange;
 use crate::scim::ScimError;
@@ -236,10 +236,15 @@ impl Store {
             if page.count == 0 {
                 return Ok((total, Vec::new()));
             }
-            let (sql, binds) = filter.select_sql("groups", &group_columns(d), page);
-            let rows = bind_all!(sqlx::query_as(&sql).bind(directory_id), binds)
-                .fetch_all(c)
-                .await?;
+            let rows = fetch_page!(
+                c,
+                filter,
+                "groups",
+                group_columns(d),
+                directory_id,
+                page,
+                GroupRow
+            );
             Ok((total, rows))
         })
     }

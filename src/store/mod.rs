@@ -229,6 +229,37 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics. Bulk loads (`scimd seed`) call
+    /// it; PostgreSQL's autovacuum and SQLite's `PRAGMA optimize` at start
+    /// keep them current otherwise.
+    pub async fn analyze(&self) -> Result<()> {
+        match &*self.db {
+            Db::Sqlite { write, .. } => {
+                sqlx::query("ANALYZE").execute(write).await?;
+            }
+            Db::Postgres(pool) => {
+                sqlx::query("ANALYZE users, user_emails, groups, group_members")
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cheap statistics upkeep at start (SQLite analyses only tables whose
+    /// statistics are missing or stale, bounded by `analysis_limit`).
+    pub async fn optimize(&self) -> Result<()> {
+        if let Db::Sqlite { write, .. } = &*self.db {
+            sqlx::query("PRAGMA analysis_limit = 1000")
+                .execute(write)
+                .await?;
+            sqlx::query("PRAGMA optimize = 0x10002")
+                .execute(write)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         read!(self, |_d, c| sqlx::query("SELECT 1")

@@ -44,6 +44,43 @@ macro_rules! bind_all {
 }
 pub(crate) use bind_all;
 
+/// Fetches one page in two steps — the ids of the page (an index-only scan
+/// when the order is the default one), then those rows — so a deep page
+/// (`startIndex=900001`) skips index entries, not whole documents.
+/// Evaluates to the rows in page order; `$row` must have an `id` field.
+macro_rules! fetch_page {
+    ($c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
+        let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), $page);
+        let ids: Vec<uuid::Uuid> = bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
+            .fetch_all($c)
+            .await?;
+        let mut rows: Vec<$row> = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "SELECT {} FROM {} WHERE directory_id = ",
+                $columns, $table
+            ));
+            q.push_bind($directory_id);
+            q.push(" AND id IN (");
+            let mut sep = q.separated(", ");
+            for id in &ids {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
+                .build_query_as::<$row>()
+                .fetch_all($c)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
+            rows.extend(ids.iter().filter_map(|id| found.remove(id)));
+        }
+        rows
+    }};
+}
+pub(crate) use fetch_page;
+
 /// `startIndex` (1-based) and `count`, already clamped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
