@@ -285,9 +285,10 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Formats stored microseconds as RFC 3339 (`meta.created`, …).
+/// Formats stored microseconds as RFC 3339 (`meta.created`, …), to the
+/// microsecond, so a time read back into a filter compares exactly.
 pub fn format_micros(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

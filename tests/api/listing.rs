@@ -255,3 +255,43 @@ async fn email_lookups_follow_every_write() {
     assert_eq!(resp.status(), 204);
     assert_eq!(count("lovelace@example.com").await, 0);
 }
+
+#[tokio::test]
+async fn date_time_filters_compare_meta_times() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let users = seed(&app, &dir).await;
+    let third_created = users[2]["meta"]["created"].as_str().unwrap().to_owned();
+    let count = |filter: String| {
+        let app = &app;
+        let dir = &dir;
+        async move {
+            let body: Value = app
+                .scim(dir, M::GET, "/Users")
+                .query(&[("filter", filter)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["totalResults"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(
+        count("meta.created gt \"2000-01-01T00:00:00Z\"".into()).await,
+        4
+    );
+    assert_eq!(
+        count("meta.lastModified lt \"2000-01-01T00:00:00Z\"".into()).await,
+        0
+    );
+    assert_eq!(
+        count(format!("meta.created ge \"{third_created}\"")).await,
+        2
+    );
+    assert_eq!(
+        count(format!("meta.created lt \"{third_created}\"")).await,
+        2
+    );
+}
