@@ -229,14 +229,7 @@ impl Store {
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
         read!(self, |d, c| {
-            let (sql, binds) = filter.count_sql("groups");
-            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind(directory_id), binds)
-                .fetch_one(c)
-                .await?;
-            if page.count == 0 {
-                return Ok((total, Vec::new()));
-            }
-            let rows = fetch_page!(
+            Ok(fetch_page!(
                 c,
                 filter,
                 "groups",
@@ -244,8 +237,7 @@ impl Store {
                 directory_id,
                 page,
                 GroupRow
-            );
-            Ok((total, rows))
+            ))
         })
     }
 

@@ -44,39 +44,68 @@ macro_rules! bind_all {
 }
 pub(crate) use bind_all;
 
-/// Fetches one page in two steps — the ids of the page (an index-only scan
-/// when the order is the default one), then those rows — so a deep page
-/// (`startIndex=900001`) skips index entries, not whole documents.
-/// Evaluates to the rows in page order; `$row` must have an `id` field.
+/// One page and the total count, with as few queries as the page allows:
+/// - the first page is read directly; if it is not full, its length is the
+///   total and no `COUNT(*)` runs (a `userName eq` look-up is one query);
+/// - a later page reads its ids first (an index-only scan for the default
+///   order) and then only those rows, so a deep page (`startIndex=900001`)
+///   skips index entries, not whole documents.
+///
+/// Evaluates to `(total, rows in page order)`; `$row` must have an `id`.
 macro_rules! fetch_page {
     ($c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
-        let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), $page);
-        let ids: Vec<uuid::Uuid> = bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
-            .fetch_all($c)
-            .await?;
-        let mut rows: Vec<$row> = Vec::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let mut q = sqlx::QueryBuilder::new(format!(
-                "SELECT {} FROM {} WHERE directory_id = ",
-                $columns, $table
-            ));
-            q.push_bind($directory_id);
-            q.push(" AND id IN (");
-            let mut sep = q.separated(", ");
-            for id in &ids {
-                sep.push_bind(*id);
-            }
-            q.push(")");
-            let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
-                .build_query_as::<$row>()
+        let page: $crate::store::query::Page = $page;
+        let count_all = || async {
+            let (sql, binds) = $query.count_sql($table);
+            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
+                .fetch_one($c)
+                .await?;
+            Ok::<i64, sqlx::Error>(total)
+        };
+        let mut rows: Vec<$row> = Vec::new();
+        if page.count > 0 && page.start_index <= 1 {
+            let (sql, binds) = $query.select_sql($table, &$columns, page);
+            rows = bind_all!(sqlx::query_as::<_, $row>(&sql).bind($directory_id), binds)
                 .fetch_all($c)
-                .await?
-                .into_iter()
-                .map(|r| (r.id, r))
-                .collect();
-            rows.extend(ids.iter().filter_map(|id| found.remove(id)));
+                .await?;
+        } else if page.count > 0 {
+            let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), page);
+            let ids: Vec<uuid::Uuid> =
+                bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
+                    .fetch_all($c)
+                    .await?;
+            if !ids.is_empty() {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "SELECT {} FROM {} WHERE directory_id = ",
+                    $columns, $table
+                ));
+                q.push_bind($directory_id);
+                q.push(" AND id IN (");
+                let mut sep = q.separated(", ");
+                for id in &ids {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
+                    .build_query_as::<$row>()
+                    .fetch_all($c)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, r))
+                    .collect();
+                rows.extend(ids.iter().filter_map(|id| found.remove(id)));
+            }
         }
-        rows
+        let len = rows.len() as i64;
+        // A page that is neither empty nor full ends the result set.
+        let total = if len > 0 && len < page.count {
+            page.start_index.max(1) - 1 + len
+        } else if len == 0 && page.count > 0 && page.start_index <= 1 {
+            0
+        } else {
+            count_all().await?
+        };
+        (total, rows)
     }};
 }
 pub(crate) use fetch_page;

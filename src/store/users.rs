@@ -87,6 +87,14 @@ impl UserRow {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct UserWithGroups {
+    #[sqlx(flatten)]
+    user: UserRow,
+    /// `[[groupId, displayName], …]` as JSON text.
+    groups_json: String,
+}
+
 /// A group a user belongs to (for the user's read-only `groups`).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserGroup {
@@ -177,6 +185,53 @@ impl Store {
         })
     }
 
+    /// A user and the groups it is a direct member of, in one query (the hot
+    /// path of `GET /Users/{id}`).
+    pub async fn get_user_with_groups(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+    ) -> Result<(UserRow, Vec<UserGroup>)> {
+        let found: Option<UserWithGroups> = read!(self, |d, c| {
+            let groups = match d {
+                super::Dialect::Sqlite => {
+                    "(SELECT json_group_array(json_array(hex(g.id), g.display_name)) \
+                     FROM group_members gm CROSS JOIN groups g ON g.id = gm.group_id \
+                     WHERE gm.member_id = users.id)"
+                }
+                super::Dialect::Postgres => {
+                    "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]')::text \
+                     FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+                     WHERE gm.member_id = users.id)"
+                }
+            };
+            let sql = format!(
+                "SELECT {}, {groups} AS groups_json FROM users WHERE directory_id = $1 AND id = $2",
+                user_columns(d)
+            );
+            sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(c)
+                .await?
+        });
+        let found = found.ok_or(StoreError::NotFound)?;
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&found.groups_json).unwrap_or_default();
+        let mut groups: Vec<UserGroup> = pairs
+            .into_iter()
+            .filter_map(|(gid, name)| {
+                Some(UserGroup {
+                    member_id: found.user.id,
+                    group_id: Uuid::parse_str(&gid).ok()?,
+                    display_name: name,
+                })
+            })
+            .collect();
+        groups.sort_by_key(|g| g.display_name.to_lowercase());
+        Ok((found.user, groups))
+    }
+
     /// One page of users matching `filter`, and the total count.
     pub async fn list_users(
         &self,
@@ -185,14 +240,7 @@ impl Store {
         page: Page,
     ) -> Result<(i64, Vec<UserRow>)> {
         read!(self, |d, c| {
-            let (sql, binds) = filter.count_sql("users");
-            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind(directory_id), binds)
-                .fetch_one(c)
-                .await?;
-            if page.count == 0 {
-                return Ok((total, Vec::new()));
-            }
-            let rows = fetch_page!(
+            Ok(fetch_page!(
                 c,
                 filter,
                 "users",
@@ -200,8 +248,7 @@ impl Store {
                 directory_id,
                 page,
                 UserRow
-            );
-            Ok((total, rows))
+            ))
         })
     }
 

@@ -295,3 +295,34 @@ async fn date_time_filters_compare_meta_times() {
         2
     );
 }
+
+#[tokio::test]
+async fn totals_are_right_on_every_kind_of_page() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    seed(&app, &dir).await;
+    for (q, total, items) in [
+        ("count=10", 4, 4),
+        ("count=4", 4, 4),
+        ("count=2", 4, 2),
+        ("startIndex=3&count=10", 4, 2),
+        ("startIndex=3&count=2", 4, 2),
+        ("startIndex=4&count=2", 4, 1),
+        ("startIndex=9&count=2", 4, 0),
+        ("count=0", 4, 0),
+        ("filter=userName%20eq%20%22nobody%22", 0, 0),
+        ("filter=userName%20eq%20%22nobody%22&startIndex=5", 0, 0),
+        ("filter=title%20pr&startIndex=2&count=1", 3, 1),
+    ] {
+        let body: Value = app
+            .scim(&dir, M::GET, &format!("/Users?{q}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["totalResults"], total, "{q}");
+        assert_eq!(body["Resources"].as_array().unwrap().len(), items, "{q}");
+    }
+}

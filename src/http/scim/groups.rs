@@ -88,7 +88,7 @@ async fn respond(
         (status == StatusCode::CREATED).then(|| format!("{}/Groups/{}", ctx.base_url, row.id));
     Ok(scim_response(
         status,
-        &projection.apply(&GROUP_RESOURCE, &full),
+        &projection.apply(&GROUP_RESOURCE, full),
         Some(row.version),
         location.as_deref(),
     ))
@@ -188,7 +188,7 @@ pub(super) async fn list_page(
                 .map(|_| by_group.get(&row.id).map(Vec::as_slice).unwrap_or(&[]));
             params
                 .projection
-                .apply(&GROUP_RESOURCE, &render(ctx, row, list))
+                .apply(&GROUP_RESOURCE, render(ctx, row, list))
         })
         .collect();
     Ok((total, resources))

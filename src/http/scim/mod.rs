@@ -80,8 +80,15 @@ pub struct Projection {
 }
 
 impl Projection {
-    pub fn apply(&self, rt: &ResourceTypeDef, full: &Value) -> Value {
-        project(rt, full, &self.attributes, &self.excluded)
+    /// Shapes a rendered resource. Without `attributes`/`excludedAttributes`
+    /// the resource is returned as rendered: stored documents never hold a
+    /// `returned: never` value (`password` is dropped before storing) and
+    /// no attribute of these schemas is `returned: request`.
+    pub fn apply(&self, rt: &ResourceTypeDef, full: Value) -> Value {
+        if self.attributes.is_empty() && self.excluded.is_empty() {
+            return full;
+        }
+        project(rt, &full, &self.attributes, &self.excluded)
     }
 
     /// Whether a top-level attribute will be dropped anyway, so the store

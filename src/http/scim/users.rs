@@ -73,7 +73,7 @@ fn respond(
         (status == StatusCode::CREATED).then(|| format!("{}/Users/{}", ctx.base_url, row.id));
     scim_response(
         status,
-        &projection.apply(&USER_RESOURCE, &full),
+        &projection.apply(&USER_RESOURCE, full),
         Some(row.version),
         location.as_deref(),
     )
@@ -115,11 +115,13 @@ pub async fn get(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let row = state.store.get_user(ctx.directory_id, id).await?;
+    let (row, groups) = state
+        .store
+        .get_user_with_groups(ctx.directory_id, id)
+        .await?;
     if let Some(resp) = not_modified(&headers, row.version) {
         return Ok(resp);
     }
-    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
     Ok(respond(
         &ctx,
         StatusCode::OK,
@@ -195,7 +197,7 @@ pub(super) async fn list_page(
             let groups = by_user.get(&row.id).map(Vec::as_slice).unwrap_or(&[]);
             params
                 .projection
-                .apply(&USER_RESOURCE, &render(ctx, row, groups))
+                .apply(&USER_RESOURCE, render(ctx, row, groups))
         })
         .collect();
     Ok((total, resources))
