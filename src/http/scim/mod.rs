@@ -334,3 +334,36 @@ pub fn resource_id(raw: &str) -> Result<uuid::Uuid, ScimError> {
     uuid::Uuid::parse_str(raw)
         .map_err(|_| ScimError::not_found(format!("resource {raw} not found")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scim::schema::{all_schemas, AttributeDef, Mutability, Returned, COMMON_ATTRIBUTES};
+
+    /// `Projection::apply` returns a resource untouched when no attributes
+    /// are named; that is right only while these hold.
+    #[test]
+    fn unprojected_responses_need_no_filtering() {
+        fn check(a: &AttributeDef) {
+            assert_ne!(
+                a.returned,
+                Returned::Request,
+                "{} is returned on request",
+                a.name
+            );
+            if a.returned == Returned::Never {
+                assert_eq!(
+                    a.mutability,
+                    Mutability::WriteOnly,
+                    "{} is never returned",
+                    a.name
+                );
+            }
+            a.sub_attributes.iter().for_each(check);
+        }
+        all_schemas()
+            .iter()
+            .flat_map(|s| s.attributes.iter())
+            .chain(COMMON_ATTRIBUTES.iter())
+            .for_each(check);
+    }
+}
