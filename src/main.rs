@@ -64,6 +64,9 @@ enum Command {
         /// Members per group, drawn from the seeded users.
         #[arg(long, default_value_t = 10)]
         members_per_group: usize,
+        /// Also add one group `seed-big` with this many members.
+        #[arg(long, default_value_t = 0)]
+        big_group: usize,
     },
 }
 
@@ -165,6 +168,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             first,
             groups,
             members_per_group,
+            big_group,
         } => {
             store.migrate().await?;
             if store.directory_org(directory).await?.is_none() {
@@ -178,6 +182,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .seed_groups(directory, groups, &ids, members_per_group)
                 .await?;
             eprintln!("{groups} groups in {:.1}s", started.elapsed().as_secs_f64());
+            if big_group > 0 {
+                store
+                    .seed_big_group(directory, &ids[..big_group.min(ids.len())])
+                    .await?;
+                eprintln!("group seed-big with {} members", big_group.min(ids.len()));
+            }
             store.analyze().await?;
         }
         Command::AdminToken(AdminTokenCommand::Create) => {

@@ -360,3 +360,34 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Up to `limit` members of one group after `after` (by member id), for
+    /// streaming a large group in bounded batches (keyset, so each batch is
+    /// an index range scan however deep it is).
+    pub async fn members_after(
+        &self,
+        group_id: Uuid,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<MemberRow>> {
+        read!(self, |_d, c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT gm.group_id, gm.member_id, gm.member_type, \
+                 COALESCE(u.display_name, u.user_name, g.display_name) AS display \
+                 FROM group_members gm \
+                 LEFT JOIN users u ON u.id = gm.member_id \
+                 LEFT JOIN groups g ON g.id = gm.member_id \
+                 WHERE gm.group_id = ",
+            );
+            q.push_bind(group_id);
+            if let Some(after) = after {
+                q.push(" AND gm.member_id > ");
+                q.push_bind(after);
+            }
+            q.push(" ORDER BY gm.member_id LIMIT ");
+            q.push_bind(limit);
+            Ok(q.build_query_as().fetch_all(c).await?)
+        })
+    }
+}

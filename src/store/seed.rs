@@ -98,6 +98,41 @@ impl Store {
         Ok(ids)
     }
 
+    /// Inserts one group `seed-big` holding all of `members`.
+    pub async fn seed_big_group(&self, directory_id: Uuid, members: &[Uuid]) -> Result<()> {
+        let id = Uuid::new_v4();
+        let doc = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "seed-big",
+        })
+        .to_string();
+        write!(self, |d, tx| {
+            let sql = format!(
+                "INSERT INTO groups (id, directory_id, display_name, display_name_ci, \
+                 external_id, doc, version, created_at, updated_at) \
+                 VALUES ($1, $2, 'seed-big', 'seed-big', NULL, {}, 1, $4, $4)",
+                d.doc_in(3)
+            );
+            sqlx::query(&sql)
+                .bind(id)
+                .bind(directory_id)
+                .bind(&doc)
+                .bind(now_micros())
+                .execute(&mut *tx)
+                .await?;
+            for chunk in members.chunks(BATCH) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO group_members (group_id, member_id, member_type) ",
+                );
+                q.push_values(chunk, |mut row, m| {
+                    row.push_bind(id).push_bind(*m).push("'User'");
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+        });
+        Ok(())
+    }
+
     /// Inserts `count` groups named `seed-group-{k}`, each with `members`
     /// drawn round-robin from `user_ids`.
     pub async fn seed_groups(

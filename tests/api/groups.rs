@@ -293,3 +293,56 @@ async fn put_replaces_name_and_members_and_delete_removes_the_group() {
         .unwrap();
     assert!(user.get("groups").is_none());
 }
+
+#[tokio::test]
+async fn a_large_group_is_returned_whole() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let directory_id: uuid::Uuid = dir.id.parse().unwrap();
+    // More members than one streamed batch (5,000) holds.
+    let ids = app.store.seed_users(directory_id, 0, 5_500).await.unwrap();
+    let group = app.create_group(&dir, "Everyone", &[]).await;
+    let gid = group["id"].as_str().unwrap();
+    let members: Vec<Value> = ids.iter().map(|id| json!({ "value": id })).collect();
+    let resp = app
+        .scim(&dir, M::PATCH, &format!("/Groups/{gid}"))
+        .json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "add", "path": "members", "value": members }]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = app
+        .scim(&dir, M::GET, &format!("/Groups/{gid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["etag"].to_str().unwrap(), "W/\"2\"");
+    let body: Value = resp.json().await.unwrap();
+    let got = member_ids(&body);
+    let mut want: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(body["displayName"], "Everyone");
+    assert_eq!(body["meta"]["resourceType"], "Group");
+    assert_eq!(body["members"][0]["type"], "User");
+    assert!(body["members"][0]["display"].is_string());
+
+    let empty = app.create_group(&dir, "Nobody", &[]).await;
+    let body: Value = app
+        .scim(
+            &dir,
+            M::GET,
+            &format!("/Groups/{}", empty["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["members"], json!([]));
+}

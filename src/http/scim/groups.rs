@@ -24,30 +24,30 @@ use crate::scim::schema::GROUP_RESOURCE;
 use crate::store::query::{ListQuery, Page};
 use crate::store::{GroupRow, MemberRow, NewGroup};
 
-fn render(ctx: &ScimContext, row: &GroupRow, members: Option<&[&MemberRow]>) -> Value {
+/// One entry of a group's `members`.
+pub(super) fn member_json(ctx: &ScimContext, m: &MemberRow) -> Value {
+    let endpoint = if m.member_type == "Group" {
+        "Groups"
+    } else {
+        "Users"
+    };
+    let mut v = json!({
+        "value": m.member_id.to_string(),
+        "$ref": format!("{}/{endpoint}/{}", ctx.base_url, m.member_id),
+        "type": m.member_type,
+    });
+    if let Some(d) = &m.display {
+        v["display"] = Value::String(d.clone());
+    }
+    v
+}
+
+pub(super) fn render(ctx: &ScimContext, row: &GroupRow, members: Option<&[&MemberRow]>) -> Value {
     let mut doc = row.doc_map();
     let location = format!("{}/Groups/{}", ctx.base_url, row.id);
     doc.insert("id".into(), Value::String(row.id.to_string()));
     if let Some(members) = members {
-        let list: Vec<Value> = members
-            .iter()
-            .map(|m| {
-                let endpoint = if m.member_type == "Group" {
-                    "Groups"
-                } else {
-                    "Users"
-                };
-                let mut v = json!({
-                    "value": m.member_id.to_string(),
-                    "$ref": format!("{}/{endpoint}/{}", ctx.base_url, m.member_id),
-                    "type": m.member_type,
-                });
-                if let Some(d) = &m.display {
-                    v["display"] = Value::String(d.clone());
-                }
-                v
-            })
-            .collect();
+        let list: Vec<Value> = members.iter().map(|m| member_json(ctx, m)).collect();
         doc.insert("members".into(), Value::Array(list));
     }
     doc.insert(
@@ -128,6 +128,12 @@ pub async fn get(
     let row = state.store.get_group(ctx.directory_id, id).await?;
     if let Some(resp) = not_modified(&headers, row.version) {
         return Ok(resp);
+    }
+    let p = &params.projection;
+    if p.attributes.is_empty() && p.excluded.is_empty() {
+        // Members are streamed from the store in batches, so a group of
+        // 100,000 members is never held in memory at once.
+        return Ok(super::group_stream::stream_group(state, ctx, row));
     }
     respond(&state, &ctx, StatusCode::OK, &row, &params.projection).await
 }

@@ -22,6 +22,7 @@ use crate::store::query::{ListQuery, Page};
 
 mod bulk;
 mod discovery;
+mod group_stream;
 mod groups;
 mod search;
 mod users;
