@@ -42,14 +42,7 @@ impl NewUser {
             .and_then(|e| e.get("value"))
             .and_then(Value::as_str)
             .map(str::to_lowercase);
-        let mut all_emails: Vec<String> = emails
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("value").and_then(Value::as_str))
-            .map(str::to_lowercase)
-            .collect();
-        all_emails.sort();
-        all_emails.dedup();
+        let all_emails = email_values(doc);
         Ok(NewUser {
             emails: all_emails,
             user_name,
@@ -66,6 +59,22 @@ impl NewUser {
             doc: Value::Object(doc.clone()).to_string(),
         })
     }
+}
+
+/// Every email value of a user document, lowercased, sorted, de-duplicated
+/// (the rows of `user_emails`).
+fn email_values(doc: &Map<String, Value>) -> Vec<String> {
+    let mut all: Vec<String> = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("value").and_then(Value::as_str))
+        .map(str::to_lowercase)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// A stored user.
@@ -297,7 +306,9 @@ impl Store {
             if expected_version.is_some_and(|v| v != current.version) {
                 return Err(StoreError::PreconditionFailed);
             }
-            let user = change(current.doc_map())?;
+            let current_doc = current.doc_map();
+            let old_emails = email_values(&current_doc);
+            let user = change(current_doc)?;
             let now = now_micros();
             let version = current.version + 1;
             let sql = format!(
@@ -321,7 +332,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("userName")?;
-            store_emails!(tx, directory_id, id, &user.emails, true);
+            // Most updates (deactivation, a title) leave emails alone.
+            if user.emails != old_emails {
+                store_emails!(tx, directory_id, id, &user.emails, true);
+            }
             UserRow {
                 id,
                 doc: user.doc,
