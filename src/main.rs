@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use scimd::audit::AuditContext;
 use scimd::auth::{new_admin_token, new_api_key};
 use scimd::config::{DatabaseConfig, LogFormat, ServeConfig};
 use scimd::startup::{shutdown_signal, Application};
@@ -142,7 +143,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 DirectoryCommand::Create { name, org } => {
                     let key = new_api_key().await?;
                     let dir = store
-                        .create_directory(org.unwrap_or(default_org), &name, &key.id, &key.hash)
+                        .create_directory(
+                            org.unwrap_or(default_org),
+                            &name,
+                            &key.id,
+                            &key.hash,
+                            &AuditContext::system("cli"),
+                        )
                         .await?;
                     println!("directory: {}", dir.id);
                     println!("base URL:  {public_url}/scim/directory/{}", dir.id);
@@ -152,7 +159,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 DirectoryCommand::RotateKey { id, org } => {
                     let key = new_api_key().await?;
                     store
-                        .set_directory_key(org.unwrap_or(default_org), id, &key.id, &key.hash)
+                        .set_directory_key(
+                            org.unwrap_or(default_org),
+                            id,
+                            &key.id,
+                            &key.hash,
+                            &AuditContext::system("cli"),
+                        )
                         .await?;
                     println!("API key:   {}", key.secret);
                     eprintln!("(the previous key no longer works; running servers notice within --key-cache-seconds)");

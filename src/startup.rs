@@ -63,6 +63,9 @@ impl Application {
             max_page_size: config.max_page_size.max(1),
             max_body_bytes: config.max_body_bytes,
             bulk_max_operations: config.bulk_max_operations,
+            audit: config.audit,
+            trust_forwarded_for: config.trust_forwarded_for,
+            audit_retention_days: config.audit_retention_days.max(1),
         };
         let auth = Authenticator::new(
             store.clone(),
@@ -96,12 +99,15 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartupError::Serve)?;
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve);
         self.state.store.close().await;
-        Ok(())
+        served
     }
 }
 
