@@ -66,6 +66,23 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         members_per_group: usize,
     },
+    /// Load a directory's audit log with synthetic user events (for
+    /// measuring reports over millions of events).
+    #[command(name = "seed-audit", hide = true)]
+    SeedAudit {
+        /// The directory the events belong to.
+        #[arg(long)]
+        directory: Uuid,
+        /// Events to add.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Distinct users the events are about (seed-<n>@example.com).
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Days before now the events are spread over.
+        #[arg(long, default_value_t = 170)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +208,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .seed_groups(directory, groups, &ids, members_per_group)
                 .await?;
             eprintln!("{groups} groups in {:.1}s", started.elapsed().as_secs_f64());
+        }
+        Command::SeedAudit {
+            directory,
+            events,
+            users,
+            days,
+        } => {
+            store.migrate().await?;
+            let Some(org) = store.directory_org(directory).await? else {
+                return Err(format!("no directory {directory}").into());
+            };
+            let started = std::time::Instant::now();
+            store
+                .seed_audit_events(org, directory, events, users, days)
+                .await?;
+            eprintln!(
+                "{events} audit events in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::AdminToken(AdminTokenCommand::Create) => {
             store.migrate().await?;
