@@ -73,7 +73,7 @@ pub struct ServeConfig {
     )]
     pub audit: bool,
 
-    /// Days audit events are kept (the widest window of the counters).
+    /// Days audit events are kept before the background purge deletes them.
     #[arg(
         long,
         env = "SCIMD_AUDIT_RETENTION_DAYS",
@@ -81,6 +81,14 @@ pub struct ServeConfig {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub audit_retention_days: u32,
+
+    /// Seconds between runs of the audit purge.
+    #[arg(
+        long,
+        env = "SCIMD_AUDIT_PURGE_INTERVAL_SECONDS",
+        default_value_t = 3600
+    )]
+    pub audit_purge_interval_seconds: u64,
 
     /// Take the source IP of audit events from the last `X-Forwarded-For`
     /// entry instead of the peer address. Only behind a proxy that sets it:
@@ -122,6 +130,7 @@ impl Default for ServeConfig {
             bulk_max_operations: 1000,
             audit: true,
             audit_retention_days: 180,
+            audit_purge_interval_seconds: 3600,
             trust_forwarded_for: false,
             admin_token: None,
         }

@@ -15,6 +15,7 @@ use crate::store::{Store, StoreError};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    purge_every: Duration,
     /// An admin token generated at this start (first start, empty database,
     /// no configured token); `main` prints it once.
     pub generated_admin_token: Option<String>,
@@ -79,6 +80,7 @@ impl Application {
                 auth,
                 settings: Arc::new(settings),
             },
+            purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
             generated_admin_token,
         })
     }
@@ -94,10 +96,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; in-flight requests then finish.
+    /// The audit purge runs in the background meanwhile.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        let purger = crate::audit::purge::spawn(
+            self.state.store.clone(),
+            self.state.settings.audit_retention_days,
+            self.purge_every,
+        );
         let app = router(self.state.clone());
         let served = axum::serve(
             self.listener,
@@ -106,6 +114,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(StartupError::Serve);
+        purger.abort();
+        let _ = purger.await;
         self.state.store.close().await;
         served
     }

@@ -16,6 +16,8 @@ use uuid::Uuid;
 use crate::scim::schema::ResourceTypeDef;
 use crate::scim::ScimError;
 
+pub mod purge;
+
 /// One day in microseconds, the stored time unit.
 pub const DAY_MICROS: i64 = 86_400_000_000;
 

@@ -1,7 +1,7 @@
 //! Audit events: written inside the transaction of the change they record
 //! ([`insert_event!`]), or on their own for failures; read back as
 //! newest-first keyset pages, as a stream (CSV export), and as daily
-//! counters.
+//! counters; purged in batches.
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -12,6 +12,12 @@ use crate::audit::{Event, TargetType};
 
 /// Most distinct targets one user filter expands to.
 const MAX_USER_TARGETS: i64 = 1_000;
+
+/// The advisory lock that lets one replica purge at a time: this fixed
+/// number with the hash of the schema, so deployments sharing a database
+/// in different schemas do not wait on each other.
+pub const PURGE_LOCK_KEY: i32 = 0x5c1d_a0d1;
+pub const PURGE_LOCK_SQL: &str = "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))";
 
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO audit_events (occurred_at, org_id, \
     directory_id, actor_type, actor_id, source_ip, request_id, action, outcome, status, \
@@ -324,5 +330,58 @@ impl Store {
             }
             Ok(q.fetch_all(c).await?)
         })
+    }
+
+    /// Deletes events older than `cutoff`, `batch` rows per transaction,
+    /// until none are left. On PostgreSQL each batch first takes a
+    /// transaction-scoped advisory lock; when another replica holds it,
+    /// this one stops and leaves the work to it.
+    pub async fn purge_audit_events(&self, cutoff: i64, batch: i64) -> Result<u64> {
+        let orgs: Vec<Uuid> = read!(self, |_d, c| Ok::<_, super::StoreError>(
+            sqlx::query_scalar("SELECT id FROM orgs")
+                .fetch_all(c)
+                .await?
+        ))?;
+        let mut total = 0u64;
+        for org in orgs {
+            loop {
+                let deleted: Option<u64> = write!(self, |d, tx| {
+                    let locked = if d == super::Dialect::Postgres {
+                        sqlx::query_scalar::<_, bool>(PURGE_LOCK_SQL)
+                            .bind(PURGE_LOCK_KEY)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    } else {
+                        true
+                    };
+                    if locked {
+                        Some(
+                            sqlx::query(
+                                "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events \
+                                 WHERE org_id = $1 AND occurred_at < $2 LIMIT $3)",
+                            )
+                            .bind(org)
+                            .bind(cutoff)
+                            .bind(batch)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                        )
+                    } else {
+                        None
+                    }
+                });
+                match deleted {
+                    None => return Ok(total),
+                    Some(n) => {
+                        total += n;
+                        if n < batch as u64 {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(total)
     }
 }

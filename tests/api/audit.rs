@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, spawn_app_with, user_body, TestApp, TestDirectory, M};
 
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const DAY: i64 = 86_400_000_000;
 
 fn patch(ops: Value) -> Value {
     json!({ "schemas": [PATCH_OP], "Operations": ops })
@@ -1043,4 +1044,57 @@ async fn concurrent_writes_each_have_exactly_one_event() {
         40
     );
     assert_eq!(events.len(), 40 + 40 + 2);
+}
+
+#[tokio::test]
+async fn purge_deletes_events_past_retention_in_batches() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    app.create_user(&dir, "ada@example.com").await;
+    let org = app.store.ensure_default_org().await.unwrap().id;
+    // 25,000 events spread over the 170 days before now.
+    app.store
+        .seed_audit_events(org, dir.id.parse().unwrap(), 25_000, 100, 170)
+        .await
+        .unwrap();
+    let now = scimd::store::now_micros();
+
+    // Nothing is 180 days old yet.
+    let purge = scimd::audit::purge::purge;
+    assert_eq!(purge(&app.store, now, 180).await.unwrap(), 0);
+    // 100 days on, events older than 80 days before today go: 90 of the
+    // 170 days, in two batches of 10,000 and one more.
+    let later = now + 100 * DAY;
+    let deleted = purge(&app.store, later, 180).await.unwrap();
+    assert_eq!(deleted, 13_236);
+    assert_eq!(purge(&app.store, later, 180).await.unwrap(), 0);
+    let cutoff = scimd::store::format_micros(later - 180 * DAY);
+    assert!(
+        report(&app, &format!("until={}&limit=1", enc(&cutoff))).await["events"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let kept = report(&app, &format!("since={}&limit=1", enc(&cutoff))).await;
+    assert_eq!(kept["events"].as_array().unwrap().len(), 1);
+    // On PostgreSQL, while another replica purges (holds the lock), this
+    // one leaves the work to it.
+    if let Some(mut other) = app.db().pg_connection().await {
+        let key = scimd::store::audit::PURGE_LOCK_KEY;
+        sqlx::query("SELECT pg_advisory_lock($1, hashtext(current_schema()))")
+            .bind(key)
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(purge(&app.store, now + 365 * DAY, 180).await.unwrap(), 0);
+        sqlx::query("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
+            .bind(key)
+            .execute(&mut other)
+            .await
+            .unwrap();
+    }
+    // A year on, everything goes.
+    let left = 25_000 - 13_236 + 2;
+    assert_eq!(purge(&app.store, now + 365 * DAY, 180).await.unwrap(), left);
+    assert!(all_events(&app, "").await.is_empty());
 }

@@ -81,6 +81,21 @@ impl TestDb {
         self.pg_schema.is_some()
     }
 
+    /// A connection of its own to the test's PostgreSQL database.
+    pub async fn pg_connection(&self) -> Option<sqlx::PgConnection> {
+        use sqlx::Connection;
+        use std::str::FromStr;
+        let schema = self.pg_schema.as_ref()?;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+            .expect("url")
+            .options([("search_path", schema.as_str())]);
+        Some(
+            sqlx::PgConnection::connect_with(&options)
+                .await
+                .expect("connect"),
+        )
+    }
+
     /// Runs SQL (several statements allowed) on the test's database.
     pub async fn execute(&self, sql: &str) {
         use std::str::FromStr;
