@@ -102,8 +102,12 @@ fn split<'a>(presented: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
 /// Who a verified credential belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
-    /// A directory's API key (with its visible key id, for audit).
-    Directory { directory_id: Uuid, key_id: String },
+    /// A directory's API key (with its org and visible key id, for audit).
+    Directory {
+        directory_id: Uuid,
+        org_id: Uuid,
+        key_id: String,
+    },
     /// An admin token (`id` is "env" for the configured one).
     Admin { token_id: String },
 }
@@ -172,6 +176,7 @@ impl Authenticator {
             Ok(key.map(|k| {
                 let principal = Principal::Directory {
                     directory_id: k.directory_id,
+                    org_id: k.org_id,
                     key_id: id.to_owned(),
                 };
                 (principal, k.key_hash)

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 
 /// Settings shared by every subcommand that touches the database.
 #[derive(Args, Clone, Debug)]
@@ -61,6 +61,48 @@ pub struct ServeConfig {
     #[arg(long, env = "SCIMD_KEY_CACHE_SECONDS", default_value_t = 30)]
     pub key_cache_seconds: u64,
 
+    /// Record audit events. Switching them off (`--audit=false`) exists
+    /// only to measure what they cost.
+    #[arg(
+        long,
+        env = "SCIMD_AUDIT",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub audit: bool,
+
+    /// Days audit events are kept before the background purge deletes them.
+    #[arg(
+        long,
+        env = "SCIMD_AUDIT_RETENTION_DAYS",
+        default_value_t = 180,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub audit_retention_days: u32,
+
+    /// Seconds between runs of the audit purge.
+    #[arg(
+        long,
+        env = "SCIMD_AUDIT_PURGE_INTERVAL_SECONDS",
+        default_value_t = 3600
+    )]
+    pub audit_purge_interval_seconds: u64,
+
+    /// Take the source IP of audit events from the last `X-Forwarded-For`
+    /// entry instead of the peer address. Only behind a proxy that sets it:
+    /// otherwise clients choose their own address.
+    #[arg(
+        long,
+        env = "SCIMD_TRUST_FORWARDED_FOR",
+        default_value_t = false,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub trust_forwarded_for: bool,
+
     /// A fixed admin token (for automation). When unset and the database
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
@@ -86,6 +128,10 @@ impl Default for ServeConfig {
             max_body_bytes: 1_048_576,
             key_cache_seconds: 30,
             bulk_max_operations: 1000,
+            audit: true,
+            audit_retention_days: 180,
+            audit_purge_interval_seconds: 3600,
+            trust_forwarded_for: false,
             admin_token: None,
         }
     }

@@ -3,6 +3,7 @@
 //! [`startup::Application`] builds the whole service (store, auth, router)
 //! so that `main` and the integration tests start it the same way.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use scimd::audit::AuditContext;
 use scimd::auth::{new_admin_token, new_api_key};
 use scimd::config::{DatabaseConfig, LogFormat, ServeConfig};
 use scimd::startup::{shutdown_signal, Application};
@@ -67,6 +68,23 @@ enum Command {
         /// Also add one group `seed-big` with this many members.
         #[arg(long, default_value_t = 0)]
         big_group: usize,
+    },
+    /// Load a directory's audit log with synthetic user events (for
+    /// measuring reports over millions of events).
+    #[command(name = "seed-audit", hide = true)]
+    SeedAudit {
+        /// The directory the events belong to.
+        #[arg(long)]
+        directory: Uuid,
+        /// Events to add.
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Distinct users the events are about (seed-<n>@example.com).
+        #[arg(long, default_value_t = 100_000)]
+        users: u64,
+        /// Days before now the events are spread over.
+        #[arg(long, default_value_t = 170)]
+        days: u32,
     },
 }
 
@@ -145,7 +163,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 DirectoryCommand::Create { name, org } => {
                     let key = new_api_key().await?;
                     let dir = store
-                        .create_directory(org.unwrap_or(default_org), &name, &key.id, &key.hash)
+                        .create_directory(
+                            org.unwrap_or(default_org),
+                            &name,
+                            &key.id,
+                            &key.hash,
+                            &AuditContext::system("cli"),
+                        )
                         .await?;
                     println!("directory: {}", dir.id);
                     println!("base URL:  {public_url}/scim/directory/{}", dir.id);
@@ -155,7 +179,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 DirectoryCommand::RotateKey { id, org } => {
                     let key = new_api_key().await?;
                     store
-                        .set_directory_key(org.unwrap_or(default_org), id, &key.id, &key.hash)
+                        .set_directory_key(
+                            org.unwrap_or(default_org),
+                            id,
+                            &key.id,
+                            &key.hash,
+                            &AuditContext::system("cli"),
+                        )
                         .await?;
                     println!("API key:   {}", key.secret);
                     eprintln!("(the previous key no longer works; running servers notice within --key-cache-seconds)");
@@ -189,6 +219,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("group seed-big with {} members", big_group.min(ids.len()));
             }
             store.analyze().await?;
+        }
+        Command::SeedAudit {
+            directory,
+            events,
+            users,
+            days,
+        } => {
+            store.migrate().await?;
+            let Some(org) = store.directory_org(directory).await? else {
+                return Err(format!("no directory {directory}").into());
+            };
+            let started = std::time::Instant::now();
+            store
+                .seed_audit_events(org, directory, events, users, days)
+                .await?;
+            eprintln!(
+                "{events} audit events in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Command::AdminToken(AdminTokenCommand::Create) => {
             store.migrate().await?;

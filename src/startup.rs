@@ -15,6 +15,7 @@ use crate::store::{Store, StoreError};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    purge_every: Duration,
     /// An admin token generated at this start (first start, empty database,
     /// no configured token); `main` prints it once.
     pub generated_admin_token: Option<String>,
@@ -64,6 +65,9 @@ impl Application {
             max_page_size: config.max_page_size.max(1),
             max_body_bytes: config.max_body_bytes,
             bulk_max_operations: config.bulk_max_operations,
+            audit: config.audit,
+            trust_forwarded_for: config.trust_forwarded_for,
+            audit_retention_days: config.audit_retention_days.max(1),
         };
         let auth = Authenticator::new(
             store.clone(),
@@ -77,6 +81,7 @@ impl Application {
                 auth,
                 settings: Arc::new(settings),
             },
+            purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
             generated_admin_token,
         })
     }
@@ -92,17 +97,28 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; in-flight requests then finish.
+    /// The audit purge runs in the background meanwhile.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        let purger = crate::audit::purge::spawn(
+            self.state.store.clone(),
+            self.state.settings.audit_retention_days,
+            self.purge_every,
+        );
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartupError::Serve)?;
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(StartupError::Serve);
+        purger.abort();
+        let _ = purger.await;
         self.state.store.close().await;
-        Ok(())
+        served
     }
 }
 

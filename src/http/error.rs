@@ -61,6 +61,8 @@ pub fn scim_error_response(e: &ScimError) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),
     );
+    // For the audit layer: the error exactly as the client gets it.
+    resp.extensions_mut().insert(e.clone());
     resp
 }
 

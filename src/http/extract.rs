@@ -3,15 +3,19 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use uuid::Uuid;
 
+use super::audit::PendingFailure;
 use super::error::{AdminError, ScimApiError};
 use super::AppState;
+use crate::audit::{Actor, AuditContext, Target};
 use crate::auth::Principal;
 use crate::scim::ScimError;
 
@@ -24,6 +28,49 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Where a request came from: the peer's address, or, only when
+/// `--trust-forwarded-for` is set, the last `X-Forwarded-For` entry (the
+/// one the proxy in front of scimd appended).
+fn source_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for {
+        let last = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|s| !s.is_empty());
+        if let Some(raw) = last {
+            let parsed = raw
+                .parse::<IpAddr>()
+                .or_else(|_| raw.parse::<SocketAddr>().map(|a| a.ip()));
+            if let Ok(ip) = parsed {
+                return Some(ip.to_string());
+            }
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// Who is calling, from where, under which request id (`X-Request-Id`,
+/// set by the request-id layer and echoed to the client).
+fn audit_context(parts: &Parts, state: &AppState, actor: Actor) -> AuditContext {
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok());
+    AuditContext::new(
+        actor,
+        source_ip(parts, state.settings.trust_forwarded_for),
+        request_id,
+        state.settings.audit,
+    )
+}
+
 /// The directory a SCIM request acts on, proven by its API key.
 #[derive(Clone, Debug)]
 pub struct ScimContext {
@@ -31,6 +78,21 @@ pub struct ScimContext {
     pub key_id: String,
     /// Base of `meta.location`: the mount the client used.
     pub base_url: String,
+    /// Org, directory, key id, source IP and request id, for the events
+    /// this request's writes record.
+    pub audit: AuditContext,
+    /// Where a failed write's target is noted for its failure event.
+    failure: Option<Arc<PendingFailure>>,
+}
+
+impl ScimContext {
+    /// Names what a write is about before it is attempted (e.g. the
+    /// userName of a create), so that its failure event can say so.
+    pub fn note_target(&self, target: impl FnOnce() -> Target) {
+        if let Some(f) = &self.failure {
+            f.note_target(target());
+        }
+    }
 }
 
 impl<S> FromRequestParts<S> for ScimContext
@@ -47,6 +109,7 @@ where
         let principal = state.auth.authenticate(token).await?;
         let Some(Principal::Directory {
             directory_id,
+            org_id,
             key_id,
         }) = principal
         else {
@@ -67,10 +130,18 @@ where
             }
             None => format!("{}/scim/v2", state.settings.public_url),
         };
+        let audit = audit_context(parts, &state, Actor::ApiKey(key_id.clone()))
+            .in_directory(org_id, directory_id);
+        let failure = parts.extensions.get::<Arc<PendingFailure>>().cloned();
+        if let Some(f) = &failure {
+            f.authenticated(&audit);
+        }
         Ok(ScimContext {
             directory_id,
             key_id,
             base_url,
+            audit,
+            failure,
         })
     }
 }
@@ -79,6 +150,9 @@ where
 #[derive(Clone, Debug)]
 pub struct AdminContext {
     pub token_id: String,
+    /// The token id, source IP and request id, for events of admin writes
+    /// (scoped to an org with [`AuditContext::in_org`]).
+    pub audit: AuditContext,
 }
 
 impl<S> FromRequestParts<S> for AdminContext
@@ -92,7 +166,10 @@ where
         let state = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or(AdminError::Unauthorized)?;
         match state.auth.authenticate(token).await? {
-            Some(Principal::Admin { token_id }) => Ok(AdminContext { token_id }),
+            Some(Principal::Admin { token_id }) => Ok(AdminContext {
+                audit: audit_context(parts, &state, Actor::AdminToken(token_id.clone())),
+                token_id,
+            }),
             _ => Err(AdminError::Unauthorized),
         }
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -14,6 +15,7 @@ use crate::auth::Authenticator;
 use crate::store::Store;
 
 pub mod admin;
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod scim;
@@ -34,6 +36,12 @@ pub struct Settings {
     pub max_page_size: u32,
     pub max_body_bytes: usize,
     pub bulk_max_operations: usize,
+    /// Write audit events (off only to measure what they cost).
+    pub audit: bool,
+    /// Take the source IP of events from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// How long events are kept; the widest `reports/stats` window.
+    pub audit_retention_days: u32,
 }
 
 impl Settings {
@@ -46,11 +54,17 @@ impl Settings {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    let scim = || {
+        scim::router().layer(from_fn_with_state(
+            state.clone(),
+            audit::record_scim_failures,
+        ))
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/scim/directory/{directory_id}", scim::router())
-        .nest("/scim/v2", scim::router())
+        .nest("/scim/directory/{directory_id}", scim())
+        .nest("/scim/v2", scim())
         .nest("/admin/v1", admin::router())
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1217,7 +1217,7 @@ fn sync_schemas(rt: &ResourceTypeDef, doc: &mut Map<String, Value>) {
 }
 
 /// Canonical names of the attributes whose values differ.
-fn changed_attributes(
+pub fn changed_attributes(
     rt: &ResourceTypeDef,
     before: &Map<String, Value>,
     after: &Map<String, Value>,

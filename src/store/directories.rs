@@ -2,7 +2,9 @@
 
 use uuid::Uuid;
 
+use super::audit::insert_event;
 use super::{now_micros, read, write, Result, Store, StoreError};
+use crate::audit::{Action, AuditContext, Event, Target, TargetType};
 
 /// A directory as admins see it: never its key, but its counts.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -21,6 +23,7 @@ pub struct Directory {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DirectoryKey {
     pub directory_id: Uuid,
+    pub org_id: Uuid,
     pub key_hash: String,
 }
 
@@ -29,6 +32,20 @@ const DIRECTORY_COLUMNS: &str =
      (SELECT COUNT(*) FROM users u WHERE u.directory_id = d.id) AS user_count, \
      (SELECT COUNT(*) FROM groups g WHERE g.directory_id = d.id) AS group_count";
 
+/// An event about a directory, in its org and under its own id.
+fn directory_event(
+    audit: &AuditContext,
+    org_id: Uuid,
+    id: Uuid,
+    action: Action,
+    name: &str,
+) -> Event {
+    audit
+        .in_directory(org_id, id)
+        .event(action)
+        .target(Target::named(TargetType::Directory, id, name))
+}
+
 impl Store {
     pub async fn create_directory(
         &self,
@@ -36,6 +53,7 @@ impl Store {
         name: &str,
         key_id: &str,
         key_hash: &str,
+        audit: &AuditContext,
     ) -> Result<Directory> {
         let now = now_micros();
         let id = Uuid::new_v4();
@@ -52,6 +70,11 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if audit.enabled {
+                let event = directory_event(audit, org_id, id, Action::DirectoryCreated, name)
+                    .detail(format!("API key {key_id} issued"));
+                insert_event!(tx, &event);
+            }
         });
         Ok(Directory {
             id,
@@ -87,21 +110,44 @@ impl Store {
             .ok_or(StoreError::NotFound))
     }
 
+    /// Ids and names of an org's directories (without the counts).
+    pub async fn directory_names(&self, org_id: Uuid) -> Result<Vec<(Uuid, String)>> {
+        read!(self, |_d, c| Ok(sqlx::query_as(
+            "SELECT id, name FROM directories WHERE org_id = $1 ORDER BY created_at, id"
+        )
+        .bind(org_id)
+        .fetch_all(c)
+        .await?))
+    }
+
     /// Deletes a directory with its users, groups and memberships.
-    pub async fn delete_directory(&self, org_id: Uuid, id: Uuid) -> Result<()> {
-        let deleted = write!(self, |_d, tx| {
+    /// Its audit events stay (they outlive the directory until purged).
+    pub async fn delete_directory(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        audit: &AuditContext,
+    ) -> Result<()> {
+        write!(self, |_d, tx| {
+            let name: String =
+                sqlx::query_scalar("SELECT name FROM directories WHERE org_id = $1 AND id = $2")
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
             // Memberships of the directory's groups go by cascade; users may
             // also be members of nothing else, since groups are per directory.
             sqlx::query("DELETE FROM directories WHERE org_id = $1 AND id = $2")
                 .bind(org_id)
                 .bind(id)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected()
+                .await?;
+            if audit.enabled {
+                let event = directory_event(audit, org_id, id, Action::DirectoryDeleted, &name);
+                insert_event!(tx, &event);
+            }
         });
-        if deleted == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 
@@ -112,8 +158,17 @@ impl Store {
         id: Uuid,
         key_id: &str,
         key_hash: &str,
+        audit: &AuditContext,
     ) -> Result<()> {
-        let updated = write!(self, |_d, tx| {
+        write!(self, |_d, tx| {
+            let (name, old_key): (String, String) = sqlx::query_as(
+                "SELECT name, key_id FROM directories WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
             sqlx::query(
                 "UPDATE directories SET key_id = $1, key_hash = $2, key_created_at = $3 \
                  WHERE org_id = $4 AND id = $5",
@@ -124,19 +179,20 @@ impl Store {
             .bind(org_id)
             .bind(id)
             .execute(&mut *tx)
-            .await?
-            .rows_affected()
+            .await?;
+            if audit.enabled {
+                let event = directory_event(audit, org_id, id, Action::DirectoryKeyRotated, &name)
+                    .detail(format!("API key {key_id} replaces {old_key}"));
+                insert_event!(tx, &event);
+            }
         });
-        if updated == 0 {
-            return Err(StoreError::NotFound);
-        }
         Ok(())
     }
 
     /// Looks a presented key up by its visible key id.
     pub async fn find_directory_key(&self, key_id: &str) -> Result<Option<DirectoryKey>> {
         read!(self, |_d, c| Ok(sqlx::query_as(
-            "SELECT id AS directory_id, key_hash FROM directories WHERE key_id = $1"
+            "SELECT id AS directory_id, org_id, key_hash FROM directories WHERE key_id = $1"
         )
         .bind(key_id)
         .fetch_optional(c)

@@ -6,9 +6,12 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::audit::insert_event;
 use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::patch::MemberChange;
+use crate::scim::schema::GROUP_RESOURCE;
 use crate::scim::ScimError;
 
 /// Ids per statement when members are added or removed: under SQLite's
@@ -71,6 +74,23 @@ pub struct MemberRow {
     pub display: Option<String>,
 }
 
+/// An event about a group of `directory_id`, named as of this change.
+fn group_event(
+    audit: &AuditContext,
+    directory_id: Uuid,
+    action: Action,
+    id: Uuid,
+    display_name: &str,
+    external_id: Option<&str>,
+) -> Event {
+    let mut event = audit.event(action).target(Target {
+        external_id: external_id.map(str::to_owned),
+        ..Target::named(TargetType::Group, id, display_name)
+    });
+    event.directory_id = Some(directory_id);
+    event
+}
+
 fn group_columns(d: super::Dialect) -> String {
     format!(
         "id, {} AS doc, version, created_at, updated_at",
@@ -92,9 +112,14 @@ fn parse_member_ids(values: &[String]) -> Result<Vec<Uuid>, ScimError> {
     Ok(ids)
 }
 
-/// Applies member changes inside the caller's transaction.
+/// Applies member changes inside the caller's transaction; evaluates to
+/// the numbers of members added and removed. With `$count` false (auditing
+/// off) a replaced member list is not read first, and the numbers for it
+/// are not exact.
 macro_rules! apply_member_changes {
-    ($tx:ident, $directory_id:expr, $group_id:expr, $changes:expr) => {{
+    ($tx:ident, $directory_id:expr, $group_id:expr, $changes:expr, $count:expr) => {{
+        let mut added = 0u64;
+        let mut removed = 0u64;
         for change in $changes {
             let (clear, add, remove): (bool, &[String], &[String]) = match change {
                 MemberChange::Add(v) => (false, v.as_slice(), &[]),
@@ -102,11 +127,27 @@ macro_rules! apply_member_changes {
                 MemberChange::RemoveAll => (true, &[], &[]),
                 MemberChange::Replace(v) => (true, v.as_slice(), &[]),
             };
+            // A replaced list is cleared and re-inserted; what changed is
+            // the difference between the lists before and after.
+            let before: Option<HashSet<Uuid>> = if $count
+                && matches!(change, MemberChange::Replace(_))
+            {
+                let ids: Vec<Uuid> =
+                    sqlx::query_scalar("SELECT member_id FROM group_members WHERE group_id = $1")
+                        .bind($group_id)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                Some(ids.into_iter().collect())
+            } else {
+                None
+            };
+            let mut cleared = 0u64;
             if clear {
-                sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+                cleared = sqlx::query("DELETE FROM group_members WHERE group_id = $1")
                     .bind($group_id)
                     .execute(&mut *$tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
             }
             for chunk in parse_member_ids(remove)?.chunks(MEMBER_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new("DELETE FROM group_members WHERE group_id = ");
@@ -117,9 +158,10 @@ macro_rules! apply_member_changes {
                     sep.push_bind(*id);
                 }
                 q.push(")");
-                q.build().execute(&mut *$tx).await?;
+                removed += q.build().execute(&mut *$tx).await?.rows_affected();
             }
             let add = parse_member_ids(add)?;
+            let mut inserted = 0u64;
             if add.contains(&$group_id) {
                 return Err(
                     ScimError::invalid_value("a group cannot be a member of itself").into(),
@@ -144,7 +186,7 @@ macro_rules! apply_member_changes {
                         sep.push_bind(*id);
                     }
                     q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
-                    q.build().execute(&mut *$tx).await?;
+                    inserted += q.build().execute(&mut *$tx).await?.rows_affected();
                     let mut c = sqlx::QueryBuilder::new(format!(
                         "SELECT COUNT(*) FROM {table} WHERE directory_id = "
                     ));
@@ -165,7 +207,19 @@ macro_rules! apply_member_changes {
                     .into());
                 }
             }
+            match before {
+                Some(before) => {
+                    let after: HashSet<Uuid> = add.iter().copied().collect();
+                    added += after.difference(&before).count() as u64;
+                    removed += before.difference(&after).count() as u64;
+                }
+                None => {
+                    added += inserted;
+                    removed += cleared;
+                }
+            }
         }
+        (added, removed)
     }};
 }
 
@@ -175,6 +229,7 @@ impl Store {
         directory_id: Uuid,
         group: &NewGroup,
         members: &[String],
+        audit: &AuditContext,
     ) -> Result<GroupRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
@@ -196,7 +251,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            apply_member_changes!(tx, directory_id, id, &changes);
+            let (added, _) = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
+            if audit.enabled {
+                let mut event = group_event(
+                    audit,
+                    directory_id,
+                    Action::GroupCreated,
+                    id,
+                    &group.display_name,
+                    group.external_id.as_deref(),
+                );
+                event.members_added = (added > 0).then_some(added);
+                insert_event!(tx, &event);
+            }
         });
         Ok(GroupRow {
             id,
@@ -267,11 +334,17 @@ impl Store {
     /// Read-modify-write of one group and its members in one transaction.
     /// `change` gets the current document and returns the group to store
     /// and the member changes to apply, in order.
+    ///
+    /// Each kind of fact is one event, all in this transaction:
+    /// `group.updated` (changed attributes), `group.members_added` and
+    /// `group.members_removed` (with counts); a write that changed nothing
+    /// is still one `group.updated`.
     pub async fn modify_group<F>(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
+        audit: &AuditContext,
         change: F,
     ) -> Result<GroupRow>
     where
@@ -296,7 +369,9 @@ impl Store {
             if expected_version.is_some_and(|v| v != current.version) {
                 return Err(StoreError::PreconditionFailed);
             }
-            let (group, changes) = change(current.doc_map())?;
+            let before = current.doc_map();
+            let kept = audit.enabled.then(|| before.clone());
+            let (group, changes) = change(before)?;
             let now = now_micros();
             let version = current.version + 1;
             let sql = format!(
@@ -316,7 +391,45 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            apply_member_changes!(tx, directory_id, id, &changes);
+            let (added, removed) =
+                apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
+            if let Some(before) = &kept {
+                let after = match serde_json::from_str(&group.doc) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                let changed = audit::changed_attributes(&GROUP_RESOURCE, before, &after);
+                let event = |action| {
+                    group_event(
+                        audit,
+                        directory_id,
+                        action,
+                        id,
+                        &group.display_name,
+                        group.external_id.as_deref(),
+                    )
+                };
+                let mut events = Vec::with_capacity(3);
+                if !changed.is_empty() {
+                    events.push(event(Action::GroupUpdated).changed(changed));
+                }
+                if added > 0 {
+                    let mut e = event(Action::GroupMembersAdded);
+                    e.members_added = Some(added);
+                    events.push(e);
+                }
+                if removed > 0 {
+                    let mut e = event(Action::GroupMembersRemoved);
+                    e.members_removed = Some(removed);
+                    events.push(e);
+                }
+                if events.is_empty() {
+                    events.push(event(Action::GroupUpdated));
+                }
+                for e in &events {
+                    insert_event!(tx, e);
+                }
+            }
             GroupRow {
                 id,
                 doc: group.doc,
@@ -334,16 +447,18 @@ impl Store {
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
+        audit: &AuditContext,
     ) -> Result<()> {
         write!(self, |_d, tx| {
-            let version: Option<i64> = sqlx::query_scalar(
-                "SELECT version FROM groups WHERE directory_id = $1 AND id = $2",
+            let current: Option<(i64, String, Option<String>)> = sqlx::query_as(
+                "SELECT version, display_name, external_id FROM groups \
+                 WHERE directory_id = $1 AND id = $2",
             )
             .bind(directory_id)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let version = version.ok_or(StoreError::NotFound)?;
+            let (version, display_name, external_id) = current.ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
             }
@@ -356,6 +471,17 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if audit.enabled {
+                let event = group_event(
+                    audit,
+                    directory_id,
+                    Action::GroupDeleted,
+                    id,
+                    &display_name,
+                    external_id.as_deref(),
+                );
+                insert_event!(tx, &event);
+            }
         });
         Ok(())
     }

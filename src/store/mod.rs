@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 
 use crate::scim::ScimError;
 
+pub mod audit;
 mod directories;
 mod groups;
 mod orgs;
@@ -23,6 +24,7 @@ pub mod query;
 pub mod seed;
 mod users;
 
+pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
 pub use groups::{GroupRow, MemberRow, NewGroup};
 pub use orgs::Org;

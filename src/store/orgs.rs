@@ -2,7 +2,9 @@
 
 use uuid::Uuid;
 
+use super::audit::insert_event;
 use super::{now_micros, read, write, Result, Store};
+use crate::audit::{Action, AuditContext, Target, TargetType};
 
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -50,7 +52,7 @@ impl Store {
         })
     }
 
-    pub async fn create_org(&self, name: &str) -> Result<Org> {
+    pub async fn create_org(&self, name: &str, audit: &AuditContext) -> Result<Org> {
         let org = Org {
             id: Uuid::new_v4(),
             name: name.to_owned(),
@@ -66,6 +68,13 @@ impl Store {
             .bind(org.created_at)
             .execute(&mut *tx)
             .await?;
+            if audit.enabled {
+                let event = audit
+                    .in_org(org.id)
+                    .event(Action::OrgCreated)
+                    .target(Target::named(TargetType::Org, org.id, &org.name));
+                insert_event!(tx, &event);
+            }
         });
         Ok(org)
     }

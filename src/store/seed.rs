@@ -190,3 +190,86 @@ impl Store {
         Ok(())
     }
 }
+
+/// Events per statement when seeding the audit log.
+const AUDIT_BATCH: u64 = 200_000;
+
+/// The id of the `k`-th seeded audit target (so reports can be asked for
+/// one user): `00000000-0000-0000-0000-<k in hex>`.
+pub fn seeded_audit_user_id(k: u64) -> Uuid {
+    Uuid::from_u128(u128::from(k))
+}
+
+impl Store {
+    /// Inserts `count` synthetic user events into a directory, spread
+    /// evenly over the `span_days` before now, about `users` users in turn
+    /// (userName [`seeded_user_name`], externalId `ext-<k>`, id
+    /// [`seeded_audit_user_id`]): created, updated, deactivated,
+    /// reactivated, with one failure in fifty. Each statement generates its
+    /// rows in SQL, so loading millions of events binds a handful of values.
+    pub async fn seed_audit_events(
+        &self,
+        org_id: Uuid,
+        directory_id: Uuid,
+        count: u64,
+        users: u64,
+        span_days: u32,
+    ) -> Result<()> {
+        let users = users.max(1) as i64;
+        let span = i64::from(span_days.max(1)) * 86_400_000_000;
+        let step = (span / count.max(1) as i64).max(1);
+        let start = now_micros() - span;
+        let mut first = 0u64;
+        while first < count {
+            let end = (first + AUDIT_BATCH).min(count);
+            write!(self, |d, tx| {
+                let (source, target_id) = match d {
+                    super::Dialect::Sqlite => (
+                        "WITH RECURSIVE s(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < $2) SELECT",
+                        "unhex(printf('%032x', i % $7))",
+                    ),
+                    super::Dialect::Postgres => (
+                        "SELECT",
+                        "lpad(to_hex(i % $7), 32, '0')::uuid",
+                    ),
+                };
+                let from = match d {
+                    super::Dialect::Sqlite => "FROM s",
+                    super::Dialect::Postgres => {
+                        "FROM generate_series($1::bigint, $2::bigint - 1) AS s(i)"
+                    }
+                };
+                let sql = format!(
+                    "INSERT INTO audit_events (occurred_at, org_id, directory_id, actor_type, \
+                     actor_id, source_ip, request_id, action, outcome, status, scim_type, detail, \
+                     target_type, target_id, target_identifier, identifier_ci, email_ci, \
+                     external_id, changed_attributes, members_added, members_removed) \
+                     {source} $3 + i * $4, $5, $6, 'api_key', '5eed5eed5eed5eed', '127.0.0.1', NULL, \
+                     CASE (i / $7) % 4 WHEN 0 THEN 'user.created' WHEN 1 THEN 'user.updated' \
+                     WHEN 2 THEN 'user.deactivated' ELSE 'user.reactivated' END, \
+                     CASE WHEN i % 50 = 49 THEN 'failure' ELSE 'success' END, \
+                     CASE WHEN i % 50 = 49 THEN 409 ELSE NULL END, \
+                     CASE WHEN i % 50 = 49 THEN 'uniqueness' ELSE NULL END, \
+                     CASE WHEN i % 50 = 49 THEN 'userName is already in use in this directory' ELSE NULL END, \
+                     'user', {target_id}, \
+                     'seed-' || (i % $7) || '@example.com', 'seed-' || (i % $7) || '@example.com', \
+                     'seed-' || (i % $7) || '@example.com', 'ext-' || (i % $7), \
+                     CASE (i / $7) % 4 WHEN 0 THEN NULL WHEN 1 THEN 'displayName' ELSE 'active' END, \
+                     NULL, NULL {from}"
+                );
+                sqlx::query(&sql)
+                    .bind(first as i64)
+                    .bind(end as i64)
+                    .bind(start)
+                    .bind(step)
+                    .bind(org_id)
+                    .bind(directory_id)
+                    .bind(users)
+                    .execute(&mut *tx)
+                    .await?;
+            });
+            first = end;
+        }
+        Ok(())
+    }
+}

@@ -3,8 +3,11 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::audit::insert_event;
 use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
+use crate::scim::schema::USER_RESOURCE;
 use crate::scim::ScimError;
 
 /// A user ready to be written: the canonical document and the columns
@@ -136,6 +139,28 @@ macro_rules! store_emails {
     }};
 }
 
+/// An event about a user of `directory_id`, with its identifiers as of
+/// this change.
+fn user_event(
+    audit: &AuditContext,
+    directory_id: Uuid,
+    action: Action,
+    id: Uuid,
+    user_name: &str,
+    email: Option<&str>,
+    external_id: Option<&str>,
+) -> Event {
+    let mut event = audit.event(action).target(Target {
+        kind: TargetType::User,
+        id: Some(id),
+        identifier: Some(user_name.to_owned()),
+        email: email.map(str::to_owned),
+        external_id: external_id.map(str::to_owned),
+    });
+    event.directory_id = Some(directory_id);
+    event
+}
+
 fn user_columns(d: super::Dialect) -> String {
     format!(
         "id, {} AS doc, version, created_at, updated_at",
@@ -144,7 +169,12 @@ fn user_columns(d: super::Dialect) -> String {
 }
 
 impl Store {
-    pub async fn insert_user(&self, directory_id: Uuid, user: &NewUser) -> Result<UserRow> {
+    pub async fn insert_user(
+        &self,
+        directory_id: Uuid,
+        user: &NewUser,
+        audit: &AuditContext,
+    ) -> Result<UserRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
         write!(self, |d, tx| {
@@ -169,6 +199,18 @@ impl Store {
                 .await
                 .on_conflict("userName")?;
             store_emails!(tx, directory_id, id, &user.emails, false);
+            if audit.enabled {
+                let event = user_event(
+                    audit,
+                    directory_id,
+                    Action::UserCreated,
+                    id,
+                    &user.user_name,
+                    user.primary_email.as_deref(),
+                    user.external_id.as_deref(),
+                );
+                insert_event!(tx, &event);
+            }
         });
         Ok(UserRow {
             id,
@@ -268,20 +310,26 @@ impl Store {
         id: Uuid,
         user: &NewUser,
         expected_version: Option<i64>,
+        audit: &AuditContext,
     ) -> Result<UserRow> {
-        self.modify_user(directory_id, id, expected_version, |_| Ok(user.clone()))
-            .await
+        self.modify_user(directory_id, id, expected_version, audit, |_| {
+            Ok(user.clone())
+        })
+        .await
     }
 
     /// Read-modify-write of one user inside one transaction (row-locked on
     /// PostgreSQL, serialised by the single writer on SQLite), so concurrent
     /// writers never lose an update. `change` gets the current document and
-    /// returns the user to store; an error from it writes nothing.
+    /// returns the user to store; an error from it writes nothing. The
+    /// event (deactivated, reactivated or updated, with the changed
+    /// attributes) is derived by comparing the stored and the new document.
     pub async fn modify_user<F>(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
+        audit: &AuditContext,
         change: F,
     ) -> Result<UserRow>
     where
@@ -306,9 +354,10 @@ impl Store {
             if expected_version.is_some_and(|v| v != current.version) {
                 return Err(StoreError::PreconditionFailed);
             }
-            let current_doc = current.doc_map();
-            let old_emails = email_values(&current_doc);
-            let user = change(current_doc)?;
+            let before = current.doc_map();
+            let old_emails = email_values(&before);
+            let kept = audit.enabled.then(|| before.clone());
+            let user = change(before)?;
             let now = now_micros();
             let version = current.version + 1;
             let sql = format!(
@@ -336,6 +385,24 @@ impl Store {
             if user.emails != old_emails {
                 store_emails!(tx, directory_id, id, &user.emails, true);
             }
+            if let Some(before) = &kept {
+                let after = match serde_json::from_str(&user.doc) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
+                let event = user_event(
+                    audit,
+                    directory_id,
+                    action,
+                    id,
+                    &user.user_name,
+                    user.primary_email.as_deref(),
+                    user.external_id.as_deref(),
+                )
+                .changed(changed);
+                insert_event!(tx, &event);
+            }
             UserRow {
                 id,
                 doc: user.doc,
@@ -353,15 +420,18 @@ impl Store {
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
+        audit: &AuditContext,
     ) -> Result<()> {
         write!(self, |_d, tx| {
-            let version: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM users WHERE directory_id = $1 AND id = $2")
-                    .bind(directory_id)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let version = version.ok_or(StoreError::NotFound)?;
+            let current: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT version, user_name, primary_email, external_id FROM users \
+                 WHERE directory_id = $1 AND id = $2",
+            )
+            .bind(directory_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (version, user_name, email, external_id) = current.ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
             }
@@ -378,6 +448,18 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if audit.enabled {
+                let event = user_event(
+                    audit,
+                    directory_id,
+                    Action::UserDeleted,
+                    id,
+                    &user_name,
+                    email.as_deref(),
+                    external_id.as_deref(),
+                );
+                insert_event!(tx, &event);
+            }
         });
         Ok(())
     }

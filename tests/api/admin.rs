@@ -319,7 +319,13 @@ async fn a_rotation_made_by_another_process_is_noticed_after_the_cache_window() 
     let org = app.store.ensure_default_org().await.unwrap().id;
     let key = scimd::auth::new_api_key().await.unwrap();
     app.store
-        .set_directory_key(org, dir.id.parse().unwrap(), &key.id, &key.hash)
+        .set_directory_key(
+            org,
+            dir.id.parse().unwrap(),
+            &key.id,
+            &key.hash,
+            &scimd::audit::AuditContext::system("cli"),
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -15,7 +15,15 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub store: Store,
+    db: TestDb,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// Where a test's database is, for statements the store has no method for.
+#[derive(Clone)]
+pub struct TestDb {
+    url: String,
+    pg_schema: Option<String>,
 }
 
 /// A directory made through the admin API.
@@ -23,6 +31,8 @@ pub struct TestDirectory {
     pub id: String,
     pub base_url: String,
     pub api_key: String,
+    /// The visible part of the key (`scimd_<keyId>.…`).
+    pub key_id: String,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -30,15 +40,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn connect_store() -> (Store, Option<tempfile::TempDir>) {
+    let (store, dir, _) = connect_test_db().await;
+    (store, dir)
+}
+
+async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
             let opts = ConnectOptions {
                 pool_size: 8,
-                pg_schema: Some(schema),
+                pg_schema: Some(schema.clone()),
             };
             let store = Store::connect(&url, &opts).await.expect("connect postgres");
-            (store, None)
+            let db = TestDb {
+                url,
+                pg_schema: Some(schema),
+            };
+            (store, None, db)
         }
         _ => {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -48,13 +67,58 @@ pub async fn connect_store() -> (Store, Option<tempfile::TempDir>) {
                 pg_schema: None,
             };
             let store = Store::connect(&url, &opts).await.expect("connect sqlite");
-            (store, Some(dir))
+            let db = TestDb {
+                url,
+                pg_schema: None,
+            };
+            (store, Some(dir), db)
+        }
+    }
+}
+
+impl TestDb {
+    pub fn is_postgres(&self) -> bool {
+        self.pg_schema.is_some()
+    }
+
+    /// A connection of its own to the test's PostgreSQL database.
+    pub async fn pg_connection(&self) -> Option<sqlx::PgConnection> {
+        use sqlx::Connection;
+        use std::str::FromStr;
+        let schema = self.pg_schema.as_ref()?;
+        let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+            .expect("url")
+            .options([("search_path", schema.as_str())]);
+        Some(
+            sqlx::PgConnection::connect_with(&options)
+                .await
+                .expect("connect"),
+        )
+    }
+
+    /// Runs SQL (several statements allowed) on the test's database.
+    pub async fn execute(&self, sql: &str) {
+        use std::str::FromStr;
+        match &self.pg_schema {
+            Some(schema) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+                    .expect("url")
+                    .options([("search_path", schema.as_str())]);
+                let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
+                sqlx::raw_sql(sql).execute(&pool).await.expect("execute");
+                pool.close().await;
+            }
+            None => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+                sqlx::raw_sql(sql).execute(&pool).await.expect("execute");
+                pool.close().await;
+            }
         }
     }
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
-    let (store, dir) = connect_store().await;
+    let (store, dir, db) = connect_test_db().await;
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -70,11 +134,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
         address,
         client: reqwest::Client::new(),
         store,
+        db,
         _dir: dir,
     }
 }
 
 impl TestApp {
+    pub fn db(&self) -> &TestDb {
+        &self.db
+    }
+
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}/admin/v1{path}", self.address))
@@ -94,6 +163,7 @@ impl TestApp {
             id: body["id"].as_str().expect("id").to_owned(),
             base_url: body["baseUrl"].as_str().expect("baseUrl").to_owned(),
             api_key: body["apiKey"].as_str().expect("apiKey").to_owned(),
+            key_id: body["keyId"].as_str().expect("keyId").to_owned(),
         }
     }
 

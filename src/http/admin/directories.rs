@@ -54,7 +54,7 @@ async fn resolve(state: &AppState, p: &DirectoryPath) -> Result<(Uuid, Uuid), Ad
 
 pub async fn create(
     State(state): State<AppState>,
-    _admin: AdminContext,
+    admin: AdminContext,
     Path(p): Path<OrgPath>,
     AdminJson(body): AdminJson<CreateDirectory>,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
@@ -68,7 +68,7 @@ pub async fn create(
     let key = new_api_key().await?;
     let dir = state
         .store
-        .create_directory(org, name, &key.id, &key.hash)
+        .create_directory(org, name, &key.id, &key.hash, &admin.audit)
         .await?;
     let mut body = directory_json(&state, &dir);
     body["apiKey"] = Value::String(key.secret);
@@ -98,11 +98,11 @@ pub async fn get(
 
 pub async fn delete(
     State(state): State<AppState>,
-    _admin: AdminContext,
+    admin: AdminContext,
     Path(p): Path<DirectoryPath>,
 ) -> Result<StatusCode, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
-    state.store.delete_directory(org, id).await?;
+    state.store.delete_directory(org, id, &admin.audit).await?;
     state.auth.forget_directory(id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -110,14 +110,14 @@ pub async fn delete(
 /// Issues a new key; the old one stops working immediately.
 pub async fn rotate_key(
     State(state): State<AppState>,
-    _admin: AdminContext,
+    admin: AdminContext,
     Path(p): Path<DirectoryPath>,
 ) -> Result<Json<Value>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
     let key = new_api_key().await?;
     state
         .store
-        .set_directory_key(org, id, &key.id, &key.hash)
+        .set_directory_key(org, id, &key.id, &key.hash, &admin.audit)
         .await?;
     state.auth.forget_directory(id);
     let dir = state.store.get_directory(org, id).await?;

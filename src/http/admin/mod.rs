@@ -10,6 +10,7 @@ use super::AppState;
 
 mod directories;
 mod orgs;
+mod reports;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,6 +28,11 @@ pub fn router() -> Router<AppState> {
             "/orgs/{org_id}/directories/{directory_id}/api-key",
             post(directories::rotate_key),
         )
+        .route(
+            "/orgs/{org_id}/reports/provisioning",
+            get(reports::provisioning),
+        )
+        .route("/orgs/{org_id}/reports/stats", get(reports::stats))
         .fallback(not_found)
 }
 

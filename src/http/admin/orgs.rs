@@ -28,7 +28,7 @@ fn org_json(org: &Org) -> Value {
 
 pub async fn create(
     State(state): State<AppState>,
-    _admin: AdminContext,
+    admin: AdminContext,
     AdminJson(body): AdminJson<CreateOrg>,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     let name = body.name.trim();
@@ -37,7 +37,7 @@ pub async fn create(
             "name must be 1 to 200 characters".into(),
         ));
     }
-    let org = state.store.create_org(name).await?;
+    let org = state.store.create_org(name, &admin.audit).await?;
     Ok((StatusCode::CREATED, Json(org_json(&org))))
 }
 

@@ -11,6 +11,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{groups, resource_id, scim_response, users};
+use crate::audit::{attempted, Target, TargetType};
+use crate::http::audit::record_failure;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, parse_etag, ScimContext, ScimJson};
 use crate::http::AppState;
@@ -280,25 +282,26 @@ pub async fn bulk(
             let unknown = op
                 .needs
                 .iter()
-                .find(|b| !defined.contains(b.as_str()) || failed_bulk_ids.contains(*b));
+                .find(|b| !defined.contains(b.as_str()) || failed_bulk_ids.contains(*b))
+                .cloned();
             let waiting = op.needs.iter().any(|b| !resolved.contains_key(b));
-            let outcome = if let Some(b) = unknown {
-                Err(ScimApiError::from(ScimError::new(
+            if unknown.is_none() && waiting {
+                still_pending.push(i);
+                continue;
+            }
+            let mut data = op.data.clone();
+            substitute(&mut data, &resolved);
+            let mut path = Value::String(op.path.clone());
+            substitute(&mut path, &resolved);
+            let path = path.as_str().unwrap_or_default().to_owned();
+            let path = resolve_path_reference(&path, &resolved);
+            let outcome = match unknown {
+                Some(b) => Err(ScimApiError::from(ScimError::new(
                     409,
                     Some(crate::scim::ScimType::InvalidValue),
                     format!("bulkId '{b}' is not defined by a successful operation"),
-                )))
-            } else if waiting {
-                still_pending.push(i);
-                continue;
-            } else {
-                let mut data = op.data.clone();
-                substitute(&mut data, &resolved);
-                let mut path = Value::String(op.path.clone());
-                substitute(&mut path, &resolved);
-                let path = path.as_str().unwrap_or_default().to_owned();
-                let path = resolve_path_reference(&path, &resolved);
-                execute(&state, &ctx, op, &path, &data).await
+                ))),
+                None => execute(&state, &ctx, op, &path, &data).await,
             };
             progressed = true;
             results[i] = Some(match outcome {
@@ -333,6 +336,7 @@ pub async fn bulk(
                     if let ScimApiError::Internal(cause) = &e {
                         tracing::error!(%cause, "bulk operation failed");
                     }
+                    record_operation_failure(&state, &ctx, op, &path, &data, &scim).await;
                     let mut r = json!({
                         "method": op.method,
                         "status": scim.status.to_string(),
@@ -359,6 +363,7 @@ pub async fn bulk(
                     Some(crate::scim::ScimType::InvalidValue),
                     "circular bulkId references",
                 );
+                record_operation_failure(&state, &ctx, op, &op.path, &op.data, &err).await;
                 let mut r = json!({
                     "method": op.method,
                     "status": "409",
@@ -379,6 +384,37 @@ pub async fn bulk(
         "Operations": results.into_iter().flatten().collect::<Vec<_>>(),
     });
     Ok(scim_response(StatusCode::OK, &body, None, None))
+}
+
+/// Records a failed operation as the audit event the same request outside
+/// Bulk would have produced. Operations on unknown endpoints or with
+/// methods that write nothing are not writes, and are not recorded.
+async fn record_operation_failure(
+    state: &AppState,
+    ctx: &ScimContext,
+    op: &Operation,
+    path: &str,
+    data: &Value,
+    error: &ScimError,
+) {
+    let Ok((kind, id)) = route(path) else {
+        return;
+    };
+    let kind = match kind {
+        Kind::Users => TargetType::User,
+        Kind::Groups => TargetType::Group,
+    };
+    if id.is_some() == (op.method == "POST") {
+        return;
+    }
+    let Some(action) = attempted(kind, &op.method) else {
+        return;
+    };
+    let target = match id {
+        None => Target::from_body(kind, None, data),
+        Some(raw) => Target::new(kind, Uuid::parse_str(raw).ok()),
+    };
+    record_failure(state, &ctx.audit, action, target, error).await;
 }
 
 /// `/Groups/bulkId:x` after substitution is already `/Groups/<id>`; this

@@ -13,6 +13,7 @@ use super::users::IdParam;
 use super::{
     list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
 };
+use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
@@ -257,10 +258,11 @@ pub(super) async fn create_row(
     ctx: &ScimContext,
     body: &Value,
 ) -> Result<GroupRow, ScimApiError> {
+    ctx.note_target(|| Target::from_body(TargetType::Group, None, body));
     let (group, members) = new_group(body)?;
     Ok(state
         .store
-        .insert_group(ctx.directory_id, &group, &members)
+        .insert_group(ctx.directory_id, &group, &members, &ctx.audit)
         .await?)
 }
 
@@ -274,7 +276,7 @@ pub(super) async fn replace_row(
     let (group, members) = new_group(body)?;
     Ok(state
         .store
-        .modify_group(ctx.directory_id, id, version, |_| {
+        .modify_group(ctx.directory_id, id, version, &ctx.audit, |_| {
             Ok((group, vec![MemberChange::Replace(members)]))
         })
         .await?)
@@ -294,6 +296,7 @@ pub(super) async fn patch_row(
             ctx.directory_id,
             id,
             version,
+            &ctx.audit,
             |mut doc: Map<String, Value>| {
                 let outcome =
                     apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
@@ -312,6 +315,6 @@ pub(super) async fn delete_row(
 ) -> Result<(), ScimApiError> {
     Ok(state
         .store
-        .delete_group(ctx.directory_id, id, version)
+        .delete_group(ctx.directory_id, id, version, &ctx.audit)
         .await?)
 }

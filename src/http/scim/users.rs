@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
 };
+use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
@@ -263,8 +264,12 @@ pub(super) async fn create_row(
     ctx: &ScimContext,
     body: &Value,
 ) -> Result<UserRow, ScimApiError> {
+    ctx.note_target(|| Target::from_body(TargetType::User, None, body));
     let user = new_user(body)?;
-    Ok(state.store.insert_user(ctx.directory_id, &user).await?)
+    Ok(state
+        .store
+        .insert_user(ctx.directory_id, &user, &ctx.audit)
+        .await?)
 }
 
 pub(super) async fn replace_row(
@@ -277,7 +282,7 @@ pub(super) async fn replace_row(
     let user = new_user(body)?;
     Ok(state
         .store
-        .replace_user(ctx.directory_id, id, &user, version)
+        .replace_user(ctx.directory_id, id, &user, version, &ctx.audit)
         .await?)
 }
 
@@ -295,6 +300,7 @@ pub(super) async fn patch_row(
             ctx.directory_id,
             id,
             version,
+            &ctx.audit,
             |mut doc: Map<String, Value>| {
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 // PATCH may set `password`; it is accepted but never stored.
@@ -313,6 +319,6 @@ pub(super) async fn delete_row(
 ) -> Result<(), ScimApiError> {
     Ok(state
         .store
-        .delete_user(ctx.directory_id, id, version)
+        .delete_user(ctx.directory_id, id, version, &ctx.audit)
         .await?)
 }
