@@ -1,10 +1,12 @@
--- The audit log: one row per change (written in the change's own
--- transaction) and per failed SCIM write. No foreign keys: a directory's
--- history outlives the directory.
+-- The audit log: one row per event, written in the transaction of the
+-- change it records. Rows are kept in org and time order (the order every
+-- report reads them in) and otherwise indexed only by target, so an event
+-- is written to two B-trees. No foreign keys: a directory's history
+-- outlives the directory.
 CREATE TABLE audit_events (
-    id                 INTEGER PRIMARY KEY,
-    occurred_at        BIGINT NOT NULL,
     org_id             BLOB NOT NULL,
+    occurred_at        BIGINT NOT NULL,
+    id                 BIGINT NOT NULL,
     directory_id       BLOB,
     actor_type         TEXT NOT NULL,
     actor_id           TEXT,
@@ -17,24 +19,44 @@ CREATE TABLE audit_events (
     detail             TEXT,
     target_type        TEXT NOT NULL,
     target_id          BLOB,
+    -- When the target was created: leads the target index, so events of
+    -- new users and groups append to it instead of landing at random.
+    target_created_at  BIGINT,
     target_identifier  TEXT,
-    -- Lowercased copies of the identifiers the reports search by.
+    -- Lowercased identifiers, searched only on events without a target
+    -- (a failed create is found by the userName it tried).
     identifier_ci      TEXT,
     email_ci           TEXT,
     external_id        TEXT,
     changed_attributes TEXT,
     members_added      BIGINT,
-    members_removed    BIGINT
-);
--- Newest-first pages of an org or a directory (keyset on time, id), the
--- daily counters, and retention.
-CREATE INDEX audit_events_org_time ON audit_events (org_id, occurred_at, id);
-CREATE INDEX audit_events_directory_time ON audit_events (directory_id, occurred_at, id);
--- One person's history: by id, userName, email or externalId.
-CREATE INDEX audit_events_target ON audit_events (target_id, occurred_at) WHERE target_id IS NOT NULL;
-CREATE INDEX audit_events_identifier ON audit_events (identifier_ci, occurred_at) WHERE identifier_ci IS NOT NULL;
-CREATE INDEX audit_events_email ON audit_events (email_ci, occurred_at) WHERE email_ci IS NOT NULL;
-CREATE INDEX audit_events_external_id ON audit_events (external_id, occurred_at) WHERE external_id IS NOT NULL;
+    members_removed    BIGINT,
+    PRIMARY KEY (org_id, occurred_at, id)
+) WITHOUT ROWID;
+CREATE INDEX audit_events_target ON audit_events (target_created_at, target_id, occurred_at)
+    WHERE target_id IS NOT NULL;
+CREATE INDEX audit_events_untargeted_identifier ON audit_events (identifier_ci)
+    WHERE target_id IS NULL AND identifier_ci IS NOT NULL;
+CREATE INDEX audit_events_untargeted_email ON audit_events (email_ci)
+    WHERE target_id IS NULL AND email_ci IS NOT NULL;
+CREATE INDEX audit_events_untargeted_external_id ON audit_events (external_id)
+    WHERE target_id IS NULL AND external_id IS NOT NULL;
+
+-- Identifiers that stopped being current (a user renamed or deleted, a
+-- directory deleted), so its history is still found by them. Current ones
+-- are looked up in `users` and `user_emails`. `value` is 'i:' and a
+-- lowercased userName or email, 'x:' and an exact externalId, or 'u:' and
+-- the id (32 hex digits) of a deleted user.
+CREATE TABLE audit_subjects (
+    org_id      BLOB NOT NULL,
+    value       TEXT NOT NULL,
+    target_id   BLOB NOT NULL,
+    target_created_at BIGINT,
+    recorded_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, value, target_id)
+) WITHOUT ROWID;
+CREATE INDEX audit_subjects_recorded ON audit_subjects (recorded_at);
 
 -- Reports find a user by its Atlassian account id too.
-CREATE INDEX users_directory_account_id ON users (directory_id, account_id) WHERE account_id IS NOT NULL;
+CREATE INDEX users_directory_account_id ON users (directory_id, account_id)
+    WHERE account_id IS NOT NULL;

@@ -9,6 +9,7 @@
 //! attributes it changed, not their values.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -187,6 +188,9 @@ impl TargetType {
 pub struct Target {
     pub kind: TargetType,
     pub id: Option<Uuid>,
+    /// When the target was created (microseconds), when known: it keys the
+    /// store's target index, so new targets' events append to it.
+    pub created_at: Option<i64>,
     /// userName (users), displayName (groups), name (directories, orgs).
     pub identifier: Option<String>,
     /// The primary email, lowercased (users).
@@ -199,14 +203,16 @@ impl Target {
         Target {
             kind,
             id,
+            created_at: None,
             identifier: None,
             email: None,
             external_id: None,
         }
     }
 
-    pub fn named(kind: TargetType, id: Uuid, identifier: &str) -> Target {
+    pub fn named(kind: TargetType, id: Uuid, created_at: i64, identifier: &str) -> Target {
         Target {
+            created_at: Some(created_at),
             identifier: Some(identifier.to_owned()),
             ..Target::new(kind, Some(id))
         }
@@ -424,6 +430,67 @@ pub fn changed_attributes(
     names.into_iter().filter(|n| n != "members").collect()
 }
 
+/// The time of a new event: now, in microseconds, but always after the
+/// previous event of this process, so the events of one transaction (and,
+/// on SQLite's single writer, of all transactions) keep their order.
+pub fn event_time() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = crate::store::now_micros();
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let t = now.max(last + 1);
+        match LAST.compare_exchange_weak(last, t, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return t,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// A new event's id: random, so replicas never coordinate; events are
+/// keyed by org, time and id.
+pub fn event_id() -> i64 {
+    rand::random::<i64>() & i64::MAX
+}
+
+/// The keys a user is found by in reports: `i:` and its lowercased
+/// userName or any lowercased email, `x:` and its exact externalId.
+pub fn user_subject_keys(
+    user_name: &str,
+    emails: impl IntoIterator<Item = String>,
+    external_id: Option<&str>,
+) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    keys.insert(format!("i:{}", user_name.to_lowercase()));
+    keys.extend(
+        emails
+            .into_iter()
+            .map(|e| format!("i:{}", e.to_lowercase())),
+    );
+    keys.extend(external_id.map(|x| format!("x:{x}")));
+    keys
+}
+
+/// The key a deleted user is found by under its id.
+pub fn id_subject_key(id: Uuid) -> String {
+    format!("u:{}", id.simple())
+}
+
+/// [`user_subject_keys`] of a stored user document.
+pub fn user_doc_subject_keys(doc: &Map<String, Value>) -> BTreeSet<String> {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let emails = doc
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| text(e.get("value")));
+    user_subject_keys(
+        &text(doc.get("userName")).unwrap_or_default(),
+        emails,
+        text(doc.get("externalId")).as_deref(),
+    )
+}
+
 /// A report cursor: the `(time, id)` of the last event of a page, opaque
 /// to clients. The next page holds the events strictly older, so events
 /// recorded meanwhile (always newer) never shift or repeat a page.
@@ -497,6 +564,22 @@ mod tests {
             Some(Action::UserUpdated)
         );
         assert_eq!(attempted(TargetType::Group, "GET"), None);
+    }
+
+    #[test]
+    fn event_times_increase_and_subject_keys_cover_every_identifier() {
+        let a = event_time();
+        let b = event_time();
+        assert!(b > a);
+        let doc = doc(
+            json!({ "userName": "Ada@Example.com", "externalId": "00u-X",
+            "emails": [{ "value": "ADA@example.com" }, { "value": "ada.l@example.com" }] }),
+        );
+        let keys: Vec<String> = user_doc_subject_keys(&doc).into_iter().collect();
+        assert_eq!(
+            keys,
+            ["i:ada.l@example.com", "i:ada@example.com", "x:00u-X"]
+        );
     }
 
     #[test]

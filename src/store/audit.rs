@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::query::{bind_all, Bind};
-use super::{read, write, Result, Store};
+use super::{read, write, Dialect, Result, Store};
 use crate::audit::{Event, TargetType};
 
 /// Most distinct targets one user filter expands to.
@@ -19,21 +19,53 @@ const MAX_USER_TARGETS: i64 = 1_000;
 pub const PURGE_LOCK_KEY: i32 = 0x5c1d_a0d1;
 pub const PURGE_LOCK_SQL: &str = "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))";
 
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO audit_events (occurred_at, org_id, \
+const EVENT_INSERT_COLUMNS: &str = "INSERT INTO audit_events (occurred_at, id, org_id, \
     directory_id, actor_type, actor_id, source_ip, request_id, action, outcome, status, \
-    scim_type, detail, target_type, target_id, target_identifier, identifier_ci, email_ci, \
-    external_id, changed_attributes, members_added, members_removed) VALUES ($1, $2, $3, $4, \
-    $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+    scim_type, detail, target_type, target_id, target_created_at, target_identifier, \
+    identifier_ci, email_ci, external_id, changed_attributes, members_added, members_removed)";
 
-/// Writes one [`Event`] inside the caller's transaction, stamped with the
-/// time inside that transaction (on SQLite's single writer, so event times
-/// follow commit order).
-macro_rules! insert_event {
-    ($tx:ident, $event:expr) => {{
+/// Values of one event, bound by [`bind_event!`] after `offset` others.
+const EVENT_VALUES: usize = 23;
+
+fn event_params(offset: usize) -> String {
+    (offset + 1..=offset + EVENT_VALUES)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) static INSERT_EVENT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{EVENT_INSERT_COLUMNS} VALUES ({})", event_params(0)));
+
+/// `write` (an INSERT or UPDATE of exactly one row, with parameters `$1`
+/// to `$n`) and the INSERT of its event as one statement, so recording the
+/// event costs no extra round trip to the database: two statements sharing
+/// numbered parameters on SQLite, a data-modifying CTE on PostgreSQL. The
+/// event's values are bound after the write's with [`bind_event!`].
+pub(crate) fn with_event(d: Dialect, write: &str, n: usize) -> String {
+    match d {
+        Dialect::Sqlite => format!(
+            "{write}; {EVENT_INSERT_COLUMNS} VALUES ({})",
+            event_params(n)
+        ),
+        Dialect::Postgres => format!(
+            "WITH written AS ({write} RETURNING 1) {EVENT_INSERT_COLUMNS} SELECT {} FROM written",
+            event_params(n)
+        ),
+    }
+}
+
+/// Binds an [`Event`]'s values to a query, stamped with the time inside
+/// the caller's transaction (on SQLite's single writer, event times follow
+/// commit order). The searchable identifiers are kept only on events
+/// without a target; the others are found through their target.
+macro_rules! bind_event {
+    ($q:expr, $event:expr) => {{
         let e: &$crate::audit::Event = $event;
         let changed = (!e.changed_attributes.is_empty()).then(|| e.changed_attributes.join(","));
-        sqlx::query($crate::store::audit::INSERT_EVENT)
-            .bind($crate::store::now_micros())
+        let untargeted = e.target.id.is_none();
+        $q.bind($crate::audit::event_time())
+            .bind($crate::audit::event_id())
             .bind(e.org_id)
             .bind(e.directory_id)
             .bind(e.actor.kind())
@@ -47,18 +79,65 @@ macro_rules! insert_event {
             .bind(e.detail.as_deref())
             .bind(e.target.kind.as_str())
             .bind(e.target.id)
+            .bind(e.target.created_at)
             .bind(e.target.identifier.as_deref())
-            .bind(e.target.identifier.as_ref().map(|s| s.to_lowercase()))
-            .bind(e.target.email.as_deref())
-            .bind(e.target.external_id.as_deref())
+            .bind(
+                e.target
+                    .identifier
+                    .as_ref()
+                    .filter(|_| untargeted)
+                    .map(|s| s.to_lowercase()),
+            )
+            .bind(e.target.email.as_deref().filter(|_| untargeted))
+            .bind(e.target.external_id.as_deref().filter(|_| untargeted))
             .bind(changed)
             .bind(e.members_added.map(|n| n as i64))
             .bind(e.members_removed.map(|n| n as i64))
-            .execute(&mut *$tx)
-            .await?;
+    }};
+}
+pub(crate) use bind_event;
+
+/// Writes one [`Event`] inside the caller's transaction.
+macro_rules! insert_event {
+    ($tx:ident, $event:expr) => {{
+        $crate::store::audit::bind_event!(
+            sqlx::query($crate::store::audit::INSERT_EVENT.as_str()),
+            $event
+        )
+        .execute(&mut *$tx)
+        .await?;
     }};
 }
 pub(crate) use insert_event;
+
+/// Records, inside the caller's transaction, identifiers that stop being
+/// current for `$target` (see [`crate::audit::user_subject_keys`]), so
+/// reports still find its history by them.
+macro_rules! record_subjects {
+    ($tx:ident, $org_id:expr, $target:expr, $keys:expr) => {{
+        let keys: Vec<&String> = $keys.into_iter().collect();
+        if !keys.is_empty() {
+            let now = $crate::store::now_micros();
+            let (target_id, created_at): (uuid::Uuid, i64) = $target;
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, recorded_at) ",
+            );
+            q.push_values(keys, |mut row, key| {
+                row.push_bind($org_id)
+                    .push_bind(key.as_str())
+                    .push_bind(target_id)
+                    .push_bind(created_at)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT (org_id, value, target_id) \
+                 DO UPDATE SET recorded_at = excluded.recorded_at",
+            );
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+pub(crate) use record_subjects;
 
 /// A stored event.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -129,7 +208,7 @@ pub struct DailyStats {
 impl ReportQuery {
     /// The report's SELECT: every value bound, `user_targets` being the
     /// user ids the `user` filter resolved to.
-    fn sql(&self, user_targets: &[Uuid]) -> (String, Vec<Bind>) {
+    fn sql(&self, user_targets: &[(Option<i64>, Uuid)]) -> (String, Vec<Bind>) {
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE org_id = $1");
         let mut binds = vec![Bind::Uuid(self.org_id)];
         let next = |binds: &mut Vec<Bind>, b: Bind| {
@@ -162,19 +241,26 @@ impl ReportQuery {
             sql += &format!(" AND (occurred_at, id) < ({t}, {id})");
         }
         if let Some(user) = &self.user {
+            // The events of the users the identifier stands for, and
+            // failed creates (no target yet) that tried it. Each arm of
+            // the OR is one index lookup.
             let lower = next(&mut binds, Bind::Text(user.to_lowercase()));
             let exact = next(&mut binds, Bind::Text(user.clone()));
             let user_type = next(&mut binds, Bind::Text(TargetType::User.as_str().into()));
             sql += &format!(
-                " AND target_type = {user_type} AND (identifier_ci = {lower} OR email_ci = {lower} \
-                 OR external_id = {exact}"
+                " AND target_type = {user_type} AND ((target_id IS NULL AND identifier_ci = {lower}) \
+                 OR (target_id IS NULL AND email_ci = {lower}) \
+                 OR (target_id IS NULL AND external_id = {exact})"
             );
-            if !user_targets.is_empty() {
-                let ids: Vec<String> = user_targets
-                    .iter()
-                    .map(|id| next(&mut binds, Bind::Uuid(*id)))
-                    .collect();
-                sql += &format!(" OR target_id IN ({})", ids.join(", "));
+            for (created_at, id) in user_targets {
+                let id = next(&mut binds, Bind::Uuid(*id));
+                sql += &match created_at {
+                    Some(t) => {
+                        let t = next(&mut binds, Bind::Int(*t));
+                        format!(" OR (target_created_at = {t} AND target_id = {id})")
+                    }
+                    None => format!(" OR (target_created_at IS NULL AND target_id = {id})"),
+                };
             }
             sql += ")";
         }
@@ -194,13 +280,13 @@ impl Store {
         let mut event = event.clone();
         let lookup = match (event.target.kind, event.target.id, event.directory_id) {
             (TargetType::User, Some(id), Some(dir)) => Some((
-                "SELECT user_name, primary_email, external_id FROM users \
+                "SELECT created_at, user_name, primary_email, external_id FROM users \
                  WHERE directory_id = $1 AND id = $2",
                 dir,
                 id,
             )),
             (TargetType::Group, Some(id), Some(dir)) => Some((
-                "SELECT display_name, NULL, external_id FROM groups \
+                "SELECT created_at, display_name, NULL, external_id FROM groups \
                  WHERE directory_id = $1 AND id = $2",
                 dir,
                 id,
@@ -208,16 +294,30 @@ impl Store {
             _ => None,
         };
         write!(self, |_d, tx| {
-            if let Some((sql, dir, id)) = lookup.filter(|_| event.target.identifier.is_none()) {
-                let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(sql)
+            if let Some((sql, dir, id)) = lookup.filter(|_| event.target.created_at.is_none()) {
+                type Row = (i64, String, Option<String>, Option<String>);
+                let row: Option<Row> = sqlx::query_as(sql)
                     .bind(dir)
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                if let Some((identifier, email, external_id)) = row {
+                if let Some((created_at, identifier, email, external_id)) = row {
+                    event.target.created_at = Some(created_at);
                     event.target.identifier = Some(identifier);
                     event.target.email = email;
                     event.target.external_id = external_id;
+                } else if event.target.kind == TargetType::User {
+                    // A user deleted before: keep it with the rest of its
+                    // history.
+                    event.target.created_at = sqlx::query_scalar(
+                        "SELECT target_created_at FROM audit_subjects \
+                         WHERE org_id = $1 AND value = $2",
+                    )
+                    .bind(event.org_id)
+                    .bind(crate::audit::id_subject_key(id))
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
                 }
             }
             insert_event!(tx, &event);
@@ -225,41 +325,51 @@ impl Store {
         Ok(())
     }
 
-    /// The user ids a `user` filter stands for: every user target of an
-    /// event recorded under that userName, email or externalId (so a
-    /// renamed user's whole history is found by either name), users whose
-    /// account id it is, and the value itself when it is a user id.
-    async fn report_user_targets(&self, org_id: Uuid, user: &str) -> Result<Vec<Uuid>> {
-        let mut ids: Vec<Uuid> = read!(self, |_d, c| {
-            let mut ids: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT DISTINCT target_id FROM audit_events WHERE org_id = $1 \
-                 AND target_type = $2 AND target_id IS NOT NULL \
-                 AND (identifier_ci = $3 OR email_ci = $3 OR external_id = $4) LIMIT $5",
-            )
-            .bind(org_id)
-            .bind(TargetType::User.as_str())
-            .bind(user.to_lowercase())
-            .bind(user)
-            .bind(MAX_USER_TARGETS)
-            .fetch_all(c)
-            .await?;
-            let accounts: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE account_id = $1 \
-                 AND directory_id IN (SELECT id FROM directories WHERE org_id = $2)",
-            )
-            .bind(user)
-            .bind(org_id)
-            .fetch_all(c)
-            .await?;
-            ids.extend(accounts);
-            Ok::<_, super::StoreError>(ids)
+    /// The users a `user` filter stands for, as (created, id) — how the
+    /// target index is keyed: users of the org that have the identifier
+    /// now (userName, any email, externalId, accountId, id), and users that
+    /// had it before a rename or their deletion. Through the id, the whole
+    /// history of a renamed user is found by either name.
+    async fn report_user_targets(
+        &self,
+        org_id: Uuid,
+        user: &str,
+    ) -> Result<Vec<(Option<i64>, Uuid)>> {
+        let as_id = Uuid::parse_str(user.trim()).ok();
+        let mut targets: Vec<(Option<i64>, Uuid)> = read!(self, |_d, c| {
+            let in_org = "directory_id IN (SELECT id FROM directories WHERE org_id = $1)";
+            let sql = format!(
+                "SELECT created_at, id FROM users WHERE {in_org} AND user_name_ci = $2 \
+                 UNION SELECT u.created_at, u.id FROM user_emails e JOIN users u ON u.id = e.user_id \
+                 WHERE e.{in_org} AND e.value_ci = $2 \
+                 UNION SELECT created_at, id FROM users WHERE {in_org} AND external_id = $3 \
+                 UNION SELECT created_at, id FROM users WHERE {in_org} AND account_id = $3 \
+                 UNION SELECT created_at, id FROM users WHERE {in_org} AND id = $7 \
+                 UNION SELECT target_created_at, target_id FROM audit_subjects \
+                 WHERE org_id = $1 AND value IN ($4, $5, $6) \
+                 LIMIT $8"
+            );
+            let lower = user.to_lowercase();
+            let rows: Vec<(Option<i64>, Uuid)> = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(&lower)
+                .bind(user)
+                .bind(format!("i:{lower}"))
+                .bind(format!("x:{user}"))
+                .bind(as_id.map(crate::audit::id_subject_key).unwrap_or_default())
+                .bind(as_id)
+                .bind(MAX_USER_TARGETS)
+                .fetch_all(c)
+                .await?;
+            Ok::<_, super::StoreError>(rows)
         })?;
-        if let Ok(id) = Uuid::parse_str(user.trim()) {
-            ids.push(id);
+        // Failures on an id no user had (yet) are kept under no creation time.
+        if let Some(id) = as_id {
+            targets.push((None, id));
         }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        targets.sort();
+        targets.dedup();
+        Ok(targets)
     }
 
     /// One page of a provisioning report, newest first.
@@ -344,44 +454,69 @@ impl Store {
         ))?;
         let mut total = 0u64;
         for org in orgs {
-            loop {
-                let deleted: Option<u64> = write!(self, |d, tx| {
-                    let locked = if d == super::Dialect::Postgres {
-                        sqlx::query_scalar::<_, bool>(PURGE_LOCK_SQL)
-                            .bind(PURGE_LOCK_KEY)
-                            .fetch_one(&mut *tx)
-                            .await?
-                    } else {
-                        true
-                    };
-                    if locked {
-                        Some(
-                            sqlx::query(
-                                "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events \
-                                 WHERE org_id = $1 AND occurred_at < $2 LIMIT $3)",
-                            )
-                            .bind(org)
-                            .bind(cutoff)
+            let sql = "DELETE FROM audit_events WHERE (org_id, occurred_at, id) IN \
+                       (SELECT org_id, occurred_at, id FROM audit_events \
+                       WHERE org_id = $1 AND occurred_at < $2 LIMIT $3)";
+            match self.purge_batches(sql, Some(org), cutoff, batch).await? {
+                Some(n) => total += n,
+                None => return Ok(total),
+            }
+        }
+        // Identifiers no longer current for longer than the retention
+        // belong to history that is gone.
+        let sql = "DELETE FROM audit_subjects WHERE (org_id, value, target_id) IN \
+                   (SELECT org_id, value, target_id FROM audit_subjects \
+                   WHERE recorded_at < $1 LIMIT $2)";
+        self.purge_batches(sql, None, cutoff, batch).await?;
+        Ok(total)
+    }
+
+    /// Runs a batched DELETE (`$1`/`$2`/`$3` = org, cutoff, batch; or
+    /// cutoff, batch without an org) until a batch comes back short. `None`
+    /// when another replica holds the purge lock.
+    async fn purge_batches(
+        &self,
+        sql: &str,
+        org: Option<Uuid>,
+        cutoff: i64,
+        batch: i64,
+    ) -> Result<Option<u64>> {
+        let mut total = 0u64;
+        loop {
+            let deleted: Option<u64> = write!(self, |d, tx| {
+                let locked = if d == super::Dialect::Postgres {
+                    sqlx::query_scalar::<_, bool>(PURGE_LOCK_SQL)
+                        .bind(PURGE_LOCK_KEY)
+                        .fetch_one(&mut *tx)
+                        .await?
+                } else {
+                    true
+                };
+                if locked {
+                    let mut q = sqlx::query(sql);
+                    if let Some(org) = org {
+                        q = q.bind(org);
+                    }
+                    Some(
+                        q.bind(cutoff)
                             .bind(batch)
                             .execute(&mut *tx)
                             .await?
                             .rows_affected(),
-                        )
-                    } else {
-                        None
-                    }
-                });
-                match deleted {
-                    None => return Ok(total),
-                    Some(n) => {
-                        total += n;
-                        if n < batch as u64 {
-                            break;
-                        }
+                    )
+                } else {
+                    None
+                }
+            });
+            match deleted {
+                None => return Ok(None),
+                Some(n) => {
+                    total += n;
+                    if n < batch as u64 {
+                        return Ok(Some(total));
                     }
                 }
             }
         }
-        Ok(total)
     }
 }

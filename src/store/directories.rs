@@ -36,14 +36,14 @@ const DIRECTORY_COLUMNS: &str =
 fn directory_event(
     audit: &AuditContext,
     org_id: Uuid,
-    id: Uuid,
+    (id, created_at): (Uuid, i64),
     action: Action,
     name: &str,
 ) -> Event {
     audit
         .in_directory(org_id, id)
         .event(action)
-        .target(Target::named(TargetType::Directory, id, name))
+        .target(Target::named(TargetType::Directory, id, created_at, name))
 }
 
 impl Store {
@@ -71,8 +71,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if audit.enabled {
-                let event = directory_event(audit, org_id, id, Action::DirectoryCreated, name)
-                    .detail(format!("API key {key_id} issued"));
+                let event =
+                    directory_event(audit, org_id, (id, now), Action::DirectoryCreated, name)
+                        .detail(format!("API key {key_id} issued"));
                 insert_event!(tx, &event);
             }
         });
@@ -128,14 +129,53 @@ impl Store {
         id: Uuid,
         audit: &AuditContext,
     ) -> Result<()> {
-        write!(self, |_d, tx| {
-            let name: String =
-                sqlx::query_scalar("SELECT name FROM directories WHERE org_id = $1 AND id = $2")
+        write!(self, |d, tx| {
+            let (name, created_at): (String, i64) = sqlx::query_as(
+                "SELECT name, created_at FROM directories WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            if audit.enabled {
+                // The users' identifiers stop being current: keep finding
+                // their history by them.
+                let hex_id = match d {
+                    super::Dialect::Sqlite => "lower(hex(u.id))",
+                    super::Dialect::Postgres => "replace(u.id::text, '-', '')",
+                };
+                for value in [
+                    "'i:' || u.user_name_ci".to_owned(),
+                    "'x:' || u.external_id".to_owned(),
+                    format!("'u:' || {hex_id}"),
+                ] {
+                    sqlx::query(&format!(
+                        "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, \
+                         recorded_at) SELECT $1, {value}, u.id, u.created_at, $2 FROM users u \
+                         WHERE u.directory_id = $3 AND {value} IS NOT NULL \
+                         ON CONFLICT (org_id, value, target_id) \
+                         DO UPDATE SET recorded_at = excluded.recorded_at"
+                    ))
                     .bind(org_id)
+                    .bind(now_micros())
                     .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(StoreError::NotFound)?;
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, \
+                     recorded_at) SELECT $1, 'i:' || e.value_ci, e.user_id, u.created_at, $2 \
+                     FROM user_emails e JOIN users u ON u.id = e.user_id WHERE e.directory_id = $3 \
+                     ON CONFLICT (org_id, value, target_id) \
+                     DO UPDATE SET recorded_at = excluded.recorded_at",
+                )
+                .bind(org_id)
+                .bind(now_micros())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
             // Memberships of the directory's groups go by cascade; users may
             // also be members of nothing else, since groups are per directory.
             sqlx::query("DELETE FROM directories WHERE org_id = $1 AND id = $2")
@@ -144,7 +184,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if audit.enabled {
-                let event = directory_event(audit, org_id, id, Action::DirectoryDeleted, &name);
+                let event = directory_event(
+                    audit,
+                    org_id,
+                    (id, created_at),
+                    Action::DirectoryDeleted,
+                    &name,
+                );
                 insert_event!(tx, &event);
             }
         });
@@ -161,8 +207,8 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<()> {
         write!(self, |_d, tx| {
-            let (name, old_key): (String, String) = sqlx::query_as(
-                "SELECT name, key_id FROM directories WHERE org_id = $1 AND id = $2",
+            let (name, old_key, created_at): (String, String, i64) = sqlx::query_as(
+                "SELECT name, key_id, created_at FROM directories WHERE org_id = $1 AND id = $2",
             )
             .bind(org_id)
             .bind(id)
@@ -181,8 +227,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if audit.enabled {
-                let event = directory_event(audit, org_id, id, Action::DirectoryKeyRotated, &name)
-                    .detail(format!("API key {key_id} replaces {old_key}"));
+                let event = directory_event(
+                    audit,
+                    org_id,
+                    (id, created_at),
+                    Action::DirectoryKeyRotated,
+                    &name,
+                )
+                .detail(format!("API key {key_id} replaces {old_key}"));
                 insert_event!(tx, &event);
             }
         });

@@ -79,13 +79,13 @@ fn group_event(
     audit: &AuditContext,
     directory_id: Uuid,
     action: Action,
-    id: Uuid,
+    (id, created_at): (Uuid, i64),
     display_name: &str,
     external_id: Option<&str>,
 ) -> Event {
     let mut event = audit.event(action).target(Target {
         external_id: external_id.map(str::to_owned),
-        ..Target::named(TargetType::Group, id, display_name)
+        ..Target::named(TargetType::Group, id, created_at, display_name)
     });
     event.directory_id = Some(directory_id);
     event
@@ -257,7 +257,7 @@ impl Store {
                     audit,
                     directory_id,
                     Action::GroupCreated,
-                    id,
+                    (id, now),
                     &group.display_name,
                     group.external_id.as_deref(),
                 );
@@ -404,7 +404,7 @@ impl Store {
                         audit,
                         directory_id,
                         action,
-                        id,
+                        (id, current.created_at),
                         &group.display_name,
                         group.external_id.as_deref(),
                     )
@@ -450,15 +450,16 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<()> {
         write!(self, |_d, tx| {
-            let current: Option<(i64, String, Option<String>)> = sqlx::query_as(
-                "SELECT version, display_name, external_id FROM groups \
+            let current: Option<(i64, i64, String, Option<String>)> = sqlx::query_as(
+                "SELECT version, created_at, display_name, external_id FROM groups \
                  WHERE directory_id = $1 AND id = $2",
             )
             .bind(directory_id)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let (version, display_name, external_id) = current.ok_or(StoreError::NotFound)?;
+            let (version, created_at, display_name, external_id) =
+                current.ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
             }
@@ -476,7 +477,7 @@ impl Store {
                     audit,
                     directory_id,
                     Action::GroupDeleted,
-                    id,
+                    (id, created_at),
                     &display_name,
                     external_id.as_deref(),
                 );

@@ -72,7 +72,12 @@ impl Store {
                 let event = audit
                     .in_org(org.id)
                     .event(Action::OrgCreated)
-                    .target(Target::named(TargetType::Org, org.id, &org.name));
+                    .target(Target::named(
+                        TargetType::Org,
+                        org.id,
+                        org.created_at,
+                        &org.name,
+                    ));
                 insert_event!(tx, &event);
             }
         });

@@ -205,8 +205,12 @@ impl Store {
     /// evenly over the `span_days` before now, about `users` users in turn
     /// (userName [`seeded_user_name`], externalId `ext-<k>`, id
     /// [`seeded_audit_user_id`]): created, updated, deactivated,
-    /// reactivated, with one failure in fifty. Each statement generates its
-    /// rows in SQL, so loading millions of events binds a handful of values.
+    /// reactivated, with one failed create in fifty (no target, found by
+    /// the identifiers it tried). The users are found by their userName
+    /// and externalId as deleted users are; user k was created k
+    /// microseconds after `users` microseconds before the first event. Each statement
+    /// generates its rows in SQL, so loading millions of events binds a
+    /// handful of values.
     pub async fn seed_audit_events(
         &self,
         org_id: Uuid,
@@ -219,6 +223,8 @@ impl Store {
         let span = i64::from(span_days.max(1)) * 86_400_000_000;
         let step = (span / count.max(1) as i64).max(1);
         let start = now_micros() - span;
+        // Ids only need to be unique per org and time.
+        let id_base = i64::from(rand::random::<u32>()) << 24;
         let mut first = 0u64;
         while first < count {
             let end = (first + AUDIT_BATCH).min(count);
@@ -240,20 +246,24 @@ impl Store {
                     }
                 };
                 let sql = format!(
-                    "INSERT INTO audit_events (occurred_at, org_id, directory_id, actor_type, \
+                    "INSERT INTO audit_events (occurred_at, id, org_id, directory_id, actor_type, \
                      actor_id, source_ip, request_id, action, outcome, status, scim_type, detail, \
-                     target_type, target_id, target_identifier, identifier_ci, email_ci, \
-                     external_id, changed_attributes, members_added, members_removed) \
-                     {source} $3 + i * $4, $5, $6, 'api_key', '5eed5eed5eed5eed', '127.0.0.1', NULL, \
+                     target_type, target_id, target_created_at, target_identifier, identifier_ci, \
+                     email_ci, external_id, changed_attributes, members_added, members_removed) \
+                     {source} $3 + i * $4, $8 + i, $5, $6, 'api_key', '5eed5eed5eed5eed', '127.0.0.1', NULL, \
+                     CASE WHEN i % 50 = 49 THEN 'user.created' ELSE \
                      CASE (i / $7) % 4 WHEN 0 THEN 'user.created' WHEN 1 THEN 'user.updated' \
-                     WHEN 2 THEN 'user.deactivated' ELSE 'user.reactivated' END, \
+                     WHEN 2 THEN 'user.deactivated' ELSE 'user.reactivated' END END, \
                      CASE WHEN i % 50 = 49 THEN 'failure' ELSE 'success' END, \
                      CASE WHEN i % 50 = 49 THEN 409 ELSE NULL END, \
                      CASE WHEN i % 50 = 49 THEN 'uniqueness' ELSE NULL END, \
                      CASE WHEN i % 50 = 49 THEN 'userName is already in use in this directory' ELSE NULL END, \
-                     'user', {target_id}, \
-                     'seed-' || (i % $7) || '@example.com', 'seed-' || (i % $7) || '@example.com', \
-                     'seed-' || (i % $7) || '@example.com', 'ext-' || (i % $7), \
+                     'user', CASE WHEN i % 50 = 49 THEN NULL ELSE {target_id} END, \
+                     CASE WHEN i % 50 = 49 THEN NULL ELSE $3 - $7 + i % $7 END, \
+                     'seed-' || (i % $7) || '@example.com', \
+                     CASE WHEN i % 50 = 49 THEN 'seed-' || (i % $7) || '@example.com' ELSE NULL END, \
+                     CASE WHEN i % 50 = 49 THEN 'seed-' || (i % $7) || '@example.com' ELSE NULL END, \
+                     CASE WHEN i % 50 = 49 THEN 'ext-' || (i % $7) ELSE NULL END, \
                      CASE (i / $7) % 4 WHEN 0 THEN NULL WHEN 1 THEN 'displayName' ELSE 'active' END, \
                      NULL, NULL {from}"
                 );
@@ -265,8 +275,44 @@ impl Store {
                     .bind(org_id)
                     .bind(directory_id)
                     .bind(users)
+                    .bind(id_base)
                     .execute(&mut *tx)
                     .await?;
+            });
+            first = end;
+        }
+        let now = now_micros();
+        let mut first = 0i64;
+        while first < users {
+            let end = (first + AUDIT_BATCH as i64).min(users);
+            write!(self, |d, tx| {
+                let (series, target_id) = match d {
+                    super::Dialect::Sqlite => (
+                        "(WITH RECURSIVE s(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < $4) SELECT i FROM s)",
+                        "unhex(printf('%032x', i))",
+                    ),
+                    super::Dialect::Postgres => (
+                        "(SELECT generate_series($3::bigint, $4::bigint - 1) AS i)",
+                        "lpad(to_hex(i), 32, '0')::uuid",
+                    ),
+                };
+                for value in ["'i:seed-' || i || '@example.com'", "'x:ext-' || i"] {
+                    let sql = format!(
+                        "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, \
+                         recorded_at) SELECT $1, {value}, {target_id}, $5 - $6 + i, $2 \
+                         FROM {series} AS s WHERE TRUE \
+                         ON CONFLICT (org_id, value, target_id) DO NOTHING"
+                    );
+                    sqlx::query(&sql)
+                        .bind(org_id)
+                        .bind(now)
+                        .bind(first)
+                        .bind(end)
+                        .bind(start)
+                        .bind(users)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             });
             first = end;
         }

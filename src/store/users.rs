@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::audit::insert_event;
+use super::audit::{bind_event, insert_event, record_subjects, with_event};
 use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
@@ -145,7 +145,7 @@ fn user_event(
     audit: &AuditContext,
     directory_id: Uuid,
     action: Action,
-    id: Uuid,
+    (id, created_at): (Uuid, i64),
     user_name: &str,
     email: Option<&str>,
     external_id: Option<&str>,
@@ -153,6 +153,7 @@ fn user_event(
     let mut event = audit.event(action).target(Target {
         kind: TargetType::User,
         id: Some(id),
+        created_at: Some(created_at),
         identifier: Some(user_name.to_owned()),
         email: email.map(str::to_owned),
         external_id: external_id.map(str::to_owned),
@@ -177,14 +178,28 @@ impl Store {
     ) -> Result<UserRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
+        let event = audit.enabled.then(|| {
+            user_event(
+                audit,
+                directory_id,
+                Action::UserCreated,
+                (id, now),
+                &user.user_name,
+                user.primary_email.as_deref(),
+                user.external_id.as_deref(),
+            )
+        });
         write!(self, |d, tx| {
-            let sql = format!(
+            let mut sql = format!(
                 "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
                  primary_email, display_name, doc, version, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
                 d.doc_in(9)
             );
-            sqlx::query(&sql)
+            if event.is_some() {
+                sql = with_event(d, &sql, 10);
+            }
+            let q = sqlx::query(&sql)
                 .bind(id)
                 .bind(directory_id)
                 .bind(&user.user_name)
@@ -194,23 +209,13 @@ impl Store {
                 .bind(&user.primary_email)
                 .bind(&user.display_name)
                 .bind(&user.doc)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .on_conflict("userName")?;
+                .bind(now);
+            let q = match &event {
+                Some(e) => bind_event!(q, e),
+                None => q,
+            };
+            q.execute(&mut *tx).await.on_conflict("userName")?;
             store_emails!(tx, directory_id, id, &user.emails, false);
-            if audit.enabled {
-                let event = user_event(
-                    audit,
-                    directory_id,
-                    Action::UserCreated,
-                    id,
-                    &user.user_name,
-                    user.primary_email.as_deref(),
-                    user.external_id.as_deref(),
-                );
-                insert_event!(tx, &event);
-            }
         });
         Ok(UserRow {
             id,
@@ -360,13 +365,45 @@ impl Store {
             let user = change(before)?;
             let now = now_micros();
             let version = current.version + 1;
-            let sql = format!(
+            // The event: deactivated, reactivated or updated, by comparing
+            // the stored and the new document; identifiers the user no
+            // longer has are kept so its history is still found by them.
+            let mut event = None;
+            let mut gone = Vec::new();
+            if let Some(before) = &kept {
+                let after = match serde_json::from_str(&user.doc) {
+                    Ok(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
+                let now_known = audit::user_doc_subject_keys(&after);
+                gone = audit::user_doc_subject_keys(before)
+                    .into_iter()
+                    .filter(|k| !now_known.contains(k))
+                    .collect();
+                event = Some(
+                    user_event(
+                        audit,
+                        directory_id,
+                        action,
+                        (id, current.created_at),
+                        &user.user_name,
+                        user.primary_email.as_deref(),
+                        user.external_id.as_deref(),
+                    )
+                    .changed(changed),
+                );
+            }
+            let mut sql = format!(
                 "UPDATE users SET user_name = $1, user_name_ci = $2, external_id = $3, active = $4, \
                  primary_email = $5, display_name = $6, doc = {}, version = $8, updated_at = $9 \
                  WHERE directory_id = $10 AND id = $11",
                 d.doc_in(7)
             );
-            sqlx::query(&sql)
+            if event.is_some() {
+                sql = with_event(d, &sql, 11);
+            }
+            let q = sqlx::query(&sql)
                 .bind(&user.user_name)
                 .bind(user.user_name.to_lowercase())
                 .bind(&user.external_id)
@@ -377,32 +414,17 @@ impl Store {
                 .bind(version)
                 .bind(now)
                 .bind(directory_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .on_conflict("userName")?;
+                .bind(id);
+            let q = match &event {
+                Some(e) => bind_event!(q, e),
+                None => q,
+            };
+            q.execute(&mut *tx).await.on_conflict("userName")?;
             // Most updates (deactivation, a title) leave emails alone.
             if user.emails != old_emails {
                 store_emails!(tx, directory_id, id, &user.emails, true);
             }
-            if let Some(before) = &kept {
-                let after = match serde_json::from_str(&user.doc) {
-                    Ok(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
-                let event = user_event(
-                    audit,
-                    directory_id,
-                    action,
-                    id,
-                    &user.user_name,
-                    user.primary_email.as_deref(),
-                    user.external_id.as_deref(),
-                )
-                .changed(changed);
-                insert_event!(tx, &event);
-            }
+            record_subjects!(tx, audit.org_id, (id, current.created_at), &gone);
             UserRow {
                 id,
                 doc: user.doc,
@@ -423,17 +445,29 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<()> {
         write!(self, |_d, tx| {
-            let current: Option<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
-                "SELECT version, user_name, primary_email, external_id FROM users \
-                 WHERE directory_id = $1 AND id = $2",
+            type Current = (i64, i64, String, Option<String>, Option<String>);
+            let current: Option<Current> = sqlx::query_as(
+                "SELECT version, created_at, user_name, primary_email, external_id FROM users \
+                     WHERE directory_id = $1 AND id = $2",
             )
             .bind(directory_id)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let (version, user_name, email, external_id) = current.ok_or(StoreError::NotFound)?;
+            let (version, created_at, user_name, email, external_id) =
+                current.ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
+            }
+            if audit.enabled {
+                let emails: Vec<String> =
+                    sqlx::query_scalar("SELECT value_ci FROM user_emails WHERE user_id = $1")
+                        .bind(id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let mut keys = audit::user_subject_keys(&user_name, emails, external_id.as_deref());
+                keys.insert(audit::id_subject_key(id));
+                record_subjects!(tx, audit.org_id, (id, created_at), &keys);
             }
             sqlx::query(
                 "DELETE FROM group_members WHERE member_id = $1 AND group_id IN \
@@ -453,7 +487,7 @@ impl Store {
                     audit,
                     directory_id,
                     Action::UserDeleted,
-                    id,
+                    (id, created_at),
                     &user_name,
                     email.as_deref(),
                     external_id.as_deref(),
