@@ -316,6 +316,18 @@ impl Store {
             });
             first = end;
         }
+        // PostgreSQL plans report queries from statistics; after a bulk
+        // load, gather them now rather than when autovacuum gets to it.
+        if self.dialect() == super::Dialect::Postgres {
+            write!(self, |_d, tx| {
+                sqlx::query("ANALYZE audit_events")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("ANALYZE audit_subjects")
+                    .execute(&mut *tx)
+                    .await?;
+            });
+        }
         Ok(())
     }
 }
