@@ -115,10 +115,12 @@ where
         else {
             return Err(ScimApiError::Unauthorized("the API key is not valid"));
         };
+        // A path segment that is not valid percent-encoded UTF-8 names no
+        // directory or resource of ours: the client's fault, not a 500.
         let params: Path<HashMap<String, String>> =
             Path::from_request_parts(parts, &state)
                 .await
-                .map_err(|_| ScimApiError::Internal("path parameters could not be read".into()))?;
+                .map_err(|_| ScimError::not_found("no such resource"))?;
         let base_url = match params.get("directory_id") {
             Some(named) => {
                 // A key of directory A on directory B's path learns nothing

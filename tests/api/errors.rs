@@ -203,3 +203,23 @@ async fn bad_patch_requests_are_refused() {
         .unwrap();
     assert_eq!(after, user);
 }
+
+#[tokio::test]
+async fn undecodable_path_segments_are_404_not_500() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let resp = app
+        .scim(&dir, M::GET, "/Users/%FF%FE")
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 404, None).await;
+    let resp = app
+        .client
+        .get(format!("{}/scim/directory/%FF/Users", app.address))
+        .bearer_auth(&dir.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 404, None).await;
+}
