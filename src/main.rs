@@ -129,7 +129,7 @@ async fn main() -> ExitCode {
 async fn connect(db: &DatabaseConfig) -> Result<Store, Box<dyn std::error::Error>> {
     let opts = ConnectOptions {
         pool_size: db.db_pool_size,
-        pg_schema: None,
+        ..ConnectOptions::default()
     };
     Ok(Store::connect(&db.database_url, &opts).await?)
 }

@@ -297,6 +297,7 @@ impl Store {
     ) -> Result<(i64, Vec<GroupRow>)> {
         read!(self, |d, c| {
             Ok(fetch_page!(
+                self,
                 c,
                 filter,
                 "groups",
@@ -472,6 +473,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            super::bump_list_epoch!(tx, directory_id);
             if audit.enabled {
                 let event = group_event(
                     audit,

@@ -17,6 +17,7 @@ use sqlx::sqlite::{
 use crate::scim::ScimError;
 
 pub mod audit;
+pub mod cursors;
 mod directories;
 mod groups;
 mod orgs;
@@ -156,12 +157,17 @@ pub struct ConnectOptions {
     pub pool_size: u32,
     /// PostgreSQL schema to create and use (tests isolate themselves so).
     pub pg_schema: Option<String>,
+    /// Rows between remembered list positions; 0 for the default
+    /// ([`cursors::HOP`]). Tests make it small to reach hops with few rows.
+    pub list_hop: i64,
 }
 
 /// The store: one handle, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: std::sync::Arc<Db>,
+    /// Remembered list positions, so deep pages seek instead of walking.
+    cursors: std::sync::Arc<cursors::PageCursors>,
 }
 
 impl Store {
@@ -212,6 +218,10 @@ impl Store {
         };
         Ok(Store {
             db: std::sync::Arc::new(db),
+            cursors: std::sync::Arc::new(match opts.list_hop {
+                0 => cursors::PageCursors::default(),
+                hop => cursors::PageCursors::with_hop(hop),
+            }),
         })
     }
 
@@ -281,6 +291,20 @@ impl Store {
         }
     }
 }
+
+/// Marks a change that moves rows in list order (a deletion, a bulk load),
+/// which invalidates remembered list positions ([`cursors`]). Runs inside
+/// the writing transaction `$tx`, so readers see the rows and the epoch
+/// change together.
+macro_rules! bump_list_epoch {
+    ($tx:expr, $directory_id:expr) => {
+        sqlx::query("UPDATE directories SET list_epoch = list_epoch + 1 WHERE id = $1")
+            .bind($directory_id)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+pub(crate) use bump_list_epoch;
 
 /// Microseconds since the Unix epoch, the stored time format.
 pub fn now_micros() -> i64 {

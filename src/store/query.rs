@@ -47,13 +47,15 @@ pub(crate) use bind_all;
 /// One page and the total count, with as few queries as the page allows:
 /// - the first page is read directly; if it is not full, its length is the
 ///   total and no `COUNT(*)` runs (a `userName eq` look-up is one query);
-/// - a later page reads its ids first (an index-only scan for the default
-///   order) and then only those rows, so a deep page (`startIndex=900001`)
-///   skips index entries, not whole documents.
+/// - a later page of the whole directory in its default order seeks from a
+///   remembered position ([`fetch_from_marks!`]);
+/// - any other later page reads its ids first (an index-only scan for the
+///   default order) and then only those rows, so a deep page skips index
+///   entries, not whole documents.
 ///
 /// Evaluates to `(total, rows in page order)`; `$row` must have an `id`.
 macro_rules! fetch_page {
-    ($c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
+    ($store:expr, $c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
         let page: $crate::store::query::Page = $page;
         let count_all = || async {
             let (sql, binds) = $query.count_sql($table);
@@ -62,53 +64,228 @@ macro_rules! fetch_page {
                 .await?;
             Ok::<i64, sqlx::Error>(total)
         };
+        let from_marks = if $query.is_plain() && page.count > 0 {
+            $crate::store::query::fetch_from_marks!(
+                $store,
+                $c,
+                $table,
+                $columns,
+                $directory_id,
+                page,
+                $row
+            )
+        } else {
+            None
+        };
         let mut rows: Vec<$row> = Vec::new();
-        if page.count > 0 && page.start_index <= 1 {
-            let (sql, binds) = $query.select_sql($table, &$columns, page);
-            rows = bind_all!(sqlx::query_as::<_, $row>(&sql).bind($directory_id), binds)
-                .fetch_all($c)
-                .await?;
-        } else if page.count > 0 {
-            let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), page);
-            let ids: Vec<uuid::Uuid> =
-                bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
+        if let Some((total, rows)) = from_marks {
+            (total, rows)
+        } else {
+            if page.count > 0 && page.start_index <= 1 {
+                let (sql, binds) = $query.select_sql($table, &$columns, page);
+                rows = bind_all!(sqlx::query_as::<_, $row>(&sql).bind($directory_id), binds)
                     .fetch_all($c)
                     .await?;
-            if !ids.is_empty() {
-                let mut q = sqlx::QueryBuilder::new(format!(
-                    "SELECT {} FROM {} WHERE directory_id = ",
-                    $columns, $table
-                ));
-                q.push_bind($directory_id);
-                q.push(" AND id IN (");
-                let mut sep = q.separated(", ");
-                for id in &ids {
-                    sep.push_bind(*id);
+            } else if page.count > 0 {
+                let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), page);
+                let ids: Vec<uuid::Uuid> =
+                    bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
+                        .fetch_all($c)
+                        .await?;
+                if !ids.is_empty() {
+                    let mut q = sqlx::QueryBuilder::new(format!(
+                        "SELECT {} FROM {} WHERE directory_id = ",
+                        $columns, $table
+                    ));
+                    q.push_bind($directory_id);
+                    q.push(" AND id IN (");
+                    let mut sep = q.separated(", ");
+                    for id in &ids {
+                        sep.push_bind(*id);
+                    }
+                    q.push(")");
+                    let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
+                        .build_query_as::<$row>()
+                        .fetch_all($c)
+                        .await?
+                        .into_iter()
+                        .map(|r| (r.id, r))
+                        .collect();
+                    rows.extend(ids.iter().filter_map(|id| found.remove(id)));
                 }
-                q.push(")");
-                let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
-                    .build_query_as::<$row>()
-                    .fetch_all($c)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id, r))
-                    .collect();
-                rows.extend(ids.iter().filter_map(|id| found.remove(id)));
             }
+            let len = rows.len() as i64;
+            // A page that is neither empty nor full ends the result set.
+            let total = if len > 0 && len < page.count {
+                page.start_index.max(1) - 1 + len
+            } else if len == 0 && page.count > 0 && page.start_index <= 1 {
+                0
+            } else {
+                count_all().await?
+            };
+            (total, rows)
         }
-        let len = rows.len() as i64;
-        // A page that is neither empty nor full ends the result set.
-        let total = if len > 0 && len < page.count {
-            page.start_index.max(1) - 1 + len
-        } else if len == 0 && page.count > 0 && page.start_index <= 1 {
-            0
-        } else {
-            count_all().await?
-        };
-        (total, rows)
     }};
 }
 pub(crate) use fetch_page;
+
+/// A page of a whole directory in creation order, read from the nearest
+/// remembered position (see [`super::cursors`]):
+/// - hops of [`HOP`](super::cursors::HOP) rows lay marks up to the page;
+/// - the first time a list is seen, hops continue to its end, so the last
+///   mark is near the end;
+/// - one statement then reads the page, the directory's `list_epoch` and
+///   the number of rows from the last mark on: `totalResults` is that mark's
+///   position plus a short count, not a count of the whole directory.
+///
+/// Evaluates to `None` when the epoch kept moving (deletions while
+/// seeking); the caller then reads the page by offset.
+macro_rules! fetch_from_marks {
+    ($store:expr, $c:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
+        use sqlx::Row as _;
+        use $crate::store::cursors::{Mark, SETTLE_MICROS};
+        let table: &'static str = $table;
+        let directory_id: uuid::Uuid = $directory_id;
+        let page: $crate::store::query::Page = $page;
+        let start = page.start_index.max(1);
+        let cursors = &$store.cursors;
+        let hop = cursors.hop();
+        let now = $crate::store::now_micros();
+        let epoch_sql = "(SELECT list_epoch FROM directories WHERE id = $1)";
+        let order = format!("ORDER BY {table}.created_at, {table}.id");
+        let hop_sql = format!(
+            "SELECT {table}.created_at, {table}.id, {epoch_sql} FROM {table} \
+             WHERE {table}.directory_id = $1 AND ({table}.created_at, {table}.id) >= ($2, $3) \
+             {order} LIMIT 1 OFFSET $4"
+        );
+        let tail_sql = format!(
+            "SELECT COUNT(*) FROM {table} tail WHERE tail.directory_id = $1 \
+             AND (tail.created_at, tail.id) >= ($4, $5)"
+        );
+        let page_sql = format!(
+            "SELECT {}, {epoch_sql} AS list_epoch, ({tail_sql}) AS tail FROM {table} \
+             WHERE {table}.directory_id = $1 AND ({table}.created_at, {table}.id) >= ($2, $3) \
+             {order} LIMIT $6 OFFSET $7",
+            $columns
+        );
+        // The row `hop` rows after `from`, if there is one old enough to mark,
+        // and the epoch it was read at.
+        macro_rules! hop_from {
+            ($from:expr) => {{
+                let from: Mark = $from;
+                let landed: Option<(i64, uuid::Uuid, i64)> = sqlx::query_as(&hop_sql)
+                    .bind(directory_id)
+                    .bind(from.created_at)
+                    .bind(from.id)
+                    .bind(hop)
+                    .fetch_optional($c)
+                    .await?;
+                landed.map(|(created_at, id, epoch)| {
+                    let next = Mark {
+                        position: from.position + hop,
+                        created_at,
+                        id,
+                    };
+                    (next, epoch, created_at < now - SETTLE_MICROS)
+                })
+            }};
+        }
+        let (mut mark, mut last, mut epoch) = cursors.seek(directory_id, table, start);
+        let mut out: Option<(i64, Vec<$row>)> = None;
+        // A second attempt starts over after the epoch moved; a third
+        // would chase a directory being deleted from, so it gives up.
+        'attempt: for _ in 0..2 {
+            // Up to the page, then (for a list not seen before) to its end.
+            let cold = last == Mark::START;
+            loop {
+                let toward_page = start - mark.position >= hop;
+                if !toward_page && !(cold && last.position >= mark.position) {
+                    break;
+                }
+                let from = if toward_page { mark } else { last };
+                let Some((next, now_epoch, settled)) = hop_from!(from) else {
+                    break;
+                };
+                if epoch.is_some_and(|e| e != now_epoch) {
+                    cursors.invalidate(directory_id, table, now_epoch);
+                    (mark, last, epoch) = (Mark::START, Mark::START, Some(now_epoch));
+                    continue 'attempt;
+                }
+                epoch = Some(now_epoch);
+                if !settled {
+                    break;
+                }
+                cursors.record(directory_id, table, now_epoch, now, [next]);
+                if toward_page {
+                    mark = next;
+                }
+                if next.position > last.position {
+                    last = next;
+                }
+            }
+            if mark.position > last.position {
+                last = mark;
+            }
+            let raw = sqlx::query(&page_sql)
+                .bind(directory_id)
+                .bind(mark.created_at)
+                .bind(mark.id)
+                .bind(last.created_at)
+                .bind(last.id)
+                .bind(page.count)
+                .bind(start - mark.position)
+                .fetch_all($c)
+                .await?;
+            let (now_epoch, tail): (i64, i64) = match raw.first() {
+                Some(first) => (first.try_get("list_epoch")?, first.try_get("tail")?),
+                None => {
+                    sqlx::query_as(&format!(
+                        "SELECT {epoch_sql}, (SELECT COUNT(*) FROM {table} tail \
+                         WHERE tail.directory_id = $1 AND (tail.created_at, tail.id) >= ($2, $3))"
+                    ))
+                    .bind(directory_id)
+                    .bind(last.created_at)
+                    .bind(last.id)
+                    .fetch_one($c)
+                    .await?
+                }
+            };
+            if epoch.is_some_and(|e| e != now_epoch) {
+                cursors.invalidate(directory_id, table, now_epoch);
+                (mark, last, epoch) = (Mark::START, Mark::START, Some(now_epoch));
+                continue 'attempt;
+            }
+            let rows = raw
+                .iter()
+                .map(|r| <$row as sqlx::FromRow<_>>::from_row(r))
+                .collect::<Result<Vec<$row>, sqlx::Error>>()?;
+            let ends = [rows.first(), rows.last()];
+            let ends = ends
+                .iter()
+                .zip([0, rows.len().max(1) as i64 - 1])
+                .filter_map(|(r, i)| {
+                    r.map(|r| Mark {
+                        position: start + i,
+                        created_at: r.created_at,
+                        id: r.id,
+                    })
+                });
+            cursors.record(directory_id, table, now_epoch, now, ends);
+            out = Some((last.position - 1 + tail, rows));
+            // Rows added since the last mark settled: mark them now, so the
+            // next count is short again.
+            if tail >= 2 * hop {
+                while let Some((next, now_epoch, true)) = hop_from!(last) {
+                    cursors.record(directory_id, table, now_epoch, now, [next]);
+                    last = next;
+                }
+            }
+            break;
+        }
+        out
+    }};
+}
+pub(crate) use fetch_from_marks;
 
 /// `startIndex` (1-based) and `count`, already clamped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +337,12 @@ impl ListQuery {
             binds: c.binds,
             order_by,
         })
+    }
+
+    /// The whole directory in its default order: pages can seek from
+    /// remembered positions.
+    pub fn is_plain(&self) -> bool {
+        self.where_sql.is_none() && self.order_by.is_none()
     }
 
     fn where_clause(&self, table: &str) -> String {

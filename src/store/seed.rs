@@ -91,6 +91,8 @@ impl Store {
                         .push_bind(u.user_name.as_str());
                 });
                 q.build().execute(&mut *tx).await?;
+                // Seeded rows may sort before rows already listed.
+                super::bump_list_epoch!(tx, directory_id);
             });
             ids.extend(batch.iter().map(|u| u.id));
             i += n as u64;
@@ -129,6 +131,7 @@ impl Store {
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            super::bump_list_epoch!(tx, directory_id);
         });
         Ok(())
     }
@@ -187,6 +190,10 @@ impl Store {
                 }
             });
         }
+        // Seeded rows may sort before groups already listed.
+        write!(self, |_d, tx| {
+            super::bump_list_epoch!(tx, directory_id);
+        });
         Ok(())
     }
 }

@@ -297,6 +297,7 @@ impl Store {
     ) -> Result<(i64, Vec<UserRow>)> {
         read!(self, |d, c| {
             Ok(fetch_page!(
+                self,
                 c,
                 filter,
                 "users",
@@ -482,6 +483,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            super::bump_list_epoch!(tx, directory_id);
             if audit.enabled {
                 let event = user_event(
                     audit,

@@ -9,6 +9,10 @@ use scimd::config::ServeConfig;
 use scimd::startup::Application;
 use scimd::store::{ConnectOptions, Store};
 
+/// Rows between remembered list positions in tests, small so that a few
+/// dozen users reach the hops a million would in production.
+pub const TEST_LIST_HOP: i64 = 7;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
@@ -51,6 +55,7 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
             let opts = ConnectOptions {
                 pool_size: 8,
                 pg_schema: Some(schema.clone()),
+                list_hop: TEST_LIST_HOP,
             };
             let store = Store::connect(&url, &opts).await.expect("connect postgres");
             let db = TestDb {
@@ -65,6 +70,7 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
             let opts = ConnectOptions {
                 pool_size: 8,
                 pg_schema: None,
+                list_hop: TEST_LIST_HOP,
             };
             let store = Store::connect(&url, &opts).await.expect("connect sqlite");
             let db = TestDb {
