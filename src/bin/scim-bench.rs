@@ -63,6 +63,11 @@ struct Args {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// The server's process id (Linux): each phase then also reports the
+    /// server's CPU time per request, which a loaded or slower machine
+    /// changes far less than requests/s.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,6 +82,19 @@ struct PhaseResult {
     max_ms: f64,
     /// Throughput as a fraction of the `/healthz` baseline, when measured.
     of_baseline: Option<f64>,
+    /// Server CPU time (user + system) per request, with `--server-pid`.
+    server_cpu_us_per_request: Option<f64>,
+}
+
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`.
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in USER_HZ, 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// One request of a phase: method, URL, optional JSON body, expected status.
@@ -181,6 +199,7 @@ where
             .map(|d| d.as_secs_f64() * 1000.0)
             .unwrap_or(0.0),
         of_baseline: None,
+        server_cpu_us_per_request: None,
     };
     (result, bodies)
 }
@@ -269,7 +288,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut group_id: Option<String> = None;
 
     for phase in phases {
-        let (result, bodies) = match phase {
+        let cpu_before = args.server_pid.and_then(process_cpu);
+        let (mut result, bodies) = match phase {
             "baseline" => {
                 let url = format!("{origin}/healthz");
                 run_phase(
@@ -477,6 +497,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             other => return Err(format!("unknown phase '{other}'").into()),
         };
+        if let (Some(before), Some(after)) = (cpu_before, args.server_pid.and_then(process_cpu)) {
+            result.server_cpu_us_per_request = Some(
+                (after.saturating_sub(before)).as_secs_f64() * 1e6 / result.requests.max(1) as f64,
+            );
+        }
         if phase == "create" {
             for b in &bodies {
                 if let (Some(id), Some(name)) = (b["id"].as_str(), b["userName"].as_str()) {
@@ -499,12 +524,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         println!(
-            "{:<10} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
-            "phase", "requests", "errors", "req/s", "p50 ms", "p99 ms", "max ms", "of /healthz"
+            "{:<13} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>11} {:>14}",
+            "phase",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "of /healthz",
+            "server CPU µs"
         );
         for r in &results {
             println!(
-                "{:<10} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9}",
+                "{:<13} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>14}",
                 r.phase,
                 r.requests,
                 r.errors,
@@ -514,6 +547,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 r.max_ms,
                 r.of_baseline
                     .map(|f| format!("{:.0}%", f * 100.0))
+                    .unwrap_or_default(),
+                r.server_cpu_us_per_request
+                    .map(|us| format!("{us:.0}"))
                     .unwrap_or_default()
             );
         }

@@ -99,6 +99,13 @@ impl UserRow {
     }
 }
 
+/// How [`Store::user_with_groups`] finds its user.
+enum UserKey {
+    Id(Uuid),
+    /// Already lowercased, as the `user_name_ci` column holds it.
+    UserName(String),
+}
+
 #[derive(sqlx::FromRow)]
 struct UserWithGroups {
     #[sqlx(flatten)]
@@ -248,6 +255,28 @@ impl Store {
         directory_id: Uuid,
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
+        self.user_with_groups(directory_id, UserKey::Id(id))
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The user with this userName (compared case-insensitively) and its
+    /// groups, in one query: identity providers look a user up so before
+    /// every create, so `filter=userName eq "…"` takes this path.
+    pub async fn find_user_by_name_with_groups(
+        &self,
+        directory_id: Uuid,
+        user_name: &str,
+    ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
+        self.user_with_groups(directory_id, UserKey::UserName(user_name.to_lowercase()))
+            .await
+    }
+
+    async fn user_with_groups(
+        &self,
+        directory_id: Uuid,
+        key: UserKey,
+    ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
         let found: Option<UserWithGroups> = read!(self, |d, c| {
             let groups = match d {
                 super::Dialect::Sqlite => {
@@ -261,17 +290,24 @@ impl Store {
                      WHERE gm.member_id = users.id)"
                 }
             };
+            let by = match key {
+                UserKey::Id(_) => "id",
+                UserKey::UserName(_) => "user_name_ci",
+            };
             let sql = format!(
-                "SELECT {}, {groups} AS groups_json FROM users WHERE directory_id = $1 AND id = $2",
+                "SELECT {}, {groups} AS groups_json FROM users WHERE directory_id = $1 AND {by} = $2",
                 user_columns(d)
             );
-            sqlx::query_as(&sql)
-                .bind(directory_id)
-                .bind(id)
-                .fetch_optional(c)
-                .await?
+            let q = sqlx::query_as(&sql).bind(directory_id);
+            let q = match &key {
+                UserKey::Id(id) => q.bind(*id),
+                UserKey::UserName(name) => q.bind(name.as_str()),
+            };
+            q.fetch_optional(c).await?
         });
-        let found = found.ok_or(StoreError::NotFound)?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
         let pairs: Vec<(String, String)> =
             serde_json::from_str(&found.groups_json).unwrap_or_default();
         let mut groups: Vec<UserGroup> = pairs
@@ -285,7 +321,7 @@ impl Store {
             })
             .collect();
         groups.sort_by_key(|g| g.display_name.to_lowercase());
-        Ok((found.user, groups))
+        Ok(Some((found.user, groups)))
     }
 
     /// One page of users matching `filter`, and the total count.

@@ -469,3 +469,64 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
         assert_eq!(total, 30);
     }
 }
+
+/// `userName eq` is answered by a single-query look-up; it must return what
+/// the general listing would: the user with its groups, case-insensitively,
+/// with or without the schema URN, honouring paging and projection.
+#[tokio::test]
+async fn user_name_lookups_return_what_a_listing_would() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Lookup").await;
+    let users = seed(&app, &dir).await;
+    let bob = users[2]["id"].as_str().unwrap();
+    app.create_group(&dir, "Zeta", &[bob]).await;
+    app.create_group(&dir, "alpha", &[bob]).await;
+    let get = |q: String| {
+        let req = app.scim(&dir, M::GET, &format!("/Users?{q}"));
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    for filter in [
+        "userName%20eq%20%22BOB%40example.com%22",
+        "urn%3Aietf%3Aparams%3Ascim%3Aschemas%3Acore%3A2.0%3AUser%3AuserName%20eq%20%22bob%40example.com%22",
+    ] {
+        let body = get(format!("filter={filter}")).await;
+        assert_eq!(body["totalResults"], 1, "{filter}");
+        let user = &body["Resources"][0];
+        assert_eq!(user["id"], bob);
+        assert_eq!(user["userName"], "bob@example.com");
+        let groups: Vec<&str> = user["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["display"].as_str().unwrap())
+            .collect();
+        assert_eq!(groups, ["alpha", "Zeta"]);
+        assert!(user["meta"]["location"].as_str().unwrap().ends_with(bob));
+        // The same user read by id is the same document.
+        let by_id: Value = app
+            .scim(&dir, M::GET, &format!("/Users/{bob}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(user, &by_id);
+    }
+    let body = get("filter=userName%20eq%20%22bob%40example.com%22&startIndex=2".into()).await;
+    assert_eq!(body["totalResults"], 1);
+    assert_eq!(body["Resources"].as_array().unwrap().len(), 0);
+    let body = get("filter=userName%20eq%20%22bob%40example.com%22&count=0".into()).await;
+    assert_eq!(body["totalResults"], 1);
+    assert_eq!(body["Resources"].as_array().unwrap().len(), 0);
+    let body =
+        get("filter=userName%20eq%20%22bob%40example.com%22&attributes=userName".into()).await;
+    assert_eq!(body["Resources"][0]["userName"], "bob@example.com");
+    assert!(body["Resources"][0].get("groups").is_none());
+    let body = get("filter=userName%20eq%20%22bob%40example.co%22".into()).await;
+    assert_eq!(body["totalResults"], 0);
+}
