@@ -132,11 +132,11 @@ pub(crate) use fetch_page;
 /// A page of a whole directory in creation order, read from the nearest
 /// remembered position (see [`super::cursors`]):
 /// - hops of [`HOP`](super::cursors::HOP) rows lay marks up to the page;
-/// - the first time a list is seen, hops continue to its end, so the last
-///   mark is near the end;
 /// - one statement then reads the page, the directory's `list_epoch` and
 ///   the number of rows from the last mark on: `totalResults` is that mark's
-///   position plus a short count, not a count of the whole directory.
+///   position plus a count of the rows after it;
+/// - when that count is long, hops continue from the last mark to the end
+///   of the list, so the next page's count is short.
 ///
 /// Evaluates to `None` when the epoch kept moving (deletions while
 /// seeking); the caller then reads the page by offset.
@@ -195,15 +195,9 @@ macro_rules! fetch_from_marks {
         // A second attempt starts over after the epoch moved; a third
         // would chase a directory being deleted from, so it gives up.
         'attempt: for _ in 0..2 {
-            // Up to the page, then (for a list not seen before) to its end.
-            let cold = last == Mark::START;
-            loop {
-                let toward_page = start - mark.position >= hop;
-                if !toward_page && !(cold && last.position >= mark.position) {
-                    break;
-                }
-                let from = if toward_page { mark } else { last };
-                let Some((next, now_epoch, settled)) = hop_from!(from) else {
+            // Up to the page.
+            while start - mark.position >= hop {
+                let Some((next, now_epoch, settled)) = hop_from!(mark) else {
                     break;
                 };
                 if epoch.is_some_and(|e| e != now_epoch) {
@@ -216,12 +210,7 @@ macro_rules! fetch_from_marks {
                     break;
                 }
                 cursors.record(directory_id, table, now_epoch, now, [next]);
-                if toward_page {
-                    mark = next;
-                }
-                if next.position > last.position {
-                    last = next;
-                }
+                mark = next;
             }
             if mark.position > last.position {
                 last = mark;
