@@ -530,3 +530,49 @@ async fn user_name_lookups_return_what_a_listing_would() {
     let body = get("filter=userName%20eq%20%22bob%40example.co%22".into()).await;
     assert_eq!(body["totalResults"], 0);
 }
+
+/// A user is written around its stored text on the hot path and through a
+/// map otherwise (here: values that spell the server's own keys); both give
+/// the same document as a listing does.
+#[tokio::test]
+async fn users_read_the_same_whichever_way_they_are_rendered() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Render").await;
+    let mut body = user_body("keys@example.com");
+    body["title"] = json!("id");
+    body["nickName"] = json!("meta");
+    let tricky = app
+        .scim(&dir, M::POST, "/Users")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tricky.status(), 201);
+    let tricky: Value = tricky.json().await.unwrap();
+    let plain = app.create_user(&dir, "plain@example.com").await;
+    for user in [&tricky, &plain] {
+        let id = user["id"].as_str().unwrap();
+        let by_id: Value = app
+            .scim(&dir, M::GET, &format!("/Users/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let listed: Value = app
+            .scim(&dir, M::GET, &format!("/Users?filter=id%20eq%20%22{id}%22"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(by_id, listed["Resources"][0]);
+        assert_eq!(&by_id, user);
+        assert_eq!(by_id["id"], id);
+        assert_eq!(by_id["meta"]["resourceType"], "User");
+    }
+    assert_eq!(tricky["title"], "id");
+    assert_eq!(tricky["nickName"], "meta");
+}

@@ -86,10 +86,16 @@ impl Projection {
     /// `returned: never` value (`password` is dropped before storing) and
     /// no attribute of these schemas is `returned: request`.
     pub fn apply(&self, rt: &ResourceTypeDef, full: Value) -> Value {
-        if self.attributes.is_empty() && self.excluded.is_empty() {
+        if self.is_identity() {
             return full;
         }
         project(rt, &full, &self.attributes, &self.excluded)
+    }
+
+    /// Neither `attributes` nor `excludedAttributes`: resources are
+    /// returned as rendered.
+    pub fn is_identity(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
     }
 
     /// Whether a top-level attribute will be dropped anyway, so the store
@@ -288,7 +294,17 @@ pub fn scim_response(
     version: Option<i64>,
     location: Option<&str>,
 ) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    scim_text_response(status, body.to_string(), version, location)
+}
+
+/// [`scim_response`] for a body already serialised.
+pub fn scim_text_response(
+    status: StatusCode,
+    body: String,
+    version: Option<i64>,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = (status, body).into_response();
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

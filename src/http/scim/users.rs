@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
+    list_response, meta, not_modified, query, resource_id, scim_response, scim_text_response,
+    Projection, QueryParams,
 };
 use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
@@ -30,13 +31,10 @@ pub struct IdParam {
     pub id: String,
 }
 
-/// The user as clients see it: the stored document plus id, groups, meta.
-fn render(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Value {
-    let mut doc = row.doc_map();
-    let location = format!("{}/Users/{}", ctx.base_url, row.id);
-    doc.insert("id".into(), Value::String(row.id.to_string()));
-    if !groups.is_empty() {
-        let list: Vec<Value> = groups
+/// The user's groups as its read-only `groups` attribute lists them.
+fn groups_json(ctx: &ScimContext, groups: &[&UserGroup]) -> Value {
+    Value::Array(
+        groups
             .iter()
             .map(|g| {
                 json!({
@@ -46,20 +44,65 @@ fn render(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Value {
                     "type": "direct",
                 })
             })
-            .collect();
-        doc.insert("groups".into(), Value::Array(list));
+            .collect(),
+    )
+}
+
+fn user_meta(ctx: &ScimContext, row: &UserRow) -> Value {
+    let location = format!("{}/Users/{}", ctx.base_url, row.id);
+    meta(
+        "User",
+        &location,
+        row.created_at,
+        row.updated_at,
+        row.version,
+    )
+}
+
+/// The user as clients see it: the stored document plus id, groups, meta.
+fn render(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Value {
+    let mut doc = row.doc_map();
+    doc.insert("id".into(), Value::String(row.id.to_string()));
+    if !groups.is_empty() {
+        doc.insert("groups".into(), groups_json(ctx, groups));
     }
-    doc.insert(
-        "meta".into(),
-        meta(
-            "User",
-            &location,
-            row.created_at,
-            row.updated_at,
-            row.version,
-        ),
-    );
+    doc.insert("meta".into(), user_meta(ctx, row));
     Value::Object(doc)
+}
+
+/// [`render`] as JSON text, written around the stored document's text
+/// instead of parsing it into a map and serialising it again: that round
+/// trip was a fifth of the instructions of a `GET /Users/{id}`. `None`
+/// when the document is not a plain object without the server's own
+/// attributes (stored documents never hold them; see `parse_resource`), so
+/// the caller falls back to [`render`].
+fn render_text(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Option<String> {
+    let doc = row.doc.trim();
+    let inner = doc.strip_prefix('{')?.strip_suffix('}')?;
+    // A key (or a whole value) equal to one of these: let serde decide.
+    if ["\"id\"", "\"meta\"", "\"groups\""]
+        .iter()
+        .any(|k| inner.contains(k))
+    {
+        return None;
+    }
+    let mut out = String::with_capacity(doc.len() + 400 + groups.len() * 200);
+    out.push('{');
+    out.push_str(inner);
+    if !inner.trim().is_empty() {
+        out.push(',');
+    }
+    out.push_str("\"id\":\"");
+    out.push_str(row.id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    out.push('"');
+    if !groups.is_empty() {
+        out.push_str(",\"groups\":");
+        out.push_str(&groups_json(ctx, groups).to_string());
+    }
+    out.push_str(",\"meta\":");
+    out.push_str(&user_meta(ctx, row).to_string());
+    out.push('}');
+    Some(out)
 }
 
 fn respond(
@@ -70,9 +113,14 @@ fn respond(
     projection: &Projection,
 ) -> Response {
     let groups: Vec<&UserGroup> = groups.iter().filter(|g| g.member_id == row.id).collect();
-    let full = render(ctx, row, &groups);
     let location =
         (status == StatusCode::CREATED).then(|| format!("{}/Users/{}", ctx.base_url, row.id));
+    if projection.is_identity() {
+        if let Some(text) = render_text(ctx, row, &groups) {
+            return scim_text_response(status, text, Some(row.version), location.as_deref());
+        }
+    }
+    let full = render(ctx, row, &groups);
     scim_response(
         status,
         &projection.apply(&USER_RESOURCE, full),
