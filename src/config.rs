@@ -17,9 +17,12 @@ pub struct DatabaseConfig {
     )]
     pub database_url: String,
 
-    /// Connections in the pool (PostgreSQL; readers on SQLite).
-    #[arg(long, env = "SCIMD_DB_POOL_SIZE", default_value_t = 16, global = true)]
-    pub db_pool_size: u32,
+    /// Connections in the pool (PostgreSQL; readers on SQLite). Default:
+    /// 16 on PostgreSQL; on SQLite twice the CPU cores (at least 4), since
+    /// its readers run in this process and more threads than cores only
+    /// add memory.
+    #[arg(long, env = "SCIMD_DB_POOL_SIZE", global = true)]
+    pub db_pool_size: Option<u32>,
 }
 
 /// How logs are written.

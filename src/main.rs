@@ -128,7 +128,7 @@ async fn main() -> ExitCode {
 
 async fn connect(db: &DatabaseConfig) -> Result<Store, Box<dyn std::error::Error>> {
     let opts = ConnectOptions {
-        pool_size: db.db_pool_size,
+        pool_size: db.db_pool_size.unwrap_or(0),
         ..ConnectOptions::default()
     };
     Ok(Store::connect(&db.database_url, &opts).await?)

@@ -154,6 +154,7 @@ pub(crate) use {read, write};
 /// Connection options that only tests and tools need.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
+    /// 0: the default for the backend (see `DatabaseConfig`).
     pub pool_size: u32,
     /// PostgreSQL schema to create and use (tests isolate themselves so).
     pub pg_schema: Option<String>,
@@ -172,7 +173,14 @@ pub struct Store {
 
 impl Store {
     pub async fn connect(url: &str, opts: &ConnectOptions) -> Result<Store> {
-        let pool_size = opts.pool_size.max(2);
+        let pool_size = match opts.pool_size {
+            0 if url.starts_with("sqlite:") => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+                (2 * cores).max(4)
+            }
+            0 => 16,
+            n => n.max(2),
+        };
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut options = PgConnectOptions::from_str(url)?;
             if let Some(schema) = &opts.pg_schema {

@@ -162,10 +162,15 @@ macro_rules! fetch_from_marks {
             "SELECT COUNT(*) FROM {table} tail WHERE tail.directory_id = $1 \
              AND (tail.created_at, tail.id) >= ($4, $5)"
         );
+        // The page's ids are found first (in the index alone), then only
+        // those rows are read: rows skipped by OFFSET never have their
+        // documents read or converted.
         let page_sql = format!(
             "SELECT {}, {epoch_sql} AS list_epoch, ({tail_sql}) AS tail FROM {table} \
-             WHERE {table}.directory_id = $1 AND ({table}.created_at, {table}.id) >= ($2, $3) \
-             {order} LIMIT $6 OFFSET $7",
+             WHERE {table}.directory_id = $1 AND {table}.id IN (\
+             SELECT page.id FROM {table} page WHERE page.directory_id = $1 \
+             AND (page.created_at, page.id) >= ($2, $3) \
+             ORDER BY page.created_at, page.id LIMIT $6 OFFSET $7) {order}",
             $columns
         );
         // The row `hop` rows after `from`, if there is one old enough to mark,
