@@ -163,11 +163,13 @@ macro_rules! fetch_from_marks {
              AND (tail.created_at, tail.id) >= ($4, $5)"
         );
         // The page's ids are found first (in the index alone), then only
-        // those rows are read: rows skipped by OFFSET never have their
-        // documents read or converted.
+        // those rows are read, by primary key: rows skipped by OFFSET never
+        // have their documents read or converted. (The subquery keeps to
+        // the directory; repeating that outside made SQLite walk the whole
+        // directory testing each row against the id list.)
         let page_sql = format!(
             "SELECT {}, {epoch_sql} AS list_epoch, ({tail_sql}) AS tail FROM {table} \
-             WHERE {table}.directory_id = $1 AND {table}.id IN (\
+             WHERE {table}.id IN (\
              SELECT page.id FROM {table} page WHERE page.directory_id = $1 \
              AND (page.created_at, page.id) >= ($2, $3) \
              ORDER BY page.created_at, page.id LIMIT $6 OFFSET $7) {order}",
