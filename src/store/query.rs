@@ -158,10 +158,15 @@ macro_rules! fetch_from_marks {
              WHERE {table}.directory_id = $1 AND ({table}.created_at, {table}.id) >= ($2, $3) \
              {order} LIMIT 1 OFFSET $4"
         );
-        let tail_sql = format!(
-            "SELECT COUNT(*) FROM {table} tail WHERE tail.directory_id = $1 \
-             AND (tail.created_at, tail.id) >= ($4, $5)"
-        );
+        // Rows from the key bound at `$n, $n+1` to the end of the list.
+        let count_from = |n: usize| {
+            format!(
+                "SELECT COUNT(*) FROM {table} tail WHERE tail.directory_id = $1 \
+                 AND (tail.created_at, tail.id) >= (${n}, ${})",
+                n + 1
+            )
+        };
+        let tail_sql = count_from(4);
         // The page's ids are found first (in the index alone), then only
         // those rows are read, by primary key: rows skipped by OFFSET never
         // have their documents read or converted. (The subquery keeps to
@@ -235,15 +240,12 @@ macro_rules! fetch_from_marks {
             let (now_epoch, tail): (i64, i64) = match raw.first() {
                 Some(first) => (first.try_get("list_epoch")?, first.try_get("tail")?),
                 None => {
-                    sqlx::query_as(&format!(
-                        "SELECT {epoch_sql}, (SELECT COUNT(*) FROM {table} tail \
-                         WHERE tail.directory_id = $1 AND (tail.created_at, tail.id) >= ($2, $3))"
-                    ))
-                    .bind(directory_id)
-                    .bind(last.created_at)
-                    .bind(last.id)
-                    .fetch_one($c)
-                    .await?
+                    sqlx::query_as(&format!("SELECT {epoch_sql}, ({})", count_from(2)))
+                        .bind(directory_id)
+                        .bind(last.created_at)
+                        .bind(last.id)
+                        .fetch_one($c)
+                        .await?
                 }
             };
             if epoch.is_some_and(|e| e != now_epoch) {
@@ -271,7 +273,13 @@ macro_rules! fetch_from_marks {
             // Rows added since the last mark settled: mark them now, so the
             // next count is short again.
             if tail >= 2 * hop {
-                while let Some((next, now_epoch, true)) = hop_from!(last) {
+                while let Some((next, hop_epoch, true)) = hop_from!(last) {
+                    // A deletion since the page was read moved `last`: its
+                    // position no longer holds, so neither would `next`'s.
+                    if hop_epoch != now_epoch {
+                        cursors.invalidate(directory_id, table, hop_epoch);
+                        break;
+                    }
                     cursors.record(directory_id, table, now_epoch, now, [next]);
                     last = next;
                 }
