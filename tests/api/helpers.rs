@@ -180,6 +180,17 @@ impl TestApp {
             .bearer_auth(&dir.api_key)
     }
 
+    /// `GET {directory base URL}{path}`, which must answer 200, as JSON.
+    pub async fn get_json(&self, dir: &TestDirectory, path: &str) -> Value {
+        let resp = self
+            .scim(dir, Method::GET, path)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
     pub async fn create_user(&self, dir: &TestDirectory, user_name: &str) -> Value {
         let resp = self
             .scim(dir, Method::POST, "/Users")

@@ -327,21 +327,42 @@ async fn totals_are_right_on_every_kind_of_page() {
     }
 }
 
-/// The userNames of one page, and its `totalResults`.
-async fn page(app: &TestApp, dir: &TestDirectory, resource: &str, q: &str) -> (Vec<String>, i64) {
-    let resp = app
-        .scim(dir, M::GET, &format!("/{resource}?{q}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{q}");
-    let body: Value = resp.json().await.unwrap();
+/// Asserts that each `(startIndex, count)` page of `/{resource}` is exactly
+/// that slice of `expected` (userNames or displayNames in creation order)
+/// and that `totalResults` is its length.
+async fn assert_pages(
+    app: &TestApp,
+    dir: &TestDirectory,
+    resource: &str,
+    expected: &[String],
+    pages: impl IntoIterator<Item = (usize, usize)>,
+    when: &str,
+) {
     let attr = if resource == "Users" {
         "userName"
     } else {
         "displayName"
     };
-    (names(&body, attr), body["totalResults"].as_i64().unwrap())
+    for (start, count) in pages {
+        let body = app
+            .get_json(
+                dir,
+                &format!("/{resource}?startIndex={start}&count={count}"),
+            )
+            .await;
+        let from = (start - 1).min(expected.len());
+        let to = (from + count).min(expected.len());
+        assert_eq!(
+            names(&body, attr),
+            expected[from..to],
+            "{when}, startIndex={start}"
+        );
+        assert_eq!(
+            body["totalResults"],
+            expected.len(),
+            "{when}, startIndex={start}"
+        );
+    }
 }
 
 /// Deep pages of a whole directory seek from remembered positions (marks
@@ -364,28 +385,11 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
         .await;
     let mut expected: Vec<String> = (0..120).map(scimd::store::seed::seeded_user_name).collect();
 
-    let check = |expected: &[String], start: usize, count: usize| {
-        let from = (start - 1).min(expected.len());
-        let to = (from + count).min(expected.len());
-        expected[from..to].to_vec()
-    };
     // Cold jumps, then the same pages again (now from marks), then a walk.
-    for (start, count) in [(101, 10), (57, 5), (101, 10), (119, 10), (121, 3), (500, 5)] {
-        let (got, total) = page(
-            &app,
-            &dir,
-            "Users",
-            &format!("startIndex={start}&count={count}"),
-        )
-        .await;
-        assert_eq!(got, check(&expected, start, count), "startIndex={start}");
-        assert_eq!(total, 120, "startIndex={start}");
-    }
-    for start in (1..=120).step_by(9) {
-        let (got, total) = page(&app, &dir, "Users", &format!("startIndex={start}&count=9")).await;
-        assert_eq!(got, check(&expected, start, 9), "walk startIndex={start}");
-        assert_eq!(total, 120);
-    }
+    let jumps = [(101, 10), (57, 5), (101, 10), (119, 10), (121, 3), (500, 5)];
+    assert_pages(&app, &dir, "Users", &expected, jumps, "jumps").await;
+    let walk = (1..=120).step_by(9).map(|start| (start, 9));
+    assert_pages(&app, &dir, "Users", &expected, walk, "walk").await;
 
     // A deletion through this server moves every later row up by one.
     let victim = app
@@ -409,21 +413,8 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     expected.remove(30);
-    for (start, count) in [(101, 10), (29, 4), (110, 20)] {
-        let (got, total) = page(
-            &app,
-            &dir,
-            "Users",
-            &format!("startIndex={start}&count={count}"),
-        )
-        .await;
-        assert_eq!(
-            got,
-            check(&expected, start, count),
-            "after delete, startIndex={start}"
-        );
-        assert_eq!(total, 119);
-    }
+    let pages = [(101, 10), (29, 4), (110, 20)];
+    assert_pages(&app, &dir, "Users", &expected, pages, "after delete").await;
 
     // Another replica deleting: the rows go and the epoch moves, with no
     // word to this process.
@@ -435,39 +426,21 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
         )
         .await;
     expected.retain(|n| n != "seed-2@example.com" && n != "seed-90@example.com");
-    for (start, count) in [(101, 10), (85, 9), (1, 5), (60, 30)] {
-        let (got, total) = page(
-            &app,
-            &dir,
-            "Users",
-            &format!("startIndex={start}&count={count}"),
-        )
-        .await;
-        assert_eq!(
-            got,
-            check(&expected, start, count),
-            "after replica delete, startIndex={start}"
-        );
-        assert_eq!(total, 117);
-    }
+    let pages = [(101, 10), (85, 9), (1, 5), (60, 30)];
+    assert_pages(
+        &app,
+        &dir,
+        "Users",
+        &expected,
+        pages,
+        "after replica delete",
+    )
+    .await;
 
     // Groups are paged the same way, separately from users.
     let groups: Vec<String> = (0..30).map(|k| format!("seed-group-{k}")).collect();
-    for (start, count) in [(21, 5), (9, 3), (21, 5), (29, 5)] {
-        let (got, total) = page(
-            &app,
-            &dir,
-            "Groups",
-            &format!("startIndex={start}&count={count}"),
-        )
-        .await;
-        assert_eq!(
-            got,
-            check(&groups, start, count),
-            "groups startIndex={start}"
-        );
-        assert_eq!(total, 30);
-    }
+    let pages = [(21, 5), (9, 3), (21, 5), (29, 5)];
+    assert_pages(&app, &dir, "Groups", &groups, pages, "groups").await;
 }
 
 /// `userName eq` is answered by a single-query look-up; it must return what
@@ -481,19 +454,16 @@ async fn user_name_lookups_return_what_a_listing_would() {
     let bob = users[2]["id"].as_str().unwrap();
     app.create_group(&dir, "Zeta", &[bob]).await;
     app.create_group(&dir, "alpha", &[bob]).await;
-    let get = |q: String| {
-        let req = app.scim(&dir, M::GET, &format!("/Users?{q}"));
-        async move {
-            let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.json::<Value>().await.unwrap()
-        }
+    let get = |q: &str| {
+        let path = format!("/Users?{q}");
+        let (app, dir) = (&app, &dir);
+        async move { app.get_json(dir, &path).await }
     };
     for filter in [
         "userName%20eq%20%22BOB%40example.com%22",
         "urn%3Aietf%3Aparams%3Ascim%3Aschemas%3Acore%3A2.0%3AUser%3AuserName%20eq%20%22bob%40example.com%22",
     ] {
-        let body = get(format!("filter={filter}")).await;
+        let body = get(&format!("filter={filter}")).await;
         assert_eq!(body["totalResults"], 1, "{filter}");
         let user = &body["Resources"][0];
         assert_eq!(user["id"], bob);
@@ -507,27 +477,19 @@ async fn user_name_lookups_return_what_a_listing_would() {
         assert_eq!(groups, ["alpha", "Zeta"]);
         assert!(user["meta"]["location"].as_str().unwrap().ends_with(bob));
         // The same user read by id is the same document.
-        let by_id: Value = app
-            .scim(&dir, M::GET, &format!("/Users/{bob}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let by_id = app.get_json(&dir, &format!("/Users/{bob}")).await;
         assert_eq!(user, &by_id);
     }
-    let body = get("filter=userName%20eq%20%22bob%40example.com%22&startIndex=2".into()).await;
+    let body = get("filter=userName%20eq%20%22bob%40example.com%22&startIndex=2").await;
     assert_eq!(body["totalResults"], 1);
     assert_eq!(body["Resources"].as_array().unwrap().len(), 0);
-    let body = get("filter=userName%20eq%20%22bob%40example.com%22&count=0".into()).await;
+    let body = get("filter=userName%20eq%20%22bob%40example.com%22&count=0").await;
     assert_eq!(body["totalResults"], 1);
     assert_eq!(body["Resources"].as_array().unwrap().len(), 0);
-    let body =
-        get("filter=userName%20eq%20%22bob%40example.com%22&attributes=userName".into()).await;
+    let body = get("filter=userName%20eq%20%22bob%40example.com%22&attributes=userName").await;
     assert_eq!(body["Resources"][0]["userName"], "bob@example.com");
     assert!(body["Resources"][0].get("groups").is_none());
-    let body = get("filter=userName%20eq%20%22bob%40example.co%22".into()).await;
+    let body = get("filter=userName%20eq%20%22bob%40example.co%22").await;
     assert_eq!(body["totalResults"], 0);
 }
 
@@ -552,22 +514,10 @@ async fn users_read_the_same_whichever_way_they_are_rendered() {
     let plain = app.create_user(&dir, "plain@example.com").await;
     for user in [&tricky, &plain] {
         let id = user["id"].as_str().unwrap();
-        let by_id: Value = app
-            .scim(&dir, M::GET, &format!("/Users/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let listed: Value = app
-            .scim(&dir, M::GET, &format!("/Users?filter=id%20eq%20%22{id}%22"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let by_id = app.get_json(&dir, &format!("/Users/{id}")).await;
+        let listed = app
+            .get_json(&dir, &format!("/Users?filter=id%20eq%20%22{id}%22"))
+            .await;
         assert_eq!(by_id, listed["Resources"][0]);
         assert_eq!(&by_id, user);
         assert_eq!(by_id["id"], id);
