@@ -16,6 +16,9 @@ use sqlx::sqlite::{
 
 use crate::scim::ScimError;
 
+/// A PostgreSQL connection idle this long is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
+
 pub mod audit;
 pub mod cursors;
 mod directories;
@@ -197,6 +200,19 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size)
                 .acquire_timeout(Duration::from_secs(30))
+                // sqlx pings every connection it hands out by default: a
+                // round trip to the server per query. A busy connection was
+                // just used; only one that sat idle may have been dropped
+                // by the server (restart, idle timeout), so only it is tested.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IF_IDLE_FOR {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Db::Postgres(pool)
@@ -208,13 +224,18 @@ impl Store {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory");
+            // The connections live in this process and cannot be dropped
+            // by a server, so the ping sqlx sends before handing one out
+            // (a hop to the connection's thread and back) buys nothing.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(60))
                 .connect_with(options.clone())
                 .await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(pool_size)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await?;
