@@ -98,6 +98,16 @@ fn group_columns(d: super::Dialect) -> String {
     )
 }
 
+/// Members with the name to show for each. A user's comes from the
+/// covering index `users_member_display` (migration 0006); a group is
+/// looked up only for members that are groups, so a large group of users
+/// costs one index search per member.
+const MEMBER_SELECT: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
+     CASE gm.member_type \
+     WHEN 'Group' THEN (SELECT g.display_name FROM groups g WHERE g.id = gm.member_id) \
+     ELSE COALESCE(u.display_name, u.user_name) END AS display \
+     FROM group_members gm LEFT JOIN users u ON u.id = gm.member_id";
+
 /// Parses member ids; a value that is not one of our ids cannot exist here.
 fn parse_member_ids(values: &[String]) -> Result<Vec<Uuid>, ScimError> {
     let mut seen = HashSet::with_capacity(values.len());
@@ -315,14 +325,7 @@ impl Store {
             return Ok(Vec::new());
         }
         read!(self, |_d, c| {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT gm.group_id, gm.member_id, gm.member_type, \
-                 COALESCE(u.display_name, u.user_name, g.display_name) AS display \
-                 FROM group_members gm \
-                 LEFT JOIN users u ON u.id = gm.member_id \
-                 LEFT JOIN groups g ON g.id = gm.member_id \
-                 WHERE gm.group_id IN (",
-            );
+            let mut q = sqlx::QueryBuilder::new(format!("{MEMBER_SELECT} WHERE gm.group_id IN ("));
             let mut sep = q.separated(", ");
             for id in group_ids {
                 sep.push_bind(*id);
@@ -501,14 +504,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<MemberRow>> {
         read!(self, |_d, c| {
-            let mut q = sqlx::QueryBuilder::new(
-                "SELECT gm.group_id, gm.member_id, gm.member_type, \
-                 COALESCE(u.display_name, u.user_name, g.display_name) AS display \
-                 FROM group_members gm \
-                 LEFT JOIN users u ON u.id = gm.member_id \
-                 LEFT JOIN groups g ON g.id = gm.member_id \
-                 WHERE gm.group_id = ",
-            );
+            let mut q = sqlx::QueryBuilder::new(format!("{MEMBER_SELECT} WHERE gm.group_id = "));
             q.push_bind(group_id);
             if let Some(after) = after {
                 q.push(" AND gm.member_id > ");

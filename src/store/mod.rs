@@ -272,14 +272,18 @@ impl Store {
 
     /// Refreshes the planner's statistics. Bulk loads (`scimd seed`) call
     /// it; PostgreSQL's autovacuum and SQLite's `PRAGMA optimize` at start
-    /// keep them current otherwise.
+    /// keep them current otherwise. On PostgreSQL it also vacuums, which
+    /// marks the loaded pages all-visible: until then an index-only scan
+    /// (a group's member names, a page's ids) still visits every row.
     pub async fn analyze(&self) -> Result<()> {
         match &*self.db {
             Db::Sqlite { write, .. } => {
                 sqlx::query("ANALYZE").execute(write).await?;
             }
             Db::Postgres(pool) => {
-                sqlx::query("ANALYZE users, user_emails, groups, group_members")
+                // VACUUM refuses to run in a transaction block, so it goes
+                // over the simple query protocol.
+                sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
                     .execute(pool)
                     .await?;
             }

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_scim_error, spawn_app, M};
+use crate::helpers::{assert_scim_error, spawn_app, user_body, M};
 
 fn member_ids(group: &Value) -> Vec<String> {
     let mut ids: Vec<String> = group["members"]
@@ -345,4 +345,58 @@ async fn a_large_group_is_returned_whole() {
         .await
         .unwrap();
     assert_eq!(body["members"], json!([]));
+}
+
+/// A member's `display` is the user's displayName, else its userName, or a
+/// nested group's displayName; `type` and `$ref` say which. A single group
+/// (written member by member as it streams) and a listed group (rendered
+/// whole) must agree.
+#[tokio::test]
+async fn members_show_the_name_of_what_they_are() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let ada = app.create_user(&dir, "ada@example.com").await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let mut nameless = user_body("grace@example.com");
+    nameless.as_object_mut().unwrap().remove("displayName");
+    let resp = app
+        .scim(&dir, M::POST, "/Users")
+        .json(&nameless)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let grace: Value = resp.json().await.unwrap();
+    let grace_id = grace["id"].as_str().unwrap();
+    let nested = app.create_group(&dir, "Compilers", &[]).await;
+    let nested_id = nested["id"].as_str().unwrap();
+    let group = app
+        .create_group(&dir, "Platform", &[ada_id, grace_id, nested_id])
+        .await;
+    let gid = group["id"].as_str().unwrap();
+
+    let base = &dir.base_url;
+    let mut expected = vec![
+        json!({ "value": ada_id, "$ref": format!("{base}/Users/{ada_id}"),
+                "type": "User", "display": "Ada Lovelace" }),
+        json!({ "value": grace_id, "$ref": format!("{base}/Users/{grace_id}"),
+                "type": "User", "display": "grace@example.com" }),
+        json!({ "value": nested_id, "$ref": format!("{base}/Groups/{nested_id}"),
+                "type": "Group", "display": "Compilers" }),
+    ];
+    let by_value = |v: &Value| v["value"].as_str().unwrap().to_owned();
+    expected.sort_by_key(by_value);
+    let sorted_members = |group: &Value| {
+        let mut members = group["members"].as_array().unwrap().clone();
+        members.sort_by_key(by_value);
+        members
+    };
+
+    let single = app.get_json(&dir, &format!("/Groups/{gid}")).await;
+    assert_eq!(sorted_members(&single), expected);
+    let listed = app
+        .get_json(&dir, "/Groups?filter=displayName%20eq%20%22Platform%22")
+        .await;
+    assert_eq!(listed["totalResults"], 1);
+    assert_eq!(sorted_members(&listed["Resources"][0]), expected);
 }

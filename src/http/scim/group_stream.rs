@@ -13,33 +13,51 @@ use crate::http::extract::{etag, ScimContext};
 use crate::http::AppState;
 use crate::store::{GroupRow, MemberRow};
 
-/// A member as `members` lists it (the same shape `groups::member_json`
-/// builds), serialised straight into the chunk without a `Value` per member.
-#[derive(serde::Serialize)]
-struct MemberOut<'a> {
-    value: String,
-    #[serde(rename = "$ref")]
-    reference: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    display: Option<&'a str>,
+/// Writes members as `members` lists them (the shape `groups::member_json`
+/// builds) straight into a chunk. This runs once per member of groups with
+/// hundreds of thousands of them, so it appends bytes instead of building a
+/// `Value` or formatting a `$ref` string per member.
+struct MemberWriter {
+    /// `{base_url}/Users/` and `{base_url}/Groups/`, JSON-escaped, unquoted.
+    users_ref: String,
+    groups_ref: String,
 }
 
-fn write_member(out: &mut Vec<u8>, base_url: &str, m: &MemberRow) {
-    let endpoint = if m.member_type == "Group" {
-        "Groups"
-    } else {
-        "Users"
-    };
-    let member = MemberOut {
-        value: m.member_id.to_string(),
-        reference: format!("{base_url}/{endpoint}/{}", m.member_id),
-        kind: &m.member_type,
-        display: m.display.as_deref(),
-    };
-    // Writing plain strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &member);
+impl MemberWriter {
+    fn new(base_url: &str) -> Self {
+        let escaped = |endpoint: &str| {
+            let quoted = serde_json::Value::String(format!("{base_url}/{endpoint}/")).to_string();
+            quoted[1..quoted.len() - 1].to_owned()
+        };
+        MemberWriter {
+            users_ref: escaped("Users"),
+            groups_ref: escaped("Groups"),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, m: &MemberRow) {
+        let (kind, reference) = if m.member_type == "Group" {
+            ("Group", &self.groups_ref)
+        } else {
+            ("User", &self.users_ref)
+        };
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = m.member_id.hyphenated().encode_lower(&mut buf).as_bytes();
+        out.extend_from_slice(b"{\"value\":\"");
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\",\"$ref\":\"");
+        out.extend_from_slice(reference.as_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(b"\",\"type\":\"");
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b'"');
+        if let Some(display) = &m.display {
+            out.extend_from_slice(b",\"display\":");
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, display);
+        }
+        out.push(b'}');
+    }
 }
 
 /// Members per database round trip and per chunk written.
@@ -58,6 +76,7 @@ pub(super) fn stream_group(state: AppState, ctx: ScimContext, row: GroupRow) -> 
     } else {
         ",\"members\":["
     });
+    let writer = MemberWriter::new(&ctx.base_url);
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {
         if tx.send(Ok(Bytes::from(head))).await.is_err() {
@@ -84,7 +103,7 @@ pub(super) fn stream_group(state: AppState, ctx: ScimContext, row: GroupRow) -> 
                     chunk.push(b',');
                 }
                 first = false;
-                write_member(&mut chunk, &ctx.base_url, m);
+                writer.write(&mut chunk, m);
             }
             let full = batch.len() as i64 == BATCH;
             after = batch.last().map(|m| m.member_id);
@@ -110,4 +129,36 @@ pub(super) fn stream_group(state: AppState, ctx: ScimContext, row: GroupRow) -> 
         headers.insert(header::ETAG, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::scim::groups::member_json;
+    use uuid::Uuid;
+
+    fn member(member_type: &str, display: Option<&str>) -> MemberRow {
+        MemberRow {
+            group_id: Uuid::new_v4(),
+            member_id: Uuid::new_v4(),
+            member_type: member_type.to_owned(),
+            display: display.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn streamed_members_match_the_members_of_a_rendered_group() {
+        let base_url = "http://127.0.0.1:8080/scim/directory/a\"b";
+        let writer = MemberWriter::new(base_url);
+        for m in [
+            member("User", Some("Ada \"the\" Countess \\ of Lovelace\u{1}")),
+            member("User", None),
+            member("Group", Some("Engineering")),
+        ] {
+            let mut out = Vec::new();
+            writer.write(&mut out, &m);
+            let streamed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(streamed, member_json(base_url, &m));
+        }
+    }
 }

@@ -26,7 +26,7 @@ use crate::store::query::{ListQuery, Page};
 use crate::store::{GroupRow, MemberRow, NewGroup};
 
 /// One entry of a group's `members`.
-pub(super) fn member_json(ctx: &ScimContext, m: &MemberRow) -> Value {
+pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {
     let endpoint = if m.member_type == "Group" {
         "Groups"
     } else {
@@ -34,7 +34,7 @@ pub(super) fn member_json(ctx: &ScimContext, m: &MemberRow) -> Value {
     };
     let mut v = json!({
         "value": m.member_id.to_string(),
-        "$ref": format!("{}/{endpoint}/{}", ctx.base_url, m.member_id),
+        "$ref": format!("{base_url}/{endpoint}/{}", m.member_id),
         "type": m.member_type,
     });
     if let Some(d) = &m.display {
@@ -48,7 +48,10 @@ pub(super) fn render(ctx: &ScimContext, row: &GroupRow, members: Option<&[&Membe
     let location = format!("{}/Groups/{}", ctx.base_url, row.id);
     doc.insert("id".into(), Value::String(row.id.to_string()));
     if let Some(members) = members {
-        let list: Vec<Value> = members.iter().map(|m| member_json(ctx, m)).collect();
+        let list: Vec<Value> = members
+            .iter()
+            .map(|m| member_json(&ctx.base_url, m))
+            .collect();
         doc.insert("members".into(), Value::Array(list));
     }
     doc.insert(
