@@ -19,6 +19,9 @@ pub enum ScimApiError {
     /// Missing or unusable credentials; carries `WWW-Authenticate`.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
+    /// The store is unreachable for now; the client should retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -37,6 +40,7 @@ impl From<StoreError> for ScimApiError {
             )
             .into(),
             StoreError::Scim(s) => s.into(),
+            other if other.is_unavailable() => ScimApiError::Unavailable(other.to_string()),
             other => ScimApiError::Internal(other.to_string()),
         }
     }
@@ -48,6 +52,11 @@ impl ScimApiError {
         match self {
             ScimApiError::Scim(e) => e.clone(),
             ScimApiError::Unauthorized(detail) => ScimError::new(401, None, *detail),
+            ScimApiError::Unavailable(_) => ScimError::new(
+                503,
+                None,
+                "the directory store is unavailable for the moment; retry the request",
+            ),
             ScimApiError::Internal(_) => ScimError::new(500, None, "internal server error"),
         }
     }
@@ -68,10 +77,16 @@ pub fn scim_error_response(e: &ScimError) -> Response {
 
 impl IntoResponse for ScimApiError {
     fn into_response(self) -> Response {
-        if let ScimApiError::Internal(cause) = &self {
+        if let ScimApiError::Internal(cause) | ScimApiError::Unavailable(cause) = &self {
             tracing::error!(%cause, "request failed");
         }
         let mut resp = scim_error_response(&self.to_scim());
+        if matches!(self, ScimApiError::Unavailable(_)) {
+            // Identity providers retry failed provisioning calls; this says
+            // the failure is transient and when to come back.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if matches!(self, ScimApiError::Unauthorized(_)) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -166,7 +181,13 @@ mod tests {
                 400,
                 Some("mutability"),
             ),
-            (StoreError::Database(sqlx::Error::PoolTimedOut), 500, None),
+            (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),
+            (
+                StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
+                503,
+                None,
+            ),
+            (StoreError::Database(sqlx::Error::RowNotFound), 500, None),
         ];
         for (err, status, scim_type) in cases {
             let scim = ScimApiError::from(err).to_scim();

@@ -57,6 +57,29 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl StoreError {
+    /// The database could not be reached, or dropped the connection
+    /// mid-query (a restart, a failover, an exhausted pool): nothing is
+    /// wrong with the request, and the same request may succeed if retried.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL: class 08 is a connection exception; 57P01-03
+                // are the server shutting down or not yet accepting.
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Turns a unique-constraint violation into [`StoreError::Conflict`] right
 /// where the query runs, instead of `map_err` noise at every call site.
 pub(crate) trait OnConflict<T> {

@@ -333,7 +333,7 @@ pub async fn bulk(
                         failed_bulk_ids.insert(b.clone());
                     }
                     let scim = e.to_scim();
-                    if let ScimApiError::Internal(cause) = &e {
+                    if let ScimApiError::Internal(cause) | ScimApiError::Unavailable(cause) = &e {
                         tracing::error!(%cause, "bulk operation failed");
                     }
                     record_operation_failure(&state, &ctx, op, &path, &data, &scim).await;
