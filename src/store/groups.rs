@@ -56,6 +56,12 @@ pub struct GroupRow {
     pub updated_at: i64,
 }
 
+impl super::query::ListKey for GroupRow {
+    fn list_key(&self) -> (i64, Uuid) {
+        (self.created_at, self.id)
+    }
+}
+
 impl GroupRow {
     pub fn doc_map(&self) -> Map<String, Value> {
         match serde_json::from_str(&self.doc) {

@@ -44,6 +44,11 @@ macro_rules! bind_all {
 }
 pub(crate) use bind_all;
 
+/// A listed row's place in the default order: creation time, then id.
+pub trait ListKey {
+    fn list_key(&self) -> (i64, uuid::Uuid);
+}
+
 /// One page and the total count, with as few queries as the page allows:
 /// - the first page is read directly; if it is not full, its length is the
 ///   total and no `COUNT(*)` runs (a `userName eq` look-up is one query);
@@ -53,7 +58,7 @@ pub(crate) use bind_all;
 ///   default order) and then only those rows, so a deep page skips index
 ///   entries, not whole documents.
 ///
-/// Evaluates to `(total, rows in page order)`; `$row` must have an `id`.
+/// Evaluates to `(total, rows in page order)`; `$row` must be a [`ListKey`].
 macro_rules! fetch_page {
     ($store:expr, $c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
         let page: $crate::store::query::Page = $page;
@@ -109,7 +114,7 @@ macro_rules! fetch_page {
                         .fetch_all($c)
                         .await?
                         .into_iter()
-                        .map(|r| (r.id, r))
+                        .map(|r| ($crate::store::query::ListKey::list_key(&r).1, r))
                         .collect();
                     rows.extend(ids.iter().filter_map(|id| found.remove(id)));
                 }
@@ -262,10 +267,13 @@ macro_rules! fetch_from_marks {
                 .iter()
                 .zip([0, rows.len().max(1) as i64 - 1])
                 .filter_map(|(r, i)| {
-                    r.map(|r| Mark {
-                        position: start + i,
-                        created_at: r.created_at,
-                        id: r.id,
+                    r.map(|r| {
+                        let (created_at, id) = $crate::store::query::ListKey::list_key(r);
+                        Mark {
+                            position: start + i,
+                            created_at,
+                            id,
+                        }
                     })
                 });
             cursors.record(directory_id, table, now_epoch, now, ends);

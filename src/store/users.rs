@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::audit::{bind_event, insert_event, record_subjects, with_event};
-use super::query::{bind_all, fetch_page, ListQuery, Page};
+use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::schema::USER_RESOURCE;
@@ -90,6 +90,12 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+impl ListKey for UserRow {
+    fn list_key(&self) -> (i64, Uuid) {
+        (self.created_at, self.id)
+    }
+}
+
 impl UserRow {
     pub fn doc_map(&self) -> Map<String, Value> {
         match serde_json::from_str(&self.doc) {
@@ -100,18 +106,59 @@ impl UserRow {
 }
 
 /// How [`Store::user_with_groups`] finds its user.
-enum UserKey {
-    Id(Uuid),
-    /// Already lowercased, as the `user_name_ci` column holds it.
-    UserName(String),
-}
-
+/// A user with the groups it is a direct member of, read in the same
+/// query (see [`groups_column`]).
 #[derive(sqlx::FromRow)]
 struct UserWithGroups {
     #[sqlx(flatten)]
     user: UserRow,
     /// `[[groupId, displayName], …]` as JSON text.
     groups_json: String,
+}
+
+impl ListKey for UserWithGroups {
+    fn list_key(&self) -> (i64, Uuid) {
+        self.user.list_key()
+    }
+}
+
+impl UserWithGroups {
+    fn split(self) -> (UserRow, Vec<UserGroup>) {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&self.groups_json).unwrap_or_default();
+        let mut groups: Vec<UserGroup> = pairs
+            .into_iter()
+            .filter_map(|(gid, name)| {
+                Some(UserGroup {
+                    member_id: self.user.id,
+                    group_id: Uuid::parse_str(&gid).ok()?,
+                    display_name: name,
+                })
+            })
+            .collect();
+        groups.sort_by_key(|g| g.display_name.to_lowercase());
+        (self.user, groups)
+    }
+}
+
+/// `groups_json` for a query over `users`: the groups each user is a direct
+/// member of as one JSON text, so a user or a page of users comes back with
+/// its groups in one statement. With `wanted` false (the client excluded
+/// `groups`) it is a constant and costs nothing.
+fn groups_column(d: super::Dialect, wanted: bool) -> &'static str {
+    match (d, wanted) {
+        (_, false) => "'[]' AS groups_json",
+        (super::Dialect::Sqlite, true) => {
+            "(SELECT json_group_array(json_array(hex(g.id), g.display_name)) \
+             FROM group_members gm CROSS JOIN groups g ON g.id = gm.group_id \
+             WHERE gm.member_id = users.id) AS groups_json"
+        }
+        (super::Dialect::Postgres, true) => {
+            "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]')::text \
+             FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+             WHERE gm.member_id = users.id) AS groups_json"
+        }
+    }
 }
 
 /// A group a user belongs to (for the user's read-only `groups`).
@@ -255,94 +302,45 @@ impl Store {
         directory_id: Uuid,
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
-        self.user_with_groups(directory_id, UserKey::Id(id))
-            .await?
-            .ok_or(StoreError::NotFound)
-    }
-
-    /// The user with this userName (compared case-insensitively) and its
-    /// groups, in one query: identity providers look a user up so before
-    /// every create, so `filter=userName eq "…"` takes this path.
-    pub async fn find_user_by_name_with_groups(
-        &self,
-        directory_id: Uuid,
-        user_name: &str,
-    ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
-        self.user_with_groups(directory_id, UserKey::UserName(user_name.to_lowercase()))
-            .await
-    }
-
-    async fn user_with_groups(
-        &self,
-        directory_id: Uuid,
-        key: UserKey,
-    ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
         let found: Option<UserWithGroups> = read!(self, |d, c| {
-            let groups = match d {
-                super::Dialect::Sqlite => {
-                    "(SELECT json_group_array(json_array(hex(g.id), g.display_name)) \
-                     FROM group_members gm CROSS JOIN groups g ON g.id = gm.group_id \
-                     WHERE gm.member_id = users.id)"
-                }
-                super::Dialect::Postgres => {
-                    "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]')::text \
-                     FROM group_members gm JOIN groups g ON g.id = gm.group_id \
-                     WHERE gm.member_id = users.id)"
-                }
-            };
-            let by = match key {
-                UserKey::Id(_) => "id",
-                UserKey::UserName(_) => "user_name_ci",
-            };
             let sql = format!(
-                "SELECT {}, {groups} AS groups_json FROM users WHERE directory_id = $1 AND {by} = $2",
-                user_columns(d)
+                "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2",
+                user_columns(d),
+                groups_column(d, true)
             );
-            let q = sqlx::query_as(&sql).bind(directory_id);
-            let q = match &key {
-                UserKey::Id(id) => q.bind(*id),
-                UserKey::UserName(name) => q.bind(name.as_str()),
-            };
-            q.fetch_optional(c).await?
+            sqlx::query_as(&sql)
+                .bind(directory_id)
+                .bind(id)
+                .fetch_optional(c)
+                .await?
         });
-        let Some(found) = found else {
-            return Ok(None);
-        };
-        let pairs: Vec<(String, String)> =
-            serde_json::from_str(&found.groups_json).unwrap_or_default();
-        let mut groups: Vec<UserGroup> = pairs
-            .into_iter()
-            .filter_map(|(gid, name)| {
-                Some(UserGroup {
-                    member_id: found.user.id,
-                    group_id: Uuid::parse_str(&gid).ok()?,
-                    display_name: name,
-                })
-            })
-            .collect();
-        groups.sort_by_key(|g| g.display_name.to_lowercase());
-        Ok(Some((found.user, groups)))
+        found.map(UserWithGroups::split).ok_or(StoreError::NotFound)
     }
 
-    /// One page of users matching `filter`, and the total count.
+    /// One page of users matching `filter`, each with its groups unless
+    /// `with_groups` is false, and the total count. A first page that is
+    /// not full is one query: a `userName eq` look-up, which identity
+    /// providers make before every create, costs a single statement.
     pub async fn list_users(
         &self,
         directory_id: Uuid,
         filter: &ListQuery,
         page: Page,
-    ) -> Result<(i64, Vec<UserRow>)> {
-        read!(self, |d, c| {
-            Ok(fetch_page!(
+        with_groups: bool,
+    ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
+        let (total, rows) = read!(self, |d, c| {
+            fetch_page!(
                 self,
                 c,
                 filter,
                 "users",
-                user_columns(d),
+                format!("{}, {}", user_columns(d), groups_column(d, with_groups)),
                 directory_id,
                 page,
-                UserRow
-            ))
-        })
+                UserWithGroups
+            )
+        });
+        Ok((total, rows.into_iter().map(UserWithGroups::split).collect()))
     }
 
     /// Replaces a user (PUT). `expected_version` is the `If-Match` version.

@@ -392,7 +392,7 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
     assert_pages(&app, &dir, "Users", &expected, walk, "walk").await;
 
     // A deletion through this server moves every later row up by one.
-    let victim = app
+    let (victim, _) = app
         .store
         .list_users(
             dir_id,
@@ -401,6 +401,7 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
                 start_index: 31,
                 count: 1,
             },
+            false,
         )
         .await
         .unwrap()
@@ -443,9 +444,9 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
     assert_pages(&app, &dir, "Groups", &groups, pages, "groups").await;
 }
 
-/// `userName eq` is answered by a single-query look-up; it must return what
-/// the general listing would: the user with its groups, case-insensitively,
-/// with or without the schema URN, honouring paging and projection.
+/// `userName eq`, the look-up identity providers make before every create,
+/// returns the user with its groups, case-insensitively, with or without the
+/// schema URN, honouring paging and projection, as any listing page does.
 #[tokio::test]
 async fn user_name_lookups_return_what_a_listing_would() {
     let app = spawn_app().await;
@@ -491,6 +492,28 @@ async fn user_name_lookups_return_what_a_listing_would() {
     assert!(body["Resources"][0].get("groups").is_none());
     let body = get("filter=userName%20eq%20%22bob%40example.co%22").await;
     assert_eq!(body["totalResults"], 0);
+
+    // Every way a page is read carries each user's groups: a first page, a
+    // later page of the whole directory (from a remembered position), and a
+    // later filtered page (ids first); excluding `groups` drops them.
+    let by_id = app.get_json(&dir, &format!("/Users/{bob}")).await;
+    for q in [
+        "count=50",
+        "startIndex=3&count=1",
+        "filter=userName%20pr&startIndex=3&count=1",
+    ] {
+        let body = get(q).await;
+        let listed = body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == bob)
+            .unwrap_or_else(|| panic!("{q}: bob not on the page"));
+        assert_eq!(listed, &by_id, "{q}");
+    }
+    let body = get("count=50&excludedAttributes=groups").await;
+    let resources = body["Resources"].as_array().unwrap();
+    assert!(resources.iter().all(|u| u.get("groups").is_none()));
 }
 
 /// A user is written around its stored text on the hot path and through a

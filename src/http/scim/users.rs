@@ -1,7 +1,5 @@
 //! `/Users`.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -17,7 +15,6 @@ use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::filter::{CompValue, CompareOp, Filter};
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
@@ -231,66 +228,25 @@ pub(super) async fn list_page(
     query: &ListQuery,
     page: Page,
 ) -> Result<(i64, Vec<Value>), ScimApiError> {
-    if let Some(user_name) = params.filter.as_ref().and_then(user_name_eq) {
-        if page.start_index <= 1 && page.count > 0 {
-            // At most one user, with its groups, in one query.
-            let found = state
-                .store
-                .find_user_by_name_with_groups(ctx.directory_id, user_name)
-                .await?;
-            let resources: Vec<Value> = found
-                .iter()
-                .map(|(row, groups)| {
-                    let groups: Vec<&UserGroup> = groups.iter().collect();
-                    params
-                        .projection
-                        .apply(&USER_RESOURCE, render(ctx, row, &groups))
-                })
-                .collect();
-            return Ok((resources.len() as i64, resources));
-        }
-    }
     let (total, rows) = state
         .store
-        .list_users(ctx.directory_id, query, page)
+        .list_users(
+            ctx.directory_id,
+            query,
+            page,
+            !params.projection.excludes("groups"),
+        )
         .await?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let groups = groups_for(state, ctx, &ids, &params.projection).await?;
-    let mut by_user: HashMap<Uuid, Vec<&UserGroup>> = HashMap::new();
-    for g in &groups {
-        by_user.entry(g.member_id).or_default().push(g);
-    }
     let resources = rows
         .iter()
-        .map(|row| {
-            let groups = by_user.get(&row.id).map(Vec::as_slice).unwrap_or(&[]);
+        .map(|(row, groups)| {
+            let groups: Vec<&UserGroup> = groups.iter().collect();
             params
                 .projection
-                .apply(&USER_RESOURCE, render(ctx, row, groups))
+                .apply(&USER_RESOURCE, render(ctx, row, &groups))
         })
         .collect();
     Ok((total, resources))
-}
-
-/// The value of a filter that is exactly `userName eq "…"` (optionally
-/// with the core schema URN), the look-up every identity provider makes.
-fn user_name_eq(filter: &Filter) -> Option<&str> {
-    match filter {
-        Filter::Compare {
-            path,
-            op: CompareOp::Eq,
-            value: CompValue::Str(value),
-        } if path.sub_attr.is_none()
-            && path.attr.eq_ignore_ascii_case("userName")
-            && path
-                .urn
-                .as_deref()
-                .is_none_or(|urn| urn.eq_ignore_ascii_case(USER_RESOURCE.schema.id)) =>
-        {
-            Some(value)
-        }
-        _ => None,
-    }
 }
 
 pub async fn replace(
