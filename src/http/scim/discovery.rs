@@ -37,7 +37,11 @@ pub async fn schemas(ctx: ScimContext) -> Response {
         .iter()
         .map(|s| schema_json(s, &ctx.base_url))
         .collect();
-    list_response(all.len() as i64, 1, all)
+    list_response(
+        all.len() as i64,
+        1,
+        all.into_iter().map(Into::into).collect(),
+    )
 }
 
 pub async fn schema(ctx: ScimContext, Path(p): Path<IdParam>) -> Result<Response, ScimApiError> {
@@ -58,7 +62,11 @@ pub async fn resource_types(ctx: ScimContext) -> Response {
         .iter()
         .map(|rt| resource_type_json(rt, &ctx.base_url))
         .collect();
-    list_response(all.len() as i64, 1, all)
+    list_response(
+        all.len() as i64,
+        1,
+        all.into_iter().map(Into::into).collect(),
+    )
 }
 
 pub async fn resource_type(

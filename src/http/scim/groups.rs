@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::users::IdParam;
 use super::{
     list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
+    ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
@@ -179,7 +180,7 @@ pub(super) async fn list_page(
     params: &QueryParams,
     query: &ListQuery,
     page: Page,
-) -> Result<(i64, Vec<Value>), ScimApiError> {
+) -> Result<(i64, Vec<ResourceJson>), ScimApiError> {
     let (total, rows) = state
         .store
         .list_groups(ctx.directory_id, query, page)
@@ -199,6 +200,7 @@ pub(super) async fn list_page(
             params
                 .projection
                 .apply(&GROUP_RESOURCE, render(ctx, row, list))
+                .into()
         })
         .collect();
     Ok((total, resources))

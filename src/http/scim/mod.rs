@@ -335,15 +335,40 @@ pub fn not_modified(headers: &HeaderMap, version: i64) -> Option<Response> {
     })
 }
 
-pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Response {
-    let body = json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": total,
-        "startIndex": start_index,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    });
-    scim_response(StatusCode::OK, &body, None, None)
+/// One resource of a list, already serialised: users are written around
+/// their stored JSON text (see `users::render_text`) and go into the list
+/// as they are, without a parse and a second serialisation.
+pub struct ResourceJson(String);
+
+impl ResourceJson {
+    /// Text the caller built as one JSON object.
+    fn from_rendered(text: String) -> Self {
+        ResourceJson(text)
+    }
+}
+
+impl From<Value> for ResourceJson {
+    fn from(value: Value) -> Self {
+        ResourceJson(value.to_string())
+    }
+}
+
+pub fn list_response(total: i64, start_index: i64, resources: Vec<ResourceJson>) -> Response {
+    let mut body = format!(
+        "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\
+         \"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},\
+         \"Resources\":[",
+        resources.len()
+    );
+    body.reserve(resources.iter().map(|r| r.0.len() + 1).sum());
+    for (i, resource) in resources.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&resource.0);
+    }
+    body.push_str("]}");
+    scim_text_response(StatusCode::OK, body, None, None)
 }
 
 /// A resource id from the path; a malformed one cannot exist.

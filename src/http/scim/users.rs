@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     list_response, meta, not_modified, query, resource_id, scim_response, scim_text_response,
-    Projection, QueryParams,
+    Projection, QueryParams, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
@@ -227,7 +227,7 @@ pub(super) async fn list_page(
     params: &QueryParams,
     query: &ListQuery,
     page: Page,
-) -> Result<(i64, Vec<Value>), ScimApiError> {
+) -> Result<(i64, Vec<ResourceJson>), ScimApiError> {
     let (total, rows) = state
         .store
         .list_users(
@@ -241,9 +241,15 @@ pub(super) async fn list_page(
         .iter()
         .map(|(row, groups)| {
             let groups: Vec<&UserGroup> = groups.iter().collect();
+            if params.projection.is_identity() {
+                if let Some(text) = render_text(ctx, row, &groups) {
+                    return ResourceJson::from_rendered(text);
+                }
+            }
             params
                 .projection
                 .apply(&USER_RESOURCE, render(ctx, row, &groups))
+                .into()
         })
         .collect();
     Ok((total, resources))
