@@ -90,12 +90,6 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
-impl ListKey for UserRow {
-    fn list_key(&self) -> (i64, Uuid) {
-        (self.created_at, self.id)
-    }
-}
-
 impl UserRow {
     pub fn doc_map(&self) -> Map<String, Value> {
         match serde_json::from_str(&self.doc) {
@@ -105,7 +99,6 @@ impl UserRow {
     }
 }
 
-/// How [`Store::user_with_groups`] finds its user.
 /// A user with the groups it is a direct member of, read in the same
 /// query (see [`groups_column`]).
 #[derive(sqlx::FromRow)]
@@ -118,7 +111,7 @@ struct UserWithGroups {
 
 impl ListKey for UserWithGroups {
     fn list_key(&self) -> (i64, Uuid) {
-        self.user.list_key()
+        (self.user.created_at, self.user.id)
     }
 }
 

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    list_response, meta, not_modified, query, resource_id, scim_response, scim_text_response,
-    Projection, QueryParams, ResourceJson,
+    list_response, meta, not_modified, query, resource_id, scim_text_response, Projection,
+    QueryParams, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
@@ -112,18 +112,31 @@ fn respond(
     let groups: Vec<&UserGroup> = groups.iter().filter(|g| g.member_id == row.id).collect();
     let location =
         (status == StatusCode::CREATED).then(|| format!("{}/Users/{}", ctx.base_url, row.id));
-    if projection.is_identity() {
-        if let Some(text) = render_text(ctx, row, &groups) {
-            return scim_text_response(status, text, Some(row.version), location.as_deref());
-        }
-    }
-    let full = render(ctx, row, &groups);
-    scim_response(
+    scim_text_response(
         status,
-        &projection.apply(&USER_RESOURCE, full),
+        render_projected(ctx, row, &groups, projection),
         Some(row.version),
         location.as_deref(),
     )
+}
+
+/// The user as the request asked for it, as JSON text: around the stored
+/// text when nothing is projected away ([`render_text`]), through the map
+/// otherwise.
+fn render_projected(
+    ctx: &ScimContext,
+    row: &UserRow,
+    groups: &[&UserGroup],
+    projection: &Projection,
+) -> String {
+    if projection.is_identity() {
+        if let Some(text) = render_text(ctx, row, groups) {
+            return text;
+        }
+    }
+    projection
+        .apply(&USER_RESOURCE, render(ctx, row, groups))
+        .to_string()
 }
 
 /// Parses a POST/PUT body into the user to store. `active` defaults to
@@ -241,15 +254,7 @@ pub(super) async fn list_page(
         .iter()
         .map(|(row, groups)| {
             let groups: Vec<&UserGroup> = groups.iter().collect();
-            if params.projection.is_identity() {
-                if let Some(text) = render_text(ctx, row, &groups) {
-                    return ResourceJson::from_rendered(text);
-                }
-            }
-            params
-                .projection
-                .apply(&USER_RESOURCE, render(ctx, row, &groups))
-                .into()
+            ResourceJson::from_rendered(render_projected(ctx, row, &groups, &params.projection))
         })
         .collect();
     Ok((total, resources))
