@@ -359,14 +359,7 @@ async fn members_show_the_name_of_what_they_are() {
     let ada_id = ada["id"].as_str().unwrap();
     let mut nameless = user_body("grace@example.com");
     nameless.as_object_mut().unwrap().remove("displayName");
-    let resp = app
-        .scim(&dir, M::POST, "/Users")
-        .json(&nameless)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let grace: Value = resp.json().await.unwrap();
+    let grace = app.create_user_from(&dir, &nameless).await;
     let grace_id = grace["id"].as_str().unwrap();
     let nested = app.create_group(&dir, "Compilers", &[]).await;
     let nested_id = nested["id"].as_str().unwrap();

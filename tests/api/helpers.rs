@@ -192,13 +192,18 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, dir: &TestDirectory, user_name: &str) -> Value {
+        self.create_user_from(dir, &user_body(user_name)).await
+    }
+
+    /// Creates a user from a whole body; asserts 201 and returns the user.
+    pub async fn create_user_from(&self, dir: &TestDirectory, body: &Value) -> Value {
         let resp = self
             .scim(dir, Method::POST, "/Users")
-            .json(&user_body(user_name))
+            .json(body)
             .send()
             .await
             .expect("request");
-        assert_eq!(resp.status(), 201, "create user {user_name}");
+        assert_eq!(resp.status(), 201, "create user {}", body["userName"]);
         resp.json().await.expect("json")
     }
 
