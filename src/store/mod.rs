@@ -27,6 +27,7 @@ mod orgs;
 pub mod query;
 pub mod seed;
 mod users;
+mod writer;
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
@@ -124,11 +125,12 @@ impl Dialect {
 
 pub(crate) enum Db {
     /// SQLite allows one writer at a time: every write goes through the
-    /// single-connection `write` pool, so writers queue in-process instead
-    /// of failing with "database is locked"; readers use WAL snapshots.
+    /// one connection of [`writer::SqliteWriter`], so writers queue
+    /// in-process instead of failing with "database is locked"; readers
+    /// use WAL snapshots.
     Sqlite {
         read: SqlitePool,
-        write: SqlitePool,
+        writer: writer::SqliteWriter,
     },
     Postgres(PgPool),
 }
@@ -158,9 +160,10 @@ macro_rules! read {
 macro_rules! write {
     ($store:expr, |$d:ident, $tx:ident| $body:expr) => {
         match &*$store.db {
-            $crate::store::Db::Sqlite { write, .. } => {
+            $crate::store::Db::Sqlite { writer, .. } => {
                 let $d = $crate::store::Dialect::Sqlite;
-                let mut $tx = write.begin().await?;
+                let mut conn = writer.lock().await?;
+                let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -175,7 +178,33 @@ macro_rules! write {
         }
     };
 }
-pub(crate) use {read, write};
+/// [`write!`] for the hot writes: on SQLite `$body` runs as a job of the
+/// writer task, committed together with the other writes waiting then
+/// (see [`writer`]), so it must own what it uses (`async move`); `return`
+/// in it ends the job. On PostgreSQL it runs in place, in its own
+/// transaction, as with [`write!`].
+macro_rules! write_job {
+    ($store:expr, |$d:ident, $tx:ident| $body:expr) => {
+        match &*$store.db {
+            $crate::store::Db::Sqlite { writer, .. } => {
+                writer
+                    .run(move |$tx: &mut sqlx::SqliteConnection| {
+                        let $d = $crate::store::Dialect::Sqlite;
+                        Box::pin(async move { Ok($body) })
+                    })
+                    .await?
+            }
+            $crate::store::Db::Postgres(pool) => {
+                let $d = $crate::store::Dialect::Postgres;
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use {read, write, write_job};
 
 /// Connection options that only tests and tools need.
 #[derive(Clone, Debug, Default)]
@@ -250,19 +279,15 @@ impl Store {
             // The connections live in this process and cannot be dropped
             // by a server, so the ping sqlx sends before handing one out
             // (a hop to the connection's thread and back) buys nothing.
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .test_before_acquire(false)
-                .acquire_timeout(Duration::from_secs(60))
-                .connect_with(options.clone())
-                .await?;
+            let writer =
+                writer::SqliteWriter::start(sqlx::ConnectOptions::connect(&options).await?);
             let read = SqlitePoolOptions::new()
                 .max_connections(pool_size)
                 .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await?;
-            Db::Sqlite { read, write }
+            Db::Sqlite { read, writer }
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
@@ -287,7 +312,11 @@ impl Store {
     /// Applies the embedded migrations of the connected backend.
     pub async fn migrate(&self) -> Result<()> {
         match &*self.db {
-            Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
+            Db::Sqlite { writer, .. } => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&mut *writer.lock().await?)
+                    .await?
+            }
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -300,8 +329,10 @@ impl Store {
     /// (a group's member names, a page's ids) still visits every row.
     pub async fn analyze(&self) -> Result<()> {
         match &*self.db {
-            Db::Sqlite { write, .. } => {
-                sqlx::query("ANALYZE").execute(write).await?;
+            Db::Sqlite { writer, .. } => {
+                sqlx::query("ANALYZE")
+                    .execute(&mut *writer.lock().await?)
+                    .await?;
             }
             Db::Postgres(pool) => {
                 // VACUUM refuses to run in a transaction block, so it goes
@@ -317,12 +348,13 @@ impl Store {
     /// Cheap statistics upkeep at start (SQLite analyses only tables whose
     /// statistics are missing or stale, bounded by `analysis_limit`).
     pub async fn optimize(&self) -> Result<()> {
-        if let Db::Sqlite { write, .. } = &*self.db {
+        if let Db::Sqlite { writer, .. } = &*self.db {
+            let mut conn = writer.lock().await?;
             sqlx::query("PRAGMA analysis_limit = 1000")
-                .execute(write)
+                .execute(&mut *conn)
                 .await?;
             sqlx::query("PRAGMA optimize = 0x10002")
-                .execute(write)
+                .execute(&mut *conn)
                 .await?;
         }
         Ok(())
@@ -339,9 +371,9 @@ impl Store {
 
     pub async fn close(&self) {
         match &*self.db {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, writer } => {
                 read.close().await;
-                write.close().await;
+                writer.close().await;
             }
             Db::Postgres(pool) => pool.close().await,
         }

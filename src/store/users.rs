@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::audit::{bind_event, insert_event, record_subjects, with_event};
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
-use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::schema::USER_RESOURCE;
 use crate::scim::ScimError;
@@ -220,7 +220,7 @@ impl Store {
     pub async fn insert_user(
         &self,
         directory_id: Uuid,
-        user: &NewUser,
+        user: NewUser,
         audit: &AuditContext,
     ) -> Result<UserRow> {
         let id = Uuid::new_v4();
@@ -236,7 +236,8 @@ impl Store {
                 user.external_id.as_deref(),
             )
         });
-        write!(self, |d, tx| {
+        let doc = user.doc.clone();
+        write_job!(self, |d, tx| {
             let mut sql = format!(
                 "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
                  primary_email, display_name, doc, version, created_at, updated_at) \
@@ -266,7 +267,7 @@ impl Store {
         });
         Ok(UserRow {
             id,
-            doc: user.doc.clone(),
+            doc,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -341,14 +342,12 @@ impl Store {
         &self,
         directory_id: Uuid,
         id: Uuid,
-        user: &NewUser,
+        user: NewUser,
         expected_version: Option<i64>,
         audit: &AuditContext,
     ) -> Result<UserRow> {
-        self.modify_user(directory_id, id, expected_version, audit, |_| {
-            Ok(user.clone())
-        })
-        .await
+        self.modify_user(directory_id, id, expected_version, audit, move |_| Ok(user))
+            .await
     }
 
     /// Read-modify-write of one user inside one transaction (row-locked on
@@ -357,6 +356,7 @@ impl Store {
     /// returns the user to store; an error from it writes nothing. The
     /// event (deactivated, reactivated or updated, with the changed
     /// attributes) is derived by comparing the stored and the new document.
+    /// `change` runs on SQLite's writer task, so it owns what it uses.
     pub async fn modify_user<F>(
         &self,
         directory_id: Uuid,
@@ -366,9 +366,10 @@ impl Store {
         change: F,
     ) -> Result<UserRow>
     where
-        F: FnOnce(Map<String, Value>) -> Result<NewUser, ScimError>,
+        F: FnOnce(Map<String, Value>) -> Result<NewUser, ScimError> + Send + 'static,
     {
-        let row = write!(self, |d, tx| {
+        let audit = audit.clone();
+        let row = write_job!(self, |d, tx| {
             let lock = if d == super::Dialect::Postgres {
                 " FOR UPDATE"
             } else {
@@ -411,7 +412,7 @@ impl Store {
                     .collect();
                 event = Some(
                     user_event(
-                        audit,
+                        &audit,
                         directory_id,
                         action,
                         (id, current.created_at),
@@ -472,7 +473,8 @@ impl Store {
         expected_version: Option<i64>,
         audit: &AuditContext,
     ) -> Result<()> {
-        write!(self, |_d, tx| {
+        let audit = audit.clone();
+        write_job!(self, |_d, tx| {
             type Current = (i64, i64, String, Option<String>, Option<String>);
             let current: Option<Current> = sqlx::query_as(
                 "SELECT version, created_at, user_name, primary_email, external_id FROM users \
@@ -513,7 +515,7 @@ impl Store {
             super::bump_list_epoch!(tx, directory_id);
             if audit.enabled {
                 let event = user_event(
-                    audit,
+                    &audit,
                     directory_id,
                     Action::UserDeleted,
                     (id, created_at),

@@ -97,3 +97,65 @@ async fn concurrent_patches_of_one_resource_lose_no_update() {
     assert_eq!(after["emails"].as_array().unwrap().len(), 17);
     assert_eq!(after["meta"]["version"], "W/\"17\"");
 }
+
+/// Writes arriving together are committed together on SQLite; a write
+/// that fails among them (a taken userName) must fail alone, leaving the
+/// others whole (each created user's email is searchable) and no trace of
+/// itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflicting_writes_among_concurrent_ones_fail_alone() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let dir = std::sync::Arc::new(app.create_directory("Okta").await);
+    let mut tasks = Vec::new();
+    // Two clients send each userName: one of each pair must get 409.
+    for client in 0..32 {
+        let (app, dir) = (app.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("pair{}@example.com", client / 2);
+            let mut body = user_body(&name);
+            body["emails"] =
+                json!([{ "value": format!("mail{client}@example.com"), "primary": true }]);
+            let resp = app
+                .scim(&dir, M::POST, "/Users")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (client, resp.status().as_u16())
+        }));
+    }
+    let mut created = Vec::new();
+    let mut refused = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (client, 201) => created.push(client),
+            (client, 409) => refused.push(client),
+            (client, status) => panic!("client {client}: status {status}"),
+        }
+    }
+    assert_eq!(created.len(), 16);
+    assert_eq!(refused.len(), 16);
+    for pair in 0..16 {
+        assert!(created.contains(&(2 * pair)) != created.contains(&(2 * pair + 1)));
+    }
+    let all = app.get_json(&dir, "/Users?count=100").await;
+    assert_eq!(all["totalResults"], 16);
+    for client in created {
+        let found = app
+            .get_json(
+                &dir,
+                &format!("/Users?filter=emails.value%20eq%20%22mail{client}@example.com%22"),
+            )
+            .await;
+        assert_eq!(found["totalResults"], 1, "client {client}");
+    }
+    for client in refused {
+        let found = app
+            .get_json(
+                &dir,
+                &format!("/Users?filter=emails.value%20eq%20%22mail{client}@example.com%22"),
+            )
+            .await;
+        assert_eq!(found["totalResults"], 0, "client {client}");
+    }
+}

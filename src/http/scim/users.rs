@@ -324,7 +324,7 @@ pub(super) async fn create_row(
     let user = new_user(body)?;
     Ok(state
         .store
-        .insert_user(ctx.directory_id, &user, &ctx.audit)
+        .insert_user(ctx.directory_id, user, &ctx.audit)
         .await?)
 }
 
@@ -338,7 +338,7 @@ pub(super) async fn replace_row(
     let user = new_user(body)?;
     Ok(state
         .store
-        .replace_user(ctx.directory_id, id, &user, version, &ctx.audit)
+        .replace_user(ctx.directory_id, id, user, version, &ctx.audit)
         .await?)
 }
 
@@ -357,7 +357,7 @@ pub(super) async fn patch_row(
             id,
             version,
             &ctx.audit,
-            |mut doc: Map<String, Value>| {
+            move |mut doc: Map<String, Value>| {
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 // PATCH may set `password`; it is accepted but never stored.
                 drop_write_only(&USER_RESOURCE, &mut doc);
