@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::query::{bind_all, fetch_page, ListQuery, Page};
-use super::{now_micros, read, write, OnConflict, Result, Store, StoreError};
+use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::patch::MemberChange;
 use crate::scim::schema::GROUP_RESOURCE;
@@ -243,14 +243,16 @@ impl Store {
     pub async fn insert_group(
         &self,
         directory_id: Uuid,
-        group: &NewGroup,
-        members: &[String],
+        group: NewGroup,
+        members: Vec<String>,
         audit: &AuditContext,
     ) -> Result<GroupRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
-        let changes = [MemberChange::Add(members.to_vec())];
-        write!(self, |d, tx| {
+        let changes = [MemberChange::Add(members)];
+        let audit = audit.clone();
+        let doc = group.doc.clone();
+        write_job!(self, |d, tx| {
             let sql = format!(
                 "INSERT INTO groups (id, directory_id, display_name, display_name_ci, external_id, \
                  doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7)",
@@ -270,7 +272,7 @@ impl Store {
             let (added, _) = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
             if audit.enabled {
                 let mut event = group_event(
-                    audit,
+                    &audit,
                     directory_id,
                     Action::GroupCreated,
                     (id, now),
@@ -283,7 +285,7 @@ impl Store {
         });
         Ok(GroupRow {
             id,
-            doc: group.doc.clone(),
+            doc,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -343,7 +345,8 @@ impl Store {
 
     /// Read-modify-write of one group and its members in one transaction.
     /// `change` gets the current document and returns the group to store
-    /// and the member changes to apply, in order.
+    /// and the member changes to apply, in order; it runs on SQLite's
+    /// writer task, so it owns what it uses.
     ///
     /// Each kind of fact is one event, all in this transaction:
     /// `group.updated` (changed attributes), `group.members_added` and
@@ -358,9 +361,12 @@ impl Store {
         change: F,
     ) -> Result<GroupRow>
     where
-        F: FnOnce(Map<String, Value>) -> Result<(NewGroup, Vec<MemberChange>), ScimError>,
+        F: FnOnce(Map<String, Value>) -> Result<(NewGroup, Vec<MemberChange>), ScimError>
+            + Send
+            + 'static,
     {
-        let row = write!(self, |d, tx| {
+        let audit = audit.clone();
+        let row = write_job!(self, |d, tx| {
             let lock = if d == super::Dialect::Postgres {
                 " FOR UPDATE"
             } else {
@@ -411,7 +417,7 @@ impl Store {
                 let changed = audit::changed_attributes(&GROUP_RESOURCE, before, &after);
                 let event = |action| {
                     group_event(
-                        audit,
+                        &audit,
                         directory_id,
                         action,
                         (id, current.created_at),
@@ -459,7 +465,8 @@ impl Store {
         expected_version: Option<i64>,
         audit: &AuditContext,
     ) -> Result<()> {
-        write!(self, |_d, tx| {
+        let audit = audit.clone();
+        write_job!(self, |_d, tx| {
             let current: Option<(i64, i64, String, Option<String>)> = sqlx::query_as(
                 "SELECT version, created_at, display_name, external_id FROM groups \
                  WHERE directory_id = $1 AND id = $2",
@@ -485,7 +492,7 @@ impl Store {
             super::bump_list_epoch!(tx, directory_id);
             if audit.enabled {
                 let event = group_event(
-                    audit,
+                    &audit,
                     directory_id,
                     Action::GroupDeleted,
                     (id, created_at),

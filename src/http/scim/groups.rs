@@ -267,7 +267,7 @@ pub(super) async fn create_row(
     let (group, members) = new_group(body)?;
     Ok(state
         .store
-        .insert_group(ctx.directory_id, &group, &members, &ctx.audit)
+        .insert_group(ctx.directory_id, group, members, &ctx.audit)
         .await?)
 }
 
@@ -281,7 +281,7 @@ pub(super) async fn replace_row(
     let (group, members) = new_group(body)?;
     Ok(state
         .store
-        .modify_group(ctx.directory_id, id, version, &ctx.audit, |_| {
+        .modify_group(ctx.directory_id, id, version, &ctx.audit, move |_| {
             Ok((group, vec![MemberChange::Replace(members)]))
         })
         .await?)
@@ -302,7 +302,7 @@ pub(super) async fn patch_row(
             id,
             version,
             &ctx.audit,
-            |mut doc: Map<String, Value>| {
+            move |mut doc: Map<String, Value>| {
                 let outcome =
                     apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 drop_write_only(&GROUP_RESOURCE, &mut doc);
