@@ -367,7 +367,7 @@ impl Store {
                 .bind(as_id.map(crate::audit::id_subject_key).unwrap_or_default())
                 .bind(as_id)
                 .bind(MAX_USER_TARGETS)
-                .fetch_all(c)
+                .fetch_all(&mut *c)
                 .await?;
             Ok::<_, super::StoreError>(rows)
         })?;
@@ -388,7 +388,9 @@ impl Store {
         };
         read!(self, |d, c| {
             let (sql, binds) = q.sql(d, &targets);
-            Ok(bind_all!(sqlx::query_as(&sql), binds).fetch_all(c).await?)
+            Ok(bind_all!(sqlx::query_as(&sql), binds)
+                .fetch_all(&mut *c)
+                .await?)
         })
     }
 
@@ -407,7 +409,7 @@ impl Store {
         };
         read!(self, |d, c| {
             let (sql, binds) = q.sql(d, &targets);
-            let mut rows = bind_all!(sqlx::query_as::<_, EventRow>(&sql), binds).fetch(c);
+            let mut rows = bind_all!(sqlx::query_as::<_, EventRow>(&sql), binds).fetch(&mut *c);
             while let Some(row) = rows.try_next().await? {
                 if out.send(row).await.is_err() {
                     break;
@@ -446,7 +448,7 @@ impl Store {
             if let Some(d) = directory_id {
                 q = q.bind(d);
             }
-            Ok(q.fetch_all(c).await?)
+            Ok(q.fetch_all(&mut *c).await?)
         })
     }
 
@@ -457,7 +459,7 @@ impl Store {
     pub async fn purge_audit_events(&self, cutoff: i64, batch: i64) -> Result<u64> {
         let orgs: Vec<Uuid> = read!(self, |_d, c| Ok::<_, super::StoreError>(
             sqlx::query_scalar("SELECT id FROM orgs")
-                .fetch_all(c)
+                .fetch_all(&mut *c)
                 .await?
         ))?;
         let mut total = 0u64;

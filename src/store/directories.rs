@@ -95,7 +95,7 @@ impl Store {
         );
         read!(self, |_d, c| Ok(sqlx::query_as(&sql)
             .bind(org_id)
-            .fetch_all(c)
+            .fetch_all(&mut *c)
             .await?))
     }
 
@@ -106,7 +106,7 @@ impl Store {
         read!(self, |_d, c| sqlx::query_as(&sql)
             .bind(org_id)
             .bind(id)
-            .fetch_optional(c)
+            .fetch_optional(&mut *c)
             .await?
             .ok_or(StoreError::NotFound))
     }
@@ -117,7 +117,7 @@ impl Store {
             "SELECT id, name FROM directories WHERE org_id = $1 ORDER BY created_at, id"
         )
         .bind(org_id)
-        .fetch_all(c)
+        .fetch_all(&mut *c)
         .await?))
     }
 
@@ -247,7 +247,7 @@ impl Store {
             "SELECT id AS directory_id, org_id, key_hash FROM directories WHERE key_id = $1"
         )
         .bind(key_id)
-        .fetch_optional(c)
+        .fetch_optional(&mut *c)
         .await?))
     }
 
@@ -257,7 +257,7 @@ impl Store {
             "SELECT org_id FROM directories WHERE id = $1"
         )
         .bind(id)
-        .fetch_optional(c)
+        .fetch_optional(&mut *c)
         .await?))
     }
 }

@@ -301,7 +301,7 @@ impl Store {
             sqlx::query_as(&sql)
                 .bind(directory_id)
                 .bind(id)
-                .fetch_optional(c)
+                .fetch_optional(&mut *c)
                 .await?
                 .ok_or(StoreError::NotFound)
         })
@@ -339,7 +339,7 @@ impl Store {
                 sep.push_bind(*id);
             }
             q.push(") ORDER BY gm.group_id, gm.member_id");
-            Ok(q.build_query_as().fetch_all(c).await?)
+            Ok(q.build_query_as().fetch_all(&mut *c).await?)
         })
     }
 
@@ -525,7 +525,7 @@ impl Store {
             }
             q.push(" ORDER BY gm.member_id LIMIT ");
             q.push_bind(limit);
-            Ok(q.build_query_as().fetch_all(c).await?)
+            Ok(q.build_query_as().fetch_all(&mut *c).await?)
         })
     }
 }

@@ -10,9 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::scim::ScimError;
 
@@ -25,6 +23,7 @@ mod directories;
 mod groups;
 mod orgs;
 pub mod query;
+mod readers;
 pub mod seed;
 mod users;
 mod writer;
@@ -129,26 +128,29 @@ pub(crate) enum Db {
     /// in-process instead of failing with "database is locked"; readers
     /// use WAL snapshots.
     Sqlite {
-        read: SqlitePool,
+        readers: readers::SqliteReaders,
         writer: writer::SqliteWriter,
     },
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$c` bound to a read executor of whichever backend is
-/// connected. The body is expanded once per backend, so the same query code
-/// is type-checked against both drivers.
+/// Runs `$body` with `$c` bound to a read connection (`&mut`) of whichever
+/// backend is connected, held until the body ends. The body is expanded
+/// once per backend, so the same query code is type-checked against both
+/// drivers.
 macro_rules! read {
     ($store:expr, |$d:ident, $c:ident| $body:expr) => {
         match &*$store.db {
-            $crate::store::Db::Sqlite { read, .. } => {
+            $crate::store::Db::Sqlite { readers, .. } => {
                 let $d = $crate::store::Dialect::Sqlite;
-                let $c = read;
+                let mut conn = readers.acquire().await?;
+                let $c: &mut sqlx::SqliteConnection = &mut conn;
                 $body
             }
             $crate::store::Db::Postgres(pool) => {
                 let $d = $crate::store::Dialect::Postgres;
-                let $c = pool;
+                let mut conn = pool.acquire().await?;
+                let $c: &mut sqlx::PgConnection = &mut conn;
                 $body
             }
         }
@@ -277,17 +279,16 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("temp_store", "memory");
             // The connections live in this process and cannot be dropped
-            // by a server, so the ping sqlx sends before handing one out
-            // (a hop to the connection's thread and back) buys nothing.
+            // by a server: they are held by the store itself, without
+            // sqlx's pool and the pings it sends (see `readers`, `writer`).
             let writer =
                 writer::SqliteWriter::start(sqlx::ConnectOptions::connect(&options).await?);
-            let read = SqlitePoolOptions::new()
-                .max_connections(pool_size)
-                .test_before_acquire(false)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
-                .await?;
-            Db::Sqlite { read, writer }
+            let mut conns = Vec::new();
+            for _ in 0..pool_size {
+                conns.push(sqlx::ConnectOptions::connect(&options).await?);
+            }
+            let readers = readers::SqliteReaders::new(conns);
+            Db::Sqlite { readers, writer }
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
                 format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
@@ -363,7 +364,7 @@ impl Store {
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
         read!(self, |_d, c| sqlx::query("SELECT 1")
-            .execute(c)
+            .execute(&mut *c)
             .await
             .map(|_| ()))?;
         Ok(())
@@ -371,8 +372,8 @@ impl Store {
 
     pub async fn close(&self) {
         match &*self.db {
-            Db::Sqlite { read, writer } => {
-                read.close().await;
+            Db::Sqlite { readers, writer } => {
+                readers.close().await;
                 writer.close().await;
             }
             Db::Postgres(pool) => pool.close().await,

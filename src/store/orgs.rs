@@ -47,7 +47,7 @@ impl Store {
             Ok(sqlx::query_as(
                 "SELECT id, name, is_default, created_at FROM orgs WHERE is_default = TRUE",
             )
-            .fetch_optional(c)
+            .fetch_optional(&mut *c)
             .await?)
         })
     }
@@ -89,7 +89,7 @@ impl Store {
             Ok(sqlx::query_as(
                 "SELECT id, name, is_default, created_at FROM orgs ORDER BY created_at, id",
             )
-            .fetch_all(c)
+            .fetch_all(&mut *c)
             .await?)
         })
     }
@@ -99,7 +99,7 @@ impl Store {
             Ok(
                 sqlx::query_as("SELECT id, name, is_default, created_at FROM orgs WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(c)
+                    .fetch_optional(&mut *c)
                     .await?,
             )
         })
@@ -108,7 +108,7 @@ impl Store {
     pub async fn count_admin_tokens(&self) -> Result<i64> {
         read!(self, |_d, c| {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admin_tokens")
-                .fetch_one(c)
+                .fetch_one(&mut *c)
                 .await?;
             Ok(n)
         })
@@ -134,7 +134,7 @@ impl Store {
             Ok(
                 sqlx::query_scalar("SELECT secret_hash FROM admin_tokens WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(c)
+                    .fetch_optional(&mut *c)
                     .await?,
             )
         })

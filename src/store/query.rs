@@ -62,13 +62,6 @@ pub trait ListKey {
 macro_rules! fetch_page {
     ($store:expr, $c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
         let page: $crate::store::query::Page = $page;
-        let count_all = || async {
-            let (sql, binds) = $query.count_sql($table);
-            let total: i64 = bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
-                .fetch_one($c)
-                .await?;
-            Ok::<i64, sqlx::Error>(total)
-        };
         let from_marks = if $query.is_plain() && page.count > 0 {
             $crate::store::query::fetch_from_marks!(
                 $store,
@@ -89,13 +82,13 @@ macro_rules! fetch_page {
             if page.count > 0 && page.start_index <= 1 {
                 let (sql, binds) = $query.select_sql($table, &$columns, page);
                 rows = bind_all!(sqlx::query_as::<_, $row>(&sql).bind($directory_id), binds)
-                    .fetch_all($c)
+                    .fetch_all(&mut *$c)
                     .await?;
             } else if page.count > 0 {
                 let (sql, binds) = $query.select_sql($table, &format!("{}.id", $table), page);
                 let ids: Vec<uuid::Uuid> =
                     bind_all!(sqlx::query_scalar(&sql).bind($directory_id), binds)
-                        .fetch_all($c)
+                        .fetch_all(&mut *$c)
                         .await?;
                 if !ids.is_empty() {
                     let mut q = sqlx::QueryBuilder::new(format!(
@@ -111,7 +104,7 @@ macro_rules! fetch_page {
                     q.push(")");
                     let mut found: std::collections::HashMap<uuid::Uuid, $row> = q
                         .build_query_as::<$row>()
-                        .fetch_all($c)
+                        .fetch_all(&mut *$c)
                         .await?
                         .into_iter()
                         .map(|r| ($crate::store::query::ListKey::list_key(&r).1, r))
@@ -126,7 +119,13 @@ macro_rules! fetch_page {
             } else if len == 0 && page.count > 0 && page.start_index <= 1 {
                 0
             } else {
-                count_all().await?
+                let (sql, binds) = $query.count_sql($table);
+                bind_all!(
+                    sqlx::query_scalar::<_, i64>(&sql).bind($directory_id),
+                    binds
+                )
+                .fetch_one(&mut *$c)
+                .await?
             };
             (total, rows)
         }
@@ -195,7 +194,7 @@ macro_rules! fetch_from_marks {
                     .bind(from.created_at)
                     .bind(from.id)
                     .bind(hop)
-                    .fetch_optional($c)
+                    .fetch_optional(&mut *$c)
                     .await?;
                 landed.map(|(created_at, id, epoch)| {
                     let next = Mark {
@@ -240,7 +239,7 @@ macro_rules! fetch_from_marks {
                 .bind(last.id)
                 .bind(page.count)
                 .bind(start - mark.position)
-                .fetch_all($c)
+                .fetch_all(&mut *$c)
                 .await?;
             let (now_epoch, tail): (i64, i64) = match raw.first() {
                 Some(first) => (first.try_get("list_epoch")?, first.try_get("tail")?),
@@ -249,7 +248,7 @@ macro_rules! fetch_from_marks {
                         .bind(directory_id)
                         .bind(last.created_at)
                         .bind(last.id)
-                        .fetch_one($c)
+                        .fetch_one(&mut *$c)
                         .await?
                 }
             };

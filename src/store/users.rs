@@ -283,7 +283,7 @@ impl Store {
             sqlx::query_as(&sql)
                 .bind(directory_id)
                 .bind(id)
-                .fetch_optional(c)
+                .fetch_optional(&mut *c)
                 .await?
                 .ok_or(StoreError::NotFound)
         })
@@ -305,7 +305,7 @@ impl Store {
             sqlx::query_as(&sql)
                 .bind(directory_id)
                 .bind(id)
-                .fetch_optional(c)
+                .fetch_optional(&mut *c)
                 .await?
         });
         found.map(UserWithGroups::split).ok_or(StoreError::NotFound)
@@ -558,7 +558,7 @@ impl Store {
             q.push(") AND g.directory_id = ");
             q.push_bind(directory_id);
             q.push(" ORDER BY g.display_name_ci");
-            Ok(q.build_query_as().fetch_all(c).await?)
+            Ok(q.build_query_as().fetch_all(&mut *c).await?)
         })
     }
 }
