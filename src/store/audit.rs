@@ -39,19 +39,50 @@ pub(crate) static INSERT_EVENT: std::sync::LazyLock<String> =
 
 /// `write` (an INSERT or UPDATE of exactly one row, with parameters `$1`
 /// to `$n`) and the INSERT of its event as one statement, so recording the
-/// event costs no extra round trip to the database: two statements sharing
-/// numbered parameters on SQLite, a data-modifying CTE on PostgreSQL. The
-/// event's values are bound after the write's with [`bind_event!`].
+/// event costs no extra round trip to the database. The event's values are
+/// bound after the write's with [`bind_event!`].
 pub(crate) fn with_event(d: Dialect, write: &str, n: usize) -> String {
+    one_statement(d, write, &[], Some(n))
+}
+
+/// `write` (an INSERT or UPDATE of exactly one row), then `also` (inserts
+/// of rows that belong to it), then, with `event_after = Some(n)`, the
+/// INSERT of its event with parameters after `$n`, as one call: statements
+/// sharing numbered parameters on SQLite (one hand-off to the connection's
+/// thread), data-modifying CTEs on PostgreSQL (one round trip, and one
+/// statement, atomic on its own; foreign keys are checked at its end).
+pub(crate) fn one_statement(
+    d: Dialect,
+    write: &str,
+    also: &[&str],
+    event_after: Option<usize>,
+) -> String {
     match d {
-        Dialect::Sqlite => format!(
-            "{write}; {EVENT_INSERT_COLUMNS} VALUES ({})",
-            event_params(n)
-        ),
-        Dialect::Postgres => format!(
-            "WITH written AS ({write} RETURNING 1) {EVENT_INSERT_COLUMNS} SELECT {} FROM written",
-            event_params(n)
-        ),
+        Dialect::Sqlite => {
+            let mut parts: Vec<String> = vec![write.to_owned()];
+            parts.extend(also.iter().map(|s| (*s).to_owned()));
+            if let Some(n) = event_after {
+                parts.push(format!(
+                    "{EVENT_INSERT_COLUMNS} VALUES ({})",
+                    event_params(n)
+                ));
+            }
+            parts.join("; ")
+        }
+        Dialect::Postgres => {
+            let mut sql = format!("WITH written AS ({write} RETURNING 1)");
+            for (i, statement) in also.iter().enumerate() {
+                sql.push_str(&format!(", also{i} AS ({statement})"));
+            }
+            match event_after {
+                Some(n) => sql.push_str(&format!(
+                    " {EVENT_INSERT_COLUMNS} SELECT {} FROM written",
+                    event_params(n)
+                )),
+                None => sql.push_str(" SELECT 1 FROM written"),
+            }
+            sql
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::audit::{bind_event, insert_event, record_subjects, with_event};
+use super::audit::{bind_event, insert_event, one_statement, record_subjects, with_event};
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
@@ -209,6 +209,47 @@ fn user_event(
     event
 }
 
+/// Creating a user is one statement: the user (parameters `$1`-`$10`),
+/// its emails (`$11`, a JSON array) and, with `with_event`, its event
+/// (after `$11`). Built once per store and shape, as creating users is the
+/// hottest write.
+fn insert_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(d: super::Dialect, with_event: bool) -> String {
+        let user = format!(
+            "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
+             primary_email, display_name, doc, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
+            d.doc_in(9)
+        );
+        let emails = match d {
+            super::Dialect::Sqlite => {
+                "INSERT INTO user_emails (user_id, directory_id, value_ci) \
+                 SELECT $1, $2, value FROM json_each($11)"
+            }
+            super::Dialect::Postgres => {
+                "INSERT INTO user_emails (user_id, directory_id, value_ci) \
+                 SELECT $1, $2, e FROM jsonb_array_elements_text($11::jsonb) AS e"
+            }
+        };
+        one_statement(d, &user, &[emails], with_event.then_some(11))
+    }
+    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
+        use super::Dialect::{Postgres, Sqlite};
+        [
+            build(Sqlite, false),
+            build(Sqlite, true),
+            build(Postgres, false),
+            build(Postgres, true),
+        ]
+    });
+    let store = match d {
+        super::Dialect::Sqlite => 0,
+        super::Dialect::Postgres => 2,
+    };
+    &SQL[store + usize::from(with_event)]
+}
+
 fn user_columns(d: super::Dialect) -> String {
     format!(
         "id, {} AS doc, version, created_at, updated_at",
@@ -237,34 +278,52 @@ impl Store {
             )
         });
         let doc = user.doc.clone();
-        write_job!(self, |d, tx| {
-            let mut sql = format!(
-                "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
-                 primary_email, display_name, doc, version, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
-                d.doc_in(9)
-            );
-            if event.is_some() {
-                sql = with_event(d, &sql, 10);
+        let emails = serde_json::to_string(&user.emails).expect("strings serialise");
+        // The user, its emails and its event in one statement (see
+        // `insert_user_sql`), bound the same way on both stores.
+        macro_rules! insert {
+            ($d:expr) => {{
+                let q = sqlx::query(insert_user_sql($d, event.is_some()))
+                    .bind(id)
+                    .bind(directory_id)
+                    .bind(&user.user_name)
+                    .bind(user.user_name.to_lowercase())
+                    .bind(&user.external_id)
+                    .bind(user.active)
+                    .bind(&user.primary_email)
+                    .bind(&user.display_name)
+                    .bind(&user.doc)
+                    .bind(now)
+                    .bind(&emails);
+                match &event {
+                    Some(e) => bind_event!(q, e),
+                    None => q,
+                }
+            }};
+        }
+        match &*self.db {
+            super::Db::Sqlite { writer, .. } => {
+                writer
+                    .run(move |conn| {
+                        Box::pin(async move {
+                            insert!(super::Dialect::Sqlite)
+                                .execute(&mut *conn)
+                                .await
+                                .on_conflict("userName")?;
+                            Ok(())
+                        })
+                    })
+                    .await?
             }
-            let q = sqlx::query(&sql)
-                .bind(id)
-                .bind(directory_id)
-                .bind(&user.user_name)
-                .bind(user.user_name.to_lowercase())
-                .bind(&user.external_id)
-                .bind(user.active)
-                .bind(&user.primary_email)
-                .bind(&user.display_name)
-                .bind(&user.doc)
-                .bind(now);
-            let q = match &event {
-                Some(e) => bind_event!(q, e),
-                None => q,
-            };
-            q.execute(&mut *tx).await.on_conflict("userName")?;
-            store_emails!(tx, directory_id, id, &user.emails, false);
-        });
+            // One statement is a transaction of its own: no BEGIN and
+            // COMMIT round trips.
+            super::Db::Postgres(pool) => {
+                insert!(super::Dialect::Postgres)
+                    .execute(pool)
+                    .await
+                    .on_conflict("userName")?;
+            }
+        }
         Ok(UserRow {
             id,
             doc,
