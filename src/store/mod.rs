@@ -9,7 +9,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::scim::ScimError;
@@ -22,6 +22,7 @@ pub mod cursors;
 mod directories;
 mod groups;
 mod orgs;
+mod pg_connections;
 pub mod query;
 mod readers;
 pub mod seed;
@@ -131,7 +132,7 @@ pub(crate) enum Db {
         readers: readers::SqliteReaders,
         writer: writer::SqliteWriter,
     },
-    Postgres(PgPool),
+    Postgres(Box<pg_connections::PgConnections>),
 }
 
 /// Runs `$body` with `$c` bound to a read connection (`&mut`) of whichever
@@ -147,11 +148,13 @@ macro_rules! read {
                 let $c: &mut sqlx::SqliteConnection = &mut conn;
                 $body
             }
-            $crate::store::Db::Postgres(pool) => {
+            $crate::store::Db::Postgres(pg) => {
                 let $d = $crate::store::Dialect::Postgres;
-                let mut conn = pool.acquire().await?;
+                let mut conn = pg.acquire().await?;
                 let $c: &mut sqlx::PgConnection = &mut conn;
-                $body
+                let out = $body;
+                conn.finish();
+                out
             }
         }
     };
@@ -170,11 +173,13 @@ macro_rules! write {
                 $tx.commit().await?;
                 out
             }
-            $crate::store::Db::Postgres(pool) => {
+            $crate::store::Db::Postgres(pg) => {
                 let $d = $crate::store::Dialect::Postgres;
-                let mut $tx = pool.begin().await?;
+                let mut conn = pg.acquire().await?;
+                let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
                 let out = $body;
                 $tx.commit().await?;
+                conn.finish();
                 out
             }
         }
@@ -196,11 +201,13 @@ macro_rules! write_job {
                     })
                     .await?
             }
-            $crate::store::Db::Postgres(pool) => {
+            $crate::store::Db::Postgres(pg) => {
                 let $d = $crate::store::Dialect::Postgres;
-                let mut $tx = pool.begin().await?;
+                let mut conn = pg.acquire().await?;
+                let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
                 let out = $body;
                 $tx.commit().await?;
+                conn.finish();
                 out
             }
         }
@@ -251,25 +258,21 @@ impl Store {
                 admin.close().await;
                 options = options.options([("search_path", schema.as_str())]);
             }
-            let pool = PgPoolOptions::new()
-                .max_connections(pool_size)
-                .acquire_timeout(Duration::from_secs(30))
-                // sqlx pings every connection it hands out by default: a
-                // round trip to the server per query. A busy connection was
-                // just used; only one that sat idle may have been dropped
-                // by the server (restart, idle timeout), so only it is tested.
-                .test_before_acquire(false)
-                .before_acquire(|conn, meta| {
-                    Box::pin(async move {
-                        if meta.idle_for >= PING_IF_IDLE_FOR {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                })
-                .connect_with(options)
-                .await?;
-            Db::Postgres(pool)
+            // Named in `pg_stat_activity`, unless the URL names it; an
+            // isolated schema (tests) is part of the name, so its
+            // connections can be told apart.
+            if options.get_application_name().is_none() {
+                let name = match &opts.pg_schema {
+                    Some(schema) => format!("scimd/{schema}"),
+                    None => "scimd".to_owned(),
+                };
+                options = options.application_name(&name);
+            }
+            Db::Postgres(Box::new(pg_connections::PgConnections::new(
+                options,
+                pool_size as usize,
+                Duration::from_secs(30),
+            )))
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -318,7 +321,13 @@ impl Store {
                     .run(&mut *writer.lock().await?)
                     .await?
             }
-            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Db::Postgres(pg) => {
+                let mut conn = pg.acquire().await?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&mut *conn)
+                    .await?;
+                conn.finish();
+            }
         }
         Ok(())
     }
@@ -335,12 +344,14 @@ impl Store {
                     .execute(&mut *writer.lock().await?)
                     .await?;
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pg) => {
                 // VACUUM refuses to run in a transaction block, so it goes
                 // over the simple query protocol.
+                let mut conn = pg.acquire().await?;
                 sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
-                    .execute(pool)
+                    .execute(&mut *conn)
                     .await?;
+                conn.finish();
             }
         }
         Ok(())
@@ -376,7 +387,7 @@ impl Store {
                 readers.close().await;
                 writer.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pg) => pg.close().await,
         }
     }
 }

@@ -317,11 +317,13 @@ impl Store {
             }
             // One statement is a transaction of its own: no BEGIN and
             // COMMIT round trips.
-            super::Db::Postgres(pool) => {
+            super::Db::Postgres(pg) => {
+                let mut conn = pg.acquire().await?;
                 insert!(super::Dialect::Postgres)
-                    .execute(pool)
+                    .execute(&mut *conn)
                     .await
                     .on_conflict("userName")?;
+                conn.finish();
             }
         }
         Ok(UserRow {

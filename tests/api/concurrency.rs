@@ -159,3 +159,54 @@ async fn conflicting_writes_among_concurrent_ones_fail_alone() {
         assert_eq!(found["totalResults"], 0, "client {client}");
     }
 }
+
+/// When PostgreSQL drops the server's connections (a restart, a failover),
+/// a request that meets a dropped connection is answered 503 with
+/// `Retry-After`, never 500, and the server recovers by itself: each
+/// dropped connection fails at most one request.
+#[tokio::test]
+async fn dropped_database_connections_answer_503_and_recover() {
+    let app = spawn_app().await;
+    let Some(mut admin) = app.db().pg_connection().await else {
+        return; // SQLite connections live in the process and cannot drop
+    };
+    let dir = app.create_directory("Okta").await;
+    let user = app.create_user(&dir, "ada@example.com").await;
+    let path = format!("/Users/{}", user["id"].as_str().unwrap());
+    // Open several connections, so several are dropped.
+    let reads: Vec<_> = (0..6)
+        .map(|_| app.scim(&dir, M::GET, &path).send())
+        .collect();
+    for resp in futures_util::future::join_all(reads).await {
+        assert_eq!(resp.unwrap().status(), 200);
+    }
+    let schema = app.db().pg_schema().unwrap().to_owned();
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("scimd/{schema}"))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(dropped > 0);
+    let mut failed = 0;
+    for _ in 0..(dropped + 3) {
+        let resp = app.scim(&dir, M::GET, &path).send().await.unwrap();
+        match resp.status().as_u16() {
+            200 => {}
+            503 => {
+                assert_eq!(resp.headers()["retry-after"], "1");
+                failed += 1;
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(
+        failed <= dropped,
+        "{failed} failures for {dropped} connections"
+    );
+    for _ in 0..5 {
+        let resp = app.scim(&dir, M::GET, &path).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}

@@ -87,6 +87,12 @@ impl TestDb {
         self.pg_schema.is_some()
     }
 
+    /// The test's own PostgreSQL schema; the server's connections carry it
+    /// in their `application_name` (`scimd/<schema>`).
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_deref()
+    }
+
     /// A connection of its own to the test's PostgreSQL database.
     pub async fn pg_connection(&self) -> Option<sqlx::PgConnection> {
         use sqlx::Connection;

