@@ -174,13 +174,7 @@ macro_rules! write {
                 out
             }
             $crate::store::Db::Postgres(pg) => {
-                let $d = $crate::store::Dialect::Postgres;
-                let mut conn = pg.acquire().await?;
-                let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-                let out = $body;
-                $tx.commit().await?;
-                conn.finish();
-                out
+                $crate::store::pg_write!(pg, |$d, $tx| $body)
             }
         }
     };
@@ -202,18 +196,25 @@ macro_rules! write_job {
                     .await?
             }
             $crate::store::Db::Postgres(pg) => {
-                let $d = $crate::store::Dialect::Postgres;
-                let mut conn = pg.acquire().await?;
-                let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-                let out = $body;
-                $tx.commit().await?;
-                conn.finish();
-                out
+                $crate::store::pg_write!(pg, |$d, $tx| $body)
             }
         }
     };
 }
-pub(crate) use {read, write, write_job};
+/// The PostgreSQL side of [`write!`] and [`write_job!`]: `$body` in a
+/// transaction on a lent connection, marked finished once committed.
+macro_rules! pg_write {
+    ($pg:expr, |$d:ident, $tx:ident| $body:expr) => {{
+        let $d = $crate::store::Dialect::Postgres;
+        let mut conn = $pg.acquire().await?;
+        let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+        let out = $body;
+        $tx.commit().await?;
+        conn.finish();
+        out
+    }};
+}
+pub(crate) use {pg_write, read, write, write_job};
 
 /// Connection options that only tests and tools need.
 #[derive(Clone, Debug, Default)]

@@ -162,6 +162,22 @@ pub struct UserGroup {
     pub display_name: String,
 }
 
+/// Binds a user's stored columns, in the order both INSERT and UPDATE
+/// name them: `user_name`, `user_name_ci`, `external_id`, `active`,
+/// `primary_email`, `display_name`, `doc`.
+macro_rules! bind_user {
+    ($q:expr, $user:expr) => {{
+        let user: &NewUser = &$user;
+        $q.bind(&user.user_name)
+            .bind(user.user_name.to_lowercase())
+            .bind(&user.external_id)
+            .bind(user.active)
+            .bind(&user.primary_email)
+            .bind(&user.display_name)
+            .bind(&user.doc)
+    }};
+}
+
 /// Writes a user's rows in `user_emails` inside the caller's transaction.
 macro_rules! store_emails {
     ($tx:ident, $directory_id:expr, $user_id:expr, $emails:expr, $replace:expr) => {{
@@ -285,16 +301,8 @@ impl Store {
             ($d:expr) => {{
                 let q = sqlx::query(insert_user_sql($d, event.is_some()))
                     .bind(id)
-                    .bind(directory_id)
-                    .bind(&user.user_name)
-                    .bind(user.user_name.to_lowercase())
-                    .bind(&user.external_id)
-                    .bind(user.active)
-                    .bind(&user.primary_email)
-                    .bind(&user.display_name)
-                    .bind(&user.doc)
-                    .bind(now)
-                    .bind(&emails);
+                    .bind(directory_id);
+                let q = bind_user!(q, user).bind(now).bind(&emails);
                 match &event {
                     Some(e) => bind_event!(q, e),
                     None => q,
@@ -493,14 +501,7 @@ impl Store {
             if event.is_some() {
                 sql = with_event(d, &sql, 11);
             }
-            let q = sqlx::query(&sql)
-                .bind(&user.user_name)
-                .bind(user.user_name.to_lowercase())
-                .bind(&user.external_id)
-                .bind(user.active)
-                .bind(&user.primary_email)
-                .bind(&user.display_name)
-                .bind(&user.doc)
+            let q = bind_user!(sqlx::query(&sql), user)
                 .bind(version)
                 .bind(now)
                 .bind(directory_id)
