@@ -66,7 +66,12 @@ struct List {
 pub struct PageCursors {
     hop: i64,
     lists: Mutex<HashMap<(Uuid, &'static str), List>>,
+    /// One walk at a time per list (see [`PageCursors::walking`]).
+    walks: Mutex<HashMap<(Uuid, &'static str), WalkLock>>,
 }
+
+/// Held by the one request walking a list.
+type WalkLock = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 impl Default for PageCursors {
     fn default() -> Self {
@@ -80,7 +85,28 @@ impl PageCursors {
         PageCursors {
             hop: hop.max(1),
             lists: Mutex::default(),
+            walks: Mutex::default(),
         }
+    }
+
+    /// Waits for the right to walk a list towards a deep page. Requests
+    /// that arrive together at a page nobody has asked for yet would each
+    /// walk the directory; in turn, each after the first finds the marks
+    /// the others laid and walks only what is left.
+    pub async fn walking(
+        &self,
+        directory_id: Uuid,
+        table: &'static str,
+    ) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut walks = self.walks.lock().expect("cursor lock");
+            if walks.len() >= MAX_LISTS {
+                // Keep only the lists being walked now.
+                walks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+            }
+            walks.entry((directory_id, table)).or_default().clone()
+        };
+        lock.lock_owned().await
     }
 
     pub fn hop(&self) -> i64 {
@@ -207,6 +233,26 @@ mod tests {
         let d = Uuid::from_u128(1);
         c.record(d, "users", 0, NOW, [mark(100, NOW - 5)]);
         assert_eq!(c.seek(d, "users", 300), (Mark::START, Mark::START, Some(0)));
+    }
+
+    /// One walker per list; other lists are not held up.
+    #[tokio::test]
+    async fn walks_of_one_list_take_turns() {
+        use std::time::Duration;
+        let cursors = PageCursors::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = cursors.walking(a, "users").await;
+        let other_list =
+            tokio::time::timeout(Duration::from_millis(50), cursors.walking(b, "users"));
+        assert!(other_list.await.is_ok());
+        let other_table =
+            tokio::time::timeout(Duration::from_millis(50), cursors.walking(a, "groups"));
+        assert!(other_table.await.is_ok());
+        let same = tokio::time::timeout(Duration::from_millis(50), cursors.walking(a, "users"));
+        assert!(same.await.is_err());
+        drop(first);
+        let again = tokio::time::timeout(Duration::from_millis(50), cursors.walking(a, "users"));
+        assert!(again.await.is_ok());
     }
 
     #[test]

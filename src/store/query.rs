@@ -211,7 +211,19 @@ macro_rules! fetch_from_marks {
         // A second attempt starts over after the epoch moved; a third
         // would chase a directory being deleted from, so it gives up.
         'attempt: for _ in 0..2 {
-            // Up to the page.
+            // Up to the page, one walker of the list at a time (the others
+            // then start from the marks it laid); the lock is let go
+            // before the page itself is read.
+            let walking = if start - mark.position >= hop {
+                let walking = cursors.walking(directory_id, table).await;
+                let (seen, seen_last, seen_epoch) = cursors.seek(directory_id, table, start);
+                if seen.position > mark.position && seen_epoch.is_some() {
+                    (mark, last, epoch) = (seen, seen_last, seen_epoch);
+                }
+                Some(walking)
+            } else {
+                None
+            };
             while start - mark.position >= hop {
                 let Some((next, now_epoch, settled)) = hop_from!(mark) else {
                     break;
@@ -228,6 +240,7 @@ macro_rules! fetch_from_marks {
                 cursors.record(directory_id, table, now_epoch, now, [next]);
                 mark = next;
             }
+            drop(walking);
             if mark.position > last.position {
                 last = mark;
             }

@@ -444,6 +444,45 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
     assert_pages(&app, &dir, "Groups", &groups, pages, "groups").await;
 }
 
+/// Clients arriving together at deep pages of a directory nobody has paged
+/// yet take turns walking it (the later ones starting from the marks the
+/// earlier ones laid); each still gets exactly its slice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_deep_pages_are_exact() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let dir = std::sync::Arc::new(app.create_directory("Deep").await);
+    let dir_id: uuid::Uuid = dir.id.parse().unwrap();
+    app.store.seed_users(dir_id, 0, 150).await.unwrap();
+    app.db()
+        .execute("UPDATE users SET created_at = created_at - 3600000000")
+        .await;
+    let expected: Vec<String> = (0..150).map(scimd::store::seed::seeded_user_name).collect();
+    let starts = [141, 120, 141, 99, 77, 141, 130, 60];
+    let pages: Vec<_> = starts
+        .iter()
+        .map(|&start| {
+            let (app, dir) = (app.clone(), dir.clone());
+            tokio::spawn(async move {
+                let body = app
+                    .get_json(&dir, &format!("/Users?startIndex={start}&count=5"))
+                    .await;
+                (
+                    start,
+                    names(&body, "userName"),
+                    body["totalResults"].clone(),
+                )
+            })
+        })
+        .collect();
+    for page in pages {
+        let (start, got, total) = page.await.unwrap();
+        let from = start - 1;
+        let to = (from + 5).min(expected.len());
+        assert_eq!(got, expected[from..to], "startIndex={start}");
+        assert_eq!(total, 150, "startIndex={start}");
+    }
+}
+
 /// `userName eq`, the look-up identity providers make before every create,
 /// returns the user with its groups, case-insensitively, with or without the
 /// schema URN, honouring paging and projection, as any listing page does.
