@@ -59,6 +59,13 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// The database itself failed the work (as opposed to refusing what
+    /// the client asked for): a PostgreSQL connection is tested before it
+    /// is used again after one.
+    pub fn is_database_failure(&self) -> bool {
+        matches!(self, StoreError::Database(_) | StoreError::Migrate(_))
+    }
+
     /// The database could not be reached, or dropped the connection
     /// mid-query (a restart, a failover, an exhausted pool): nothing is
     /// wrong with the request, and the same request may succeed if retried.
@@ -136,7 +143,9 @@ pub(crate) enum Db {
 }
 
 /// Runs `$body` with `$c` bound to a read connection (`&mut`) of whichever
-/// backend is connected, held until the body ends. The body is expanded
+/// backend is connected, held until the body ends. A body fails by `?` (or
+/// `return Err`), not by evaluating to an `Err`: on PostgreSQL the failure
+/// is what marks the connection to be tested before its next use. The body is expanded
 /// once per backend, so the same query code is type-checked against both
 /// drivers.
 macro_rules! read {
@@ -151,10 +160,15 @@ macro_rules! read {
             $crate::store::Db::Postgres(pg) => {
                 let $d = $crate::store::Dialect::Postgres;
                 let mut conn = pg.acquire().await?;
-                let $c: &mut sqlx::PgConnection = &mut conn;
-                let out = $body;
-                conn.finish();
-                out
+                // The body's outcome, early returns by `?` included, says
+                // whether the connection is to be doubted.
+                let outcome = async {
+                    let $c: &mut sqlx::PgConnection = &mut conn;
+                    Ok::<_, $crate::store::StoreError>($body)
+                }
+                .await;
+                conn.end(&outcome);
+                outcome?
             }
         }
     };
@@ -202,16 +216,22 @@ macro_rules! write_job {
     };
 }
 /// The PostgreSQL side of [`write!`] and [`write_job!`]: `$body` in a
-/// transaction on a lent connection, marked finished once committed.
+/// transaction on a lent connection, which the outcome (early returns
+/// included) marks as sound or doubtful. A transaction left by an error
+/// is rolled back by sqlx before the connection's next query.
 macro_rules! pg_write {
     ($pg:expr, |$d:ident, $tx:ident| $body:expr) => {{
         let $d = $crate::store::Dialect::Postgres;
         let mut conn = $pg.acquire().await?;
-        let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
-        let out = $body;
-        $tx.commit().await?;
-        conn.finish();
-        out
+        let outcome = async {
+            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+            let out = $body;
+            $tx.commit().await?;
+            Ok::<_, $crate::store::StoreError>(out)
+        }
+        .await;
+        conn.end(&outcome);
+        outcome?
     }};
 }
 pub(crate) use {pg_write, read, write, write_job};
@@ -324,10 +344,12 @@ impl Store {
             }
             Db::Postgres(pg) => {
                 let mut conn = pg.acquire().await?;
-                sqlx::migrate!("./migrations/postgres")
+                let outcome = sqlx::migrate!("./migrations/postgres")
                     .run(&mut *conn)
-                    .await?;
-                conn.finish();
+                    .await
+                    .map_err(StoreError::from);
+                conn.end(&outcome);
+                outcome?
             }
         }
         Ok(())
@@ -349,10 +371,13 @@ impl Store {
                 // VACUUM refuses to run in a transaction block, so it goes
                 // over the simple query protocol.
                 let mut conn = pg.acquire().await?;
-                sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
-                    .execute(&mut *conn)
-                    .await?;
-                conn.finish();
+                let outcome =
+                    sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::from);
+                conn.end(&outcome);
+                outcome?;
             }
         }
         Ok(())
@@ -375,10 +400,9 @@ impl Store {
 
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
-        read!(self, |_d, c| sqlx::query("SELECT 1")
-            .execute(&mut *c)
-            .await
-            .map(|_| ()))?;
+        read!(self, |_d, c| {
+            sqlx::query("SELECT 1").execute(&mut *c).await?;
+        });
         Ok(())
     }
 
@@ -418,4 +442,29 @@ pub fn format_micros(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refusals of what the client asked leave a connection sound; what
+    /// the database itself failed makes it doubtful.
+    #[test]
+    fn only_database_failures_make_a_connection_doubtful() {
+        for client in [
+            StoreError::NotFound,
+            StoreError::Conflict("userName"),
+            StoreError::PreconditionFailed,
+            StoreError::Scim(ScimError::invalid_value("no")),
+        ] {
+            assert!(!client.is_database_failure(), "{client}");
+        }
+        for database in [
+            StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
+            StoreError::Database(sqlx::Error::Protocol("garbled".into())),
+        ] {
+            assert!(database.is_database_failure(), "{database}");
+        }
+    }
 }

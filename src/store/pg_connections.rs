@@ -99,7 +99,7 @@ impl PgConnections {
 }
 
 /// A lent connection; it goes back to the idle list when dropped, to be
-/// tested before its next use unless [`Lent::finish`] was called.
+/// tested before its next use unless [`Lent::end`] found nothing to doubt.
 pub(crate) struct Lent<'a> {
     conn: Option<PgConnection>,
     finished: bool,
@@ -108,10 +108,15 @@ pub(crate) struct Lent<'a> {
 }
 
 impl Lent<'_> {
-    /// The user is done with the connection and its last query ran to the
-    /// end: it needs no test before the next use.
-    pub(crate) fn finish(&mut self) {
-        self.finished = true;
+    /// The user is done with the connection, with this outcome. A refusal
+    /// that is the client's (not found, a taken name, a stale version, an
+    /// invalid change) leaves the connection as good as a success does;
+    /// any error from the database side makes it doubtful.
+    pub(crate) fn end<T>(&mut self, outcome: &Result<T>) {
+        self.finished = match outcome {
+            Ok(_) => true,
+            Err(e) => !e.is_database_failure(),
+        };
     }
 }
 

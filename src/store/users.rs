@@ -327,11 +327,12 @@ impl Store {
             // COMMIT round trips.
             super::Db::Postgres(pg) => {
                 let mut conn = pg.acquire().await?;
-                insert!(super::Dialect::Postgres)
+                let outcome = insert!(super::Dialect::Postgres)
                     .execute(&mut *conn)
                     .await
-                    .on_conflict("userName")?;
-                conn.finish();
+                    .on_conflict("userName");
+                conn.end(&outcome);
+                outcome?;
             }
         }
         Ok(UserRow {

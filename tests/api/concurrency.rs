@@ -204,4 +204,30 @@ async fn dropped_database_connections_answer_503_and_recover() {
         let resp = app.scim(&dir, M::GET, &path).send().await.unwrap();
         assert_eq!(resp.status(), 200);
     }
+
+    // The readiness probe alone must also recover: a probe that fails
+    // marks the connection it used as doubtful, so it is not handed out
+    // again untested.
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("scimd/{schema}"))
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(dropped > 0);
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..(dropped + 2) {
+        let resp = client
+            .get(format!("{}/readyz", app.address))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "/readyz never recovered");
 }
