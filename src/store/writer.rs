@@ -135,10 +135,13 @@ impl SqliteWriter {
         self.jobs
             .send(Box::new(Task { body, reply }))
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-        answer
-            .await
-            // The job panicked; its batch was rolled back.
-            .unwrap_or(Err(StoreError::Database(sqlx::Error::WorkerCrashed)))
+        answer.await.unwrap_or_else(|_| {
+            // The job panicked and was rolled back: a fault of the server,
+            // not a passing unavailability, so no invitation to retry.
+            Err(StoreError::Database(sqlx::Error::Protocol(
+                "a write failed inside the server and was rolled back".into(),
+            )))
+        })
     }
 
     /// The connection itself, between batches, for writes that are not
@@ -377,7 +380,10 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         drop(held);
         assert!(matches!(before.await.unwrap(), Ok(1)));
-        assert!(panicking.await.unwrap().is_err());
+        let panicked = panicking.await.unwrap();
+        assert!(panicked.is_err());
+        // A bug, not an outage: no 503 inviting the client to retry it.
+        assert!(!panicked.unwrap_err().is_unavailable());
         assert!(matches!(after.await.unwrap(), Ok(3)));
         assert!(matches!(insert(&writer, 4, false).await.unwrap(), Ok(4)));
         assert_eq!(rows(&writer).await, vec![1, 3, 4]);
