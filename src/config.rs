@@ -23,6 +23,13 @@ pub struct DatabaseConfig {
     /// add memory.
     #[arg(long, env = "SCIMD_DB_POOL_SIZE", global = true)]
     pub db_pool_size: Option<u32>,
+
+    /// Single-user look-up statements (`GET /Users/{id}`, `userName eq`)
+    /// run at once; look-ups arriving meanwhile are answered together by
+    /// the next ones. Default: half the CPU cores, at least 1. More suit a
+    /// database on its own machine, where a statement waits on the network.
+    #[arg(long, env = "SCIMD_DB_LOOKUP_STATEMENTS", global = true)]
+    pub db_lookup_statements: Option<u32>,
 }
 
 /// How logs are written.

@@ -158,6 +158,7 @@ async fn cli_main() -> ExitCode {
 async fn connect(db: &DatabaseConfig) -> Result<Store, Box<dyn std::error::Error>> {
     let opts = ConnectOptions {
         pool_size: db.db_pool_size.unwrap_or(0),
+        lookup_statements: db.db_lookup_statements.unwrap_or(0) as usize,
         ..ConnectOptions::default()
     };
     Ok(Store::connect(&db.database_url, &opts).await?)

@@ -18,6 +18,7 @@ use crate::scim::ScimError;
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 pub mod audit;
+mod coalesce;
 pub mod cursors;
 mod directories;
 mod groups;
@@ -246,6 +247,11 @@ pub struct ConnectOptions {
     /// Rows between remembered list positions; 0 for the default
     /// ([`cursors::HOP`]). Tests make it small to reach hops with few rows.
     pub list_hop: i64,
+    /// Single-user look-up statements run at once (see [`coalesce`]); 0
+    /// for half the CPU cores, at least 1. On two cores one does best:
+    /// the database, the server and its clients share them, and a larger
+    /// batch costs the database little more than a single look-up.
+    pub lookup_statements: usize,
 }
 
 /// The store: one handle, cheap to clone.
@@ -254,6 +260,8 @@ pub struct Store {
     db: std::sync::Arc<Db>,
     /// Remembered list positions, so deep pages seek instead of walking.
     cursors: std::sync::Arc<cursors::PageCursors>,
+    /// Concurrent single-user look-ups, answered together.
+    lookups: std::sync::Arc<users::UserLookups>,
 }
 
 impl Store {
@@ -324,6 +332,10 @@ impl Store {
                 0 => cursors::PageCursors::default(),
                 hop => cursors::PageCursors::with_hop(hop),
             }),
+            lookups: std::sync::Arc::new(users::UserLookups::new(match opts.lookup_statements {
+                0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+                n => n,
+            })),
         })
     }
 

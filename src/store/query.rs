@@ -327,6 +327,10 @@ pub struct ListQuery {
     binds: Vec<Bind>,
     /// `expr ASC|DESC NULLS LAST`, when sorted by an attribute.
     order_by: Option<String>,
+    /// The lowercased value when the filter is exactly `userName eq "…"`,
+    /// the look-up identity providers make before every create: it can
+    /// be answered by a keyed look-up instead of a list query.
+    user_name_eq: Option<String>,
 }
 
 impl ListQuery {
@@ -348,6 +352,20 @@ impl ListQuery {
             binds: Vec::new(),
         };
         let where_sql = filter.map(|f| c.expr(f)).transpose()?;
+        let user_name_eq = match filter {
+            Some(Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value: CompValue::Str(value),
+            }) if matches!(
+                c.target(path)?,
+                Target::Scalar { expr, .. } if expr == "users.user_name_ci"
+            ) =>
+            {
+                Some(value.to_lowercase())
+            }
+            _ => None,
+        };
         let order_by = sort_by
             .map(|path| c.sort_key(path))
             .transpose()?
@@ -360,7 +378,13 @@ impl ListQuery {
             where_sql,
             binds: c.binds,
             order_by,
+            user_name_eq,
         })
+    }
+
+    /// The lowercased userName, when the filter is exactly `userName eq`.
+    pub fn user_name_eq(&self) -> Option<&str> {
+        self.user_name_eq.as_deref()
     }
 
     /// The whole directory in its default order: pages can seek from
@@ -1093,6 +1117,36 @@ mod tests {
             .count_sql("groups")
             .0
             .contains("groups.display_name_ci = $2"));
+    }
+
+    /// Only a filter that is exactly `userName eq "…"` becomes a keyed
+    /// look-up; anything that narrows or widens it stays a list query.
+    #[test]
+    fn only_a_bare_user_name_eq_is_a_look_up() {
+        for f in [
+            r#"userName eq "Ada@Example.com""#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "ADA@example.com""#,
+        ] {
+            assert_eq!(
+                users(Dialect::Postgres, f).user_name_eq(),
+                Some("ada@example.com"),
+                "{f}"
+            );
+        }
+        for f in [
+            r#"userName eq "a" and active eq true"#,
+            r#"userName eq "a" or userName eq "b""#,
+            r#"not (userName eq "a")"#,
+            r#"userName sw "a""#,
+            r#"userName ne "a""#,
+            r#"displayName eq "a""#,
+            r#"externalId eq "a""#,
+        ] {
+            assert_eq!(users(Dialect::Sqlite, f).user_name_eq(), None, "{f}");
+        }
+        let f = parse_filter(r#"displayName eq "Eng""#).unwrap();
+        let q = ListQuery::build(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
+        assert_eq!(q.user_name_eq(), None);
     }
 
     #[test]

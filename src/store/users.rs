@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::audit::{bind_event, insert_event, one_statement, record_subjects, with_event};
+use super::coalesce::Coalescer;
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
@@ -101,8 +102,8 @@ impl UserRow {
 
 /// A user with the groups it is a direct member of, read in the same
 /// query (see [`groups_column`]).
-#[derive(sqlx::FromRow)]
-struct UserWithGroups {
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct UserWithGroups {
     #[sqlx(flatten)]
     user: UserRow,
     /// `[[groupId, displayName], …]` as JSON text.
@@ -132,6 +133,86 @@ impl UserWithGroups {
         groups.sort_by_key(|g| g.display_name.to_lowercase());
         (self.user, groups)
     }
+}
+
+/// A user found by its lowercased userName.
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct NamedUser {
+    #[sqlx(flatten)]
+    found: UserWithGroups,
+    user_name_ci: String,
+    directory_id: Uuid,
+}
+
+/// Single-user look-ups made at the same time, answered by shared
+/// statements (see [`super::coalesce`]).
+pub(super) struct UserLookups {
+    /// `GET /Users/{id}`, grouped by directory.
+    by_id: Coalescer<Uuid, Uuid, UserWithGroups>,
+    /// `userName eq`, grouped by directory and whether groups are wanted,
+    /// keyed by the lowercased userName.
+    by_name: Coalescer<(Uuid, bool), String, NamedUser>,
+}
+
+impl UserLookups {
+    /// At most `leaders` look-up statements of each kind at once.
+    pub(super) fn new(leaders: usize) -> Self {
+        UserLookups {
+            by_id: Coalescer::new(leaders),
+            by_name: Coalescer::new(leaders),
+        }
+    }
+}
+
+/// The statement behind [`UserLookups`]: the users whose id is one of the
+/// JSON array `$1` (as 32 hex digits), or with `by_name` the users of
+/// directory `$1` whose lowercased userName is one of the JSON array `$2`;
+/// with their groups if `with_groups`. Built once per store and shape.
+///
+/// Ids are unique across directories, so a look-up by id names no
+/// directory and the caller checks it on the rows found: given both,
+/// PostgreSQL's generic plan intersects the primary key with the
+/// directory's index, which reads the whole directory's entries.
+fn users_by_keys_sql(d: super::Dialect, by_name: bool, with_groups: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(d: super::Dialect, by_name: bool, with_groups: bool) -> String {
+        // PostgreSQL: `= ANY` of an array computed once, so the plan is an
+        // index scan whatever the number of keys.
+        let keys = match (d, by_name) {
+            (super::Dialect::Sqlite, false) => "id IN (SELECT unhex(value) FROM json_each($1))",
+            (super::Dialect::Sqlite, true) => {
+                "directory_id = $1 AND user_name_ci IN (SELECT value FROM json_each($2))"
+            }
+            (super::Dialect::Postgres, false) => {
+                "id = ANY(ARRAY(SELECT k::uuid FROM jsonb_array_elements_text($1::jsonb) AS k))"
+            }
+            (super::Dialect::Postgres, true) => {
+                "directory_id = $1 \
+                 AND user_name_ci = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))"
+            }
+        };
+        format!(
+            "SELECT {}, {}, user_name_ci, directory_id FROM users WHERE {keys}",
+            user_columns(d),
+            groups_column(d, with_groups)
+        )
+    }
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut all = Vec::new();
+        for d in [super::Dialect::Sqlite, super::Dialect::Postgres] {
+            for by_name in [false, true] {
+                for with_groups in [false, true] {
+                    all.push(build(d, by_name, with_groups));
+                }
+            }
+        }
+        all
+    });
+    let store = match d {
+        super::Dialect::Sqlite => 0,
+        super::Dialect::Postgres => 4,
+    };
+    &SQL[store + 2 * usize::from(by_name) + usize::from(with_groups)]
 }
 
 /// `groups_json` for a query over `users`: the groups each user is a direct
@@ -360,25 +441,73 @@ impl Store {
     }
 
     /// A user and the groups it is a direct member of, in one query (the hot
-    /// path of `GET /Users/{id}`).
+    /// path of `GET /Users/{id}`), shared with look-ups made at the same time.
     pub async fn get_user_with_groups(
         &self,
         directory_id: Uuid,
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
-        let found: Option<UserWithGroups> = read!(self, |d, c| {
-            let sql = format!(
-                "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2",
-                user_columns(d),
-                groups_column(d, true)
-            );
-            sqlx::query_as(&sql)
-                .bind(directory_id)
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?
-        });
+        let found = self
+            .lookups
+            .by_id
+            .get(
+                directory_id,
+                id,
+                |directory_id, ids| async move {
+                    let keys: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
+                    let found = self.users_by_keys(None, true, keys).await?;
+                    Ok(found
+                        .into_iter()
+                        .filter(|n| n.directory_id == directory_id)
+                        .map(|n| n.found)
+                        .collect())
+                },
+                |found| found.user.id,
+            )
+            .await?;
         found.map(UserWithGroups::split).ok_or(StoreError::NotFound)
+    }
+
+    /// The user whose lowercased userName is `name_ci`, if any, shared with
+    /// look-ups made at the same time.
+    async fn user_by_name(
+        &self,
+        directory_id: Uuid,
+        name_ci: &str,
+        with_groups: bool,
+    ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
+        let found = self
+            .lookups
+            .by_name
+            .get(
+                (directory_id, with_groups),
+                name_ci.to_owned(),
+                |(directory_id, with_groups), names| {
+                    self.users_by_keys(Some(directory_id), with_groups, names)
+                },
+                |found| found.user_name_ci.clone(),
+            )
+            .await?;
+        Ok(found.map(|n| n.found.split()))
+    }
+
+    /// Users by id (of any directory), or with `by_name_in` the users of
+    /// that directory by lowercased userName (see [`users_by_keys_sql`]).
+    async fn users_by_keys(
+        &self,
+        by_name_in: Option<Uuid>,
+        with_groups: bool,
+        keys: Vec<String>,
+    ) -> Result<Vec<NamedUser>> {
+        let keys = serde_json::to_string(&keys).expect("strings serialise");
+        Ok(read!(self, |d, c| {
+            let q = sqlx::query_as(users_by_keys_sql(d, by_name_in.is_some(), with_groups));
+            let q = match by_name_in {
+                Some(directory_id) => q.bind(directory_id),
+                None => q,
+            };
+            q.bind(&keys).fetch_all(&mut *c).await?
+        }))
     }
 
     /// One page of users matching `filter`, each with its groups unless
@@ -392,6 +521,14 @@ impl Store {
         page: Page,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
+        if let Some(name_ci) = filter.user_name_eq() {
+            let found = self
+                .user_by_name(directory_id, name_ci, with_groups)
+                .await?;
+            let total = i64::from(found.is_some());
+            let first_page = page.start_index <= 1 && page.count > 0;
+            return Ok((total, found.filter(|_| first_page).into_iter().collect()));
+        }
         let (total, rows) = read!(self, |d, c| {
             fetch_page!(
                 self,

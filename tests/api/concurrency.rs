@@ -231,3 +231,92 @@ async fn dropped_database_connections_answer_503_and_recover() {
     }
     assert!(ready, "/readyz never recovered");
 }
+
+/// Look-ups made at the same time share statements (one at a time in
+/// tests); each client must still get exactly its own answer: its user by
+/// id or by userName in any case, 404 for a user of another directory or
+/// none, an empty list for another directory's userName, and no groups
+/// when it excludes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_lookups_each_get_their_own_answer() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let mut dirs = Vec::new();
+    for name in ["Okta", "Entra"] {
+        let dir = std::sync::Arc::new(app.create_directory(name).await);
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            let user = app
+                .create_user(&dir, &format!("{name}-{i}@example.com"))
+                .await;
+            ids.push(user["id"].as_str().unwrap().to_owned());
+        }
+        app.create_group(&dir, &format!("{name} staff"), &[&ids[0], &ids[1]])
+            .await;
+        dirs.push((name, dir, ids));
+    }
+    let mut tasks = Vec::new();
+    for round in 0..4 {
+        for (d, (name, dir, ids)) in dirs.iter().enumerate() {
+            let (_, _, other_ids) = &dirs[1 - d];
+            for i in 0..12 {
+                let (app, dir, name) = (app.clone(), dir.clone(), name.to_string());
+                let (id, other_id) = (ids[i].clone(), other_ids[i].clone());
+                let other_name = dirs[1 - d].0.to_owned();
+                tasks.push(tokio::spawn(async move {
+                    match (round + i) % 4 {
+                        0 => {
+                            let user = app.get_json(&dir, &format!("/Users/{id}")).await;
+                            assert_eq!(user["id"], id.as_str());
+                            assert_eq!(user["userName"], format!("{name}-{i}@example.com"));
+                            let groups = user["groups"].as_array().map_or(0, Vec::len);
+                            assert_eq!(groups, usize::from(i < 2), "{name}-{i}");
+                        }
+                        1 => {
+                            for missing in [other_id, uuid::Uuid::new_v4().to_string()] {
+                                let resp = app
+                                    .scim(&dir, M::GET, &format!("/Users/{missing}"))
+                                    .send()
+                                    .await
+                                    .unwrap();
+                                assert_eq!(resp.status(), 404);
+                            }
+                        }
+                        2 => {
+                            let wanted = format!("{}-{i}@EXAMPLE.com", name.to_uppercase());
+                            let list = app
+                                .get_json(&dir, &format!("/Users?filter=userName eq \"{wanted}\""))
+                                .await;
+                            assert_eq!(list["totalResults"], 1, "{wanted}");
+                            let user = &list["Resources"][0];
+                            assert_eq!(user["id"], id.as_str());
+                            let groups = user["groups"].as_array().map_or(0, Vec::len);
+                            assert_eq!(groups, usize::from(i < 2), "{wanted}");
+                        }
+                        _ => {
+                            let theirs = format!("{other_name}-{i}@example.com");
+                            let list = app
+                                .get_json(&dir, &format!("/Users?filter=userName eq \"{theirs}\""))
+                                .await;
+                            assert_eq!(list["totalResults"], 0, "{theirs}");
+                            let mine = format!("{name}-{i}@example.com");
+                            let list = app
+                                .get_json(
+                                    &dir,
+                                    &format!(
+                                        "/Users?filter=userName eq \"{mine}\"\
+                                         &excludedAttributes=groups"
+                                    ),
+                                )
+                                .await;
+                            assert_eq!(list["totalResults"], 1, "{mine}");
+                            assert!(list["Resources"][0].get("groups").is_none());
+                        }
+                    }
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -56,6 +56,9 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
                 pool_size: 8,
                 pg_schema: Some(schema.clone()),
                 list_hop: TEST_LIST_HOP,
+                // One look-up statement at a time, so concurrent look-ups
+                // in every test share statements as much as they can.
+                lookup_statements: 1,
             };
             let store = Store::connect(&url, &opts).await.expect("connect postgres");
             let db = TestDb {
@@ -71,6 +74,9 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
                 pool_size: 8,
                 pg_schema: None,
                 list_hop: TEST_LIST_HOP,
+                // One look-up statement at a time, so concurrent look-ups
+                // in every test share statements as much as they can.
+                lookup_statements: 1,
             };
             let store = Store::connect(&url, &opts).await.expect("connect sqlite");
             let db = TestDb {
