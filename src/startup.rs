@@ -1,7 +1,6 @@
 //! Builds and runs the application: config -> store -> router -> listener.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -76,11 +75,7 @@ impl Application {
         );
         Ok(Application {
             listener,
-            state: AppState {
-                store,
-                auth,
-                settings: Arc::new(settings),
-            },
+            state: AppState::new(store, auth, settings),
             purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
             generated_admin_token,
         })

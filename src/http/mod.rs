@@ -20,12 +20,33 @@ pub mod error;
 pub mod extract;
 pub mod scim;
 
-/// What every handler may need.
+/// What every handler may need. axum clones the state for the router,
+/// each middleware and each extractor of every request, so it is one
+/// `Arc`: one counter to bump instead of one per handle inside.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Store,
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    pub fn new(store: Store, auth: Authenticator, settings: Settings) -> Self {
+        AppState(Arc::new(Shared {
+            store,
+            auth,
+            settings: Arc::new(settings),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Request-handling settings resolved at start.
