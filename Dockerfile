@@ -1,6 +1,7 @@
 # Build stage: compile the release binary.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+COPY .cargo ./.cargo
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations

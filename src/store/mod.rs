@@ -480,3 +480,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod sqlite_build_tests {
+    use sqlx::ConnectOptions;
+
+    /// The bundled SQLite is built without STAT4 (`.cargo/config.toml`):
+    /// with it, every look-up by an indexed column is prepared again at
+    /// each execution once `ANALYZE` has run, which `PRAGMA optimize` at
+    /// start does.
+    #[tokio::test]
+    async fn sqlite_is_built_without_stat4() {
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .in_memory(true)
+            .connect()
+            .await
+            .unwrap();
+        let stat4: i64 = sqlx::query_scalar("SELECT sqlite_compileoption_used('ENABLE_STAT4')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(stat4, 0);
+    }
+}
