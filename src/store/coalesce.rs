@@ -81,7 +81,9 @@ where
         });
         let alone = || async { Ok(fetch(group.clone(), vec![key.clone()]).await?.pop()) };
         loop {
-            let leading = tokio::select! {
+            // A turn to lead: a permit of `leaders` (the semaphore is never
+            // closed, so the result is always a permit).
+            let turn = tokio::select! {
                 biased;
                 answered = &mut answer => {
                     return match answered {
@@ -89,13 +91,13 @@ where
                         Ok(Err(BatchFailed)) | Err(_) => alone().await,
                     };
                 }
-                permit = self.leaders.acquire() => permit,
+                permit = self.leaders.acquire() => permit.ok(),
             };
             // From here the batch taken is run to its end, even if another
             // leader answers this caller meanwhile: its callers wait on it.
             let Some(batch) = self.take_batch() else {
                 // Another leader took this caller's key; it answers.
-                drop(leading);
+                drop(turn);
                 return match answer.await {
                     Ok(Ok(found)) => Ok(found),
                     Ok(Err(BatchFailed)) | Err(_) => alone().await,
@@ -103,7 +105,7 @@ where
             };
             let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
             let fetched = fetch(batch.group.clone(), keys).await;
-            drop(leading);
+            drop(turn);
             batch.answer(fetched, key_of);
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, user_body, M};
+use crate::helpers::{assert_scim_error, spawn_app, user_body, M};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_clients_writing_at_once_all_succeed() {
@@ -278,7 +278,7 @@ async fn concurrent_lookups_each_get_their_own_answer() {
                                     .send()
                                     .await
                                     .unwrap();
-                                assert_eq!(resp.status(), 404);
+                                assert_scim_error(resp, 404, None).await;
                             }
                         }
                         2 => {
