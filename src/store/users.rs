@@ -762,3 +762,42 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ConnectOptions, Dialect};
+
+    /// The batched look-ups search indexes on SQLite: a scan would make
+    /// every `GET /Users/{id}` read the whole table. (On PostgreSQL the
+    /// generic plan is what shaped the statement; see `users_by_keys_sql`.)
+    #[tokio::test]
+    async fn sqlite_look_ups_search_indexes() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = Store::connect(&url, &ConnectOptions::default()).await?;
+        store.migrate().await?;
+        for (by_name, with_groups) in [(false, true), (true, true), (true, false)] {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN {}",
+                users_by_keys_sql(Dialect::Sqlite, by_name, with_groups)
+            );
+            let plan: Vec<String> = read!(store, |_d, c| {
+                use sqlx::Row;
+                sqlx::query(&sql)
+                    .fetch_all(&mut *c)
+                    .await?
+                    .iter()
+                    .map(|row| row.get::<String, _>("detail"))
+                    .collect()
+            });
+            let users: Vec<&String> = plan.iter().filter(|d| d.contains(" users ")).collect();
+            assert!(
+                !users.is_empty() && users.iter().all(|d| d.starts_with("SEARCH users USING")),
+                "by_name={by_name}: {plan:?}"
+            );
+        }
+        store.close().await;
+        Ok(())
+    }
+}
