@@ -578,6 +578,27 @@ async fn users_read_the_same_whichever_way_they_are_rendered() {
         assert_eq!(by_id["id"], id);
         assert_eq!(by_id["meta"]["resourceType"], "User");
     }
+    // With groups, one named with characters JSON escapes: the text
+    // written on the hot path and the map (any projection takes it) agree.
+    let plain_id = plain["id"].as_str().unwrap();
+    app.create_group(&dir, "Eng \"core\" \\ team\u{7}", &[plain_id])
+        .await;
+    app.create_group(&dir, "Plain", &[plain_id]).await;
+    let hot = app.get_json(&dir, &format!("/Users/{plain_id}")).await;
+    let mapped = app
+        .get_json(
+            &dir,
+            &format!("/Users/{plain_id}?excludedAttributes=password"),
+        )
+        .await;
+    assert_eq!(hot, mapped);
+    let names: Vec<&str> = hot["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Eng \"core\" \\ team\u{7}", "Plain"]);
     assert_eq!(tricky["title"], "id");
     assert_eq!(tricky["nickName"], "meta");
 }

@@ -286,6 +286,48 @@ pub fn meta(
     })
 }
 
+/// [`meta`] written as JSON text onto `out`, without building a `Value`
+/// (the hot paths render many resources). Keys in the same order as
+/// [`meta`]'s; the location is the concatenation of `location`.
+pub fn push_meta(
+    out: &mut String,
+    resource_type: &str,
+    location: &[&str],
+    created: i64,
+    updated: i64,
+    version: i64,
+) {
+    use std::fmt::Write;
+    out.push_str("{\"created\":");
+    push_json_string(out, &[&format_micros(created)]);
+    out.push_str(",\"lastModified\":");
+    push_json_string(out, &[&format_micros(updated)]);
+    out.push_str(",\"location\":");
+    push_json_string(out, location);
+    out.push_str(",\"resourceType\":");
+    push_json_string(out, &[resource_type]);
+    // The ETag `W/"n"`, its quotes escaped.
+    let _ = write!(out, ",\"version\":\"W/\\\"{version}\\\"\"}}");
+}
+
+/// The concatenation of `parts` as a JSON string onto `out`. Text that
+/// needs no escaping (ids, URLs, timestamps, most names) is copied as it
+/// is; anything else goes through serde_json.
+pub fn push_json_string(out: &mut String, parts: &[&str]) {
+    let plain = parts
+        .iter()
+        .all(|p| !p.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    if plain {
+        out.push('"');
+        for p in parts {
+            out.push_str(p);
+        }
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(parts.concat()).to_string());
+    }
+}
+
 /// A SCIM response with the right content type, and for single resources
 /// `ETag` (and `Location` on create).
 pub fn scim_response(
@@ -380,6 +422,37 @@ pub fn resource_id(raw: &str) -> Result<uuid::Uuid, ScimError> {
 #[cfg(test)]
 mod tests {
     use crate::scim::schema::{all_schemas, AttributeDef, Mutability, Returned, COMMON_ATTRIBUTES};
+
+    /// The written `meta` is the `meta` value, text that needs escaping
+    /// included.
+    #[test]
+    fn written_meta_is_the_meta_value() {
+        for base in [
+            "https://scim.example.com/scim/v2",
+            "http://x/\"odd\"\\path\u{1}é",
+        ] {
+            let location = format!("{base}/Users/42");
+            let mut out = String::new();
+            super::push_meta(
+                &mut out,
+                "User",
+                &[base, "/Users/42"],
+                1_700_000_000_123_456,
+                1_700_000_001_000_000,
+                7,
+            );
+            let written: serde_json::Value = serde_json::from_str(&out).expect(&out);
+            let value = super::meta(
+                "User",
+                &location,
+                1_700_000_000_123_456,
+                1_700_000_001_000_000,
+                7,
+            );
+            assert_eq!(written, value);
+            assert_eq!(out, value.to_string());
+        }
+    }
 
     /// `Projection::apply` returns a resource untouched when no attributes
     /// are named; that is right only while these hold.

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    list_response, meta, not_modified, query, resource_id, scim_text_response, Projection,
-    QueryParams, ResourceJson,
+    list_response, meta, not_modified, push_json_string, push_meta, query, resource_id,
+    scim_text_response, Projection, QueryParams, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::http::error::ScimApiError;
@@ -89,15 +89,39 @@ fn render_text(ctx: &ScimContext, row: &UserRow, groups: &[&UserGroup]) -> Optio
     if !inner.trim().is_empty() {
         out.push(',');
     }
+    let mut id_buffer = Uuid::encode_buffer();
+    let id = row.id.hyphenated().encode_lower(&mut id_buffer);
     out.push_str("\"id\":\"");
-    out.push_str(row.id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    out.push_str(id);
     out.push('"');
     if !groups.is_empty() {
-        out.push_str(",\"groups\":");
-        out.push_str(&groups_json(ctx, groups).to_string());
+        // As `groups_json` writes them, keys in the same order.
+        out.push_str(",\"groups\":[");
+        for (i, g) in groups.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut group_buffer = Uuid::encode_buffer();
+            let group_id = g.group_id.hyphenated().encode_lower(&mut group_buffer);
+            out.push_str("{\"$ref\":");
+            push_json_string(&mut out, &[&ctx.base_url, "/Groups/", group_id]);
+            out.push_str(",\"display\":");
+            push_json_string(&mut out, &[&g.display_name]);
+            out.push_str(",\"type\":\"direct\",\"value\":\"");
+            out.push_str(group_id);
+            out.push_str("\"}");
+        }
+        out.push(']');
     }
     out.push_str(",\"meta\":");
-    out.push_str(&user_meta(ctx, row).to_string());
+    push_meta(
+        &mut out,
+        "User",
+        &[&ctx.base_url, "/Users/", id],
+        row.created_at,
+        row.updated_at,
+        row.version,
+    );
     out.push('}');
     Some(out)
 }
