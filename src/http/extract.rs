@@ -3,11 +3,10 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -117,11 +116,13 @@ where
         };
         // A path segment that is not valid percent-encoded UTF-8 names no
         // directory or resource of ours: the client's fault, not a 500.
-        let params: Path<HashMap<String, String>> =
-            Path::from_request_parts(parts, &state)
-                .await
-                .map_err(|_| ScimError::not_found("no such resource"))?;
-        let base_url = match params.get("directory_id") {
+        let params = RawPathParams::from_request_parts(parts, &state)
+            .await
+            .map_err(|_| ScimError::not_found("no such resource"))?;
+        let named_directory = params
+            .iter()
+            .find_map(|(name, value)| (name == "directory_id").then_some(value));
+        let base_url = match named_directory {
             Some(named) => {
                 // A key of directory A on directory B's path learns nothing
                 // about B: same answer as a wrong key.

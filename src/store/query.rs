@@ -351,7 +351,6 @@ impl ListQuery {
             rt,
             binds: Vec::new(),
         };
-        let where_sql = filter.map(|f| c.expr(f)).transpose()?;
         let user_name_eq = match filter {
             Some(Filter::Compare {
                 path,
@@ -365,6 +364,15 @@ impl ListQuery {
                 Some(value.to_lowercase())
             }
             _ => None,
+        };
+        let where_sql = match &user_name_eq {
+            // What `expr` compiles it to (a unit test holds them equal),
+            // without resolving the path a second time.
+            Some(name) => Some(format!(
+                "users.user_name_ci = {}",
+                c.bind(Bind::Text(name.clone()))
+            )),
+            None => filter.map(|f| c.expr(f)).transpose()?,
         };
         let order_by = sort_by
             .map(|path| c.sort_key(path))
@@ -1147,6 +1155,19 @@ mod tests {
         let f = parse_filter(r#"displayName eq "Eng""#).unwrap();
         let q = ListQuery::build(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
         assert_eq!(q.user_name_eq(), None);
+        // The look-up's WHERE clause is what the compiler writes for it.
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            let f = parse_filter(r#"userName eq "Ada@Example.com""#).unwrap();
+            let mut c = Compiler {
+                d,
+                rt: &USER_RESOURCE,
+                binds: Vec::new(),
+            };
+            let compiled = c.expr(&f).unwrap();
+            let q = users(d, r#"userName eq "Ada@Example.com""#);
+            assert_eq!(q.where_sql.as_deref(), Some(compiled.as_str()));
+            assert_eq!(q.binds, c.binds);
+        }
     }
 
     #[test]
