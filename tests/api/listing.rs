@@ -29,7 +29,12 @@ async fn seed(app: &TestApp, dir: &TestDirectory) -> Vec<Value> {
 }
 
 fn names(list: &Value, attr: &str) -> Vec<String> {
-    list["Resources"]
+    each(&list["Resources"], attr)
+}
+
+/// The `attr` of each element of the array `items` ("-" where absent).
+fn each(items: &Value, attr: &str) -> Vec<String> {
+    items
         .as_array()
         .unwrap()
         .iter()
@@ -508,13 +513,7 @@ async fn user_name_lookups_return_what_a_listing_would() {
         let user = &body["Resources"][0];
         assert_eq!(user["id"], bob);
         assert_eq!(user["userName"], "bob@example.com");
-        let groups: Vec<&str> = user["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| g["display"].as_str().unwrap())
-            .collect();
-        assert_eq!(groups, ["alpha", "Zeta"]);
+        assert_eq!(each(&user["groups"], "display"), ["alpha", "Zeta"]);
         assert!(user["meta"]["location"].as_str().unwrap().ends_with(bob));
         // The same user read by id is the same document.
         let by_id = app.get_json(&dir, &format!("/Users/{bob}")).await;
@@ -592,13 +591,10 @@ async fn users_read_the_same_whichever_way_they_are_rendered() {
         )
         .await;
     assert_eq!(hot, mapped);
-    let names: Vec<&str> = hot["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["display"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["Eng \"core\" \\ team\u{7}", "Plain"]);
+    assert_eq!(
+        each(&hot["groups"], "display"),
+        ["Eng \"core\" \\ team\u{7}", "Plain"]
+    );
     assert_eq!(tricky["title"], "id");
     assert_eq!(tricky["nickName"], "meta");
 }
