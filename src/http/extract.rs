@@ -183,6 +183,8 @@ enum BodyFault {
     TooLarge(String),
     WrongType(String),
     Syntax(String),
+    /// Valid JSON holding a value no resource may hold.
+    Value(String),
 }
 
 async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Value, BodyFault> {
@@ -203,8 +205,27 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Value, Bod
                 BodyFault::Syntax(format!("request body could not be read: {e}"))
             }
         })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))?;
+    if holds_nul(&body) {
+        // PostgreSQL text cannot hold U+0000, and no directory value
+        // needs it: refused on every store alike, before anything is
+        // written.
+        return Err(BodyFault::Value(
+            "strings may not contain U+0000".to_owned(),
+        ));
+    }
+    Ok(body)
+}
+
+/// Whether any string or key in `value` contains U+0000.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 /// A SCIM JSON body (`application/scim+json` or `application/json`).
@@ -219,6 +240,7 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
                 BodyFault::TooLarge(m) => ScimError::new(413, None, m),
                 BodyFault::WrongType(m) => ScimError::new(415, None, m),
                 BodyFault::Syntax(m) => ScimError::invalid_syntax(m),
+                BodyFault::Value(m) => ScimError::invalid_value(m),
             }
             .into()
         })
@@ -235,7 +257,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AdminJso
         let value = json_body(req, state).await.map_err(|f| match f {
             BodyFault::TooLarge(m) => AdminError::PayloadTooLarge(m),
             BodyFault::WrongType(m) => AdminError::UnsupportedMediaType(m),
-            BodyFault::Syntax(m) => AdminError::BadRequest(m),
+            BodyFault::Syntax(m) | BodyFault::Value(m) => AdminError::BadRequest(m),
         })?;
         serde_json::from_value(value)
             .map(AdminJson)

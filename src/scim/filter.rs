@@ -675,6 +675,11 @@ impl Parser {
             };
             self.pos += 1;
             match c {
+                // PostgreSQL text cannot hold U+0000, and no directory
+                // value needs it: refused on every store alike.
+                '"' if out.contains('\0') => {
+                    return Err(self.err(open, "strings may not contain U+0000"))
+                }
                 '"' => return Ok(out),
                 '\\' => {
                     let esc_pos = self.pos - 1;
@@ -1074,6 +1079,10 @@ mod tests {
         assert_eq!(v(r#""\u00e9\u4e2d""#), CompValue::Str("é中".into()));
         assert_eq!(v(r#""\ud83d\ude00""#), CompValue::Str("😀".into()));
         assert_eq!(v(r#""""#), CompValue::Str(String::new()));
+        for nul in [r#"title eq "a\u0000b""#, "title eq \"a\0b\""] {
+            let err = parse_filter(nul).unwrap_err();
+            assert!(err.to_string().contains("U+0000"), "{err}");
+        }
     }
 
     #[test]

@@ -223,3 +223,65 @@ async fn undecodable_path_segments_are_404_not_500() {
         .unwrap();
     assert_scim_error(resp, 404, None).await;
 }
+
+/// U+0000 cannot be stored by PostgreSQL; a body or filter holding it is
+/// the client's fault on every store: 400, and nothing is written.
+#[tokio::test]
+async fn strings_holding_u0000_are_400_not_500() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let user = app.create_user(&dir, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap();
+
+    let mut body = user_body("nul\u{0}@example.com");
+    let resp = app
+        .scim(&dir, M::POST, "/Users")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    body["userName"] = json!("fine@example.com");
+    body["name"] = json!({ "givenName\u{0}": "Ada" });
+    let resp = app
+        .scim(&dir, M::POST, "/Users")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "title", "value": "a\u{0}b" }]
+    });
+    let resp = app
+        .scim(&dir, M::PATCH, &format!("/Users/{id}"))
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let resp = app
+        .admin(M::POST, "/orgs/default/directories")
+        .json(&json!({ "name": "bad\u{0}name" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    for filter in [
+        "userName eq \"a\\u0000b\"",
+        "title eq \"a\\u0000b\"",
+        "userName sw \"a%00b\"",
+    ] {
+        let resp = app
+            .scim(&dir, M::GET, &format!("/Users?filter={filter}"))
+            .send()
+            .await
+            .unwrap();
+        assert_scim_error(resp, 400, Some("invalidFilter")).await;
+    }
+    let list = app.get_json(&dir, "/Users").await;
+    assert_eq!(list["totalResults"], 1);
+    assert_eq!(app.get_json(&dir, &format!("/Users/{id}")).await, user);
+}
