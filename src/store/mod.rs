@@ -160,16 +160,7 @@ macro_rules! read {
             }
             $crate::store::Db::Postgres(pg) => {
                 let $d = $crate::store::Dialect::Postgres;
-                let mut conn = pg.acquire().await?;
-                // The body's outcome, early returns by `?` included, says
-                // whether the connection is to be doubted.
-                let outcome = async {
-                    let $c: &mut sqlx::PgConnection = &mut conn;
-                    Ok::<_, $crate::store::StoreError>($body)
-                }
-                .await;
-                conn.end(&outcome);
-                outcome?
+                $crate::store::pg_lend!(pg, |$c| $body)
             }
         }
     };
@@ -223,19 +214,30 @@ macro_rules! write_job {
 macro_rules! pg_write {
     ($pg:expr, |$d:ident, $tx:ident| $body:expr) => {{
         let $d = $crate::store::Dialect::Postgres;
-        let mut conn = $pg.acquire().await?;
-        let outcome = async {
+        $crate::store::pg_lend!($pg, |conn| {
             let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
             let out = $body;
             $tx.commit().await?;
-            Ok::<_, $crate::store::StoreError>(out)
+            out
+        })
+    }};
+}
+/// Runs `$body` with `$c` bound to a lent PostgreSQL connection. The body's
+/// outcome, early returns by `?` included, marks the connection sound or
+/// doubtful (see `pg_connections`); a body fails by `?`.
+macro_rules! pg_lend {
+    ($pg:expr, |$c:ident| $body:expr) => {{
+        let mut conn = $pg.acquire().await?;
+        let outcome = async {
+            let $c: &mut sqlx::PgConnection = &mut conn;
+            Ok::<_, $crate::store::StoreError>($body)
         }
         .await;
         conn.end(&outcome);
         outcome?
     }};
 }
-pub(crate) use {pg_write, read, write, write_job};
+pub(crate) use {pg_lend, pg_write, read, write, write_job};
 
 /// Connection options that only tests and tools need.
 #[derive(Clone, Debug, Default)]
@@ -354,15 +356,9 @@ impl Store {
                     .run(&mut *writer.lock().await?)
                     .await?
             }
-            Db::Postgres(pg) => {
-                let mut conn = pg.acquire().await?;
-                let outcome = sqlx::migrate!("./migrations/postgres")
-                    .run(&mut *conn)
-                    .await
-                    .map_err(StoreError::from);
-                conn.end(&outcome);
-                outcome?
-            }
+            Db::Postgres(pg) => pg_lend!(pg, |c| {
+                sqlx::migrate!("./migrations/postgres").run(&mut *c).await?
+            }),
         }
         Ok(())
     }
@@ -382,14 +378,11 @@ impl Store {
             Db::Postgres(pg) => {
                 // VACUUM refuses to run in a transaction block, so it goes
                 // over the simple query protocol.
-                let mut conn = pg.acquire().await?;
-                let outcome =
+                pg_lend!(pg, |c| {
                     sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(StoreError::from);
-                conn.end(&outcome);
-                outcome?;
+                        .execute(&mut *c)
+                        .await?;
+                });
             }
         }
         Ok(())

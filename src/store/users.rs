@@ -406,15 +406,12 @@ impl Store {
             }
             // One statement is a transaction of its own: no BEGIN and
             // COMMIT round trips.
-            super::Db::Postgres(pg) => {
-                let mut conn = pg.acquire().await?;
-                let outcome = insert!(super::Dialect::Postgres)
-                    .execute(&mut *conn)
+            super::Db::Postgres(pg) => super::pg_lend!(pg, |c| {
+                insert!(super::Dialect::Postgres)
+                    .execute(&mut *c)
                     .await
-                    .on_conflict("userName");
-                conn.end(&outcome);
-                outcome?;
-            }
+                    .on_conflict("userName")?;
+            }),
         }
         Ok(UserRow {
             id,
