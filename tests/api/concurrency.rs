@@ -155,6 +155,18 @@ async fn conflicting_writes_among_concurrent_ones_fail_alone() {
     }
 }
 
+/// Terminates every PostgreSQL connection of the test server (the schema
+/// is part of their `application_name`); returns how many there were.
+async fn terminate_backends(admin: &mut sqlx::PgConnection, schema: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(format!("scimd/{schema}"))
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
 /// When PostgreSQL drops the server's connections (a restart, a failover),
 /// a request that meets a dropped connection is answered 503 with
 /// `Retry-After`, never 500, and the server recovers by itself: each
@@ -176,13 +188,7 @@ async fn dropped_database_connections_answer_503_and_recover() {
         assert_eq!(resp.unwrap().status(), 200);
     }
     let schema = app.db().pg_schema().unwrap().to_owned();
-    let dropped: i64 = sqlx::query_scalar(
-        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-    )
-    .bind(format!("scimd/{schema}"))
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let dropped = terminate_backends(&mut admin, &schema).await;
     assert!(dropped > 0);
     let mut failed = 0;
     for _ in 0..(dropped + 3) {
@@ -208,13 +214,7 @@ async fn dropped_database_connections_answer_503_and_recover() {
     // The readiness probe alone must also recover: a probe that fails
     // marks the connection it used as doubtful, so it is not handed out
     // again untested.
-    let dropped: i64 = sqlx::query_scalar(
-        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
-    )
-    .bind(format!("scimd/{schema}"))
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let dropped = terminate_backends(&mut admin, &schema).await;
     assert!(dropped > 0);
     let client = reqwest::Client::new();
     let mut ready = false;
