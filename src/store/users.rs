@@ -509,8 +509,9 @@ impl Store {
 
     /// One page of users matching `filter`, each with its groups unless
     /// `with_groups` is false, and the total count. A first page that is
-    /// not full is one query: a `userName eq` look-up, which identity
-    /// providers make before every create, costs a single statement.
+    /// not full is one query. A bare `userName eq`, the look-up identity
+    /// providers make before every create, is no list query at all: it is
+    /// answered by a keyed look-up shared with those made at the same time.
     pub async fn list_users(
         &self,
         directory_id: Uuid,
