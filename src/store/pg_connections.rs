@@ -52,25 +52,34 @@ impl PgConnections {
     }
 
     /// A connection: the most recently returned one (so idle ones age
-    /// and can be told apart), or a new one.
+    /// and can be told apart), or a new one. Waiting for a permit, testing
+    /// a doubted connection and opening one all count against the acquire
+    /// timeout: a database that accepts connections but never answers
+    /// (a hung host, a black-holed route) fails the request with a 503
+    /// after it, instead of holding it for as long as the OS waits.
     pub(crate) async fn acquire(&self) -> Result<Lent<'_>> {
-        let permit = tokio::time::timeout(self.acquire_timeout, self.permits.acquire())
+        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        let timed_out = || StoreError::Database(sqlx::Error::PoolTimedOut);
+        let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?
+            .map_err(|_| timed_out())?
             .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
         loop {
             let idle = self.idle().pop();
             let conn = match idle {
                 Some(idle) if idle.suspect || idle.since.elapsed() >= PING_IF_IDLE_FOR => {
                     let mut conn = idle.conn;
-                    if conn.ping().await.is_err() {
+                    match tokio::time::timeout_at(deadline, conn.ping()).await {
+                        Ok(Ok(())) => conn,
                         // Broken: dropping it closes its socket.
-                        continue;
+                        Ok(Err(_)) => continue,
+                        Err(_) => return Err(timed_out()),
                     }
-                    conn
                 }
                 Some(idle) => idle.conn,
-                None => self.options.connect().await?,
+                None => tokio::time::timeout_at(deadline, self.options.connect())
+                    .await
+                    .map_err(|_| timed_out())??,
             };
             return Ok(Lent {
                 conn: Some(conn),
@@ -145,5 +154,35 @@ impl Drop for Lent<'_> {
                 suspect: !self.finished,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    /// A server that accepts the connection and then says nothing (a hung
+    /// database) fails the acquire after the timeout, as unavailable.
+    #[tokio::test]
+    async fn a_silent_server_times_out_the_acquire() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let options =
+            PgConnectOptions::from_str(&format!("postgres://nobody@127.0.0.1:{port}/none"))
+                .unwrap();
+        let connections = PgConnections::new(options, 2, Duration::from_millis(300));
+        let started = Instant::now();
+        let err = connections.acquire().await.err().expect("no connection");
+        assert!(err.is_unavailable(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        held.abort();
     }
 }
