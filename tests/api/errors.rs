@@ -233,34 +233,27 @@ async fn strings_holding_u0000_are_400_not_500() {
     let user = app.create_user(&dir, "ada@example.com").await;
     let id = user["id"].as_str().unwrap();
 
-    let mut body = user_body("nul\u{0}@example.com");
-    let resp = app
-        .scim(&dir, M::POST, "/Users")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_scim_error(resp, 400, Some("invalidValue")).await;
-    body["userName"] = json!("fine@example.com");
-    body["name"] = json!({ "givenName\u{0}": "Ada" });
-    let resp = app
-        .scim(&dir, M::POST, "/Users")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let nul_in_value = user_body("nul\u{0}@example.com");
+    let mut nul_in_key = user_body("fine@example.com");
+    nul_in_key["name"] = json!({ "givenName\u{0}": "Ada" });
     let patch = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{ "op": "replace", "path": "title", "value": "a\u{0}b" }]
     });
-    let resp = app
-        .scim(&dir, M::PATCH, &format!("/Users/{id}"))
-        .json(&patch)
-        .send()
-        .await
-        .unwrap();
-    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let user_path = format!("/Users/{id}");
+    for (method, path, body) in [
+        (M::POST, "/Users", &nul_in_value),
+        (M::POST, "/Users", &nul_in_key),
+        (M::PATCH, user_path.as_str(), &patch),
+    ] {
+        let resp = app
+            .scim(&dir, method, path)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_scim_error(resp, 400, Some("invalidValue")).await;
+    }
     let resp = app
         .admin(M::POST, "/orgs/default/directories")
         .json(&json!({ "name": "bad\u{0}name" }))
