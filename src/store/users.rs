@@ -3,7 +3,9 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::audit::{bind_event, insert_event, one_statement, record_subjects, with_event};
+use super::audit::{
+    bind_event, insert_event, one_statement, record_subjects, with_event as with_event_sql,
+};
 use super::coalesce::Coalescer;
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
@@ -306,6 +308,26 @@ fn user_event(
     event
 }
 
+/// A statement `build` makes for each store, with and without its event.
+fn each_shape(build: fn(super::Dialect, bool) -> String) -> [String; 4] {
+    use super::Dialect::{Postgres, Sqlite};
+    [
+        build(Sqlite, false),
+        build(Sqlite, true),
+        build(Postgres, false),
+        build(Postgres, true),
+    ]
+}
+
+/// The statement of [`each_shape`] for `d` and `with_event`.
+fn one_shape(all: &[String; 4], d: super::Dialect, with_event: bool) -> &str {
+    let store = match d {
+        super::Dialect::Sqlite => 0,
+        super::Dialect::Postgres => 2,
+    };
+    &all[store + usize::from(with_event)]
+}
+
 /// Creating a user is one statement: the user (parameters `$1`-`$10`),
 /// its emails (`$11`, a JSON array) and, with `with_event`, its event
 /// (after `$11`). Built once per store and shape, as creating users is the
@@ -331,20 +353,8 @@ fn insert_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
         };
         one_statement(d, &user, &[emails], with_event.then_some(11))
     }
-    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
-        use super::Dialect::{Postgres, Sqlite};
-        [
-            build(Sqlite, false),
-            build(Sqlite, true),
-            build(Postgres, false),
-            build(Postgres, true),
-        ]
-    });
-    let store = match d {
-        super::Dialect::Sqlite => 0,
-        super::Dialect::Postgres => 2,
-    };
-    &SQL[store + usize::from(with_event)]
+    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(build));
+    one_shape(&SQL, d, with_event)
 }
 
 fn user_columns(d: super::Dialect) -> String {
@@ -352,6 +362,163 @@ fn user_columns(d: super::Dialect) -> String {
         "id, {} AS doc, version, created_at, updated_at",
         d.doc_out()
     )
+}
+
+/// The stored user `$id` of `$directory_id`, read on `$c` with `$lock`
+/// (`""` or `" FOR UPDATE"`); `NotFound` if there is none.
+macro_rules! current_user {
+    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $lock:expr) => {{
+        let sql = format!(
+            "SELECT {} FROM users WHERE directory_id = $1 AND id = $2{}",
+            user_columns($d),
+            $lock
+        );
+        let row: Option<UserRow> = sqlx::query_as(&sql)
+            .bind($directory_id)
+            .bind($id)
+            .fetch_optional(&mut *$c)
+            .await?;
+        row.ok_or(StoreError::NotFound)?
+    }};
+}
+
+/// What a change makes of a stored user: the row to write and what to
+/// record about it.
+struct UserUpdate {
+    user: NewUser,
+    /// The stored version plus one; the update is written only over the
+    /// version it was worked out from.
+    version: i64,
+    now: i64,
+    created_at: i64,
+    event: Option<Event>,
+    /// Identifiers the user no longer has, kept so its history is still
+    /// found by them.
+    gone: Vec<String>,
+    emails_changed: bool,
+}
+
+impl UserUpdate {
+    /// Applies `change` to `current`, after checking the `If-Match`
+    /// version; the event (deactivated, reactivated or updated) comes from
+    /// comparing the stored and the new document.
+    fn plan<F>(
+        audit: &AuditContext,
+        directory_id: Uuid,
+        current: &UserRow,
+        expected_version: Option<i64>,
+        change: &F,
+    ) -> Result<UserUpdate>
+    where
+        F: Fn(Map<String, Value>) -> Result<NewUser, ScimError>,
+    {
+        if expected_version.is_some_and(|v| v != current.version) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let before = current.doc_map();
+        let old_emails = email_values(&before);
+        let kept = audit.enabled.then(|| before.clone());
+        let user = change(before)?;
+        let mut event = None;
+        let mut gone = Vec::new();
+        if let Some(before) = &kept {
+            let after = match serde_json::from_str(&user.doc) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
+            let now_known = audit::user_doc_subject_keys(&after);
+            gone = audit::user_doc_subject_keys(before)
+                .into_iter()
+                .filter(|k| !now_known.contains(k))
+                .collect();
+            event = Some(
+                user_event(
+                    audit,
+                    directory_id,
+                    action,
+                    (current.id, current.created_at),
+                    &user.user_name,
+                    user.primary_email.as_deref(),
+                    user.external_id.as_deref(),
+                )
+                .changed(changed),
+            );
+        }
+        // Most updates (deactivation, a title) leave emails alone.
+        let emails_changed = user.emails != old_emails;
+        Ok(UserUpdate {
+            user,
+            version: current.version + 1,
+            now: now_micros(),
+            created_at: current.created_at,
+            event,
+            gone,
+            emails_changed,
+        })
+    }
+
+    /// Whether the UPDATE (with its event) is all there is to write.
+    fn is_one_statement(&self) -> bool {
+        !self.emails_changed && self.gone.is_empty()
+    }
+
+    fn into_row(self, id: Uuid) -> UserRow {
+        UserRow {
+            id,
+            doc: self.user.doc,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.now,
+        }
+    }
+}
+
+/// Updating a user's row (`$1`-`$11`) and, with `with_event`, inserting its
+/// event (after `$11`), as one statement. The row is written only if its
+/// version is still the one before the update (`$8 - 1`), which is what
+/// lets PostgreSQL update without a lock (see `modify_user`).
+fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(d: super::Dialect, with_event: bool) -> String {
+        let update = format!(
+            "UPDATE users SET user_name = $1, user_name_ci = $2, external_id = $3, active = $4, \
+             primary_email = $5, display_name = $6, doc = {}, version = $8, updated_at = $9 \
+             WHERE directory_id = $10 AND id = $11 AND version = $8 - 1",
+            d.doc_in(7)
+        );
+        if with_event {
+            with_event_sql(d, &update, 11)
+        } else {
+            update
+        }
+    }
+    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(build));
+    one_shape(&SQL, d, with_event)
+}
+
+/// Runs an [`UserUpdate`] of user `$id` on `$c`: the number of user rows
+/// written, 0 when the row is gone or its version moved on.
+macro_rules! update_user_row {
+    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $update:expr) => {{
+        let update: &UserUpdate = $update;
+        let q = bind_user!(
+            sqlx::query(update_user_sql($d, update.event.is_some())),
+            update.user
+        )
+        .bind(update.version)
+        .bind(update.now)
+        .bind($directory_id)
+        .bind($id);
+        let q = match &update.event {
+            Some(e) => bind_event!(q, e),
+            None => q,
+        };
+        q.execute(&mut *$c)
+            .await
+            .on_conflict("userName")?
+            .rows_affected()
+    }};
 }
 
 impl Store {
@@ -551,17 +718,27 @@ impl Store {
         expected_version: Option<i64>,
         audit: &AuditContext,
     ) -> Result<UserRow> {
-        self.modify_user(directory_id, id, expected_version, audit, move |_| Ok(user))
-            .await
+        self.modify_user(directory_id, id, expected_version, audit, move |_| {
+            Ok(user.clone())
+        })
+        .await
     }
 
-    /// Read-modify-write of one user inside one transaction (row-locked on
-    /// PostgreSQL, serialised by the single writer on SQLite), so concurrent
-    /// writers never lose an update. `change` gets the current document and
-    /// returns the user to store; an error from it writes nothing. The
-    /// event (deactivated, reactivated or updated, with the changed
-    /// attributes) is derived by comparing the stored and the new document.
-    /// `change` runs on SQLite's writer task, so it owns what it uses.
+    /// Read-modify-write of one user, so concurrent writers never lose an
+    /// update. `change` gets the current document and returns the user to
+    /// store; an error from it writes nothing. The event (deactivated,
+    /// reactivated or updated, with the changed attributes) is derived by
+    /// comparing the stored and the new document.
+    ///
+    /// On SQLite the single writer serialises it (`change` runs on the
+    /// writer task, so it owns what it uses). On PostgreSQL it is first
+    /// tried without a transaction: read the row, then one statement that
+    /// writes it only if its version is still the one read. That is two
+    /// round trips instead of four (`BEGIN`, `SELECT … FOR UPDATE`, the
+    /// update, `COMMIT`), and each round trip, not the SQL, was most of a
+    /// PATCH's cost. A change that also rewrites emails or keeps old
+    /// identifiers, or that lost a race with another writer, runs again
+    /// with the row locked; hence `change` may be called twice.
     pub async fn modify_user<F>(
         &self,
         directory_id: Uuid,
@@ -571,8 +748,26 @@ impl Store {
         change: F,
     ) -> Result<UserRow>
     where
-        F: FnOnce(Map<String, Value>) -> Result<NewUser, ScimError> + Send + 'static,
+        F: Fn(Map<String, Value>) -> Result<NewUser, ScimError> + Send + Sync + 'static,
     {
+        if let super::Db::Postgres(pg) = &*self.db {
+            let d = super::Dialect::Postgres;
+            let written = super::pg_lend!(pg, |conn| {
+                let current = current_user!(conn, d, directory_id, id, "");
+                let update =
+                    UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
+                if update.is_one_statement()
+                    && update_user_row!(conn, d, directory_id, id, &update) == 1
+                {
+                    Some(update.into_row(id))
+                } else {
+                    None
+                }
+            });
+            if let Some(row) = written {
+                return Ok(row);
+            }
+        }
         let audit = audit.clone();
         let row = write_job!(self, |d, tx| {
             let lock = if d == super::Dialect::Postgres {
@@ -580,85 +775,15 @@ impl Store {
             } else {
                 ""
             };
-            let sql = format!(
-                "SELECT {} FROM users WHERE directory_id = $1 AND id = $2{lock}",
-                user_columns(d)
-            );
-            let current: UserRow = sqlx::query_as(&sql)
-                .bind(directory_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if expected_version.is_some_and(|v| v != current.version) {
-                return Err(StoreError::PreconditionFailed);
+            let current = current_user!(tx, d, directory_id, id, lock);
+            let update =
+                UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
+            update_user_row!(tx, d, directory_id, id, &update);
+            if update.emails_changed {
+                store_emails!(tx, directory_id, id, &update.user.emails, true);
             }
-            let before = current.doc_map();
-            let old_emails = email_values(&before);
-            let kept = audit.enabled.then(|| before.clone());
-            let user = change(before)?;
-            let now = now_micros();
-            let version = current.version + 1;
-            // The event: deactivated, reactivated or updated, by comparing
-            // the stored and the new document; identifiers the user no
-            // longer has are kept so its history is still found by them.
-            let mut event = None;
-            let mut gone = Vec::new();
-            if let Some(before) = &kept {
-                let after = match serde_json::from_str(&user.doc) {
-                    Ok(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
-                let now_known = audit::user_doc_subject_keys(&after);
-                gone = audit::user_doc_subject_keys(before)
-                    .into_iter()
-                    .filter(|k| !now_known.contains(k))
-                    .collect();
-                event = Some(
-                    user_event(
-                        &audit,
-                        directory_id,
-                        action,
-                        (id, current.created_at),
-                        &user.user_name,
-                        user.primary_email.as_deref(),
-                        user.external_id.as_deref(),
-                    )
-                    .changed(changed),
-                );
-            }
-            let mut sql = format!(
-                "UPDATE users SET user_name = $1, user_name_ci = $2, external_id = $3, active = $4, \
-                 primary_email = $5, display_name = $6, doc = {}, version = $8, updated_at = $9 \
-                 WHERE directory_id = $10 AND id = $11",
-                d.doc_in(7)
-            );
-            if event.is_some() {
-                sql = with_event(d, &sql, 11);
-            }
-            let q = bind_user!(sqlx::query(&sql), user)
-                .bind(version)
-                .bind(now)
-                .bind(directory_id)
-                .bind(id);
-            let q = match &event {
-                Some(e) => bind_event!(q, e),
-                None => q,
-            };
-            q.execute(&mut *tx).await.on_conflict("userName")?;
-            // Most updates (deactivation, a title) leave emails alone.
-            if user.emails != old_emails {
-                store_emails!(tx, directory_id, id, &user.emails, true);
-            }
-            record_subjects!(tx, audit.org_id, (id, current.created_at), &gone);
-            UserRow {
-                id,
-                doc: user.doc,
-                version,
-                created_at: current.created_at,
-                updated_at: now,
-            }
+            record_subjects!(tx, audit.org_id, (id, update.created_at), &update.gone);
+            update.into_row(id)
         });
         Ok(row)
     }

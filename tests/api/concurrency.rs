@@ -1,7 +1,7 @@
 //! SQLite has one writer; many clients writing at once must still never see
 //! "database is locked" or a 500.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{assert_scim_error, spawn_app, user_body, M};
 
@@ -58,44 +58,70 @@ async fn sixteen_clients_writing_at_once_all_succeed() {
     assert_eq!(group["members"].as_array().unwrap().len(), 160);
 }
 
-/// Concurrent PATCHes of one user each add an email; none may be lost (a
-/// read-modify-write without a row lock would drop some).
+/// Concurrent PATCHes of one user each add a value; none may be lost (a
+/// read-modify-write without a row lock or a version check would drop
+/// some), and each leaves exactly one event. Emails are written with the
+/// row locked; other attributes are first written only over the version
+/// read (PostgreSQL), so the phone numbers make those writes lose races.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_patches_of_one_resource_lose_no_update() {
     let app = std::sync::Arc::new(spawn_app().await);
     let dir = std::sync::Arc::new(app.create_directory("Okta").await);
-    let user = app.create_user(&dir, "ada@example.com").await;
-    let id = user["id"].as_str().unwrap().to_owned();
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let (app, dir, id) = (app.clone(), dir.clone(), id.clone());
-        tasks.push(tokio::spawn(async move {
-            app.scim(&dir, M::PATCH, &format!("/Users/{id}"))
-                .json(&json!({
-                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                    "Operations": [{ "op": "add", "path": "emails",
-                                     "value": [{ "value": format!("alias{i}@example.com"), "type": "other" }] }]
-                }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }));
+    for (n, attribute) in ["emails", "phoneNumbers"].into_iter().enumerate() {
+        let user_name = format!("user{n}@example.com");
+        let user = app.create_user(&dir, &user_name).await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        let before = user[attribute].as_array().map_or(0, Vec::len);
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let (app, dir, id) = (app.clone(), dir.clone(), id.clone());
+            let value = match attribute {
+                "emails" => format!("alias{i}@example.com"),
+                _ => format!("+1 555 01{i:02}"),
+            };
+            tasks.push(tokio::spawn(async move {
+                app.scim(&dir, M::PATCH, &format!("/Users/{id}"))
+                    .json(&json!({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{ "op": "add", "path": attribute,
+                                         "value": [{ "value": value, "type": "other" }] }]
+                    }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200, "{attribute}");
+        }
+        let after = app.get_json(&dir, &format!("/Users/{id}")).await;
+        assert_eq!(
+            after[attribute].as_array().unwrap().len(),
+            before + 16,
+            "{attribute}"
+        );
+        assert_eq!(after["meta"]["version"], "W/\"17\"", "{attribute}");
+        let events: Value = app
+            .admin(
+                M::GET,
+                &format!(
+                    "/orgs/default/reports/provisioning?user={user_name}&action=user.updated&limit=100"
+                ),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            events["events"].as_array().unwrap().len(),
+            16,
+            "{attribute}"
+        );
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 200);
-    }
-    let after: serde_json::Value = app
-        .scim(&dir, M::GET, &format!("/Users/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(after["emails"].as_array().unwrap().len(), 17);
-    assert_eq!(after["meta"]["version"], "W/\"17\"");
 }
 
 /// Writes arriving together are committed together on SQLite; a write
