@@ -364,21 +364,24 @@ fn user_columns(d: super::Dialect) -> String {
     )
 }
 
-/// The stored user `$id` of `$directory_id`, read on `$c` with `$lock`
-/// (`""` or `" FOR UPDATE"`); `NotFound` if there is none.
+/// The stored user `$id` of `$directory_id` and, with `$with_groups`, its
+/// groups, read on `$c` with `$lock` (`""` or `" FOR UPDATE"`);
+/// `NotFound` if there is none. The groups come with the row so that a
+/// write's response needs no statement of its own for them.
 macro_rules! current_user {
-    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $lock:expr) => {{
+    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $with_groups:expr, $lock:expr) => {{
         let sql = format!(
-            "SELECT {} FROM users WHERE directory_id = $1 AND id = $2{}",
+            "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2{}",
             user_columns($d),
+            groups_column($d, $with_groups),
             $lock
         );
-        let row: Option<UserRow> = sqlx::query_as(&sql)
+        let row: Option<UserWithGroups> = sqlx::query_as(&sql)
             .bind($directory_id)
             .bind($id)
             .fetch_optional(&mut *$c)
             .await?;
-        row.ok_or(StoreError::NotFound)?
+        row.ok_or(StoreError::NotFound)?.split()
     }};
 }
 
@@ -716,11 +719,18 @@ impl Store {
         id: Uuid,
         user: NewUser,
         expected_version: Option<i64>,
+        with_groups: bool,
         audit: &AuditContext,
-    ) -> Result<UserRow> {
-        self.modify_user(directory_id, id, expected_version, audit, move |_| {
-            Ok(user.clone())
-        })
+    ) -> Result<(UserRow, Vec<UserGroup>)> {
+        let change = move |_| Ok(user.clone());
+        self.modify_user(
+            directory_id,
+            id,
+            expected_version,
+            with_groups,
+            audit,
+            change,
+        )
         .await
     }
 
@@ -739,43 +749,47 @@ impl Store {
     /// PATCH's cost. A change that also rewrites emails or keeps old
     /// identifiers, or that lost a race with another writer, runs again
     /// with the row locked; hence `change` may be called twice.
+    ///
+    /// With `with_groups`, the user's groups (as read with the row) come
+    /// back too, for the response.
     pub async fn modify_user<F>(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
+        with_groups: bool,
         audit: &AuditContext,
         change: F,
-    ) -> Result<UserRow>
+    ) -> Result<(UserRow, Vec<UserGroup>)>
     where
         F: Fn(Map<String, Value>) -> Result<NewUser, ScimError> + Send + Sync + 'static,
     {
         if let super::Db::Postgres(pg) = &*self.db {
             let d = super::Dialect::Postgres;
             let written = super::pg_lend!(pg, |conn| {
-                let current = current_user!(conn, d, directory_id, id, "");
+                let (current, groups) = current_user!(conn, d, directory_id, id, with_groups, "");
                 let update =
                     UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
                 if update.is_one_statement()
                     && update_user_row!(conn, d, directory_id, id, &update) == 1
                 {
-                    Some(update.into_row(id))
+                    Some((update.into_row(id), groups))
                 } else {
                     None
                 }
             });
-            if let Some(row) = written {
-                return Ok(row);
+            if let Some(written) = written {
+                return Ok(written);
             }
         }
         let audit = audit.clone();
-        let row = write_job!(self, |d, tx| {
+        let written = write_job!(self, |d, tx| {
             let lock = if d == super::Dialect::Postgres {
                 " FOR UPDATE"
             } else {
                 ""
             };
-            let current = current_user!(tx, d, directory_id, id, lock);
+            let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, lock);
             let update =
                 UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
             update_user_row!(tx, d, directory_id, id, &update);
@@ -783,9 +797,9 @@ impl Store {
                 store_emails!(tx, directory_id, id, &update.user.emails, true);
             }
             record_subjects!(tx, audit.org_id, (id, update.created_at), &update.gone);
-            update.into_row(id)
+            (update.into_row(id), groups)
         });
-        Ok(row)
+        Ok(written)
     }
 
     /// Deletes a user and its memberships.
@@ -850,39 +864,6 @@ impl Store {
             }
         });
         Ok(())
-    }
-
-    /// The groups each of `user_ids` is a direct member of.
-    pub async fn groups_of_members(
-        &self,
-        directory_id: Uuid,
-        member_ids: &[Uuid],
-    ) -> Result<Vec<UserGroup>> {
-        if member_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        read!(self, |d, c| {
-            // Driven from the member ids (an index lookup each), never from
-            // the directory's groups: a directory has 10,000s of groups, a
-            // page has at most a few hundred users. SQLite's CROSS JOIN
-            // fixes that join order; PostgreSQL's planner finds it alone.
-            let join = match d {
-                super::Dialect::Sqlite => "CROSS JOIN",
-                super::Dialect::Postgres => "JOIN",
-            };
-            let mut q = sqlx::QueryBuilder::new(format!(
-                "SELECT gm.member_id, g.id AS group_id, g.display_name FROM group_members gm \
-                 {join} groups g ON g.id = gm.group_id WHERE gm.member_id IN ("
-            ));
-            let mut sep = q.separated(", ");
-            for id in member_ids {
-                sep.push_bind(*id);
-            }
-            q.push(") AND g.directory_id = ");
-            q.push_bind(directory_id);
-            q.push(" ORDER BY g.display_name_ci");
-            Ok(q.build_query_as().fetch_all(&mut *c).await?)
-        })
     }
 }
 

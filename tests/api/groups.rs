@@ -46,6 +46,45 @@ async fn groups_hold_members_and_users_show_their_groups() {
     assert_eq!(user["groups"][0]["value"], gid);
     assert_eq!(user["groups"][0]["display"], "Engineering");
 
+    // A write's response is the user as a GET right after it reads it,
+    // groups included, unless they are excluded.
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "title", "value": "Countess" }]
+    });
+    let mut put = user.clone();
+    put.as_object_mut().unwrap().remove("meta");
+    put["title"] = json!("Analyst");
+    for (method, body) in [(M::PATCH, &patch), (M::PUT, &put)] {
+        let written: Value = app
+            .scim(&dir, method.clone(), &format!("/Users/{ada_id}"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(written["groups"][0]["value"], gid, "{method}");
+        let read = app.get_json(&dir, &format!("/Users/{ada_id}")).await;
+        assert_eq!(written, read, "{method}");
+        let without: Value = app
+            .scim(
+                &dir,
+                method.clone(),
+                &format!("/Users/{ada_id}?excludedAttributes=groups"),
+            )
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(without.get("groups").is_none(), "{method}");
+        assert!(without.get("title").is_some(), "{method}");
+    }
+
     let by_name: Value = app
         .scim(&dir, M::GET, "/Groups")
         .query(&[("filter", "displayName eq \"engineering\"")])

@@ -225,15 +225,21 @@ async fn execute(
             let id = resource_id(raw)?;
             let v = op.version;
             let version = match (op.method.as_str(), kind) {
-                ("PUT", Kind::Users) => {
-                    Some(users::replace_row(state, ctx, id, data, v).await?.version)
-                }
+                ("PUT", Kind::Users) => Some(
+                    users::replace_row(state, ctx, id, data, v, false)
+                        .await?
+                        .0
+                        .version,
+                ),
                 ("PUT", Kind::Groups) => {
                     Some(groups::replace_row(state, ctx, id, data, v).await?.version)
                 }
-                ("PATCH", Kind::Users) => {
-                    Some(users::patch_row(state, ctx, id, data, v).await?.version)
-                }
+                ("PATCH", Kind::Users) => Some(
+                    users::patch_row(state, ctx, id, data, v, false)
+                        .await?
+                        .0
+                        .version,
+                ),
                 ("PATCH", Kind::Groups) => {
                     Some(groups::patch_row(state, ctx, id, data, v).await?.version)
                 }

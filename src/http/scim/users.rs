@@ -215,18 +215,6 @@ pub async fn get(
     ))
 }
 
-async fn groups_for(
-    state: &AppState,
-    ctx: &ScimContext,
-    ids: &[Uuid],
-    projection: &Projection,
-) -> Result<Vec<UserGroup>, ScimApiError> {
-    if projection.excludes("groups") {
-        return Ok(Vec::new());
-    }
-    Ok(state.store.groups_of_members(ctx.directory_id, ids).await?)
-}
-
 pub async fn list(
     State(state): State<AppState>,
     ctx: ScimContext,
@@ -294,8 +282,9 @@ pub async fn replace(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let row = replace_row(&state, &ctx, id, &body, if_match(&headers)).await?;
-    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
+    let with_groups = !params.projection.excludes("groups");
+    let (row, groups) =
+        replace_row(&state, &ctx, id, &body, if_match(&headers), with_groups).await?;
     Ok(respond(
         &ctx,
         StatusCode::OK,
@@ -315,8 +304,8 @@ pub async fn patch(
 ) -> Result<Response, ScimApiError> {
     let params = query(&raw)?;
     let id = resource_id(&p.id)?;
-    let row = patch_row(&state, &ctx, id, &body, if_match(&headers)).await?;
-    let groups = groups_for(&state, &ctx, &[row.id], &params.projection).await?;
+    let with_groups = !params.projection.excludes("groups");
+    let (row, groups) = patch_row(&state, &ctx, id, &body, if_match(&headers), with_groups).await?;
     Ok(respond(
         &ctx,
         StatusCode::OK,
@@ -358,11 +347,12 @@ pub(super) async fn replace_row(
     id: Uuid,
     body: &Value,
     version: Option<i64>,
-) -> Result<UserRow, ScimApiError> {
+    with_groups: bool,
+) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let user = new_user(body)?;
     Ok(state
         .store
-        .replace_user(ctx.directory_id, id, user, version, &ctx.audit)
+        .replace_user(ctx.directory_id, id, user, version, with_groups, &ctx.audit)
         .await?)
 }
 
@@ -372,7 +362,8 @@ pub(super) async fn patch_row(
     id: Uuid,
     body: &Value,
     version: Option<i64>,
-) -> Result<UserRow, ScimApiError> {
+    with_groups: bool,
+) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let request = parse_patch(body)?;
     Ok(state
         .store
@@ -380,6 +371,7 @@ pub(super) async fn patch_row(
             ctx.directory_id,
             id,
             version,
+            with_groups,
             &ctx.audit,
             move |mut doc: Map<String, Value>| {
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
