@@ -1,7 +1,7 @@
 //! SQLite has one writer; many clients writing at once must still never see
 //! "database is locked" or a 500.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{assert_scim_error, spawn_app, user_body, M};
 
@@ -103,19 +103,10 @@ async fn concurrent_patches_of_one_resource_lose_no_update() {
             "{attribute}"
         );
         assert_eq!(after["meta"]["version"], "W/\"17\"", "{attribute}");
-        let events: Value = app
-            .admin(
-                M::GET,
-                &format!(
-                    "/orgs/default/reports/provisioning?user={user_name}&action=user.updated&limit=100"
-                ),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report = format!(
+            "/orgs/default/reports/provisioning?user={user_name}&action=user.updated&limit=100"
+        );
+        let events = app.ok_json(app.admin(M::GET, &report)).await;
         assert_eq!(
             events["events"].as_array().unwrap().len(),
             16,
