@@ -308,7 +308,8 @@ fn user_event(
     event
 }
 
-/// A statement `build` makes for each store, with and without its event.
+/// A statement `build` makes for each store and each value of its flag
+/// (with or without an event, with or without groups).
 fn each_shape(build: fn(super::Dialect, bool) -> String) -> [String; 4] {
     use super::Dialect::{Postgres, Sqlite};
     [
@@ -319,13 +320,13 @@ fn each_shape(build: fn(super::Dialect, bool) -> String) -> [String; 4] {
     ]
 }
 
-/// The statement of [`each_shape`] for `d` and `with_event`.
-fn one_shape(all: &[String; 4], d: super::Dialect, with_event: bool) -> &str {
+/// The statement of [`each_shape`] for `d` and `flag`.
+fn one_shape(all: &[String; 4], d: super::Dialect, flag: bool) -> &str {
     let store = match d {
         super::Dialect::Sqlite => 0,
         super::Dialect::Postgres => 2,
     };
-    &all[store + usize::from(with_event)]
+    &all[store + usize::from(flag)]
 }
 
 /// Creating a user is one statement: the user (parameters `$1`-`$10`),
@@ -364,23 +365,38 @@ fn user_columns(d: super::Dialect) -> String {
     )
 }
 
+/// Reading a user (`$1` its directory, `$2` its id) and, with
+/// `with_groups`, its groups, for a write; `locked` adds `FOR UPDATE`
+/// (PostgreSQL only). Built once per shape, as every PATCH and PUT runs
+/// it.
+fn current_user_sql(d: super::Dialect, with_groups: bool, locked: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(d: super::Dialect, with_groups: bool, lock: &str) -> String {
+        format!(
+            "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2{lock}",
+            user_columns(d),
+            groups_column(d, with_groups)
+        )
+    }
+    static UNLOCKED: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(|d, g| build(d, g, "")));
+    static LOCKED: LazyLock<[String; 4]> =
+        LazyLock::new(|| each_shape(|d, g| build(d, g, " FOR UPDATE")));
+    let all = if locked { &LOCKED } else { &UNLOCKED };
+    one_shape(all, d, with_groups)
+}
+
 /// The stored user `$id` of `$directory_id` and, with `$with_groups`, its
-/// groups, read on `$c` with `$lock` (`""` or `" FOR UPDATE"`);
-/// `NotFound` if there is none. The groups come with the row so that a
-/// write's response needs no statement of its own for them.
+/// groups, read on `$c` (`$locked`: `FOR UPDATE`); `NotFound` if there is
+/// none. The groups come with the row so that a write's response needs no
+/// statement of its own for them.
 macro_rules! current_user {
-    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $with_groups:expr, $lock:expr) => {{
-        let sql = format!(
-            "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2{}",
-            user_columns($d),
-            groups_column($d, $with_groups),
-            $lock
-        );
-        let row: Option<UserWithGroups> = sqlx::query_as(&sql)
-            .bind($directory_id)
-            .bind($id)
-            .fetch_optional(&mut *$c)
-            .await?;
+    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $with_groups:expr, $locked:expr) => {{
+        let row: Option<UserWithGroups> =
+            sqlx::query_as(current_user_sql($d, $with_groups, $locked))
+                .bind($directory_id)
+                .bind($id)
+                .fetch_optional(&mut *$c)
+                .await?;
         row.ok_or(StoreError::NotFound)?.split()
     }};
 }
@@ -767,7 +783,8 @@ impl Store {
         if let super::Db::Postgres(pg) = &*self.db {
             let d = super::Dialect::Postgres;
             let written = super::pg_lend!(pg, |conn| {
-                let (current, groups) = current_user!(conn, d, directory_id, id, with_groups, "");
+                let (current, groups) =
+                    current_user!(conn, d, directory_id, id, with_groups, false);
                 let update =
                     UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
                 if update.is_one_statement()
@@ -784,12 +801,8 @@ impl Store {
         }
         let audit = audit.clone();
         let written = write_job!(self, |d, tx| {
-            let lock = if d == super::Dialect::Postgres {
-                " FOR UPDATE"
-            } else {
-                ""
-            };
-            let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, lock);
+            let locked = d == super::Dialect::Postgres;
+            let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, locked);
             let update =
                 UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
             update_user_row!(tx, d, directory_id, id, &update);
