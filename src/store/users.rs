@@ -516,8 +516,10 @@ fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
     one_shape(&SQL, d, with_event)
 }
 
-/// Runs an [`UserUpdate`] of user `$id` on `$c`: the number of user rows
-/// written, 0 when the row is gone or its version moved on.
+/// Runs an [`UserUpdate`] of user `$id` on `$c`: the rows written, 0 when
+/// the row is gone or its version moved on. On PostgreSQL that is 1 or 0
+/// (the event is inserted from the updated row); SQLite's statements run
+/// one after the other and count the event too.
 macro_rules! update_user_row {
     ($c:expr, $d:expr, $directory_id:expr, $id:expr, $update:expr) => {{
         let update: &UserUpdate = $update;
@@ -537,6 +539,26 @@ macro_rules! update_user_row {
             .await
             .on_conflict("userName")?
             .rows_affected()
+    }};
+}
+
+/// Writes an [`UserUpdate`] of user `$id` in the transaction `$tx`: the
+/// row with its event, then its emails and the identifiers it lost, only
+/// if the row was written. Whether it was: not if the row is gone or its
+/// version moved on. (SQLite counts the event's row too, and writes it
+/// either way; but there the single writer has just read the row, so it
+/// is always written.)
+macro_rules! write_user_update {
+    ($tx:ident, $d:expr, $directory_id:expr, $id:expr, $update:expr, $audit:expr) => {{
+        let update: &UserUpdate = $update;
+        let written = update_user_row!($tx, $d, $directory_id, $id, update) > 0;
+        if written {
+            if update.emails_changed {
+                store_emails!($tx, $directory_id, $id, &update.user.emails, true);
+            }
+            record_subjects!($tx, $audit.org_id, ($id, update.created_at), &update.gone);
+        }
+        written
     }};
 }
 
@@ -763,7 +785,8 @@ impl Store {
     /// round trips instead of four (`BEGIN`, `SELECT … FOR UPDATE`, the
     /// update, `COMMIT`), and each round trip, not the SQL, was most of a
     /// PATCH's cost. A change that also rewrites emails or keeps old
-    /// identifiers, or that lost a race with another writer, runs again
+    /// identifiers writes them in a transaction after that statement. One
+    /// that lost a race with another writer runs again in a transaction
     /// with the row locked; hence `change` may be called twice.
     ///
     /// With `with_groups`, the user's groups (as read with the row) come
@@ -787,13 +810,19 @@ impl Store {
                     current_user!(conn, d, directory_id, id, with_groups, false);
                 let update =
                     UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
-                if update.is_one_statement()
-                    && update_user_row!(conn, d, directory_id, id, &update) == 1
-                {
-                    Some((update.into_row(id), groups))
+                let written = if update.is_one_statement() {
+                    update_user_row!(conn, d, directory_id, id, &update) == 1
                 } else {
-                    None
-                }
+                    // More than one statement: in a transaction, which a
+                    // lost race drops (rolls back) unwritten.
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let written = write_user_update!(tx, d, directory_id, id, &update, audit);
+                    if written {
+                        tx.commit().await?;
+                    }
+                    written
+                };
+                written.then(|| (update.into_row(id), groups))
             });
             if let Some(written) = written {
                 return Ok(written);
@@ -805,11 +834,7 @@ impl Store {
             let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, locked);
             let update =
                 UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
-            update_user_row!(tx, d, directory_id, id, &update);
-            if update.emails_changed {
-                store_emails!(tx, directory_id, id, &update.user.emails, true);
-            }
-            record_subjects!(tx, audit.org_id, (id, update.created_at), &update.gone);
+            write_user_update!(tx, d, directory_id, id, &update, audit);
             (update.into_row(id), groups)
         });
         Ok(written)
