@@ -311,12 +311,18 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // The writer's checkpointer copies the WAL back, on its own
+                // connection (see `writer`).
+                .pragma("wal_autocheckpoint", "0");
             // The connections live in this process and cannot be dropped
             // by a server: they are held by the store itself, without
             // sqlx's pool and the pings it sends (see `readers`, `writer`).
-            let writer =
-                writer::SqliteWriter::start(sqlx::ConnectOptions::connect(&options).await?);
+            let writer = writer::SqliteWriter::start(
+                sqlx::ConnectOptions::connect(&options).await?,
+                sqlx::ConnectOptions::connect(&options).await?,
+                writer::CheckpointPolicy::default(),
+            );
             let mut conns = Vec::new();
             for _ in 0..pool_size {
                 conns.push(sqlx::ConnectOptions::connect(&options).await?);
