@@ -25,9 +25,10 @@ pub struct DatabaseConfig {
     pub db_pool_size: Option<u32>,
 
     /// Single-user look-up statements (`GET /Users/{id}`, `userName eq`)
-    /// run at once; look-ups arriving meanwhile are answered together by
-    /// the next ones. Default: half the CPU cores, at least 1. More suit a
-    /// database on its own machine, where a statement waits on the network.
+    /// run at once, and on PostgreSQL as many for `POST /Users`; requests
+    /// arriving meanwhile are answered together by the next ones. Default:
+    /// half the CPU cores, at least 1. More suit a database on its own
+    /// machine, where a statement waits on the network.
     #[arg(long, env = "SCIMD_DB_LOOKUP_STATEMENTS", global = true)]
     pub db_lookup_statements: Option<u32>,
 }

@@ -19,15 +19,23 @@ const MAX_USER_TARGETS: i64 = 1_000;
 pub const PURGE_LOCK_KEY: i32 = 0x5c1d_a0d1;
 pub const PURGE_LOCK_SQL: &str = "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))";
 
-const EVENT_INSERT_COLUMNS: &str = "INSERT INTO audit_events (occurred_at, id, org_id, \
-    directory_id, actor_type, actor_id, source_ip, request_id, action, outcome, status, \
-    scim_type, detail, target_type, target_id, target_created_at, target_identifier, \
-    identifier_ci, email_ci, external_id, changed_attributes, members_added, members_removed)";
+/// The columns of an event, in the order [`bind_event!`] binds them.
+macro_rules! event_columns {
+    () => {
+        "occurred_at, id, org_id, directory_id, actor_type, actor_id, source_ip, request_id, \
+         action, outcome, status, scim_type, detail, target_type, target_id, target_created_at, \
+         target_identifier, identifier_ci, email_ci, external_id, changed_attributes, \
+         members_added, members_removed"
+    };
+}
+pub(crate) const EVENT_WRITTEN_COLUMNS: &str = event_columns!();
+pub(crate) const EVENT_INSERT_COLUMNS: &str =
+    concat!("INSERT INTO audit_events (", event_columns!(), ")");
 
 /// Values of one event, bound by [`bind_event!`] after `offset` others.
-const EVENT_VALUES: usize = 23;
+pub(crate) const EVENT_VALUES: usize = 23;
 
-fn event_params(offset: usize) -> String {
+pub(crate) fn event_params(offset: usize) -> String {
     (offset + 1..=offset + EVENT_VALUES)
         .map(|n| format!("${n}"))
         .collect::<Vec<_>>()

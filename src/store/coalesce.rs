@@ -23,7 +23,7 @@ use tokio::sync::{oneshot, Semaphore};
 use super::Result;
 
 /// Most keys fetched by one statement.
-const MOST_PER_BATCH: usize = 32;
+pub(crate) const MOST_PER_BATCH: usize = 32;
 
 /// What a batch tells each of its callers: the row found for its key (or
 /// none), or that the shared statement failed.

@@ -263,7 +263,7 @@ pub struct Store {
     /// Remembered list positions, so deep pages seek instead of walking.
     cursors: std::sync::Arc<cursors::PageCursors>,
     /// Concurrent single-user look-ups, answered together.
-    lookups: std::sync::Arc<users::UserLookups>,
+    batches: std::sync::Arc<users::UserBatches>,
 }
 
 impl Store {
@@ -340,7 +340,7 @@ impl Store {
                 0 => cursors::PageCursors::default(),
                 hop => cursors::PageCursors::with_hop(hop),
             }),
-            lookups: std::sync::Arc::new(users::UserLookups::new(match opts.lookup_statements {
+            batches: std::sync::Arc::new(users::UserBatches::new(match opts.lookup_statements {
                 0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
                 n => n,
             })),

@@ -146,27 +146,115 @@ pub(super) struct NamedUser {
     directory_id: Uuid,
 }
 
-/// Single-user look-ups made at the same time, answered by shared
+/// Single-user statements made at the same time, answered by shared
 /// statements (see [`super::coalesce`]).
-pub(super) struct UserLookups {
+pub(super) struct UserBatches {
     /// `GET /Users/{id}`, grouped by directory.
     by_id: Coalescer<Uuid, Uuid, UserWithGroups>,
     /// `userName eq`, grouped by directory and whether groups are wanted,
     /// keyed by the lowercased userName.
     by_name: Coalescer<(Uuid, bool), String, NamedUser>,
+    /// `POST /Users` on PostgreSQL, grouped by whether events are written.
+    /// (On SQLite the single writer already commits them together.)
+    inserts: Coalescer<bool, PendingUser, PendingUser>,
 }
 
-impl UserLookups {
-    /// At most `leaders` look-up statements of each kind at once.
+impl UserBatches {
+    /// At most `leaders` statements of each kind at once.
     pub(super) fn new(leaders: usize) -> Self {
-        UserLookups {
+        UserBatches {
             by_id: Coalescer::new(leaders),
             by_name: Coalescer::new(leaders),
+            inserts: Coalescer::new(leaders),
         }
     }
 }
 
-/// The statement behind [`UserLookups`]: the users whose id is one of the
+/// A user to create, waiting for a shared statement; told apart from the
+/// others of its batch by the id it was given.
+#[derive(Clone)]
+pub(super) struct PendingUser(std::sync::Arc<NewUserRow>);
+
+pub(super) struct NewUserRow {
+    id: Uuid,
+    directory_id: Uuid,
+    user: NewUser,
+    now: i64,
+    /// `user.emails` as a JSON array.
+    emails: String,
+    event: Option<Event>,
+}
+
+impl PartialEq for PendingUser {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+/// Creating `rows` users, with their emails and (`with_events`) their
+/// events, in one PostgreSQL statement that evaluates to the ids of the
+/// users created. A user whose userName is taken (or whose id is: its own
+/// batch committed before) is skipped with its emails and event, so one
+/// conflict costs the others nothing. Each user binds 11 values, in the
+/// order of [`insert_user_sql`]; the events follow, 23 values each.
+fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(rows: usize, with_events: bool) -> String {
+        let users: Vec<String> = (0..rows)
+            .map(|i| {
+                let p: Vec<String> = (1..=11).map(|n| format!("${}", i * 11 + n)).collect();
+                format!(
+                    "({}, {}::jsonb, {}, {}::jsonb)",
+                    p[..8].join(", "),
+                    p[8],
+                    p[9],
+                    p[10]
+                )
+            })
+            .collect();
+        let mut sql = format!(
+            "WITH v (id, directory_id, user_name, user_name_ci, external_id, active, \
+             primary_email, display_name, doc, now, emails) AS (VALUES {}), \
+             written AS (INSERT INTO users (id, directory_id, user_name, user_name_ci, \
+             external_id, active, primary_email, display_name, doc, version, created_at, \
+             updated_at) SELECT id, directory_id, user_name, user_name_ci, external_id, active, \
+             primary_email, display_name, doc, 1, now, now FROM v \
+             ON CONFLICT DO NOTHING RETURNING id), \
+             emails AS (INSERT INTO user_emails (user_id, directory_id, value_ci) \
+             SELECT v.id, v.directory_id, e FROM v JOIN written USING (id), \
+             jsonb_array_elements_text(v.emails) AS e)",
+            users.join(", ")
+        );
+        if with_events {
+            let events: Vec<String> = (0..rows)
+                .map(|i| {
+                    format!(
+                        "({})",
+                        super::audit::event_params(rows * 11 + i * super::audit::EVENT_VALUES)
+                    )
+                })
+                .collect();
+            sql.push_str(&format!(
+                ", events ({cols}) AS (VALUES {}), \
+                 logged AS ({} SELECT events.* FROM events \
+                 JOIN written ON written.id = events.target_id)",
+                events.join(", "),
+                super::audit::EVENT_INSERT_COLUMNS,
+                cols = super::audit::EVENT_WRITTEN_COLUMNS,
+            ));
+        }
+        sql.push_str(" SELECT id FROM written");
+        sql
+    }
+    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
+        (1..=super::coalesce::MOST_PER_BATCH)
+            .map(|rows| [build(rows, false), build(rows, true)])
+            .collect()
+    });
+    &SQL[rows - 1][usize::from(with_events)]
+}
+
+/// The statement behind [`UserBatches`]' look-ups: the users whose id is one of the
 /// JSON array `$1` (as 32 hex digits), or with `by_name` the users of
 /// directory `$1` whose lowercased userName is one of the JSON array `$2`;
 /// with their groups if `with_groups`. Built once per store and shape.
@@ -259,6 +347,33 @@ macro_rules! bind_user {
             .bind(&user.display_name)
             .bind(&user.doc)
     }};
+}
+
+/// Creates `batch` (all with events, or all without) in one statement;
+/// evaluates to those created (see [`insert_users_sql`]).
+async fn insert_users(
+    pg: &super::pg_connections::PgConnections,
+    with_events: bool,
+    batch: Vec<PendingUser>,
+) -> Result<Vec<PendingUser>> {
+    let mut q = sqlx::query_scalar::<_, Uuid>(insert_users_sql(batch.len(), with_events));
+    for p in &batch {
+        q = q.bind(p.0.id).bind(p.0.directory_id);
+        q = bind_user!(q, p.0.user).bind(p.0.now).bind(&p.0.emails);
+    }
+    if with_events {
+        for p in &batch {
+            let event = p.0.event.as_ref().expect("batches are grouped by events");
+            q = bind_event!(q, event);
+        }
+    }
+    let created = super::pg_lend!(pg, |c| {
+        q.fetch_all(&mut *c).await.on_conflict("userName")?
+    });
+    Ok(batch
+        .into_iter()
+        .filter(|p| created.contains(&p.0.id))
+        .collect())
 }
 
 /// Writes a user's rows in `user_emails` inside the caller's transaction.
@@ -585,7 +700,7 @@ impl Store {
         let doc = user.doc.clone();
         let emails = serde_json::to_string(&user.emails).expect("strings serialise");
         // The user, its emails and its event in one statement (see
-        // `insert_user_sql`), bound the same way on both stores.
+        // `insert_user_sql`; on PostgreSQL `insert_users_sql`).
         macro_rules! insert {
             ($d:expr) => {{
                 let q = sqlx::query(insert_user_sql($d, event.is_some()))
@@ -612,14 +727,35 @@ impl Store {
                     })
                     .await?
             }
-            // One statement is a transaction of its own: no BEGIN and
-            // COMMIT round trips.
-            super::Db::Postgres(pg) => super::pg_lend!(pg, |c| {
-                insert!(super::Dialect::Postgres)
-                    .execute(&mut *c)
-                    .await
-                    .on_conflict("userName")?;
-            }),
+            // Creations made at the same time share one statement, a
+            // transaction of its own: no BEGIN and COMMIT round trips, and
+            // one commit for all of them.
+            super::Db::Postgres(pg) => {
+                let pending = PendingUser(std::sync::Arc::new(NewUserRow {
+                    id,
+                    directory_id,
+                    user,
+                    now,
+                    emails,
+                    event,
+                }));
+                let created = self
+                    .batches
+                    .inserts
+                    .get(
+                        pending.0.event.is_some(),
+                        pending,
+                        |with_events, batch| insert_users(pg, with_events, batch),
+                        PendingUser::clone,
+                    )
+                    .await?;
+                // Skipped: its userName is taken, unless its own batch
+                // committed it and then lost its leader, so that it ran
+                // again alone (a statement of its own sees that commit).
+                if created.is_none() && !self.user_exists(id).await? {
+                    return Err(StoreError::Conflict("userName"));
+                }
+            }
         }
         Ok(UserRow {
             id,
@@ -628,6 +764,16 @@ impl Store {
             created_at: now,
             updated_at: now,
         })
+    }
+
+    async fn user_exists(&self, id: Uuid) -> Result<bool> {
+        let found: Option<i32> = read!(self, |_d, c| {
+            sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(found.is_some())
     }
 
     pub async fn get_user(&self, directory_id: Uuid, id: Uuid) -> Result<UserRow> {
@@ -653,7 +799,7 @@ impl Store {
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
         let found = self
-            .lookups
+            .batches
             .by_id
             .get(
                 directory_id,
@@ -682,7 +828,7 @@ impl Store {
         with_groups: bool,
     ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
         let found = self
-            .lookups
+            .batches
             .by_name
             .get(
                 (directory_id, with_groups),
@@ -909,6 +1055,26 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::{ConnectOptions, Dialect};
+
+    /// A batch of creations names each parameter once, numbered without a
+    /// gap: 11 per user, then 23 per event.
+    #[test]
+    fn a_batch_of_creations_binds_every_value_once() {
+        for rows in [1, 2, 7, crate::store::coalesce::MOST_PER_BATCH] {
+            for with_events in [false, true] {
+                let sql = insert_users_sql(rows, with_events);
+                let mut params: Vec<usize> = sql
+                    .split('$')
+                    .skip(1)
+                    .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+                    .map(|n| n.parse().unwrap())
+                    .collect();
+                params.sort();
+                let per_row = if with_events { 11 + 23 } else { 11 };
+                assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
+            }
+        }
+    }
 
     /// The batched look-ups search indexes on SQLite: a scan would make
     /// every `GET /Users/{id}` read the whole table. (On PostgreSQL the
