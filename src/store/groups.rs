@@ -184,8 +184,12 @@ macro_rules! apply_member_changes {
                 );
             }
             for chunk in add.chunks(MEMBER_CHUNK) {
-                let mut found = 0u64;
+                let mut added_here = 0u64;
                 for (table, member_type) in [("users", "User"), ("groups", "Group")] {
+                    if added_here == chunk.len() as u64 {
+                        // Every id was a user: no group to look for.
+                        break;
+                    }
                     // Insert-select both checks that each id is in this
                     // directory and adds it, in one statement.
                     let mut q = sqlx::QueryBuilder::new(
@@ -202,7 +206,17 @@ macro_rules! apply_member_changes {
                         sep.push_bind(*id);
                     }
                     q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
-                    inserted += q.build().execute(&mut *$tx).await?.rows_affected();
+                    added_here += q.build().execute(&mut *$tx).await?.rows_affected();
+                }
+                inserted += added_here;
+                if added_here == chunk.len() as u64 {
+                    // Each id (they are distinct) was added, so each exists.
+                    continue;
+                }
+                // Some ids were members already, or are not in this
+                // directory: count those that exist.
+                let mut found = 0u64;
+                for table in ["users", "groups"] {
                     let mut c = sqlx::QueryBuilder::new(format!(
                         "SELECT COUNT(*) FROM {table} WHERE directory_id = "
                     ));

@@ -417,3 +417,50 @@ async fn members_show_the_name_of_what_they_are() {
     assert_eq!(listed["totalResults"], 1);
     assert_eq!(sorted_members(&listed["Resources"][0]), expected);
 }
+
+/// Adding members that are members already is no error, and still checks
+/// the others: a missing id among them fails the whole PATCH.
+#[tokio::test]
+async fn re_adding_members_succeeds_and_still_checks_the_others() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let ada = app.create_user(&dir, "ada@example.com").await;
+    let grace = app.create_user(&dir, "grace@example.com").await;
+    let group = app
+        .create_group(&dir, "Eng", &[ada["id"].as_str().unwrap()])
+        .await;
+    let gid = group["id"].as_str().unwrap();
+    let add = |ids: Vec<Value>| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{ "op": "add", "path": "members",
+                             "value": ids.into_iter().map(|id| json!({ "value": id })).collect::<Vec<_>>() }]
+        })
+    };
+    let path = format!("/Groups/{gid}");
+    let resp = app
+        .scim(&dir, M::PATCH, &path)
+        .json(&add(vec![ada["id"].clone(), grace["id"].clone()]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let missing = json!(uuid::Uuid::new_v4().to_string());
+    let resp = app
+        .scim(&dir, M::PATCH, &path)
+        .json(&add(vec![ada["id"].clone(), missing]))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidValue")).await;
+    let g = app.get_json(&dir, &path).await;
+    let mut members = member_ids(&g);
+    members.sort();
+    let mut expected = vec![
+        ada["id"].as_str().unwrap().to_owned(),
+        grace["id"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(g["meta"]["version"], "W/\"2\"");
+}
