@@ -16,9 +16,9 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::Result;
 
@@ -41,7 +41,7 @@ struct Waiter<G, K, V> {
 
 pub(crate) struct Coalescer<G, K, V> {
     waiting: Mutex<VecDeque<Waiter<G, K, V>>>,
-    leaders: Semaphore,
+    leaders: Arc<Semaphore>,
 }
 
 impl<G, K, V> Coalescer<G, K, V>
@@ -55,7 +55,7 @@ where
     pub(crate) fn new(leaders: usize) -> Self {
         Coalescer {
             waiting: Mutex::new(VecDeque::new()),
-            leaders: Semaphore::new(leaders.max(1)),
+            leaders: Arc::new(Semaphore::new(leaders.max(1))),
         }
     }
 
@@ -72,6 +72,56 @@ where
     where
         F: Fn(G, Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>>,
+    {
+        self.join(group, key, &fetch, |batch, turn| async {
+            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
+            let fetched = fetch(batch.group.clone(), keys).await;
+            drop(turn);
+            batch.answer(fetched, key_of);
+        })
+        .await
+    }
+
+    /// [`get`](Self::get) for statements that write: a batch runs on a
+    /// task of its own, to its end, and answers its callers even if the
+    /// caller that started it is dropped (a client that disconnected).
+    /// Otherwise the others, unanswered, would run alone a write that may
+    /// already have been committed for them.
+    pub(crate) async fn get_detached<F, Fut>(
+        &self,
+        group: G,
+        key: K,
+        fetch: F,
+        key_of: fn(&V) -> K,
+    ) -> Result<Option<V>>
+    where
+        G: Send + 'static,
+        K: Send + 'static,
+        V: Send + 'static,
+        F: Fn(G, Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>>> + Send + 'static,
+    {
+        self.join(group, key, &fetch, |batch, turn| {
+            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
+            let fetching = fetch(batch.group.clone(), keys);
+            tokio::spawn(async move {
+                let fetched = fetching.await;
+                drop(turn);
+                batch.answer(fetched, key_of);
+            });
+            std::future::ready(())
+        })
+        .await
+    }
+
+    /// Queues `key`, then waits for its answer, leading batches (with
+    /// `run`, which answers the batch's callers) whenever it gets a turn.
+    async fn join<F, Fut, R, RFut>(&self, group: G, key: K, fetch: &F, run: R) -> Result<Option<V>>
+    where
+        F: Fn(G, Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<V>>>,
+        R: Fn(Batch<G, K, V>, OwnedSemaphorePermit) -> RFut,
+        RFut: Future<Output = ()>,
     {
         let (reply, mut answer) = oneshot::channel();
         self.waiting().push_back(Waiter {
@@ -91,7 +141,10 @@ where
                         Ok(Err(BatchFailed)) | Err(_) => alone().await,
                     };
                 }
-                permit = self.leaders.acquire() => permit.ok(),
+                permit = self.leaders.clone().acquire_owned() => permit,
+            };
+            let Ok(turn) = turn else {
+                unreachable!("the semaphore is never closed");
             };
             // From here the batch taken is run to its end, even if another
             // leader answers this caller meanwhile: its callers wait on it.
@@ -103,10 +156,7 @@ where
                     Ok(Err(BatchFailed)) | Err(_) => alone().await,
                 };
             };
-            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
-            let fetched = fetch(batch.group.clone(), keys).await;
-            drop(turn);
-            batch.answer(fetched, key_of);
+            run(batch, turn).await;
         }
     }
 
@@ -317,6 +367,40 @@ mod tests {
                 .expect("no caller is stranded")
                 .unwrap();
             assert_eq!(answer.unwrap(), (key % 2 == 1).then_some((0, key)));
+        }
+    }
+
+    /// A write's batch runs to its end and answers, though the caller that
+    /// started it is gone; in place, dropping that caller stops it midway.
+    #[tokio::test]
+    async fn a_detached_batch_runs_to_its_end_when_its_caller_is_gone() {
+        for detached in [true, false] {
+            let coalescer = Arc::new(Coalescer::new(1));
+            let table = Arc::new(Table::default());
+            let (c, t) = (coalescer.clone(), table.clone());
+            let caller = tokio::spawn(async move {
+                let fetch = move |g, keys| {
+                    let t = t.clone();
+                    async move { t.fetch(g, keys).await }
+                };
+                if detached {
+                    c.get_detached(1, 7, fetch, key_of).await
+                } else {
+                    c.get(1, 7, fetch, key_of).await
+                }
+            });
+            // The statement takes 20 ms: drop its caller halfway.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            caller.abort();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            let unfinished = table.running.load(Ordering::SeqCst);
+            assert_eq!(unfinished, usize::from(!detached), "detached: {detached}");
+            // The turn came back either way: the next caller is answered.
+            let next = coalescer
+                .get(1, 9, |g, keys| table.fetch(g, keys), key_of)
+                .await
+                .unwrap();
+            assert_eq!(next, Some((1, 9)));
         }
     }
 }

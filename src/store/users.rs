@@ -157,6 +157,10 @@ pub(super) struct UserBatches {
     /// `POST /Users` on PostgreSQL, grouped by whether events are written.
     /// (On SQLite the single writer already commits them together.)
     inserts: Coalescer<bool, PendingUser, PendingUser>,
+    /// PATCH and PUT on PostgreSQL that are one statement (see
+    /// [`UserUpdate::is_one_statement`]), grouped by whether events are
+    /// written.
+    updates: Coalescer<bool, PendingUpdate, PendingUpdate>,
 }
 
 impl UserBatches {
@@ -166,6 +170,7 @@ impl UserBatches {
             by_id: Coalescer::new(leaders),
             by_name: Coalescer::new(leaders),
             inserts: Coalescer::new(leaders),
+            updates: Coalescer::new(leaders),
         }
     }
 }
@@ -597,6 +602,16 @@ impl UserUpdate {
         !self.emails_changed && self.gone.is_empty()
     }
 
+    fn row(&self, id: Uuid) -> UserRow {
+        UserRow {
+            id,
+            doc: self.user.doc.clone(),
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.now,
+        }
+    }
+
     fn into_row(self, id: Uuid) -> UserRow {
         UserRow {
             id,
@@ -655,6 +670,118 @@ macro_rules! update_user_row {
             .on_conflict("userName")?
             .rows_affected()
     }};
+}
+
+/// An update of one user waiting for a shared statement. Two updates of
+/// one user may share a batch, so each has a key of its own.
+#[derive(Clone)]
+pub(super) struct PendingUpdate(std::sync::Arc<UpdateRow>);
+
+pub(super) struct UpdateRow {
+    key: Uuid,
+    directory_id: Uuid,
+    id: Uuid,
+    update: UserUpdate,
+}
+
+impl PartialEq for PendingUpdate {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+/// [`update_user_sql`] for `rows` users in one PostgreSQL statement, which
+/// evaluates to the positions (from 0) of the updates written. Each row
+/// binds the same 11 values in the same order; the events follow, 23
+/// values each. Of two updates of one user in a batch, both worked out
+/// from the same version, the row is written once, by one of them: the
+/// position returned is that of the update used (`RETURNING v.k`), and
+/// the other, unwritten, runs again as a lost race.
+fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(rows: usize, with_events: bool) -> String {
+        let users: Vec<String> = (0..rows)
+            .map(|i| {
+                let p: Vec<String> = (1..=11).map(|n| format!("${}", i * 11 + n)).collect();
+                format!(
+                    "({i}, {}, {}::jsonb, {})",
+                    p[..6].join(", "),
+                    p[6],
+                    p[7..].join(", ")
+                )
+            })
+            .collect();
+        let mut sql = format!(
+            "WITH v (k, user_name, user_name_ci, external_id, active, primary_email, \
+             display_name, doc, version, now, directory_id, id) AS (VALUES {}), \
+             written AS (UPDATE users AS u SET user_name = v.user_name, \
+             user_name_ci = v.user_name_ci, external_id = v.external_id, active = v.active, \
+             primary_email = v.primary_email, display_name = v.display_name, doc = v.doc, \
+             version = v.version, updated_at = v.now FROM v \
+             WHERE u.directory_id = v.directory_id AND u.id = v.id \
+             AND u.version = v.version - 1 RETURNING v.k)",
+            users.join(", ")
+        );
+        if with_events {
+            let events: Vec<String> = (0..rows)
+                .map(|i| {
+                    let offset = rows * 11 + i * super::audit::EVENT_VALUES;
+                    format!("({i}, {})", super::audit::event_params(offset))
+                })
+                .collect();
+            sql.push_str(&format!(
+                ", events (k, {cols}) AS (VALUES {}), \
+                 logged AS ({} SELECT {cols} FROM events JOIN written USING (k))",
+                events.join(", "),
+                super::audit::EVENT_INSERT_COLUMNS,
+                cols = super::audit::EVENT_WRITTEN_COLUMNS,
+            ));
+        }
+        sql.push_str(" SELECT k FROM written");
+        sql
+    }
+    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
+        (1..=super::coalesce::MOST_PER_BATCH)
+            .map(|rows| [build(rows, false), build(rows, true)])
+            .collect()
+    });
+    &SQL[rows - 1][usize::from(with_events)]
+}
+
+/// Writes `batch` (all with events, or all without) in one statement;
+/// evaluates to the updates written (see [`update_users_sql`]).
+async fn update_users(
+    pg: &super::pg_connections::PgConnections,
+    with_events: bool,
+    batch: Vec<PendingUpdate>,
+) -> Result<Vec<PendingUpdate>> {
+    let mut q = sqlx::query_scalar::<_, i32>(update_users_sql(batch.len(), with_events));
+    for p in &batch {
+        q = bind_user!(q, p.0.update.user)
+            .bind(p.0.update.version)
+            .bind(p.0.update.now)
+            .bind(p.0.directory_id)
+            .bind(p.0.id);
+    }
+    if with_events {
+        for p in &batch {
+            let event =
+                p.0.update
+                    .event
+                    .as_ref()
+                    .expect("batches are grouped by events");
+            q = bind_event!(q, event);
+        }
+    }
+    let written = super::pg_lend!(pg, |c| {
+        q.fetch_all(&mut *c).await.on_conflict("userName")?
+    });
+    Ok(batch
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| written.contains(&(*k as i32)))
+        .map(|(_, p)| p)
+        .collect())
 }
 
 /// Writes an [`UserUpdate`] of user `$id` in the transaction `$tx`: the
@@ -742,17 +869,18 @@ impl Store {
                 let created = self
                     .batches
                     .inserts
-                    .get(
+                    .get_detached(
                         pending.0.event.is_some(),
                         pending,
-                        |with_events, batch| insert_users(pg, with_events, batch),
+                        |with_events, batch| {
+                            let pg = pg.clone();
+                            async move { insert_users(&pg, with_events, batch).await }
+                        },
                         PendingUser::clone,
                     )
                     .await?;
-                // Skipped: its userName is taken, unless its own batch
-                // committed it and then lost its leader, so that it ran
-                // again alone (a statement of its own sees that commit).
-                if created.is_none() && !self.user_exists(id).await? {
+                // Skipped: its userName is taken.
+                if created.is_none() {
                     return Err(StoreError::Conflict("userName"));
                 }
             }
@@ -764,16 +892,6 @@ impl Store {
             created_at: now,
             updated_at: now,
         })
-    }
-
-    async fn user_exists(&self, id: Uuid) -> Result<bool> {
-        let found: Option<i32> = read!(self, |_d, c| {
-            sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?
-        });
-        Ok(found.is_some())
     }
 
     pub async fn get_user(&self, directory_id: Uuid, id: Uuid) -> Result<UserRow> {
@@ -951,14 +1069,38 @@ impl Store {
     {
         if let super::Db::Postgres(pg) = &*self.db {
             let d = super::Dialect::Postgres;
-            let written = super::pg_lend!(pg, |conn| {
-                let (current, groups) =
-                    current_user!(conn, d, directory_id, id, with_groups, false);
-                let update =
-                    UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
-                let written = if update.is_one_statement() {
-                    update_user_row!(conn, d, directory_id, id, &update) == 1
-                } else {
+            // The row as `GET` reads it, shared with the look-ups and
+            // other writes' reads made at the same time.
+            let (current, groups) = self.get_user_with_groups(directory_id, id).await?;
+            let groups = if with_groups { groups } else { Vec::new() };
+            let update =
+                UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
+            if update.is_one_statement() {
+                // Shared with the other such writes made at the same time.
+                let pending = PendingUpdate(std::sync::Arc::new(UpdateRow {
+                    key: Uuid::new_v4(),
+                    directory_id,
+                    id,
+                    update,
+                }));
+                let written = self
+                    .batches
+                    .updates
+                    .get_detached(
+                        pending.0.update.event.is_some(),
+                        pending.clone(),
+                        |with_events, batch| {
+                            let pg = pg.clone();
+                            async move { update_users(&pg, with_events, batch).await }
+                        },
+                        PendingUpdate::clone,
+                    )
+                    .await?;
+                if written.is_some() {
+                    return Ok((pending.0.update.row(id), groups));
+                }
+            } else {
+                let written = super::pg_lend!(pg, |conn| {
                     // More than one statement: in a transaction, which a
                     // lost race drops (rolls back) unwritten.
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -967,11 +1109,10 @@ impl Store {
                         tx.commit().await?;
                     }
                     written
-                };
-                written.then(|| (update.into_row(id), groups))
-            });
-            if let Some(written) = written {
-                return Ok(written);
+                });
+                if written {
+                    return Ok((update.into_row(id), groups));
+                }
             }
         }
         let audit = audit.clone();
@@ -1056,13 +1197,18 @@ mod tests {
     use super::*;
     use crate::store::{ConnectOptions, Dialect};
 
-    /// A batch of creations names each parameter once, numbered without a
-    /// gap: 11 per user, then 23 per event.
+    /// A batch of creations or of updates names each parameter once,
+    /// numbered without a gap: 11 per user, then 23 per event.
     #[test]
-    fn a_batch_of_creations_binds_every_value_once() {
+    fn a_batch_of_writes_binds_every_value_once() {
         for rows in [1, 2, 7, crate::store::coalesce::MOST_PER_BATCH] {
-            for with_events in [false, true] {
-                let sql = insert_users_sql(rows, with_events);
+            for (with_events, build) in [false, true].into_iter().flat_map(|e| {
+                [
+                    (e, insert_users_sql as fn(usize, bool) -> &'static str),
+                    (e, update_users_sql),
+                ]
+            }) {
+                let sql = build(rows, with_events);
                 let mut params: Vec<usize> = sql
                     .split('$')
                     .skip(1)
