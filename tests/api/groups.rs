@@ -464,3 +464,36 @@ async fn re_adding_members_succeeds_and_still_checks_the_others() {
     assert_eq!(members, expected);
     assert_eq!(g["meta"]["version"], "W/\"2\"");
 }
+
+/// A deleted group's member rows go with it, and so do those of every
+/// group of a deleted directory.
+#[tokio::test]
+async fn deleting_a_group_or_its_directory_deletes_its_members() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let ada = app.create_user(&dir, "ada@example.com").await;
+    let grace = app.create_user(&dir, "grace@example.com").await;
+    let (ada, grace) = (ada["id"].as_str().unwrap(), grace["id"].as_str().unwrap());
+    let first = app.create_group(&dir, "First", &[ada, grace]).await;
+    app.create_group(&dir, "Second", &[ada]).await;
+    let members = "SELECT COUNT(*) FROM group_members";
+    assert_eq!(app.db().count(members).await, 3);
+    let resp = app
+        .scim(
+            &dir,
+            M::DELETE,
+            &format!("/Groups/{}", first["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.db().count(members).await, 1);
+    let resp = app
+        .admin(M::DELETE, &format!("/orgs/default/directories/{}", dir.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.db().count(members).await, 0);
+}

@@ -114,6 +114,35 @@ impl TestDb {
         )
     }
 
+    /// The first column of the first row of `sql`, a count, on the test's
+    /// database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        use std::str::FromStr;
+        match &self.pg_schema {
+            Some(schema) => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
+                    .expect("url")
+                    .options([("search_path", schema.as_str())]);
+                let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+            None => {
+                let pool = sqlx::SqlitePool::connect(&self.url).await.expect("connect");
+                let n = sqlx::query_scalar(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count");
+                pool.close().await;
+                n
+            }
+        }
+    }
+
     /// Runs SQL (several statements allowed) on the test's database.
     pub async fn execute(&self, sql: &str) {
         use std::str::FromStr;
