@@ -205,14 +205,7 @@ macro_rules! apply_member_changes {
                     for id in chunk {
                         sep.push_bind(*id);
                     }
-                    // Not those that are members already. The group's row
-                    // is written or locked (PostgreSQL) or the writer is
-                    // single (SQLite), so no one else adds members meanwhile:
-                    // no `ON CONFLICT`, whose speculative insertion cost a
-                    // sixth of adding 10,000.
-                    q.push(") AND NOT EXISTS (SELECT 1 FROM group_members WHERE group_id = ");
-                    q.push_bind($group_id);
-                    q.push(format!(" AND member_id = {table}.id)"));
+                    q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
                     added_here += q.build().execute(&mut *$tx).await?.rows_affected();
                 }
                 inserted += added_here;
