@@ -207,7 +207,7 @@ fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
     fn build(rows: usize, with_events: bool) -> String {
         let users: Vec<String> = (0..rows)
             .map(|i| {
-                let p: Vec<String> = (1..=11).map(|n| format!("${}", i * 11 + n)).collect();
+                let p = row_params(i);
                 format!(
                     "({}, {}::jsonb, {}, {}::jsonb)",
                     p[..8].join(", "),
@@ -231,32 +231,48 @@ fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
             users.join(", ")
         );
         if with_events {
-            let events: Vec<String> = (0..rows)
-                .map(|i| {
-                    format!(
-                        "({})",
-                        super::audit::event_params(rows * 11 + i * super::audit::EVENT_VALUES)
-                    )
-                })
-                .collect();
             sql.push_str(&format!(
-                ", events ({cols}) AS (VALUES {}), \
+                ", events ({}) AS (VALUES {}), \
                  logged AS ({} SELECT events.* FROM events \
                  JOIN written ON written.id = events.target_id)",
-                events.join(", "),
+                super::audit::EVENT_WRITTEN_COLUMNS,
+                event_rows(rows, false),
                 super::audit::EVENT_INSERT_COLUMNS,
-                cols = super::audit::EVENT_WRITTEN_COLUMNS,
             ));
         }
         sql.push_str(" SELECT id FROM written");
         sql
     }
-    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
-        (1..=super::coalesce::MOST_PER_BATCH)
-            .map(|rows| [build(rows, false), build(rows, true)])
-            .collect()
-    });
+    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(build));
     &SQL[rows - 1][usize::from(with_events)]
+}
+
+/// The 11 parameters of user `i` of a batch, numbered from `$1` on.
+fn row_params(i: usize) -> Vec<String> {
+    (1..=11).map(|n| format!("${}", i * 11 + n)).collect()
+}
+
+/// The `VALUES` rows of a batch's events, numbered after its `rows` users'
+/// parameters; with `keyed`, each starts with its user's position.
+fn event_rows(rows: usize, keyed: bool) -> String {
+    let events: Vec<String> = (0..rows)
+        .map(|i| {
+            let params = super::audit::event_params(rows * 11 + i * super::audit::EVENT_VALUES);
+            match keyed {
+                true => format!("({i}, {params})"),
+                false => format!("({params})"),
+            }
+        })
+        .collect();
+    events.join(", ")
+}
+
+/// A batch statement for each number of rows a batch can hold, without
+/// and with events, built once.
+fn batch_shapes(build: fn(usize, bool) -> String) -> Vec<[String; 2]> {
+    (1..=super::coalesce::MOST_PER_BATCH)
+        .map(|rows| [build(rows, false), build(rows, true)])
+        .collect()
 }
 
 /// The statement behind [`UserBatches`]' look-ups: the users whose id is one of the
@@ -702,7 +718,7 @@ fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
     fn build(rows: usize, with_events: bool) -> String {
         let users: Vec<String> = (0..rows)
             .map(|i| {
-                let p: Vec<String> = (1..=11).map(|n| format!("${}", i * 11 + n)).collect();
+                let p = row_params(i);
                 format!(
                     "({i}, {}, {}::jsonb, {})",
                     p[..6].join(", "),
@@ -723,16 +739,10 @@ fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
             users.join(", ")
         );
         if with_events {
-            let events: Vec<String> = (0..rows)
-                .map(|i| {
-                    let offset = rows * 11 + i * super::audit::EVENT_VALUES;
-                    format!("({i}, {})", super::audit::event_params(offset))
-                })
-                .collect();
             sql.push_str(&format!(
                 ", events (k, {cols}) AS (VALUES {}), \
                  logged AS ({} SELECT {cols} FROM events JOIN written USING (k))",
-                events.join(", "),
+                event_rows(rows, true),
                 super::audit::EVENT_INSERT_COLUMNS,
                 cols = super::audit::EVENT_WRITTEN_COLUMNS,
             ));
@@ -740,11 +750,7 @@ fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
         sql.push_str(" SELECT k FROM written");
         sql
     }
-    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| {
-        (1..=super::coalesce::MOST_PER_BATCH)
-            .map(|rows| [build(rows, false), build(rows, true)])
-            .collect()
-    });
+    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(build));
     &SQL[rows - 1][usize::from(with_events)]
 }
 

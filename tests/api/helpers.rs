@@ -102,27 +102,29 @@ impl TestDb {
     /// A connection of its own to the test's PostgreSQL database.
     pub async fn pg_connection(&self) -> Option<sqlx::PgConnection> {
         use sqlx::Connection;
-        use std::str::FromStr;
-        let schema = self.pg_schema.as_ref()?;
-        let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
-            .expect("url")
-            .options([("search_path", schema.as_str())]);
         Some(
-            sqlx::PgConnection::connect_with(&options)
+            sqlx::PgConnection::connect_with(&self.pg_options()?)
                 .await
                 .expect("connect"),
+        )
+    }
+
+    /// Options for a connection to the test's PostgreSQL schema.
+    fn pg_options(&self) -> Option<sqlx::postgres::PgConnectOptions> {
+        use std::str::FromStr;
+        let schema = self.pg_schema.as_ref()?;
+        Some(
+            sqlx::postgres::PgConnectOptions::from_str(&self.url)
+                .expect("url")
+                .options([("search_path", schema.as_str())]),
         )
     }
 
     /// The first column of the first row of `sql`, a count, on the test's
     /// database.
     pub async fn count(&self, sql: &str) -> i64 {
-        use std::str::FromStr;
-        match &self.pg_schema {
-            Some(schema) => {
-                let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
-                    .expect("url")
-                    .options([("search_path", schema.as_str())]);
+        match self.pg_options() {
+            Some(options) => {
                 let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
                 let n = sqlx::query_scalar(sql)
                     .fetch_one(&pool)
@@ -145,12 +147,8 @@ impl TestDb {
 
     /// Runs SQL (several statements allowed) on the test's database.
     pub async fn execute(&self, sql: &str) {
-        use std::str::FromStr;
-        match &self.pg_schema {
-            Some(schema) => {
-                let options = sqlx::postgres::PgConnectOptions::from_str(&self.url)
-                    .expect("url")
-                    .options([("search_path", schema.as_str())]);
+        match self.pg_options() {
+            Some(options) => {
                 let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
                 sqlx::raw_sql(sql).execute(&pool).await.expect("execute");
                 pool.close().await;
