@@ -27,9 +27,9 @@ pub struct DatabaseConfig {
     /// Single-user look-up statements (`GET /Users/{id}`, `userName eq`)
     /// run at once, and on PostgreSQL as many for `POST /Users` and for
     /// user PATCH/PUT; requests arriving meanwhile are answered together
-    /// by the next ones. Default:
-    /// half the CPU cores, at least 1. More suit a database on its own
-    /// machine, where a statement waits on the network.
+    /// by the next ones. Default: half the CPU cores, at least 1. More suit
+    /// a database on its own machine, where a statement waits on the
+    /// network.
     #[arg(long, env = "SCIMD_DB_LOOKUP_STATEMENTS", global = true)]
     pub db_lookup_statements: Option<u32>,
 }

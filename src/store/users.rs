@@ -198,9 +198,8 @@ impl PartialEq for PendingUser {
 
 /// Creating `rows` users, with their emails and (`with_events`) their
 /// events, in one PostgreSQL statement that evaluates to the ids of the
-/// users created. A user whose userName is taken (or whose id is: its own
-/// batch committed before) is skipped with its emails and event, so one
-/// conflict costs the others nothing. Each user binds 11 values, in the
+/// users created. A user whose userName is taken is skipped with its
+/// emails and event, so one conflict costs the others nothing. Each user binds 11 values, in the
 /// order of [`insert_user_sql`]; the events follow, 23 values each.
 fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
     use std::sync::LazyLock;
@@ -465,33 +464,27 @@ fn one_shape(all: &[String; 4], d: super::Dialect, flag: bool) -> &str {
     &all[store + usize::from(flag)]
 }
 
-/// Creating a user is one statement: the user (parameters `$1`-`$10`),
-/// its emails (`$11`, a JSON array) and, with `with_event`, its event
-/// (after `$11`). Built once per store and shape, as creating users is the
-/// hottest write.
-fn insert_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
+/// Creating a user on SQLite is one call: the user (parameters
+/// `$1`-`$10`), its emails (`$11`, a JSON array) and, with `with_event`,
+/// its event (after `$11`). Built once per shape, as creating users is the
+/// hottest write. (PostgreSQL creates users in batches: see
+/// [`insert_users_sql`].)
+fn insert_user_sql(with_event: bool) -> &'static str {
     use std::sync::LazyLock;
-    fn build(d: super::Dialect, with_event: bool) -> String {
+    fn build(with_event: bool) -> String {
+        let d = super::Dialect::Sqlite;
         let user = format!(
             "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
              primary_email, display_name, doc, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
             d.doc_in(9)
         );
-        let emails = match d {
-            super::Dialect::Sqlite => {
-                "INSERT INTO user_emails (user_id, directory_id, value_ci) \
-                 SELECT $1, $2, value FROM json_each($11)"
-            }
-            super::Dialect::Postgres => {
-                "INSERT INTO user_emails (user_id, directory_id, value_ci) \
-                 SELECT $1, $2, e FROM jsonb_array_elements_text($11::jsonb) AS e"
-            }
-        };
+        let emails = "INSERT INTO user_emails (user_id, directory_id, value_ci) \
+                      SELECT $1, $2, value FROM json_each($11)";
         one_statement(d, &user, &[emails], with_event.then_some(11))
     }
-    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(build));
-    one_shape(&SQL, d, with_event)
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [build(false), build(true)]);
+    &SQL[usize::from(with_event)]
 }
 
 fn user_columns(d: super::Dialect) -> String {
@@ -832,29 +825,22 @@ impl Store {
         });
         let doc = user.doc.clone();
         let emails = serde_json::to_string(&user.emails).expect("strings serialise");
-        // The user, its emails and its event in one statement (see
-        // `insert_user_sql`; on PostgreSQL `insert_users_sql`).
-        macro_rules! insert {
-            ($d:expr) => {{
-                let q = sqlx::query(insert_user_sql($d, event.is_some()))
-                    .bind(id)
-                    .bind(directory_id);
-                let q = bind_user!(q, user).bind(now).bind(&emails);
-                match &event {
-                    Some(e) => bind_event!(q, e),
-                    None => q,
-                }
-            }};
-        }
         match &*self.db {
+            // The user, its emails and its event in one call (see
+            // `insert_user_sql`), committed with the writer's other jobs.
             super::Db::Sqlite { writer, .. } => {
                 writer
                     .run(move |conn| {
                         Box::pin(async move {
-                            insert!(super::Dialect::Sqlite)
-                                .execute(&mut *conn)
-                                .await
-                                .on_conflict("userName")?;
+                            let q = sqlx::query(insert_user_sql(event.is_some()))
+                                .bind(id)
+                                .bind(directory_id);
+                            let q = bind_user!(q, user).bind(now).bind(&emails);
+                            let q = match &event {
+                                Some(e) => bind_event!(q, e),
+                                None => q,
+                            };
+                            q.execute(&mut *conn).await.on_conflict("userName")?;
                             Ok(())
                         })
                     })
