@@ -3,9 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::audit::{
-    bind_event, insert_event, one_statement, record_subjects, with_event as with_event_sql,
-};
+use super::audit::{bind_event, insert_event, record_subjects, with_event as with_event_sql};
 use super::coalesce::Coalescer;
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
@@ -154,8 +152,7 @@ pub(super) struct UserBatches {
     /// `userName eq`, grouped by directory and whether groups are wanted,
     /// keyed by the lowercased userName.
     by_name: Coalescer<(Uuid, bool), String, NamedUser>,
-    /// `POST /Users` on PostgreSQL, grouped by whether events are written.
-    /// (On SQLite the single writer already commits them together.)
+    /// `POST /Users`, grouped by whether events are written.
     inserts: Coalescer<bool, PendingUser, PendingUser>,
     /// PATCH and PUT on PostgreSQL that are one statement (see
     /// [`UserUpdate::is_one_statement`]), grouped by whether events are
@@ -197,25 +194,39 @@ impl PartialEq for PendingUser {
 }
 
 /// Creating `rows` users, with their emails and (`with_events`) their
-/// events, in one PostgreSQL statement that evaluates to the ids of the
-/// users created. A user whose userName is taken is skipped with its
-/// emails and event, so one conflict costs the others nothing. Each user binds 11 values, in the
-/// order of [`insert_user_sql`]; the events follow, 23 values each.
-fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
+/// events, in one call that evaluates to the ids of the users created. A
+/// user whose userName is taken is skipped with its emails and event, so
+/// one conflict costs the others nothing. Each user binds 11 values (id,
+/// directory, the 7 of [`bind_user!`], the time, its emails as a JSON
+/// array); the events follow, 23 values each.
+///
+/// On PostgreSQL it is one statement of data-modifying CTEs. On SQLite it
+/// is three statements in one hand-off to the connection's thread; ids are
+/// new, so a user's emails and event are written exactly when a row with
+/// its id exists.
+fn insert_users_sql(d: super::Dialect, rows: usize, with_events: bool) -> &'static str {
     use std::sync::LazyLock;
-    fn build(rows: usize, with_events: bool) -> String {
+    fn users(d: super::Dialect, rows: usize) -> String {
         let users: Vec<String> = (0..rows)
             .map(|i| {
                 let p = row_params(i);
-                format!(
-                    "({}, {}::jsonb, {}, {}::jsonb)",
-                    p[..8].join(", "),
-                    p[8],
-                    p[9],
-                    p[10]
-                )
+                match d {
+                    super::Dialect::Postgres => format!(
+                        "({}, {}::jsonb, {}, {}::jsonb)",
+                        p[..8].join(", "),
+                        p[8],
+                        p[9],
+                        p[10]
+                    ),
+                    super::Dialect::Sqlite => {
+                        format!("({}, 1, {}, {})", p[..9].join(", "), p[9], p[9])
+                    }
+                }
             })
             .collect();
+        users.join(", ")
+    }
+    fn postgres(rows: usize, with_events: bool) -> String {
         let mut sql = format!(
             "WITH v (id, directory_id, user_name, user_name_ci, external_id, active, \
              primary_email, display_name, doc, now, emails) AS (VALUES {}), \
@@ -227,7 +238,7 @@ fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
              emails AS (INSERT INTO user_emails (user_id, directory_id, value_ci) \
              SELECT v.id, v.directory_id, e FROM v JOIN written USING (id), \
              jsonb_array_elements_text(v.emails) AS e)",
-            users.join(", ")
+            users(super::Dialect::Postgres, rows)
         );
         if with_events {
             sql.push_str(&format!(
@@ -242,8 +253,42 @@ fn insert_users_sql(rows: usize, with_events: bool) -> &'static str {
         sql.push_str(" SELECT id FROM written");
         sql
     }
-    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(build));
-    &SQL[rows - 1][usize::from(with_events)]
+    fn sqlite(rows: usize, with_events: bool) -> String {
+        let emails: Vec<String> = (0..rows)
+            .map(|i| {
+                let p = row_params(i);
+                format!("({}, {}, {})", p[0], p[1], p[10])
+            })
+            .collect();
+        let mut sql = format!(
+            "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
+             primary_email, display_name, doc, version, created_at, updated_at) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING id; \
+             WITH v (id, directory_id, emails) AS (VALUES {}) \
+             INSERT INTO user_emails (user_id, directory_id, value_ci) \
+             SELECT v.id, v.directory_id, e.value FROM v, json_each(v.emails) AS e \
+             WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.id)",
+            users(super::Dialect::Sqlite, rows),
+            emails.join(", ")
+        );
+        if with_events {
+            sql.push_str(&format!(
+                "; WITH events ({}) AS (VALUES {}) {} SELECT * FROM events \
+                 WHERE EXISTS (SELECT 1 FROM users WHERE users.id = events.target_id)",
+                super::audit::EVENT_WRITTEN_COLUMNS,
+                event_rows(rows, false),
+                super::audit::EVENT_INSERT_COLUMNS,
+            ));
+        }
+        sql
+    }
+    static POSTGRES: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(postgres));
+    static SQLITE: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(sqlite));
+    let shapes = match d {
+        super::Dialect::Postgres => &POSTGRES,
+        super::Dialect::Sqlite => &SQLITE,
+    };
+    &shapes[rows - 1][usize::from(with_events)]
 }
 
 /// The 11 parameters of user `i` of a batch, numbered from `$1` on.
@@ -369,27 +414,57 @@ macro_rules! bind_user {
     }};
 }
 
-/// Creates `batch` (all with events, or all without) in one statement;
+/// Binds a batch of creations to `insert_users_sql`'s statement for it.
+macro_rules! bind_new_users {
+    ($q:expr, $batch:expr, $with_events:expr) => {{
+        let mut q = $q;
+        for p in $batch {
+            q = q.bind(p.0.id).bind(p.0.directory_id);
+            q = bind_user!(q, p.0.user).bind(p.0.now).bind(&p.0.emails);
+        }
+        if $with_events {
+            for p in $batch {
+                let event = p.0.event.as_ref().expect("batches are grouped by events");
+                q = bind_event!(q, event);
+            }
+        }
+        q
+    }};
+}
+
+/// Creates `batch` (all with events, or all without) in one call;
 /// evaluates to those created (see [`insert_users_sql`]).
 async fn insert_users(
-    pg: &super::pg_connections::PgConnections,
+    db: &super::Db,
     with_events: bool,
     batch: Vec<PendingUser>,
 ) -> Result<Vec<PendingUser>> {
-    let mut q = sqlx::query_scalar::<_, Uuid>(insert_users_sql(batch.len(), with_events));
-    for p in &batch {
-        q = q.bind(p.0.id).bind(p.0.directory_id);
-        q = bind_user!(q, p.0.user).bind(p.0.now).bind(&p.0.emails);
-    }
-    if with_events {
-        for p in &batch {
-            let event = p.0.event.as_ref().expect("batches are grouped by events");
-            q = bind_event!(q, event);
+    let created: Vec<Uuid> = match db {
+        // A job of the writer, committed with its other jobs; bound there,
+        // so that event times follow the writer's order.
+        super::Db::Sqlite { writer, .. } => {
+            let batch = batch.clone();
+            writer
+                .run(move |conn| {
+                    Box::pin(async move {
+                        let sql =
+                            insert_users_sql(super::Dialect::Sqlite, batch.len(), with_events);
+                        let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
+                        q.fetch_all(&mut *conn).await.on_conflict("userName")
+                    })
+                })
+                .await?
         }
-    }
-    let created = super::pg_lend!(pg, |c| {
-        q.fetch_all(&mut *c).await.on_conflict("userName")?
-    });
+        // A transaction of its own: no BEGIN and COMMIT round trips, and
+        // one commit for the whole batch.
+        super::Db::Postgres(pg) => {
+            let sql = insert_users_sql(super::Dialect::Postgres, batch.len(), with_events);
+            let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
+            super::pg_lend!(pg, |c| {
+                q.fetch_all(&mut *c).await.on_conflict("userName")?
+            })
+        }
+    };
     Ok(batch
         .into_iter()
         .filter(|p| created.contains(&p.0.id))
@@ -462,29 +537,6 @@ fn one_shape(all: &[String; 4], d: super::Dialect, flag: bool) -> &str {
         super::Dialect::Postgres => 2,
     };
     &all[store + usize::from(flag)]
-}
-
-/// Creating a user on SQLite is one call: the user (parameters
-/// `$1`-`$10`), its emails (`$11`, a JSON array) and, with `with_event`,
-/// its event (after `$11`). Built once per shape, as creating users is the
-/// hottest write. (PostgreSQL creates users in batches: see
-/// [`insert_users_sql`].)
-fn insert_user_sql(with_event: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(with_event: bool) -> String {
-        let d = super::Dialect::Sqlite;
-        let user = format!(
-            "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
-             primary_email, display_name, doc, version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, 1, $10, $10)",
-            d.doc_in(9)
-        );
-        let emails = "INSERT INTO user_emails (user_id, directory_id, value_ci) \
-                      SELECT $1, $2, value FROM json_each($11)";
-        one_statement(d, &user, &[emails], with_event.then_some(11))
-    }
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [build(false), build(true)]);
-    &SQL[usize::from(with_event)]
 }
 
 fn user_columns(d: super::Dialect) -> String {
@@ -825,57 +877,32 @@ impl Store {
         });
         let doc = user.doc.clone();
         let emails = serde_json::to_string(&user.emails).expect("strings serialise");
-        match &*self.db {
-            // The user, its emails and its event in one call (see
-            // `insert_user_sql`), committed with the writer's other jobs.
-            super::Db::Sqlite { writer, .. } => {
-                writer
-                    .run(move |conn| {
-                        Box::pin(async move {
-                            let q = sqlx::query(insert_user_sql(event.is_some()))
-                                .bind(id)
-                                .bind(directory_id);
-                            let q = bind_user!(q, user).bind(now).bind(&emails);
-                            let q = match &event {
-                                Some(e) => bind_event!(q, e),
-                                None => q,
-                            };
-                            q.execute(&mut *conn).await.on_conflict("userName")?;
-                            Ok(())
-                        })
-                    })
-                    .await?
-            }
-            // Creations made at the same time share one statement, a
-            // transaction of its own: no BEGIN and COMMIT round trips, and
-            // one commit for all of them.
-            super::Db::Postgres(pg) => {
-                let pending = PendingUser(std::sync::Arc::new(NewUserRow {
-                    id,
-                    directory_id,
-                    user,
-                    now,
-                    emails,
-                    event,
-                }));
-                let created = self
-                    .batches
-                    .inserts
-                    .get_detached(
-                        pending.0.event.is_some(),
-                        pending,
-                        |with_events, batch| {
-                            let pg = pg.clone();
-                            async move { insert_users(&pg, with_events, batch).await }
-                        },
-                        PendingUser::clone,
-                    )
-                    .await?;
-                // Skipped: its userName is taken.
-                if created.is_none() {
-                    return Err(StoreError::Conflict("userName"));
-                }
-            }
+        // Creations made at the same time share one call (see
+        // `insert_users_sql`).
+        let pending = PendingUser(std::sync::Arc::new(NewUserRow {
+            id,
+            directory_id,
+            user,
+            now,
+            emails,
+            event,
+        }));
+        let created = self
+            .batches
+            .inserts
+            .get_detached(
+                pending.0.event.is_some(),
+                pending,
+                |with_events, batch| {
+                    let db = self.db.clone();
+                    async move { insert_users(&db, with_events, batch).await }
+                },
+                PendingUser::clone,
+            )
+            .await?;
+        // Skipped: its userName is taken.
+        if created.is_none() {
+            return Err(StoreError::Conflict("userName"));
         }
         Ok(UserRow {
             id,
@@ -1189,27 +1216,32 @@ mod tests {
     use super::*;
     use crate::store::{ConnectOptions, Dialect};
 
-    /// A batch of creations or of updates names each parameter once,
-    /// numbered without a gap: 11 per user, then 23 per event.
+    /// A batch of creations or of updates numbers its parameters without
+    /// a gap: 11 per user, then 23 per event. (SQLite's creation, three
+    /// statements, names a user's id and directory again in its emails.)
     #[test]
-    fn a_batch_of_writes_binds_every_value_once() {
+    fn a_batch_of_writes_binds_every_value() {
+        let insert_on = |d| move |rows, with_events| insert_users_sql(d, rows, with_events);
+        let shapes: [Box<dyn Fn(usize, bool) -> &'static str>; 3] = [
+            Box::new(insert_on(Dialect::Postgres)),
+            Box::new(insert_on(Dialect::Sqlite)),
+            Box::new(update_users_sql),
+        ];
         for rows in [1, 2, 7, crate::store::coalesce::MOST_PER_BATCH] {
-            for (with_events, build) in [false, true].into_iter().flat_map(|e| {
-                [
-                    (e, insert_users_sql as fn(usize, bool) -> &'static str),
-                    (e, update_users_sql),
-                ]
-            }) {
-                let sql = build(rows, with_events);
-                let mut params: Vec<usize> = sql
-                    .split('$')
-                    .skip(1)
-                    .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap())
-                    .map(|n| n.parse().unwrap())
-                    .collect();
-                params.sort();
-                let per_row = if with_events { 11 + 23 } else { 11 };
-                assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
+            for with_events in [false, true] {
+                for build in &shapes {
+                    let sql = build(rows, with_events);
+                    let mut params: Vec<usize> = sql
+                        .split('$')
+                        .skip(1)
+                        .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+                        .map(|n| n.parse().unwrap())
+                        .collect();
+                    params.sort();
+                    params.dedup();
+                    let per_row = if with_events { 11 + 23 } else { 11 };
+                    assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
+                }
             }
         }
     }
