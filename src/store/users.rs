@@ -154,7 +154,7 @@ pub(super) struct UserBatches {
     by_name: Coalescer<(Uuid, bool), String, NamedUser>,
     /// `POST /Users`, grouped by whether events are written.
     inserts: Coalescer<bool, PendingUser, PendingUser>,
-    /// PATCH and PUT on PostgreSQL that are one statement (see
+    /// PATCH and PUT that are one statement (see
     /// [`UserUpdate::is_one_statement`]), grouped by whether events are
     /// written.
     updates: Coalescer<bool, PendingUpdate, PendingUpdate>,
@@ -799,38 +799,139 @@ fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
     &SQL[rows - 1][usize::from(with_events)]
 }
 
-/// Writes `batch` (all with events, or all without) in one statement;
-/// evaluates to the updates written (see [`update_users_sql`]).
-async fn update_users(
-    pg: &super::pg_connections::PgConnections,
-    with_events: bool,
-    batch: Vec<PendingUpdate>,
-) -> Result<Vec<PendingUpdate>> {
-    let mut q = sqlx::query_scalar::<_, i32>(update_users_sql(batch.len(), with_events));
-    for p in &batch {
-        q = bind_user!(q, p.0.update.user)
+/// [`update_user_sql`] for `rows` different users in one SQLite
+/// statement, which evaluates to the ids of the users written. (SQLite's
+/// `RETURNING` cannot name the `VALUES`, so a batch holds one update per
+/// user; events are inserted after it, for the users written: see
+/// [`insert_events_sql`].) Each row binds the same 11 values in the same
+/// order as on PostgreSQL.
+fn update_users_sqlite_sql(rows: usize) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(rows: usize) -> String {
+        let users: Vec<String> = (0..rows)
+            .map(|i| format!("({})", row_params(i).join(", ")))
+            .collect();
+        format!(
+            "WITH v (user_name, user_name_ci, external_id, active, primary_email, \
+             display_name, doc, version, now, directory_id, id) AS (VALUES {}) \
+             UPDATE users SET user_name = v.user_name, user_name_ci = v.user_name_ci, \
+             external_id = v.external_id, active = v.active, primary_email = v.primary_email, \
+             display_name = v.display_name, doc = v.doc, version = v.version, \
+             updated_at = v.now FROM v \
+             WHERE users.id = v.id AND users.directory_id = v.directory_id \
+             AND users.version = v.version - 1 RETURNING users.id",
+            users.join(", ")
+        )
+    }
+    static SQL: LazyLock<Vec<String>> =
+        LazyLock::new(|| (1..=super::coalesce::MOST_PER_BATCH).map(build).collect());
+    &SQL[rows - 1]
+}
+
+/// Inserting `rows` events (23 values each) in one statement.
+fn insert_events_sql(rows: usize) -> &'static str {
+    use std::sync::LazyLock;
+    fn build(rows: usize) -> String {
+        let events: Vec<String> = (0..rows)
+            .map(|i| {
+                format!(
+                    "({})",
+                    super::audit::event_params(i * super::audit::EVENT_VALUES)
+                )
+            })
+            .collect();
+        format!(
+            "{} VALUES {}",
+            super::audit::EVENT_INSERT_COLUMNS,
+            events.join(", ")
+        )
+    }
+    static SQL: LazyLock<Vec<String>> =
+        LazyLock::new(|| (1..=super::coalesce::MOST_PER_BATCH).map(build).collect());
+    &SQL[rows - 1]
+}
+
+/// Binds an update's 11 values, in the order of the batch statements.
+macro_rules! bind_update {
+    ($q:expr, $p:expr) => {{
+        let p: &PendingUpdate = $p;
+        bind_user!($q, p.0.update.user)
             .bind(p.0.update.version)
             .bind(p.0.update.now)
             .bind(p.0.directory_id)
-            .bind(p.0.id);
+            .bind(p.0.id)
+    }};
+}
+
+/// Writes `batch` (all with events, or all without) in one call;
+/// evaluates to the updates written (see [`update_users_sql`] and
+/// [`update_users_sqlite_sql`]).
+async fn update_users(
+    db: &super::Db,
+    with_events: bool,
+    batch: Vec<PendingUpdate>,
+) -> Result<Vec<PendingUpdate>> {
+    fn event_of(p: &PendingUpdate) -> &Event {
+        let event = p.0.update.event.as_ref();
+        event.expect("batches are grouped by events")
     }
-    if with_events {
-        for p in &batch {
-            let event =
-                p.0.update
-                    .event
-                    .as_ref()
-                    .expect("batches are grouped by events");
-            q = bind_event!(q, event);
+    let written: Vec<usize> = match db {
+        // A job of the writer; bound there, so that event times follow the
+        // writer's order. Of two updates of one user, the first is tried
+        // and the other runs again as a lost race.
+        super::Db::Sqlite { writer, .. } => {
+            let mut users = std::collections::HashSet::new();
+            let firsts: Vec<(usize, PendingUpdate)> = batch
+                .iter()
+                .cloned()
+                .enumerate()
+                .filter(|(_, p)| users.insert(p.0.id))
+                .collect();
+            writer
+                .run(move |conn| {
+                    Box::pin(async move {
+                        let mut q = sqlx::query_scalar(update_users_sqlite_sql(firsts.len()));
+                        for (_, p) in &firsts {
+                            q = bind_update!(q, p);
+                        }
+                        let ids: Vec<Uuid> =
+                            q.fetch_all(&mut *conn).await.on_conflict("userName")?;
+                        let written: Vec<&(usize, PendingUpdate)> = firsts
+                            .iter()
+                            .filter(|(_, p)| ids.contains(&p.0.id))
+                            .collect();
+                        if with_events && !written.is_empty() {
+                            let mut q = sqlx::query(insert_events_sql(written.len()));
+                            for (_, p) in &written {
+                                q = bind_event!(q, event_of(p));
+                            }
+                            q.execute(&mut *conn).await?;
+                        }
+                        Ok(written.into_iter().map(|(k, _)| *k).collect())
+                    })
+                })
+                .await?
         }
-    }
-    let written = super::pg_lend!(pg, |c| {
-        q.fetch_all(&mut *c).await.on_conflict("userName")?
-    });
+        super::Db::Postgres(pg) => {
+            let mut q = sqlx::query_scalar::<_, i32>(update_users_sql(batch.len(), with_events));
+            for p in &batch {
+                q = bind_update!(q, p);
+            }
+            if with_events {
+                for p in &batch {
+                    q = bind_event!(q, event_of(p));
+                }
+            }
+            let written = super::pg_lend!(pg, |c| {
+                q.fetch_all(&mut *c).await.on_conflict("userName")?
+            });
+            written.into_iter().map(|k| k as usize).collect()
+        }
+    };
     Ok(batch
         .into_iter()
         .enumerate()
-        .filter(|(k, _)| written.contains(&(*k as i32)))
+        .filter(|(k, _)| written.contains(k))
         .map(|(_, p)| p)
         .collect())
 }
@@ -1061,16 +1162,19 @@ impl Store {
     /// reactivated or updated, with the changed attributes) is derived by
     /// comparing the stored and the new document.
     ///
-    /// On SQLite the single writer serialises it (`change` runs on the
-    /// writer task, so it owns what it uses). On PostgreSQL it is first
-    /// tried without a transaction: read the row, then one statement that
-    /// writes it only if its version is still the one read. That is two
-    /// round trips instead of four (`BEGIN`, `SELECT … FOR UPDATE`, the
-    /// update, `COMMIT`), and each round trip, not the SQL, was most of a
-    /// PATCH's cost. A change that also rewrites emails or keeps old
-    /// identifiers writes them in a transaction after that statement. One
-    /// that lost a race with another writer runs again in a transaction
-    /// with the row locked; hence `change` may be called twice.
+    /// It is first tried without a lock: read the row (with the look-ups
+    /// made at the same time), then write it only if its version is still
+    /// the one read. Such writes made at the same time share one call (see
+    /// [`update_users_sql`], [`update_users_sqlite_sql`]): on PostgreSQL
+    /// that saves the round trips of `BEGIN`, `SELECT … FOR UPDATE` and
+    /// `COMMIT`, on SQLite the writer's hand-offs and working out the change
+    /// on its one task, and on both each statement's own cost, which was
+    /// most of a PATCH's. On PostgreSQL a change that also rewrites emails
+    /// or keeps old identifiers writes them in a transaction after the
+    /// guarded update. A write that lost a race with another writer (or,
+    /// on SQLite, that is more than one statement) runs again with the row
+    /// locked: in a transaction on PostgreSQL, on the single writer's task
+    /// on SQLite. Hence `change` may be called twice.
     ///
     /// With `with_groups`, the user's groups (as read with the row) come
     /// back too, for the response.
@@ -1086,52 +1190,49 @@ impl Store {
     where
         F: Fn(Map<String, Value>) -> Result<NewUser, ScimError> + Send + Sync + 'static,
     {
-        if let super::Db::Postgres(pg) = &*self.db {
+        // The row as `GET` reads it, shared with the look-ups and other
+        // writes' reads made at the same time.
+        let (current, groups) = self.get_user_with_groups(directory_id, id).await?;
+        let groups = if with_groups { groups } else { Vec::new() };
+        let update = UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
+        if update.is_one_statement() {
+            // Shared with the other such writes made at the same time.
+            let pending = PendingUpdate(std::sync::Arc::new(UpdateRow {
+                key: Uuid::new_v4(),
+                directory_id,
+                id,
+                update,
+            }));
+            let written = self
+                .batches
+                .updates
+                .get_detached(
+                    pending.0.update.event.is_some(),
+                    pending.clone(),
+                    |with_events, batch| {
+                        let db = self.db.clone();
+                        async move { update_users(&db, with_events, batch).await }
+                    },
+                    PendingUpdate::clone,
+                )
+                .await?;
+            if written.is_some() {
+                return Ok((pending.0.update.row(id), groups));
+            }
+        } else if let super::Db::Postgres(pg) = &*self.db {
             let d = super::Dialect::Postgres;
-            // The row as `GET` reads it, shared with the look-ups and
-            // other writes' reads made at the same time.
-            let (current, groups) = self.get_user_with_groups(directory_id, id).await?;
-            let groups = if with_groups { groups } else { Vec::new() };
-            let update =
-                UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
-            if update.is_one_statement() {
-                // Shared with the other such writes made at the same time.
-                let pending = PendingUpdate(std::sync::Arc::new(UpdateRow {
-                    key: Uuid::new_v4(),
-                    directory_id,
-                    id,
-                    update,
-                }));
-                let written = self
-                    .batches
-                    .updates
-                    .get_detached(
-                        pending.0.update.event.is_some(),
-                        pending.clone(),
-                        |with_events, batch| {
-                            let pg = pg.clone();
-                            async move { update_users(&pg, with_events, batch).await }
-                        },
-                        PendingUpdate::clone,
-                    )
-                    .await?;
-                if written.is_some() {
-                    return Ok((pending.0.update.row(id), groups));
-                }
-            } else {
-                let written = super::pg_lend!(pg, |conn| {
-                    // More than one statement: in a transaction, which a
-                    // lost race drops (rolls back) unwritten.
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    let written = write_user_update!(tx, d, directory_id, id, &update, audit);
-                    if written {
-                        tx.commit().await?;
-                    }
-                    written
-                });
+            let written = super::pg_lend!(pg, |conn| {
+                // More than one statement: in a transaction, which a lost
+                // race drops (rolls back) unwritten.
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let written = write_user_update!(tx, d, directory_id, id, &update, audit);
                 if written {
-                    return Ok((update.into_row(id), groups));
+                    tx.commit().await?;
                 }
+                written
+            });
+            if written {
+                return Ok((update.into_row(id), groups));
             }
         }
         let audit = audit.clone();
@@ -1222,10 +1323,16 @@ mod tests {
     #[test]
     fn a_batch_of_writes_binds_every_value() {
         let insert_on = |d| move |rows, with_events| insert_users_sql(d, rows, with_events);
-        let shapes: [Box<dyn Fn(usize, bool) -> &'static str>; 3] = [
+        let shapes: [Box<dyn Fn(usize, bool) -> &'static str>; 4] = [
             Box::new(insert_on(Dialect::Postgres)),
             Box::new(insert_on(Dialect::Sqlite)),
             Box::new(update_users_sql),
+            // SQLite's updates, then their events in a statement of their
+            // own: each numbered from `$1`.
+            Box::new(|rows, with_events| match with_events {
+                false => update_users_sqlite_sql(rows),
+                true => insert_events_sql(rows),
+            }),
         ];
         for rows in [1, 2, 7, crate::store::coalesce::MOST_PER_BATCH] {
             for with_events in [false, true] {
@@ -1239,15 +1346,61 @@ mod tests {
                         .collect();
                     params.sort();
                     params.dedup();
-                    let per_row = if with_events { 11 + 23 } else { 11 };
+                    let per_row = match (with_events, sql.starts_with("INSERT INTO audit_events")) {
+                        (_, true) => 23,
+                        (true, false) => 11 + 23,
+                        (false, false) => 11,
+                    };
                     assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
                 }
             }
         }
     }
 
-    /// The batched look-ups search indexes on SQLite: a scan would make
-    /// every `GET /Users/{id}` read the whole table. (On PostgreSQL the
+    /// Two updates of one user worked out from the same version may meet in
+    /// one batch. Exactly one is written and reported so; the other is
+    /// told it lost, to run again. (SQLite's statement can name a user only
+    /// once: it would write one of the two rows and report neither apart.)
+    #[tokio::test]
+    async fn two_updates_of_one_user_in_one_batch_write_it_once() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("batch.db").display());
+        let store = Store::connect(&url, &ConnectOptions::default()).await?;
+        store.migrate().await?;
+        let audit = AuditContext::system("test");
+        let org = store.ensure_default_org().await?.id;
+        let directory = store.create_directory(org, "d", "k", "h", &audit).await?.id;
+        let audit = audit.in_org(org);
+        let doc = serde_json::json!({ "userName": "ada@example.com" });
+        let doc = doc.as_object().unwrap();
+        let current = store
+            .insert_user(directory, NewUser::from_doc(doc).unwrap(), &audit)
+            .await?;
+        let titled = |title: &'static str| -> Result<PendingUpdate> {
+            let change = move |mut doc: Map<String, Value>| {
+                doc.insert("title".into(), title.into());
+                NewUser::from_doc(&doc)
+            };
+            let update = UserUpdate::plan(&audit, directory, &current, None, &change)?;
+            Ok(PendingUpdate(std::sync::Arc::new(UpdateRow {
+                key: Uuid::new_v4(),
+                directory_id: directory,
+                id: current.id,
+                update,
+            })))
+        };
+        let batch = vec![titled("first")?, titled("second")?];
+        let written = update_users(&store.db, true, batch).await?;
+        assert_eq!(written.len(), 1);
+        let stored = store.get_user(directory, current.id).await?;
+        assert_eq!(stored.version, 2);
+        assert_eq!(stored.doc, written[0].0.update.user.doc);
+        store.close().await;
+        Ok(())
+    }
+
+    /// The batched look-ups and updates search indexes on SQLite: a scan
+    /// would make every `GET /Users/{id}` or PATCH read the whole table. (On PostgreSQL the
     /// generic plan is what shaped the statement; see `users_by_keys_sql`.)
     #[tokio::test]
     async fn sqlite_look_ups_search_indexes() -> Result<()> {
@@ -1255,11 +1408,12 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("plan.db").display());
         let store = Store::connect(&url, &ConnectOptions::default()).await?;
         store.migrate().await?;
-        for (by_name, with_groups) in [(false, true), (true, true), (true, false)] {
-            let sql = format!(
-                "EXPLAIN QUERY PLAN {}",
-                users_by_keys_sql(Dialect::Sqlite, by_name, with_groups)
-            );
+        let statements = [(false, true), (true, true), (true, false)]
+            .map(|(by_name, with_groups)| users_by_keys_sql(Dialect::Sqlite, by_name, with_groups))
+            .into_iter()
+            .chain([update_users_sqlite_sql(3)]);
+        for statement in statements {
+            let sql = format!("EXPLAIN QUERY PLAN {statement}");
             let plan: Vec<String> = read!(store, |_d, c| {
                 use sqlx::Row;
                 sqlx::query(&sql)
@@ -1272,7 +1426,7 @@ mod tests {
             let users: Vec<&String> = plan.iter().filter(|d| d.contains(" users ")).collect();
             assert!(
                 !users.is_empty() && users.iter().all(|d| d.starts_with("SEARCH users USING")),
-                "by_name={by_name}: {plan:?}"
+                "{statement}: {plan:?}"
             );
         }
         store.close().await;
