@@ -25,7 +25,7 @@ pub struct DatabaseConfig {
     pub db_pool_size: Option<u32>,
 
     /// Single-user look-up statements (`GET /Users/{id}`, `userName eq`)
-    /// run at once, and on PostgreSQL as many for `POST /Users` and for
+    /// run at once, and as many batched writes for `POST /Users` and for
     /// user PATCH/PUT; requests arriving meanwhile are answered together
     /// by the next ones. Default: half the CPU cores, at least 1. More suit
     /// a database on its own machine, where a statement waits on the
