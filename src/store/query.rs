@@ -139,8 +139,8 @@ pub(crate) use fetch_page;
 /// - one statement then reads the page, the directory's `list_epoch` and
 ///   the number of rows from the last mark on: `totalResults` is that mark's
 ///   position plus a count of the rows after it;
-/// - when that count is long, hops continue from the last mark to the end
-///   of the list, so the next page's count is short.
+/// - when that count is long, the last row old enough to be marked is
+///   marked (one count and one seek), so the next page's count is short.
 ///
 /// Evaluates to `None` when the epoch kept moving (deletions while
 /// seeking); the caller then reads the page by offset.
@@ -171,6 +171,9 @@ macro_rules! fetch_from_marks {
             )
         };
         let tail_sql = count_from(4);
+        // Of those, the rows old enough to be marked (created before `$4`),
+        // which come first in the list.
+        let settled_sql = format!("{} AND tail.created_at < $4", count_from(2));
         // The page's ids are found first (in the index alone), then only
         // those rows are read, by primary key: rows skipped by OFFSET never
         // have their documents read or converted. (The subquery keeps to
@@ -184,21 +187,21 @@ macro_rules! fetch_from_marks {
              ORDER BY page.created_at, page.id LIMIT $6 OFFSET $7) {order}",
             $columns
         );
-        // The row `hop` rows after `from`, if there is one old enough to mark,
-        // and the epoch it was read at.
+        // The row `distance` rows after `from`, if there is one, whether it
+        // is old enough to mark, and the epoch it was read at.
         macro_rules! hop_from {
-            ($from:expr) => {{
-                let from: Mark = $from;
+            ($from:expr, $distance:expr) => {{
+                let (from, distance): (Mark, i64) = ($from, $distance);
                 let landed: Option<(i64, uuid::Uuid, i64)> = sqlx::query_as(&hop_sql)
                     .bind(directory_id)
                     .bind(from.created_at)
                     .bind(from.id)
-                    .bind(hop)
+                    .bind(distance)
                     .fetch_optional(&mut *$c)
                     .await?;
                 landed.map(|(created_at, id, epoch)| {
                     let next = Mark {
-                        position: from.position + hop,
+                        position: from.position + distance,
                         created_at,
                         id,
                     };
@@ -225,7 +228,7 @@ macro_rules! fetch_from_marks {
                 None
             };
             while start - mark.position >= hop {
-                let Some((next, now_epoch, settled)) = hop_from!(mark) else {
+                let Some((next, now_epoch, settled)) = hop_from!(mark, hop) else {
                     break;
                 };
                 if epoch.is_some_and(|e| e != now_epoch) {
@@ -290,18 +293,26 @@ macro_rules! fetch_from_marks {
                 });
             cursors.record(directory_id, table, now_epoch, now, ends);
             out = Some((last.position - 1 + tail, rows));
-            // Rows added since the last mark settled: mark them now, so the
-            // next count is short again.
-            if tail >= 2 * hop {
-                while let Some((next, hop_epoch, true)) = hop_from!(last) {
-                    // A deletion since the page was read moved `last`: its
-                    // position no longer holds, so neither would `next`'s.
-                    if hop_epoch != now_epoch {
-                        cursors.invalidate(directory_id, table, hop_epoch);
-                        break;
+            // A long count after the last mark: mark the last row old enough
+            // to be marked, so the next pages count only the rows after it.
+            if tail > (hop / 10).max(1) {
+                let settled: i64 = sqlx::query_scalar(&settled_sql)
+                    .bind(directory_id)
+                    .bind(last.created_at)
+                    .bind(last.id)
+                    .bind(now - SETTLE_MICROS)
+                    .fetch_one(&mut *$c)
+                    .await?;
+                if settled > 1 {
+                    if let Some((end, end_epoch, true)) = hop_from!(last, settled - 1) {
+                        // A deletion since the page was read moved `last`: its
+                        // position no longer holds, so neither would `end`'s.
+                        if end_epoch == now_epoch {
+                            cursors.record(directory_id, table, now_epoch, now, [end]);
+                        } else {
+                            cursors.invalidate(directory_id, table, end_epoch);
+                        }
                     }
-                    cursors.record(directory_id, table, now_epoch, now, [next]);
-                    last = next;
                 }
             }
             break;
