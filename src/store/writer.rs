@@ -389,18 +389,17 @@ async fn checkpoint_wal(
 /// for frames a reader still uses), so that the next write starts the WAL
 /// again from its beginning. Holding the writer here, rather than with
 /// SQLite's `RESTART`, keeps SQLite's busy handler and its sleeps out of
-/// the way. Returns the WAL's frames, as the last checkpoint saw them.
+/// the way.
 async fn checkpoint(
     conn: &mut SqliteConnection,
     writer: &Mutex<Option<SqliteConnection>>,
     restart_frames: i64,
-) -> sqlx::Result<i64> {
-    let frames = passive_checkpoint(conn).await?;
-    if frames < restart_frames {
-        return Ok(frames);
+) -> sqlx::Result<()> {
+    if passive_checkpoint(conn).await? >= restart_frames {
+        let _between_batches = writer.lock().await;
+        passive_checkpoint(conn).await?;
     }
-    let _between_batches = writer.lock().await;
-    passive_checkpoint(conn).await
+    Ok(())
 }
 
 async fn passive_checkpoint(conn: &mut SqliteConnection) -> sqlx::Result<i64> {
