@@ -1109,48 +1109,6 @@ async fn concurrent_writes_each_have_exactly_one_event() {
     assert_eq!(events.len(), 40 + 40 + 2);
 }
 
-/// Creations arriving together are written together; a userName taken
-/// within such a batch must leave no `user.created` event of its own, and
-/// each created user exactly one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_creations_log_only_the_users_created() {
-    let app = std::sync::Arc::new(spawn_app().await);
-    let dir = std::sync::Arc::new(app.create_directory("Okta").await);
-    let mut tasks = Vec::new();
-    for client in 0..32 {
-        let (app, dir) = (app.clone(), dir.clone());
-        tasks.push(tokio::spawn(async move {
-            let name = format!("pair{}@example.com", client / 2);
-            let resp = app
-                .scim(&dir, M::POST, "/Users")
-                .json(&user_body(&name))
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            let body: Value = resp.json().await.unwrap();
-            (status, body["id"].as_str().map(str::to_owned))
-        }));
-    }
-    let mut created = HashSet::new();
-    for t in tasks {
-        match t.await.unwrap() {
-            (201, Some(id)) => assert!(created.insert(id)),
-            (409, None) => {}
-            other => panic!("unexpected answer {other:?}"),
-        }
-    }
-    assert_eq!(created.len(), 16);
-    let events = all_events(&app, &format!("directory={}", dir.id)).await;
-    let logged: Vec<String> = events
-        .iter()
-        .filter(|e| e["action"] == "user.created" && e["outcome"] == "success")
-        .map(|e| e["targetId"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(logged.len(), 16, "{logged:?}");
-    assert_eq!(logged.into_iter().collect::<HashSet<_>>(), created);
-}
-
 #[tokio::test]
 async fn purge_deletes_events_past_retention_in_batches() {
     let app = spawn_app().await;

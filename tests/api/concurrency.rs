@@ -115,10 +115,10 @@ async fn concurrent_patches_of_one_resource_lose_no_update() {
     }
 }
 
-/// Writes arriving together are committed together on SQLite; a write
-/// that fails among them (a taken userName) must fail alone, leaving the
-/// others whole (each created user's email is searchable) and no trace of
-/// itself.
+/// Creations arriving together are written together; one that fails among
+/// them (a taken userName) must fail alone, leaving the others whole (each
+/// created user's email is searchable, each has one `user.created` event)
+/// and no trace of itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conflicting_writes_among_concurrent_ones_fail_alone() {
     let app = std::sync::Arc::new(spawn_app().await);
@@ -138,16 +138,22 @@ async fn conflicting_writes_among_concurrent_ones_fail_alone() {
                 .send()
                 .await
                 .unwrap();
-            (client, resp.status().as_u16())
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (client, status, body["id"].as_str().map(str::to_owned))
         }));
     }
     let mut created = Vec::new();
     let mut refused = Vec::new();
+    let mut ids = std::collections::HashSet::new();
     for t in tasks {
         match t.await.unwrap() {
-            (client, 201) => created.push(client),
-            (client, 409) => refused.push(client),
-            (client, status) => panic!("client {client}: status {status}"),
+            (client, 201, Some(id)) => {
+                created.push(client);
+                ids.insert(id);
+            }
+            (client, 409, None) => refused.push(client),
+            (client, status, _) => panic!("client {client}: status {status}"),
         }
     }
     assert_eq!(created.len(), 16);
@@ -170,6 +176,20 @@ async fn conflicting_writes_among_concurrent_ones_fail_alone() {
             .await;
         assert_eq!(found["totalResults"], users, "client {client}");
     }
+    let report = format!(
+        "/orgs/default/reports/provisioning?directory={}&action=user.created&limit=100",
+        dir.id
+    );
+    let events = app.ok_json(app.admin(M::GET, &report)).await;
+    let logged: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "success")
+        .map(|e| e["targetId"].as_str().unwrap())
+        .collect();
+    assert_eq!(logged.len(), 16, "{logged:?}");
+    assert!(logged.iter().all(|id| ids.contains(*id)), "{logged:?}");
 }
 
 /// Terminates every PostgreSQL connection of the test server (the schema
