@@ -73,11 +73,8 @@ where
         F: Fn(G, Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>>,
     {
-        self.join(group, key, &fetch, |batch, turn| async {
-            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
-            let fetched = fetch(batch.group.clone(), keys).await;
-            drop(turn);
-            batch.answer(fetched, key_of);
+        self.join(group, key, &fetch, |fetching, batch, turn| {
+            batch.answer_when(fetching, turn, key_of)
         })
         .await
     }
@@ -101,26 +98,21 @@ where
         F: Fn(G, Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>> + Send + 'static,
     {
-        self.join(group, key, &fetch, |batch, turn| {
-            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
-            let fetching = fetch(batch.group.clone(), keys);
-            tokio::spawn(async move {
-                let fetched = fetching.await;
-                drop(turn);
-                batch.answer(fetched, key_of);
-            });
+        self.join(group, key, &fetch, |fetching, batch, turn| {
+            tokio::spawn(batch.answer_when(fetching, turn, key_of));
             std::future::ready(())
         })
         .await
     }
 
-    /// Queues `key`, then waits for its answer, leading batches (with
-    /// `run`, which answers the batch's callers) whenever it gets a turn.
+    /// Queues `key`, then waits for its answer, leading batches whenever
+    /// it gets a turn: `run` gets the batch's statement (started), the
+    /// batch and the turn, and answers the batch's callers.
     async fn join<F, Fut, R, RFut>(&self, group: G, key: K, fetch: &F, run: R) -> Result<Option<V>>
     where
         F: Fn(G, Vec<K>) -> Fut,
         Fut: Future<Output = Result<Vec<V>>>,
-        R: Fn(Batch<G, K, V>, OwnedSemaphorePermit) -> RFut,
+        R: Fn(Fut, Batch<G, K, V>, OwnedSemaphorePermit) -> RFut,
         RFut: Future<Output = ()>,
     {
         let (reply, mut answer) = oneshot::channel();
@@ -156,7 +148,8 @@ where
                     Ok(Err(BatchFailed)) | Err(_) => alone().await,
                 };
             };
-            run(batch, turn).await;
+            let keys = batch.waiters.iter().map(|w| w.key.clone()).collect();
+            run(fetch(batch.group.clone(), keys), batch, turn).await;
         }
     }
 
@@ -195,6 +188,19 @@ struct Batch<G, K, V> {
 }
 
 impl<G, K: PartialEq, V: Clone> Batch<G, K, V> {
+    /// Waits for the batch's statement, gives the turn back, then answers
+    /// the batch's callers.
+    async fn answer_when(
+        self,
+        fetching: impl Future<Output = Result<Vec<V>>>,
+        turn: OwnedSemaphorePermit,
+        key_of: fn(&V) -> K,
+    ) {
+        let fetched = fetching.await;
+        drop(turn);
+        self.answer(fetched, key_of);
+    }
+
     fn answer(self, fetched: Result<Vec<V>>, key_of: fn(&V) -> K) {
         for w in self.waiters {
             let reply = match &fetched {
