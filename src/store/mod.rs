@@ -140,7 +140,7 @@ pub(crate) enum Db {
         readers: readers::SqliteReaders,
         writer: writer::SqliteWriter,
     },
-    Postgres(std::sync::Arc<pg_connections::PgConnections>),
+    Postgres(Box<pg_connections::PgConnections>),
 }
 
 /// Runs `$body` with `$c` bound to a read connection (`&mut`) of whichever
@@ -299,7 +299,7 @@ impl Store {
                 };
                 options = options.application_name(&name);
             }
-            Db::Postgres(std::sync::Arc::new(pg_connections::PgConnections::new(
+            Db::Postgres(Box::new(pg_connections::PgConnections::new(
                 options,
                 pool_size as usize,
                 Duration::from_secs(30),
