@@ -246,7 +246,7 @@ fn insert_users_sql(d: super::Dialect, rows: usize, with_events: bool) -> &'stat
                  logged AS ({} SELECT events.* FROM events \
                  JOIN written ON written.id = events.target_id)",
                 super::audit::EVENT_WRITTEN_COLUMNS,
-                event_rows(rows, false),
+                event_rows(rows, rows * 11, false),
                 super::audit::EVENT_INSERT_COLUMNS,
             ));
         }
@@ -276,7 +276,7 @@ fn insert_users_sql(d: super::Dialect, rows: usize, with_events: bool) -> &'stat
                 "; WITH events ({}) AS (VALUES {}) {} SELECT * FROM events \
                  WHERE EXISTS (SELECT 1 FROM users WHERE users.id = events.target_id)",
                 super::audit::EVENT_WRITTEN_COLUMNS,
-                event_rows(rows, false),
+                event_rows(rows, rows * 11, false),
                 super::audit::EVENT_INSERT_COLUMNS,
             ));
         }
@@ -296,12 +296,12 @@ fn row_params(i: usize) -> Vec<String> {
     (1..=11).map(|n| format!("${}", i * 11 + n)).collect()
 }
 
-/// The `VALUES` rows of a batch's events, numbered after its `rows` users'
-/// parameters; with `keyed`, each starts with its user's position.
-fn event_rows(rows: usize, keyed: bool) -> String {
+/// The `VALUES` rows of `rows` events, numbered after `after` other
+/// parameters; with `keyed`, each starts with its position.
+fn event_rows(rows: usize, after: usize, keyed: bool) -> String {
     let events: Vec<String> = (0..rows)
         .map(|i| {
-            let params = super::audit::event_params(rows * 11 + i * super::audit::EVENT_VALUES);
+            let params = super::audit::event_params(after + i * super::audit::EVENT_VALUES);
             match keyed {
                 true => format!("({i}, {params})"),
                 false => format!("({params})"),
@@ -787,7 +787,7 @@ fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
             sql.push_str(&format!(
                 ", events (k, {cols}) AS (VALUES {}), \
                  logged AS ({} SELECT {cols} FROM events JOIN written USING (k))",
-                event_rows(rows, true),
+                event_rows(rows, rows * 11, true),
                 super::audit::EVENT_INSERT_COLUMNS,
                 cols = super::audit::EVENT_WRITTEN_COLUMNS,
             ));
@@ -832,19 +832,8 @@ fn update_users_sqlite_sql(rows: usize) -> &'static str {
 fn insert_events_sql(rows: usize) -> &'static str {
     use std::sync::LazyLock;
     fn build(rows: usize) -> String {
-        let events: Vec<String> = (0..rows)
-            .map(|i| {
-                format!(
-                    "({})",
-                    super::audit::event_params(i * super::audit::EVENT_VALUES)
-                )
-            })
-            .collect();
-        format!(
-            "{} VALUES {}",
-            super::audit::EVENT_INSERT_COLUMNS,
-            events.join(", ")
-        )
+        let events = event_rows(rows, 0, false);
+        format!("{} VALUES {events}", super::audit::EVENT_INSERT_COLUMNS)
     }
     static SQL: LazyLock<Vec<String>> =
         LazyLock::new(|| (1..=super::coalesce::MOST_PER_BATCH).map(build).collect());
