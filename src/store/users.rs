@@ -685,9 +685,11 @@ impl UserUpdate {
 }
 
 /// Updating a user's row (`$1`-`$11`) and, with `with_event`, inserting its
-/// event (after `$11`), as one statement. The row is written only if its
+/// event (after `$11`), as one call. The row is written only if its
 /// version is still the one before the update (`$8 - 1`), which is what
-/// lets PostgreSQL update without a lock (see `modify_user`).
+/// lets a write go without a lock (see `modify_user`); the event is
+/// inserted only with the row (on SQLite, a second statement, only if the
+/// first changed a row).
 fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
     use std::sync::LazyLock;
     fn build(d: super::Dialect, with_event: bool) -> String {
@@ -697,10 +699,14 @@ fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
              WHERE directory_id = $10 AND id = $11 AND version = $8 - 1",
             d.doc_in(7)
         );
-        if with_event {
-            with_event_sql(d, &update, 11)
-        } else {
-            update
+        match (with_event, d) {
+            (false, _) => update,
+            (true, super::Dialect::Postgres) => with_event_sql(d, &update, 11),
+            (true, super::Dialect::Sqlite) => format!(
+                "{update}; {} SELECT {} WHERE changes() > 0",
+                super::audit::EVENT_INSERT_COLUMNS,
+                super::audit::event_params(11)
+            ),
         }
     }
     static SQL: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(build));
@@ -710,7 +716,7 @@ fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
 /// Runs an [`UserUpdate`] of user `$id` on `$c`: the rows written, 0 when
 /// the row is gone or its version moved on. On PostgreSQL that is 1 or 0
 /// (the event is inserted from the updated row); SQLite's statements run
-/// one after the other and count the event too.
+/// one after the other and count the event too (2 or 0).
 macro_rules! update_user_row {
     ($c:expr, $d:expr, $directory_id:expr, $id:expr, $update:expr) => {{
         let update: &UserUpdate = $update;
@@ -928,9 +934,7 @@ async fn update_users(
 /// Writes an [`UserUpdate`] of user `$id` in the transaction `$tx`: the
 /// row with its event, then its emails and the identifiers it lost, only
 /// if the row was written. Whether it was: not if the row is gone or its
-/// version moved on. (SQLite counts the event's row too, and writes it
-/// either way; but there the single writer has just read the row, so it
-/// is always written.)
+/// version moved on.
 macro_rules! write_user_update {
     ($tx:ident, $d:expr, $directory_id:expr, $id:expr, $update:expr, $audit:expr) => {{
         let update: &UserUpdate = $update;
@@ -1166,12 +1170,11 @@ impl Store {
     /// that saves the round trips of `BEGIN`, `SELECT … FOR UPDATE` and
     /// `COMMIT`, on SQLite the writer's hand-offs and working out the change
     /// on its one task, and on both each statement's own cost, which was
-    /// most of a PATCH's. On PostgreSQL a change that also rewrites emails
+    /// most of a PATCH's. A change that also rewrites emails
     /// or keeps old identifiers writes them in a transaction after the
-    /// guarded update. A write that lost a race with another writer (or,
-    /// on SQLite, that is more than one statement) runs again with the row
-    /// locked: in a transaction on PostgreSQL, on the single writer's task
-    /// on SQLite. Hence `change` may be called twice.
+    /// guarded update. A write that lost a race with another writer runs
+    /// again with the row locked: in a transaction on PostgreSQL, on the
+    /// single writer's task on SQLite. Hence `change` may be called twice.
     ///
     /// With `with_groups`, the user's groups (as read with the row) come
     /// back too, for the response.
@@ -1216,20 +1219,16 @@ impl Store {
             if written.is_some() {
                 return Ok((pending.0.update.row(id), groups));
             }
-        } else if let super::Db::Postgres(pg) = &*self.db {
-            let d = super::Dialect::Postgres;
-            let written = super::pg_lend!(pg, |conn| {
-                // More than one statement: in a transaction, which a lost
-                // race drops (rolls back) unwritten.
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        } else {
+            // More than one statement, in a transaction (on SQLite a job of
+            // the writer); nothing is written if the version moved on.
+            let audit = audit.clone();
+            let row = write_job!(self, |d, tx| {
                 let written = write_user_update!(tx, d, directory_id, id, &update, audit);
-                if written {
-                    tx.commit().await?;
-                }
-                written
+                written.then(|| update.into_row(id))
             });
-            if written {
-                return Ok((update.into_row(id), groups));
+            if let Some(row) = row {
+                return Ok((row, groups));
             }
         }
         let audit = audit.clone();
