@@ -140,7 +140,8 @@ pub(crate) use fetch_page;
 ///   the number of rows from the last mark on: `totalResults` is that mark's
 ///   position plus a count of the rows after it;
 /// - when that count is long, the last row old enough to be marked is
-///   marked (one count and one seek), so the next page's count is short.
+///   marked (a seek, and a count up to it), so the next page's count is
+///   short.
 ///
 /// Evaluates to `None` when the epoch kept moving (deletions while
 /// seeking); the caller then reads the page by offset.
@@ -171,9 +172,17 @@ macro_rules! fetch_from_marks {
             )
         };
         let tail_sql = count_from(4);
-        // Of those, the rows old enough to be marked (created before `$4`),
-        // which come first in the list.
-        let settled_sql = format!("{} AND tail.created_at < $4", count_from(2));
+        // The last row old enough to be marked (created before `$4`), if it
+        // is after the key `$2, $3`: its key, how many rows from that key
+        // to it, and the epoch. A seek, and a count only when there is
+        // something to mark.
+        let end_sql = format!(
+            "SELECT e.created_at, e.id, ({} AND (tail.created_at, tail.id) <= (e.created_at, e.id)), \
+             {epoch_sql} FROM (SELECT created_at, id FROM {table} WHERE directory_id = $1 \
+             AND created_at < $4 ORDER BY created_at DESC, id DESC LIMIT 1) e \
+             WHERE (e.created_at, e.id) > ($2, $3)",
+            count_from(2)
+        );
         // The page's ids are found first (in the index alone), then only
         // those rows are read, by primary key: rows skipped by OFFSET never
         // have their documents read or converted. (The subquery keeps to
@@ -187,21 +196,21 @@ macro_rules! fetch_from_marks {
              ORDER BY page.created_at, page.id LIMIT $6 OFFSET $7) {order}",
             $columns
         );
-        // The row `distance` rows after `from`, if there is one, whether it
-        // is old enough to mark, and the epoch it was read at.
+        // The row `hop` rows after `from`, if there is one old enough to mark,
+        // and the epoch it was read at.
         macro_rules! hop_from {
-            ($from:expr, $distance:expr) => {{
-                let (from, distance): (Mark, i64) = ($from, $distance);
+            ($from:expr) => {{
+                let from: Mark = $from;
                 let landed: Option<(i64, uuid::Uuid, i64)> = sqlx::query_as(&hop_sql)
                     .bind(directory_id)
                     .bind(from.created_at)
                     .bind(from.id)
-                    .bind(distance)
+                    .bind(hop)
                     .fetch_optional(&mut *$c)
                     .await?;
                 landed.map(|(created_at, id, epoch)| {
                     let next = Mark {
-                        position: from.position + distance,
+                        position: from.position + hop,
                         created_at,
                         id,
                     };
@@ -228,7 +237,7 @@ macro_rules! fetch_from_marks {
                 None
             };
             while start - mark.position >= hop {
-                let Some((next, now_epoch, settled)) = hop_from!(mark, hop) else {
+                let Some((next, now_epoch, settled)) = hop_from!(mark) else {
                     break;
                 };
                 if epoch.is_some_and(|e| e != now_epoch) {
@@ -296,22 +305,22 @@ macro_rules! fetch_from_marks {
             // A long count after the last mark: mark the last row old enough
             // to be marked, so the next pages count only the rows after it.
             if tail > (hop / 10).max(1) {
-                let settled: i64 = sqlx::query_scalar(&settled_sql)
+                let end: Option<(i64, uuid::Uuid, i64, i64)> = sqlx::query_as(&end_sql)
                     .bind(directory_id)
                     .bind(last.created_at)
                     .bind(last.id)
                     .bind(now - SETTLE_MICROS)
-                    .fetch_one(&mut *$c)
+                    .fetch_optional(&mut *$c)
                     .await?;
-                if settled > 1 {
-                    if let Some((end, end_epoch, true)) = hop_from!(last, settled - 1) {
-                        // A deletion since the page was read moved `last`: its
-                        // position no longer holds, so neither would `end`'s.
-                        if end_epoch == now_epoch {
-                            cursors.record(directory_id, table, now_epoch, now, [end]);
-                        } else {
-                            cursors.invalidate(directory_id, table, end_epoch);
-                        }
+                if let Some((created_at, id, rows, end_epoch)) = end {
+                    // A deletion since the page was read moved `last`: its
+                    // position no longer holds, so neither would the end's.
+                    if end_epoch == now_epoch {
+                        let position = last.position + rows - 1;
+                        let end = Mark { position, created_at, id };
+                        cursors.record(directory_id, table, now_epoch, now, [end]);
+                    } else {
+                        cursors.invalidate(directory_id, table, end_epoch);
                     }
                 }
             }
