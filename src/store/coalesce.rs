@@ -6,9 +6,11 @@
 //! PostgreSQL a round trip and the backend's per-statement work. A look-up
 //! joins a queue; a few of the waiting callers at a time (the *leaders*)
 //! each take what is queued for one group (a directory) and fetch it with
-//! one `… IN (…)` statement, answering every caller in it. A caller alone
-//! leads at once, so nothing waits for company: batches form only from
-//! look-ups that would otherwise have queued for a connection.
+//! one `… IN (…)` statement, answering every caller in it. A leader first
+//! yields to the runtime (twice at most, while few are queued) so that
+//! requests read with its own can join; beyond that nothing waits for
+//! company: batches form only from look-ups that have already arrived or
+//! that would otherwise have queued for a connection.
 //!
 //! A caller whose answer cannot come from a batch (the leader's request
 //! was dropped, or the shared statement failed) runs its look-up alone,
