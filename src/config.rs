@@ -32,6 +32,20 @@ pub struct DatabaseConfig {
     /// network.
     #[arg(long, env = "SCIMD_DB_LOOKUP_STATEMENTS", global = true)]
     pub db_lookup_statements: Option<u32>,
+
+    /// MiB of users the server keeps in memory for `GET /Users/{id}` and
+    /// `userName eq` look-ups, so that those of users that have not changed
+    /// since they were read cost no statement. Every write ends what it
+    /// touched at once; on PostgreSQL other servers' writes arrive as
+    /// notifications (`LISTEN`), and while those cannot be heard nothing
+    /// is served from memory. 0 turns it off.
+    #[arg(
+        long,
+        env = "SCIMD_USER_CACHE_MIB",
+        default_value_t = 32,
+        global = true
+    )]
+    pub user_cache_mib: u64,
 }
 
 /// How logs are written.

@@ -162,18 +162,22 @@ async fn cli_main() -> ExitCode {
     }
 }
 
-async fn connect(db: &DatabaseConfig) -> Result<Store, Box<dyn std::error::Error>> {
+/// Connects to the database; only a server keeps users in memory (the
+/// other commands write and exit).
+async fn connect(db: &DatabaseConfig, serving: bool) -> Result<Store, Box<dyn std::error::Error>> {
     let opts = ConnectOptions {
         pool_size: db.db_pool_size.unwrap_or(0),
         lookup_statements: db.db_lookup_statements.unwrap_or(0) as usize,
+        user_cache_bytes: Some(if serving { db.user_cache_mib << 20 } else { 0 }),
         ..ConnectOptions::default()
     };
     Ok(Store::connect(&db.database_url, &opts).await?)
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    let store = connect(&cli.db).await?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let store = connect(&cli.db, matches!(command, Command::Serve)).await?;
+    match command {
         Command::Serve => {
             let app = Application::build(&cli.serve, store.clone()).await?;
             if let Some(token) = &app.generated_admin_token {

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::audit::insert_event;
+use super::user_cache::Change;
 use super::{now_micros, read, write, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
 
@@ -129,6 +130,9 @@ impl Store {
         id: Uuid,
         audit: &AuditContext,
     ) -> Result<()> {
+        // Its users are gone (and its key with them, so no request could
+        // read them from memory anyway).
+        let _changed = self.change_guard(Change::Directory(id));
         write!(self, |d, tx| {
             let (name, created_at): (String, i64) = sqlx::query_as(
                 "SELECT name, created_at FROM directories WHERE org_id = $1 AND id = $2",

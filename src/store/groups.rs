@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::query::{bind_all, fetch_page, ListQuery, Page};
+use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::patch::MemberChange;
@@ -263,10 +264,13 @@ impl Store {
     ) -> Result<GroupRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
+        // Its members' `groups` now name it.
+        let changed =
+            (!members.is_empty()).then(|| self.change_guard(Change::Directory(directory_id)));
         let changes = [MemberChange::Add(members)];
         let audit = audit.clone();
         let doc = group.doc.clone();
-        write_job!(self, |d, tx| {
+        let changed = write_job!(self, |d, tx| {
             let sql = format!(
                 "INSERT INTO groups (id, directory_id, display_name, display_name_ci, external_id, \
                  doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7)",
@@ -296,7 +300,9 @@ impl Store {
                 event.members_added = (added > 0).then_some(added);
                 insert_event!(tx, &event);
             }
+            changed
         });
+        drop(changed);
         Ok(GroupRow {
             id,
             doc,
@@ -380,7 +386,10 @@ impl Store {
             + 'static,
     {
         let audit = audit.clone();
-        let row = write_job!(self, |d, tx| {
+        // Its name or members may have changed: its members' `groups`
+        // with them.
+        let changed = self.change_guard(Change::Directory(directory_id));
+        let (row, changed) = write_job!(self, |d, tx| {
             let lock = if d == super::Dialect::Postgres {
                 " FOR UPDATE"
             } else {
@@ -460,14 +469,16 @@ impl Store {
                     insert_event!(tx, e);
                 }
             }
-            GroupRow {
+            let row = GroupRow {
                 id,
                 doc: group.doc,
                 version,
                 created_at: current.created_at,
                 updated_at: now,
-            }
+            };
+            (row, changed)
         });
+        drop(changed);
         Ok(row)
     }
 
@@ -480,7 +491,8 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<()> {
         let audit = audit.clone();
-        write_job!(self, |_d, tx| {
+        let changed = self.change_guard(Change::Directory(directory_id));
+        let changed = write_job!(self, |_d, tx| {
             let current: Option<(i64, i64, String, Option<String>)> = sqlx::query_as(
                 "SELECT version, created_at, display_name, external_id FROM groups \
                  WHERE directory_id = $1 AND id = $2",
@@ -515,7 +527,9 @@ impl Store {
                 );
                 insert_event!(tx, &event);
             }
+            changed
         });
+        drop(changed);
         Ok(())
     }
 }

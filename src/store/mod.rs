@@ -23,10 +23,12 @@ pub mod cursors;
 mod directories;
 mod groups;
 mod orgs;
+mod pg_changes;
 mod pg_connections;
 pub mod query;
 mod readers;
 pub mod seed;
+mod user_cache;
 mod users;
 mod writer;
 
@@ -254,7 +256,15 @@ pub struct ConnectOptions {
     /// the database, the server and its clients share them, and a larger
     /// batch costs the database little more than a single look-up.
     pub lookup_statements: usize,
+    /// Bytes of users kept in memory for `GET /Users/{id}` and `userName
+    /// eq` (see [`user_cache`]); `None` for [`DEFAULT_USER_CACHE_BYTES`],
+    /// 0 for none. Commands that only write (the CLI) keep none.
+    pub user_cache_bytes: Option<u64>,
 }
+
+/// The user cache's budget unless configured: 32 MiB, about 40,000 users
+/// of a typical size.
+pub const DEFAULT_USER_CACHE_BYTES: u64 = 32 << 20;
 
 /// The store: one handle, cheap to clone.
 #[derive(Clone)]
@@ -264,6 +274,20 @@ pub struct Store {
     cursors: std::sync::Arc<cursors::PageCursors>,
     /// Concurrent single-user look-ups, answered together.
     batches: std::sync::Arc<users::UserBatches>,
+    /// Users as the look-ups read them, while current.
+    cache: std::sync::Arc<user_cache::UserCache>,
+    /// On PostgreSQL, the task that hears other processes' changes.
+    change_feed: Option<std::sync::Arc<ChangeFeed>>,
+}
+
+/// The listening task of [`pg_changes`], stopped with the last handle of
+/// its store.
+struct ChangeFeed(tokio::task::JoinHandle<()>);
+
+impl Drop for ChangeFeed {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Store {
@@ -276,6 +300,8 @@ impl Store {
             0 => 16,
             n => n.max(2),
         };
+        let cache_bytes = opts.user_cache_bytes.unwrap_or(DEFAULT_USER_CACHE_BYTES);
+        let mut feed_options = None;
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut options = PgConnectOptions::from_str(url)?;
             if let Some(schema) = &opts.pg_schema {
@@ -299,6 +325,7 @@ impl Store {
                 };
                 options = options.application_name(&name);
             }
+            feed_options = Some(options.clone());
             Db::Postgres(Box::new(pg_connections::PgConnections::new(
                 options,
                 pool_size as usize,
@@ -334,7 +361,20 @@ impl Store {
                 format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
             )));
         };
+        // On PostgreSQL nothing is served from memory until the feed of
+        // others' changes listens; SQLite's writers are all in this process
+        // (the CLI's writes add directories, keys and new users, which no
+        // cached entry describes).
+        let cache = std::sync::Arc::new(user_cache::UserCache::new(
+            cache_bytes,
+            feed_options.is_none(),
+        ));
+        let change_feed = feed_options.filter(|_| cache.is_enabled()).map(|options| {
+            std::sync::Arc::new(ChangeFeed(pg_changes::start(options, cache.clone())))
+        });
         Ok(Store {
+            cache,
+            change_feed,
             db: std::sync::Arc::new(db),
             cursors: std::sync::Arc::new(match opts.list_hop {
                 0 => cursors::PageCursors::default(),
@@ -418,6 +458,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(feed) = &self.change_feed {
+            feed.0.abort();
+        }
         match &*self.db {
             Db::Sqlite { readers, writer } => {
                 readers.close().await;
@@ -425,6 +468,18 @@ impl Store {
             }
             Db::Postgres(pg) => pg.close().await,
         }
+    }
+}
+
+impl Store {
+    /// Records `change` in the user cache when the returned guard is
+    /// dropped. A write returns the guard with its result: on SQLite that
+    /// result is dropped, by the caller or (if the caller has gone) by the
+    /// writer, only after the transaction ended; on PostgreSQL after
+    /// `COMMIT` returned, or, if the request was dropped during it, at once,
+    /// and then the change's own notice ends the entry again.
+    pub(crate) fn change_guard(&self, change: user_cache::Change) -> user_cache::ChangeGuard {
+        self.cache.on_drop(change)
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::user_cache::Change;
 use super::{now_micros, write, Result, Store};
 
 /// Rows per INSERT: 6 values each stays under SQLite's 32,766 bound
@@ -133,6 +134,7 @@ impl Store {
             }
             super::bump_list_epoch!(tx, directory_id);
         });
+        self.cache.changed(Change::Directory(directory_id));
         Ok(())
     }
 
@@ -189,6 +191,7 @@ impl Store {
                     q.build().execute(&mut *tx).await?;
                 }
             });
+            self.cache.changed(Change::Directory(directory_id));
         }
         // Seeded rows may sort before groups already listed.
         write!(self, |_d, tx| {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::audit::{bind_event, insert_event, record_subjects, with_event as with_event_sql};
 use super::coalesce::Coalescer;
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
+use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::schema::USER_RESOURCE;
@@ -148,7 +149,7 @@ pub(super) struct NamedUser {
 /// statements (see [`super::coalesce`]).
 pub(super) struct UserBatches {
     /// `GET /Users/{id}`, grouped by directory.
-    by_id: Coalescer<Uuid, Uuid, UserWithGroups>,
+    by_id: Coalescer<Uuid, Uuid, NamedUser>,
     /// `userName eq`, grouped by directory and whether groups are wanted,
     /// keyed by the lowercased userName.
     by_name: Coalescer<(Uuid, bool), String, NamedUser>,
@@ -1037,6 +1038,10 @@ impl Store {
         directory_id: Uuid,
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
+        if let Some(kept) = self.cache.user(directory_id, id) {
+            return Ok((kept.user.clone(), kept.groups.clone()));
+        }
+        let load = self.cache.begin();
         let found = self
             .batches
             .by_id
@@ -1049,13 +1054,20 @@ impl Store {
                     Ok(found
                         .into_iter()
                         .filter(|n| n.directory_id == directory_id)
-                        .map(|n| n.found)
                         .collect())
                 },
-                |found| found.user.id,
+                |found| found.found.user.id,
             )
             .await?;
-        found.map(UserWithGroups::split).ok_or(StoreError::NotFound)
+        let found = found.ok_or(StoreError::NotFound)?;
+        let user_name_ci = found.user_name_ci;
+        let (user, groups) = found.found.split();
+        if let Some(load) = load {
+            let kept = (user.clone(), groups.clone());
+            self.cache
+                .fill(load, directory_id, user_name_ci, kept.0, kept.1);
+        }
+        Ok((user, groups))
     }
 
     /// The user whose lowercased userName is `name_ci`, if any, shared with
@@ -1066,6 +1078,15 @@ impl Store {
         name_ci: &str,
         with_groups: bool,
     ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
+        if let Some(kept) = self.cache.user_named(directory_id, name_ci) {
+            let groups = if with_groups {
+                kept.groups.clone()
+            } else {
+                Vec::new()
+            };
+            return Ok(Some((kept.user.clone(), groups)));
+        }
+        let load = self.cache.begin();
         let found = self
             .batches
             .by_name
@@ -1078,7 +1099,22 @@ impl Store {
                 |found| found.user_name_ci.clone(),
             )
             .await?;
-        Ok(found.map(|n| n.found.split()))
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        let user_name_ci = found.user_name_ci;
+        let (user, groups) = found.found.split();
+        // Read without its groups, it is not what `GET` returns.
+        if let (Some(load), true) = (load, with_groups) {
+            self.cache.fill(
+                load,
+                directory_id,
+                user_name_ci,
+                user.clone(),
+                groups.clone(),
+            );
+        }
+        Ok(Some((user, groups)))
     }
 
     /// Users by id (of any directory), or with `by_name_in` the users of
@@ -1211,7 +1247,14 @@ impl Store {
                     pending.clone(),
                     |with_events, batch| {
                         let db = self.db.clone();
-                        async move { update_users(&db, with_events, batch).await }
+                        let changed = self.cache.clone();
+                        async move {
+                            let written = update_users(&db, with_events, batch).await?;
+                            for p in &written {
+                                changed.changed(Change::User(p.0.id));
+                            }
+                            Ok(written)
+                        }
                     },
                     PendingUpdate::clone,
                 )
@@ -1223,23 +1266,27 @@ impl Store {
             // More than one statement, in a transaction (on SQLite a job of
             // the writer); nothing is written if the version moved on.
             let audit = audit.clone();
-            let row = write_job!(self, |d, tx| {
+            let changed = self.change_guard(Change::User(id));
+            let (row, changed) = write_job!(self, |d, tx| {
                 let written = write_user_update!(tx, d, directory_id, id, &update, audit);
-                written.then(|| update.into_row(id))
+                (written.then(|| update.into_row(id)), changed)
             });
+            drop(changed);
             if let Some(row) = row {
                 return Ok((row, groups));
             }
         }
         let audit = audit.clone();
-        let written = write_job!(self, |d, tx| {
+        let changed = self.change_guard(Change::User(id));
+        let (written, changed) = write_job!(self, |d, tx| {
             let locked = d == super::Dialect::Postgres;
             let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, locked);
             let update =
                 UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
             write_user_update!(tx, d, directory_id, id, &update, audit);
-            (update.into_row(id), groups)
+            ((update.into_row(id), groups), changed)
         });
+        drop(changed);
         Ok(written)
     }
 
@@ -1252,7 +1299,8 @@ impl Store {
         audit: &AuditContext,
     ) -> Result<()> {
         let audit = audit.clone();
-        write_job!(self, |_d, tx| {
+        let changed = self.change_guard(Change::User(id));
+        let changed = write_job!(self, |_d, tx| {
             type Current = (i64, i64, String, Option<String>, Option<String>);
             let current: Option<Current> = sqlx::query_as(
                 "SELECT version, created_at, user_name, primary_email, external_id FROM users \
@@ -1300,7 +1348,9 @@ impl Store {
                 );
                 insert_event!(tx, &event);
             }
+            changed
         });
+        drop(changed);
         Ok(())
     }
 }

@@ -59,6 +59,7 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
                 // One look-up statement at a time, so concurrent look-ups
                 // in every test share statements as much as they can.
                 lookup_statements: 1,
+                user_cache_bytes: None,
             };
             let store = Store::connect(&url, &opts).await.expect("connect postgres");
             let db = TestDb {
@@ -77,6 +78,7 @@ async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
                 // One look-up statement at a time, so concurrent look-ups
                 // in every test share statements as much as they can.
                 lookup_statements: 1,
+                user_cache_bytes: None,
             };
             let store = Store::connect(&url, &opts).await.expect("connect sqlite");
             let db = TestDb {
@@ -164,6 +166,15 @@ impl TestDb {
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let (store, dir, db) = connect_test_db().await;
+    serve(store, dir, db, configure).await
+}
+
+async fn serve(
+    store: Store,
+    dir: Option<tempfile::TempDir>,
+    db: TestDb,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -187,6 +198,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut ServeConfig)) -> TestApp
 impl TestApp {
     pub fn db(&self) -> &TestDb {
         &self.db
+    }
+
+    /// On PostgreSQL, a second server on this one's database, as another
+    /// replica behind a load balancer would be; `None` on SQLite.
+    pub async fn spawn_replica(&self) -> Option<TestApp> {
+        let schema = self.db.pg_schema.clone()?;
+        let opts = ConnectOptions {
+            pool_size: 8,
+            pg_schema: Some(schema),
+            list_hop: TEST_LIST_HOP,
+            lookup_statements: 1,
+            user_cache_bytes: None,
+        };
+        let store = Store::connect(&self.db.url, &opts)
+            .await
+            .expect("connect postgres");
+        Some(serve(store, None, self.db.clone(), |_| {}).await)
     }
 
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod auth;
 mod bulk;
+mod caching;
 mod concurrency;
 mod discovery;
 mod errors;
