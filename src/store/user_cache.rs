@@ -70,6 +70,9 @@ pub(crate) struct Load {
     /// The number of changes so far: a fill is refused if any happened
     /// since, since the row read may predate it.
     changes: u64,
+    /// For a look-up by id, the counters of that user: then only a change
+    /// to them refuses the fill.
+    counters: Option<Stamp>,
 }
 
 #[derive(Clone)]
@@ -181,7 +184,18 @@ impl UserCache {
     pub(crate) fn begin(&self) -> Option<Load> {
         (self.is_enabled() && self.serving.load(SeqCst)).then(|| Load {
             changes: self.changes.load(SeqCst),
+            counters: None,
         })
+    }
+
+    /// [`Self::begin`] for a look-up of user `id` of `directory_id`, whose
+    /// row is refused only if a change to its own counters is made
+    /// meanwhile (not any change at all, which under a steady write load
+    /// would refuse most).
+    pub(crate) fn begin_user(&self, directory_id: Uuid, id: Uuid) -> Option<Load> {
+        let mut load = self.begin()?;
+        load.counters = Some(self.stamp(directory_id, id));
+        Some(load)
     }
 
     /// Keeps a row read by the look-up that took `load`, unless a change
@@ -193,7 +207,10 @@ impl UserCache {
     /// it was before the read, no change finished its first step in
     /// between, so the counters read now are those from before the read;
     /// a change whose first step comes after this check bumps its counter
-    /// after that too, ending the entry.
+    /// after that too, ending the entry. For a look-up by id the same
+    /// holds of the user's own counters: unchanged since before the read,
+    /// no change to them was counted in between, and one counted later
+    /// ends the entry.
     pub(crate) fn fill(
         &self,
         load: Load,
@@ -207,7 +224,11 @@ impl UserCache {
         };
         let id = user.id;
         let stamp = self.stamp(directory_id, id);
-        if self.changes.load(SeqCst) != load.changes {
+        let unchanged = match load.counters {
+            Some(before) => before == stamp,
+            None => self.changes.load(SeqCst) == load.changes,
+        };
+        if !unchanged {
             return;
         }
         by_name.insert((directory_id, user_name_ci.clone()), id);
@@ -332,6 +353,30 @@ mod tests {
         cache.changed(Change::User(unrelated));
         cache.fill(load, dir, "a".into(), row(id, "{}"), Vec::new());
         assert!(cache.user(dir, id).is_none());
+    }
+
+    #[test]
+    fn a_look_up_by_id_is_refused_only_by_changes_to_its_own_counters() {
+        let cache = UserCache::new(1 << 20, true);
+        let dir = Uuid::new_v4();
+        let id = Uuid::from_u128(7);
+        let neighbour = Uuid::from_u128(7 + USER_SHARDS as u128);
+        let stranger = Uuid::from_u128(8);
+        let load = cache.begin_user(dir, id).expect("serving");
+        cache.changed(Change::User(stranger));
+        cache.fill(load, dir, "a".into(), row(id, "{}"), Vec::new());
+        assert!(cache.user(dir, id).is_some(), "another shard's change");
+        for change in [
+            Change::User(id),
+            Change::User(neighbour),
+            Change::Directory(dir),
+            Change::Everything,
+        ] {
+            let load = cache.begin_user(dir, id).expect("serving");
+            cache.changed(change);
+            cache.fill(load, dir, "a".into(), row(id, "{}"), Vec::new());
+            assert!(cache.user(dir, id).is_none(), "{change:?}");
+        }
     }
 
     #[test]

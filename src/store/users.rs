@@ -1041,7 +1041,23 @@ impl Store {
         if let Some(kept) = self.cache.user(directory_id, id) {
             return Ok((kept.user.clone(), kept.groups.clone()));
         }
-        let load = self.cache.begin();
+        let load = self.cache.begin_user(directory_id, id);
+        let (user_name_ci, user, groups) = self.read_user_with_groups(directory_id, id).await?;
+        if let Some(load) = load {
+            let kept = (user.clone(), groups.clone());
+            self.cache
+                .fill(load, directory_id, user_name_ci, kept.0, kept.1);
+        }
+        Ok((user, groups))
+    }
+
+    /// [`Self::get_user_with_groups`] from the database, never from memory,
+    /// with the user's lowercased userName.
+    async fn read_user_with_groups(
+        &self,
+        directory_id: Uuid,
+        id: Uuid,
+    ) -> Result<(String, UserRow, Vec<UserGroup>)> {
         let found = self
             .batches
             .by_id
@@ -1060,14 +1076,8 @@ impl Store {
             )
             .await?;
         let found = found.ok_or(StoreError::NotFound)?;
-        let user_name_ci = found.user_name_ci;
         let (user, groups) = found.found.split();
-        if let Some(load) = load {
-            let kept = (user.clone(), groups.clone());
-            self.cache
-                .fill(load, directory_id, user_name_ci, kept.0, kept.1);
-        }
-        Ok((user, groups))
+        Ok((found.user_name_ci, user, groups))
     }
 
     /// The user whose lowercased userName is `name_ci`, if any, shared with
@@ -1227,8 +1237,10 @@ impl Store {
         F: Fn(Map<String, Value>) -> Result<NewUser, ScimError> + Send + Sync + 'static,
     {
         // The row as `GET` reads it, shared with the look-ups and other
-        // writes' reads made at the same time.
-        let (current, groups) = self.get_user_with_groups(directory_id, id).await?;
+        // writes' reads made at the same time. From the database, not from
+        // memory: another server's change may not have been heard yet, and
+        // `If-Match` must be checked against the stored version.
+        let (_, current, groups) = self.read_user_with_groups(directory_id, id).await?;
         let groups = if with_groups { groups } else { Vec::new() };
         let update = UserUpdate::plan(audit, directory_id, &current, expected_version, &change)?;
         if update.is_one_statement() {

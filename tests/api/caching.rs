@@ -224,6 +224,31 @@ async fn a_deleted_directorys_users_are_not_served() {
     assert_eq!(resp.status(), 404);
 }
 
+/// On PostgreSQL, servers A and B on one database, a directory made on A
+/// (and the same reached through B), and its user `ada@example.com`.
+async fn two_servers_and_a_user() -> Option<(TestApp, TestApp, TestDirectory, TestDirectory, String)>
+{
+    let a = spawn_app().await;
+    let b = a.spawn_replica().await?;
+    let dir = a.create_directory("Okta").await;
+    let on_b = through(&b, &a, &dir);
+    let user = a.create_user(&dir, "ada@example.com").await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    Some((a, b, dir, on_b, id))
+}
+
+/// `dir`, made on server `a`, as reached through server `b`.
+fn through(b: &TestApp, a: &TestApp, dir: &TestDirectory) -> TestDirectory {
+    let on_b = TestDirectory {
+        base_url: dir.base_url.replace(&a.address, &b.address),
+        id: dir.id.clone(),
+        api_key: dir.api_key.clone(),
+        key_id: dir.key_id.clone(),
+    };
+    assert_ne!(on_b.base_url, dir.base_url);
+    on_b
+}
+
 /// Reads `path` on `app` until `done` holds for the body, for up to five
 /// seconds (another server hears of a change by notification, a moment
 /// after its commit).
@@ -253,21 +278,9 @@ async fn within(
 /// balancer: what one writes, the other stops serving from memory.
 #[tokio::test]
 async fn another_servers_writes_reach_this_ones_reads() {
-    let a = spawn_app().await;
-    let Some(b) = a.spawn_replica().await else {
+    let Some((a, b, dir, on_b, id)) = two_servers_and_a_user().await else {
         return; // SQLite: one server per database file
     };
-    let dir = a.create_directory("Okta").await;
-    // The same directory, reached through B.
-    let on_b = TestDirectory {
-        base_url: dir.base_url.replace(&a.address, &b.address),
-        id: dir.id.clone(),
-        api_key: dir.api_key.clone(),
-        key_id: dir.key_id.clone(),
-    };
-    assert_ne!(on_b.base_url, dir.base_url);
-    let user = a.create_user(&dir, "ada@example.com").await;
-    let id = user["id"].as_str().unwrap().to_owned();
     let path = format!("/Users/{id}");
     let by_name = "/Users?filter=userName%20eq%20%22ada%40example.com%22";
     // B's feed must be listening before B keeps anything; give it a moment,
@@ -354,4 +367,53 @@ async fn another_servers_writes_reach_this_ones_reads() {
         assert!(start.elapsed() < Duration::from_secs(5), "still {status}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A write checks `If-Match` against the stored version, not against what
+/// this server holds in memory: another server's change may not have
+/// reached it yet. Here B never hears of A's change at all (its notice is
+/// switched off), and B's PATCH with A's new version still succeeds.
+#[tokio::test]
+async fn a_write_checks_the_stored_version_not_the_one_in_memory() {
+    let Some((a, b, dir, on_b, id)) = two_servers_and_a_user().await else {
+        return; // SQLite: one server per database file
+    };
+    let path = format!("/Users/{id}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.get_json(&on_b, &path).await;
+    b.get_json(&on_b, &path).await;
+
+    a.db()
+        .execute("ALTER TABLE users DISABLE TRIGGER users_announce_updates")
+        .await;
+    let resp = a
+        .scim(&dir, M::PATCH, &path)
+        .json(&patch(
+            json!([{ "op": "replace", "path": "title", "value": "Countess" }]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let version = resp.headers()["etag"].to_str().unwrap().to_owned();
+    a.db()
+        .execute("ALTER TABLE users ENABLE TRIGGER users_announce_updates")
+        .await;
+
+    let resp = b
+        .scim(&on_b, M::PATCH, &path)
+        .header("If-Match", &version)
+        .json(&patch(
+            json!([{ "op": "replace", "path": "nickName", "value": "Ada" }]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let patched: Value = resp.json().await.unwrap();
+    assert_eq!(patched["title"], "Countess", "built on the stored user");
+    assert_eq!(patched["nickName"], "Ada");
+    // And B's own write ended what it held.
+    let read = b.get_json(&on_b, &path).await;
+    assert_eq!(read["title"], "Countess");
 }
