@@ -22,6 +22,14 @@ use super::user_cache::{Change, UserCache};
 /// Wait between attempts to connect again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long the feed waits for its own test notice before it gives up and
+/// tries again.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// The start of the payload of the notice a feed sends itself once it
+/// listens (`ready:<token>`); other servers ignore it.
+const READY: &str = "ready:";
+
 /// Listens for as long as the returned task is not aborted.
 pub(crate) fn start(
     options: PgConnectOptions,
@@ -33,21 +41,39 @@ pub(crate) fn start(
     };
     let options = options.application_name(&name);
     tokio::spawn(async move {
+        // Said once an outage, not at every attempt.
+        let mut failing = false;
         loop {
-            match listen(&options, &cache).await {
-                Ok(()) => tracing::warn!("lost the change feed; users are read from the database"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "change feed unavailable; users are read from the database")
+            let outcome = listen(&options, &cache, &mut failing).await;
+            cache.set_serving(false);
+            if !failing {
+                match outcome {
+                    Ok(()) => tracing::warn!(
+                        "lost the change feed; users are read from the database until it is back"
+                    ),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "no change feed; users are read from the database until there is one"
+                    ),
                 }
             }
-            cache.set_serving(false);
+            failing = true;
             tokio::time::sleep(RETRY_AFTER).await;
         }
     })
 }
 
 /// Connects, listens and applies notices until the connection is lost.
-async fn listen(options: &PgConnectOptions, cache: &UserCache) -> sqlx::Result<()> {
+///
+/// Before serving anything from memory it sends itself a notice and waits
+/// for it: through a proxy that pools transactions (PgBouncer's
+/// transaction mode) `LISTEN` succeeds but nothing ever arrives, and a
+/// feed that hears nothing must never serve.
+async fn listen(
+    options: &PgConnectOptions,
+    cache: &UserCache,
+    failing: &mut bool,
+) -> sqlx::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
@@ -60,10 +86,38 @@ async fn listen(options: &PgConnectOptions, cache: &UserCache) -> sqlx::Result<(
     let schema: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(&mut listener)
         .await?;
-    listener.listen(&channel(&schema)).await?;
+    let channel = channel(&schema);
+    listener.listen(&channel).await?;
+    let ready = format!("{READY}{}", Uuid::new_v4().simple());
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(&channel)
+        .bind(&ready)
+        .execute(&mut listener)
+        .await?;
+    let heard = tokio::time::timeout(READY_WITHIN, async {
+        while let Some(notice) = listener.try_recv().await? {
+            if notice.payload() == ready {
+                return Ok(true);
+            }
+        }
+        Ok::<_, sqlx::Error>(false)
+    })
+    .await
+    .map_err(|_| {
+        sqlx::Error::Protocol(format!(
+            "LISTEN on {channel} heard nothing within {READY_WITHIN:?} \
+             (a proxy that pools transactions in between?)"
+        ))
+    })??;
+    if !heard {
+        return Ok(());
+    }
     // Listening from here on: what changed before is unknown, so start
     // from nothing.
     cache.set_serving(true);
+    if std::mem::take(failing) {
+        tracing::info!("change feed back; users are kept in memory again");
+    }
     while let Some(notice) = listener.try_recv().await? {
         for change in parse(notice.payload()) {
             cache.changed(change);
@@ -80,6 +134,10 @@ pub(crate) fn channel(schema: &str) -> String {
 /// The changes a notice names. One it cannot read ends everything: a
 /// notice is never ignored.
 fn parse(payload: &str) -> Vec<Change> {
+    if payload.starts_with(READY) {
+        // A server's test of its own feed.
+        return Vec::new();
+    }
     let ids = |list: &str| -> Option<Vec<Uuid>> {
         list.split(',').map(|id| Uuid::parse_str(id).ok()).collect()
     };
@@ -108,6 +166,11 @@ mod tests {
         assert!(matches!(users[..], [Change::User(x), Change::User(y)] if x == a && y == b));
         let dirs = parse(&format!("d:{a}"));
         assert!(matches!(dirs[..], [Change::Directory(x)] if x == a));
+    }
+
+    #[test]
+    fn test_notices_change_nothing() {
+        assert!(parse("ready:0f3c").is_empty());
     }
 
     #[test]
