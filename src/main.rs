@@ -168,7 +168,11 @@ async fn connect(db: &DatabaseConfig, serving: bool) -> Result<Store, Box<dyn st
     let opts = ConnectOptions {
         pool_size: db.db_pool_size.unwrap_or(0),
         lookup_statements: db.db_lookup_statements.unwrap_or(0) as usize,
-        user_cache_bytes: Some(if serving { db.user_cache_mib << 20 } else { 0 }),
+        user_cache_bytes: Some(if serving {
+            db.user_cache_mib.saturating_mul(1 << 20)
+        } else {
+            0
+        }),
         ..ConnectOptions::default()
     };
     Ok(Store::connect(&db.database_url, &opts).await?)

@@ -118,7 +118,9 @@ impl UserCache {
         let (by_id, by_name) = if bytes == 0 {
             (None, None)
         } else {
-            let items = (bytes / 1024).max(16) as usize;
+            // quick_cache sizes its tables from the estimate: bounded, so
+            // that a huge budget does not allocate them all up front.
+            let items = (bytes / 1024).clamp(16, 1 << 22) as usize;
             (
                 Some(Cache::with_weighter(items, bytes, ByteWeight)),
                 Some(Cache::new(items)),
