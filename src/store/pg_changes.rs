@@ -1,10 +1,11 @@
 //! Other processes' changes to users, heard from PostgreSQL.
 //!
-//! Triggers on `users`, `groups`, `group_members` and `directories`
-//! (`migrations/postgres/0008_user_changes.sql`) send a notice on the
-//! channel `scimd.<schema>` in the transaction of every change that alters
-//! how a user reads: `u:<id>,<id>,…` for up to 100 users, `d:<id>` for a
-//! directory when more changed at once. PostgreSQL delivers a notice only
+//! Triggers on `users`, `group_members` and `groups` (which a deleted
+//! directory reaches by cascade; `migrations/postgres/0008_user_changes.sql`)
+//! send a notice on the channel `scimd.<schema>` in the transaction of
+//! every change that alters how a user reads: `u:<id>,<id>,…` for up to
+//! 100 users, `d:<id>` for a directory when more changed at once or a
+//! group was renamed. PostgreSQL delivers a notice only
 //! after its transaction committed, so a notice always follows the change.
 //! This task listens on its own connection and ends the cache entries each
 //! notice names. Until it listens, and from the moment its connection is
