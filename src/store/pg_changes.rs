@@ -128,7 +128,7 @@ async fn listen(
 }
 
 /// The channel of the store in `schema` (as the triggers name it).
-pub(crate) fn channel(schema: &str) -> String {
+fn channel(schema: &str) -> String {
     format!("scimd.{schema}")
 }
 

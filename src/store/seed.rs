@@ -191,12 +191,14 @@ impl Store {
                     q.build().execute(&mut *tx).await?;
                 }
             });
-            self.cache.changed(Change::Directory(directory_id));
         }
         // Seeded rows may sort before groups already listed.
         write!(self, |_d, tx| {
             super::bump_list_epoch!(tx, directory_id);
         });
+        // The members' `groups` changed: once, after every group committed,
+        // ends whatever was read before.
+        self.cache.changed(Change::Directory(directory_id));
         Ok(())
     }
 }

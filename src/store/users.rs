@@ -1044,9 +1044,9 @@ impl Store {
         let load = self.cache.begin_user(directory_id, id);
         let (user_name_ci, user, groups) = self.read_user_with_groups(directory_id, id).await?;
         if let Some(load) = load {
-            let kept = (user.clone(), groups.clone());
+            let kept = user.clone();
             self.cache
-                .fill(load, directory_id, user_name_ci, kept.0, kept.1);
+                .fill(load, directory_id, user_name_ci, kept, groups.clone());
         }
         Ok((user, groups))
     }
