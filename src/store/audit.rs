@@ -6,7 +6,7 @@
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::query::{bind_all, Bind};
+use super::filter_sql::{bind_all, Bind};
 use super::{read, write, Dialect, Result, Store};
 use crate::audit::{Event, TargetType};
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::audit::insert_event;
-use super::query::{bind_all, fetch_page, ListQuery, Page};
+use super::filter_sql::{bind_all, fetch_page, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
@@ -57,7 +57,7 @@ pub struct GroupRow {
     pub updated_at: i64,
 }
 
-impl super::query::ListKey for GroupRow {
+impl super::filter_sql::ListKey for GroupRow {
     fn list_key(&self) -> (i64, Uuid) {
         (self.created_at, self.id)
     }

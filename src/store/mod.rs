@@ -14,26 +14,23 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use crate::scim::ScimError;
 
-/// A PostgreSQL connection idle this long is pinged before it is used.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
-
+mod accel;
 pub mod audit;
-mod coalesce;
-pub mod cursors;
 mod directories;
+mod filter_sql;
 mod groups;
 mod orgs;
-mod pg_changes;
-mod pg_connections;
-pub mod query;
-mod readers;
+mod postgres;
 pub mod seed;
-mod user_cache;
+mod sqlite;
 mod users;
-mod writer;
+
+use accel::{coalesce, cursors, user_cache};
+use sqlite::{readers, writer};
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
+pub use filter_sql::{ListQuery, Page};
 pub use groups::{GroupRow, MemberRow, NewGroup};
 pub use orgs::Org;
 pub use users::{NewUser, UserGroup, UserRow};
@@ -142,7 +139,7 @@ pub(crate) enum Db {
         readers: readers::SqliteReaders,
         writer: writer::SqliteWriter,
     },
-    Postgres(Box<pg_connections::PgConnections>),
+    Postgres(Box<postgres::connections::PgConnections>),
 }
 
 /// Runs `$body` with `$c` bound to a read connection (`&mut`) of whichever
@@ -226,7 +223,7 @@ macro_rules! pg_write {
 }
 /// Runs `$body` with `$c` bound to a lent PostgreSQL connection. The body's
 /// outcome, early returns by `?` included, marks the connection sound or
-/// doubtful (see `pg_connections`); a body fails by `?`.
+/// doubtful (see `postgres::connections`); a body fails by `?`.
 macro_rules! pg_lend {
     ($pg:expr, |$c:ident| $body:expr) => {{
         let mut conn = $pg.acquire().await?;
@@ -251,7 +248,7 @@ pub struct ConnectOptions {
     /// Rows between remembered list positions; 0 for the default
     /// ([`cursors::HOP`]). Tests make it small to reach hops with few rows.
     pub list_hop: i64,
-    /// Single-user look-up statements run at once (see [`coalesce`]); 0
+    /// Single-user look-up statements run at once (see [`accel::coalesce`]); 0
     /// for half the CPU cores, at least 1. On two cores one does best:
     /// the database, the server and its clients share them, and a larger
     /// batch costs the database little more than a single look-up.
@@ -280,7 +277,7 @@ pub struct Store {
     change_feed: Option<std::sync::Arc<ChangeFeed>>,
 }
 
-/// The listening task of [`pg_changes`], stopped with the last handle of
+/// The listening task of [`postgres::changes`], stopped with the last handle of
 /// its store.
 struct ChangeFeed(tokio::task::JoinHandle<()>);
 
@@ -326,7 +323,7 @@ impl Store {
                 options = options.application_name(&name);
             }
             feed_options = Some(options.clone());
-            Db::Postgres(Box::new(pg_connections::PgConnections::new(
+            Db::Postgres(Box::new(postgres::connections::PgConnections::new(
                 options,
                 pool_size as usize,
                 Duration::from_secs(30),
@@ -370,7 +367,7 @@ impl Store {
             feed_options.is_none(),
         ));
         let change_feed = feed_options.filter(|_| cache.is_enabled()).map(|options| {
-            std::sync::Arc::new(ChangeFeed(pg_changes::start(options, cache.clone())))
+            std::sync::Arc::new(ChangeFeed(postgres::changes::start(options, cache.clone())))
         });
         Ok(Store {
             cache,

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::audit::{bind_event, insert_event, record_subjects, with_event as with_event_sql};
 use super::coalesce::Coalescer;
-use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
+use super::filter_sql::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};

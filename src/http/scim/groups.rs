@@ -23,8 +23,8 @@ use crate::scim::resource::{
     drop_write_only, parse_attribute_value, parse_members, parse_resource,
 };
 use crate::scim::schema::GROUP_RESOURCE;
-use crate::store::query::{ListQuery, Page};
 use crate::store::{GroupRow, MemberRow, NewGroup};
+use crate::store::{ListQuery, Page};
 
 /// One entry of a group's `members`.
 pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {

@@ -18,7 +18,7 @@ use crate::scim::resource::{parse_attr_list, project};
 use crate::scim::schema::ResourceTypeDef;
 use crate::scim::ScimError;
 use crate::store::format_micros;
-use crate::store::query::{ListQuery, Page};
+use crate::store::{ListQuery, Page};
 
 mod bulk;
 mod discovery;

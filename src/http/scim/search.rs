@@ -10,7 +10,7 @@ use crate::http::error::ScimApiError;
 use crate::http::extract::{ScimContext, ScimJson};
 use crate::http::AppState;
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
-use crate::store::query::Page;
+use crate::store::Page;
 
 pub async fn search(
     State(state): State<AppState>,

@@ -18,7 +18,7 @@ use crate::http::AppState;
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::query::{ListQuery, Page};
+use crate::store::{ListQuery, Page};
 use crate::store::{NewUser, UserGroup, UserRow};
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";

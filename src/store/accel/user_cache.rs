@@ -21,7 +21,7 @@
 //! This process's writes bump the counters themselves. On PostgreSQL other
 //! processes' writes (other replicas, the CLI) reach it as notifications
 //! sent by triggers in the same transactions (`migrations/postgres/
-//! 0008_user_changes.sql`, [`super::pg_changes`]); while that feed is not
+//! 0008_user_changes.sql`, [`crate::store::postgres::changes`]); while that feed is not
 //! connected nothing is served from memory, and when it reconnects
 //! everything held is dropped, since notices sent meanwhile are lost.
 
@@ -32,7 +32,7 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use uuid::Uuid;
 
-use super::users::{UserGroup, UserRow};
+use crate::store::users::{UserGroup, UserRow};
 
 /// Counters for users' own changes; a change to one user also ends the
 /// entries of the others in its shard, about one in 4,096.
@@ -272,7 +272,7 @@ impl UserCache {
 
     /// A guard that records `change` when dropped: it travels with a
     /// write's result, which every path drops only after the transaction
-    /// ended (see [`super::Store::change_guard`]).
+    /// ended (see [`crate::store::Store::change_guard`]).
     pub(crate) fn on_drop(self: &Arc<Self>, change: Change) -> ChangeGuard {
         ChangeGuard {
             cache: self.clone(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use uuid::Uuid;
 
-use super::user_cache::{Change, UserCache};
+use crate::store::accel::user_cache::{Change, UserCache};
 
 /// Wait between attempts to connect again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use sqlx::SqliteConnection;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::{Result, StoreError};
+use crate::store::{Result, StoreError};
 
 pub(crate) struct SqliteReaders {
     idle: Mutex<Vec<SqliteConnection>>,

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::Result;
+use crate::store::Result;
 
 /// Most keys fetched by one statement.
 pub(crate) const MOST_PER_BATCH: usize = 32;

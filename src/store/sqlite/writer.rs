@@ -42,7 +42,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, Mutex, MutexGuard, Notify};
 use tokio::task::JoinHandle;
 
-use super::{Result, StoreError};
+use crate::store::{Result, StoreError};
 
 /// Most jobs committed together: bounds how long the first of them waits
 /// for the commit, and the work lost to a failed commit.

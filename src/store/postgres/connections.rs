@@ -19,7 +19,10 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::{Result, StoreError, PING_IF_IDLE_FOR};
+use crate::store::{Result, StoreError};
+
+/// A connection idle this long is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 pub(crate) struct PgConnections {
     options: PgConnectOptions,

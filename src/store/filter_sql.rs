@@ -32,11 +32,11 @@ macro_rules! bind_all {
         let mut q = $q;
         for b in $binds {
             q = match b {
-                $crate::store::query::Bind::Text(v) => q.bind(v),
-                $crate::store::query::Bind::Uuid(v) => q.bind(v),
-                $crate::store::query::Bind::Int(v) => q.bind(v),
-                $crate::store::query::Bind::Float(v) => q.bind(v),
-                $crate::store::query::Bind::Bool(v) => q.bind(v),
+                $crate::store::filter_sql::Bind::Text(v) => q.bind(v),
+                $crate::store::filter_sql::Bind::Uuid(v) => q.bind(v),
+                $crate::store::filter_sql::Bind::Int(v) => q.bind(v),
+                $crate::store::filter_sql::Bind::Float(v) => q.bind(v),
+                $crate::store::filter_sql::Bind::Bool(v) => q.bind(v),
             };
         }
         q
@@ -61,9 +61,9 @@ pub trait ListKey {
 /// Evaluates to `(total, rows in page order)`; `$row` must be a [`ListKey`].
 macro_rules! fetch_page {
     ($store:expr, $c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
-        let page: $crate::store::query::Page = $page;
+        let page: $crate::store::filter_sql::Page = $page;
         let from_marks = if $query.is_plain() && page.count > 0 {
-            $crate::store::query::fetch_from_marks!(
+            $crate::store::filter_sql::fetch_from_marks!(
                 $store,
                 $c,
                 $table,
@@ -107,7 +107,7 @@ macro_rules! fetch_page {
                         .fetch_all(&mut *$c)
                         .await?
                         .into_iter()
-                        .map(|r| ($crate::store::query::ListKey::list_key(&r).1, r))
+                        .map(|r| ($crate::store::filter_sql::ListKey::list_key(&r).1, r))
                         .collect();
                     rows.extend(ids.iter().filter_map(|id| found.remove(id)));
                 }
@@ -134,8 +134,8 @@ macro_rules! fetch_page {
 pub(crate) use fetch_page;
 
 /// A page of a whole directory in creation order, read from the nearest
-/// remembered position (see [`super::cursors`]):
-/// - hops of [`HOP`](super::cursors::HOP) rows lay marks up to the page;
+/// remembered position (see [`super::accel::cursors`]):
+/// - hops of [`HOP`](super::accel::cursors::HOP) rows lay marks up to the page;
 /// - one statement then reads the page, the directory's `list_epoch` and
 ///   the number of rows from the last mark on: `totalResults` is that mark's
 ///   position plus a count of the rows after it;
@@ -148,10 +148,10 @@ pub(crate) use fetch_page;
 macro_rules! fetch_from_marks {
     ($store:expr, $c:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {{
         use sqlx::Row as _;
-        use $crate::store::cursors::{Mark, SETTLE_MICROS};
+        use $crate::store::accel::cursors::{Mark, SETTLE_MICROS};
         let table: &'static str = $table;
         let directory_id: uuid::Uuid = $directory_id;
-        let page: $crate::store::query::Page = $page;
+        let page: $crate::store::filter_sql::Page = $page;
         let start = page.start_index.max(1);
         let cursors = &$store.cursors;
         let hop = cursors.hop();
@@ -292,7 +292,7 @@ macro_rules! fetch_from_marks {
                 .zip([0, rows.len().max(1) as i64 - 1])
                 .filter_map(|(r, i)| {
                     r.map(|r| {
-                        let (created_at, id) = $crate::store::query::ListKey::list_key(r);
+                        let (created_at, id) = $crate::store::filter_sql::ListKey::list_key(r);
                         Mark {
                             position: start + i,
                             created_at,
