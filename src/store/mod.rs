@@ -12,11 +12,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-use crate::scim::ScimError;
-
 mod accel;
 pub mod audit;
 mod directories;
+mod error;
 mod filter_sql;
 mod groups;
 mod orgs;
@@ -30,80 +29,12 @@ use sqlite::{readers, writer};
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
+pub(crate) use error::OnConflict;
+pub use error::{Result, StoreError};
 pub use filter_sql::{ListQuery, Page};
 pub use groups::{GroupRow, MemberRow, NewGroup};
 pub use orgs::Org;
 pub use users::{NewUser, UserGroup, UserRow};
-
-/// A failure of the store, in domain terms.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    /// A unique constraint rejected the write; names the SCIM attribute.
-    #[error("{0} is already taken")]
-    Conflict(&'static str),
-    /// `If-Match` named a version that is no longer current.
-    #[error("version mismatch")]
-    PreconditionFailed,
-    /// The client's change itself was invalid (raised inside a transaction,
-    /// e.g. by PATCH application), so nothing was written.
-    #[error(transparent)]
-    Scim(#[from] ScimError),
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-impl StoreError {
-    /// The database itself failed the work (as opposed to refusing what
-    /// the client asked for): a PostgreSQL connection is tested before it
-    /// is used again after one.
-    pub fn is_database_failure(&self) -> bool {
-        matches!(self, StoreError::Database(_) | StoreError::Migrate(_))
-    }
-
-    /// The database could not be reached, or dropped the connection
-    /// mid-query (a restart, a failover, an exhausted pool): nothing is
-    /// wrong with the request, and the same request may succeed if retried.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            StoreError::Database(e) => match e {
-                sqlx::Error::Io(_)
-                | sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::WorkerCrashed => true,
-                // PostgreSQL: class 08 is a connection exception; 57P01-03
-                // are the server shutting down or not yet accepting.
-                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
-                }),
-                _ => false,
-            },
-            _ => false,
-        }
-    }
-}
-
-/// Turns a unique-constraint violation into [`StoreError::Conflict`] right
-/// where the query runs, instead of `map_err` noise at every call site.
-pub(crate) trait OnConflict<T> {
-    fn on_conflict(self, attr: &'static str) -> Result<T>;
-}
-
-impl<T> OnConflict<T> for std::result::Result<T, sqlx::Error> {
-    fn on_conflict(self, attr: &'static str) -> Result<T> {
-        self.map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-                StoreError::Conflict(attr)
-            }
-            _ => StoreError::Database(e),
-        })
-    }
-}
 
 /// The SQL dialect of the connected store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -505,31 +436,6 @@ pub fn format_micros(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Refusals of what the client asked leave a connection sound; what
-    /// the database itself failed makes it doubtful.
-    #[test]
-    fn only_database_failures_make_a_connection_doubtful() {
-        for client in [
-            StoreError::NotFound,
-            StoreError::Conflict("userName"),
-            StoreError::PreconditionFailed,
-            StoreError::Scim(ScimError::invalid_value("no")),
-        ] {
-            assert!(!client.is_database_failure(), "{client}");
-        }
-        for database in [
-            StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
-            StoreError::Database(sqlx::Error::Protocol("garbled".into())),
-        ] {
-            assert!(database.is_database_failure(), "{database}");
-        }
-    }
 }
 
 #[cfg(test)]
