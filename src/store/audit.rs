@@ -1,13 +1,16 @@
 //! Audit events: written inside the transaction of the change they record
-//! ([`insert_event!`]), or on their own for failures; read back as
+//! ([`insert_event`]), or on their own for failures; read back as
 //! newest-first keyset pages, as a stream (CSV export), and as daily
 //! counters; purged in batches.
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::filter_sql::{bind_all, Bind};
-use super::{read, write, Dialect, Result, Store};
+use std::sync::LazyLock;
+
+use super::conn::{Arg, Conn, SqlBuilder};
+use super::filter_sql::Bind;
+use super::{read, transaction, Dialect, Result, Store};
 use crate::audit::{Event, TargetType};
 
 /// Most distinct targets one user filter expands to.
@@ -19,20 +22,22 @@ const MAX_USER_TARGETS: i64 = 1_000;
 pub const PURGE_LOCK_KEY: i32 = 0x5c1d_a0d1;
 pub const PURGE_LOCK_SQL: &str = "SELECT pg_try_advisory_xact_lock($1, hashtext(current_schema()))";
 
-/// The columns of an event, in the order [`bind_event!`] binds them.
-macro_rules! event_columns {
-    () => {
-        "occurred_at, id, org_id, directory_id, actor_type, actor_id, source_ip, request_id, \
-         action, outcome, status, scim_type, detail, target_type, target_id, target_created_at, \
-         target_identifier, identifier_ci, email_ci, external_id, changed_attributes, \
-         members_added, members_removed"
-    };
-}
-pub(crate) const EVENT_WRITTEN_COLUMNS: &str = event_columns!();
-pub(crate) const EVENT_INSERT_COLUMNS: &str =
-    concat!("INSERT INTO audit_events (", event_columns!(), ")");
+/// The columns of an event, in the order [`event_args`] binds them.
+pub(crate) const EVENT_WRITTEN_COLUMNS: &str =
+    "occurred_at, id, org_id, directory_id, actor_type, actor_id, source_ip, request_id, \
+     action, outcome, status, scim_type, detail, target_type, target_id, target_created_at, \
+     target_identifier, identifier_ci, email_ci, external_id, changed_attributes, \
+     members_added, members_removed";
 
-/// Values of one event, bound by [`bind_event!`] after `offset` others.
+/// `INSERT INTO audit_events (…)` naming [`EVENT_WRITTEN_COLUMNS`] (a unit
+/// test holds the two lists equal).
+pub(crate) const EVENT_INSERT_COLUMNS: &str =
+    "INSERT INTO audit_events (occurred_at, id, org_id, directory_id, actor_type, actor_id, \
+     source_ip, request_id, action, outcome, status, scim_type, detail, target_type, target_id, \
+     target_created_at, target_identifier, identifier_ci, email_ci, external_id, \
+     changed_attributes, members_added, members_removed)";
+
+/// Values of one event, bound by [`event_args`] after `offset` others.
 pub(crate) const EVENT_VALUES: usize = 23;
 
 pub(crate) fn event_params(offset: usize) -> String {
@@ -42,13 +47,13 @@ pub(crate) fn event_params(offset: usize) -> String {
         .join(", ")
 }
 
-pub(crate) static INSERT_EVENT: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{EVENT_INSERT_COLUMNS} VALUES ({})", event_params(0)));
+pub(crate) static INSERT_EVENT: LazyLock<String> =
+    LazyLock::new(|| format!("{EVENT_INSERT_COLUMNS} VALUES ({})", event_params(0)));
 
 /// `write` (an INSERT or UPDATE of exactly one row, with parameters `$1`
 /// to `$n`) and the INSERT of its event as one statement, so recording the
 /// event costs no extra round trip to the database. The event's values are
-/// bound after the write's with [`bind_event!`].
+/// bound after the write's ([`event_args`]).
 pub(crate) fn with_event(d: Dialect, write: &str, n: usize) -> String {
     one_statement(d, write, &[], Some(n))
 }
@@ -65,15 +70,13 @@ pub(crate) fn one_statement(
     also: &[&str],
     event_after: Option<usize>,
 ) -> String {
+    let insert_columns = EVENT_INSERT_COLUMNS;
     match d {
         Dialect::Sqlite => {
             let mut parts: Vec<String> = vec![write.to_owned()];
             parts.extend(also.iter().map(|s| (*s).to_owned()));
             if let Some(n) = event_after {
-                parts.push(format!(
-                    "{EVENT_INSERT_COLUMNS} VALUES ({})",
-                    event_params(n)
-                ));
+                parts.push(format!("{insert_columns} VALUES ({})", event_params(n)));
             }
             parts.join("; ")
         }
@@ -84,7 +87,7 @@ pub(crate) fn one_statement(
             }
             match event_after {
                 Some(n) => sql.push_str(&format!(
-                    " {EVENT_INSERT_COLUMNS} SELECT {} FROM written",
+                    " {insert_columns} SELECT {} FROM written",
                     event_params(n)
                 )),
                 None => sql.push_str(" SELECT 1 FROM written"),
@@ -94,89 +97,125 @@ pub(crate) fn one_statement(
     }
 }
 
-/// Binds an [`Event`]'s values to a query, stamped with the time inside
-/// the caller's transaction (on SQLite's single writer, event times follow
-/// commit order). The searchable identifiers are kept only on events
-/// without a target; the others are found through their target.
+/// An [`Event`]'s values, stamped with the time inside the caller's
+/// transaction (on SQLite's single writer, event times follow commit
+/// order). The searchable identifiers are kept only on events without a
+/// target; the others are found through their target.
+pub(crate) fn event_args(e: &Event) -> [Arg<'_>; EVENT_VALUES] {
+    let changed = (!e.changed_attributes.is_empty()).then(|| e.changed_attributes.join(","));
+    let untargeted = e.target.id.is_none();
+    [
+        crate::audit::event_time().into(),
+        crate::audit::event_id().into(),
+        e.org_id.into(),
+        e.directory_id.into(),
+        e.actor.kind().into(),
+        e.actor.id().into(),
+        e.source_ip.as_deref().into(),
+        e.request_id.as_deref().into(),
+        e.action.as_str().into(),
+        e.outcome.as_str().into(),
+        e.status.map(i32::from).into(),
+        e.scim_type.as_deref().into(),
+        e.detail.as_deref().into(),
+        e.target.kind.as_str().into(),
+        e.target.id.into(),
+        e.target.created_at.into(),
+        e.target.identifier.as_deref().into(),
+        e.target
+            .identifier
+            .as_ref()
+            .filter(|_| untargeted)
+            .map(|s| s.to_lowercase())
+            .into(),
+        e.target.email.as_deref().filter(|_| untargeted).into(),
+        e.target
+            .external_id
+            .as_deref()
+            .filter(|_| untargeted)
+            .into(),
+        changed.into(),
+        e.members_added.map(|n| n as i64).into(),
+        e.members_removed.map(|n| n as i64).into(),
+    ]
+}
+
+/// Binds an [`Event`]'s values ([`event_args`]) to a sqlx query, for the
+/// batch statements of `users.rs` that are not yet run through [`Conn`].
 macro_rules! bind_event {
     ($q:expr, $event:expr) => {{
-        let e: &$crate::audit::Event = $event;
-        let changed = (!e.changed_attributes.is_empty()).then(|| e.changed_attributes.join(","));
-        let untargeted = e.target.id.is_none();
-        $q.bind($crate::audit::event_time())
-            .bind($crate::audit::event_id())
-            .bind(e.org_id)
-            .bind(e.directory_id)
-            .bind(e.actor.kind())
-            .bind(e.actor.id())
-            .bind(e.source_ip.as_deref())
-            .bind(e.request_id.as_deref())
-            .bind(e.action.as_str())
-            .bind(e.outcome.as_str())
-            .bind(e.status.map(i32::from))
-            .bind(e.scim_type.as_deref())
-            .bind(e.detail.as_deref())
-            .bind(e.target.kind.as_str())
-            .bind(e.target.id)
-            .bind(e.target.created_at)
-            .bind(e.target.identifier.as_deref())
-            .bind(
-                e.target
-                    .identifier
-                    .as_ref()
-                    .filter(|_| untargeted)
-                    .map(|s| s.to_lowercase()),
-            )
-            .bind(e.target.email.as_deref().filter(|_| untargeted))
-            .bind(e.target.external_id.as_deref().filter(|_| untargeted))
-            .bind(changed)
-            .bind(e.members_added.map(|n| n as i64))
-            .bind(e.members_removed.map(|n| n as i64))
+        let mut q = $q;
+        for arg in $crate::store::audit::event_args($event) {
+            q = match arg {
+                $crate::store::conn::Arg::Text(v) => q.bind(v),
+                $crate::store::conn::Arg::BigInt(v) => q.bind(v),
+                $crate::store::conn::Arg::Int(v) => q.bind(v),
+                $crate::store::conn::Arg::Float(v) => q.bind(v),
+                $crate::store::conn::Arg::Bool(v) => q.bind(v),
+                $crate::store::conn::Arg::Uuid(v) => q.bind(v),
+            };
+        }
+        q
     }};
 }
 pub(crate) use bind_event;
 
 /// Writes one [`Event`] inside the caller's transaction.
-macro_rules! insert_event {
-    ($tx:ident, $event:expr) => {{
-        $crate::store::audit::bind_event!(
-            sqlx::query($crate::store::audit::INSERT_EVENT.as_str()),
-            $event
-        )
-        .execute(&mut *$tx)
-        .await?;
-    }};
+pub(crate) async fn insert_event<C: Conn>(c: &mut C, event: &Event) -> Result<()> {
+    c.execute(&INSERT_EVENT, &event_args(event)).await?;
+    Ok(())
 }
-pub(crate) use insert_event;
+
+/// [`insert_event`] where `users.rs` and `groups.rs` still call it so.
+macro_rules! insert_event_in {
+    ($tx:ident, $event:expr) => {
+        $crate::store::audit::insert_event(&mut *$tx, $event).await?
+    };
+}
+pub(crate) use insert_event_in as insert_event;
 
 /// Records, inside the caller's transaction, identifiers that stop being
-/// current for `$target` (see [`crate::audit::user_subject_keys`]), so
+/// current for `target` (see [`crate::audit::user_subject_keys`]), so
 /// reports still find its history by them.
-macro_rules! record_subjects {
-    ($tx:ident, $org_id:expr, $target:expr, $keys:expr) => {{
-        let keys: Vec<&String> = $keys.into_iter().collect();
-        if !keys.is_empty() {
-            let now = $crate::store::now_micros();
-            let (target_id, created_at): (uuid::Uuid, i64) = $target;
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, recorded_at) ",
-            );
-            q.push_values(keys, |mut row, key| {
-                row.push_bind($org_id)
-                    .push_bind(key.as_str())
-                    .push_bind(target_id)
-                    .push_bind(created_at)
-                    .push_bind(now);
-            });
-            q.push(
-                " ON CONFLICT (org_id, value, target_id) \
-                 DO UPDATE SET recorded_at = excluded.recorded_at",
-            );
-            q.build().execute(&mut *$tx).await?;
-        }
-    }};
+pub(crate) async fn record_subjects<'k, C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    (target_id, created_at): (Uuid, i64),
+    keys: impl IntoIterator<Item = &'k String>,
+) -> Result<()> {
+    let keys: Vec<&String> = keys.into_iter().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let now = super::now_micros();
+    let mut q = SqlBuilder::new(
+        C::DIALECT,
+        "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, recorded_at) ",
+    );
+    q.push_values(keys, |key| {
+        vec![
+            org_id.into(),
+            key.as_str().into(),
+            target_id.into(),
+            created_at.into(),
+            now.into(),
+        ]
+    });
+    q.push(
+        " ON CONFLICT (org_id, value, target_id) \
+         DO UPDATE SET recorded_at = excluded.recorded_at",
+    );
+    c.execute(q.sql(), q.args()).await?;
+    Ok(())
 }
-pub(crate) use record_subjects;
+
+/// [`record_subjects`] where `users.rs` still calls it so.
+macro_rules! record_subjects_in {
+    ($tx:ident, $org_id:expr, $target:expr, $keys:expr) => {
+        $crate::store::audit::record_subjects(&mut *$tx, $org_id, $target, $keys).await?
+    };
+}
+pub(crate) use record_subjects_in as record_subjects;
 
 /// A stored event.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -340,7 +379,7 @@ impl Store {
             )),
             _ => None,
         };
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             if let Some((sql, dir, id)) = lookup.filter(|_| event.target.created_at.is_none()) {
                 type Row = (i64, String, Option<String>, Option<String>);
                 let row: Option<Row> = sqlx::query_as(sql)
@@ -367,7 +406,7 @@ impl Store {
                     .flatten();
                 }
             }
-            insert_event!(tx, &event);
+            insert_event(&mut *tx, &event).await?;
         });
         Ok(())
     }
@@ -427,9 +466,8 @@ impl Store {
         };
         read!(self, |d, c| {
             let (sql, binds) = q.sql(d, &targets);
-            Ok(bind_all!(sqlx::query_as(&sql), binds)
-                .fetch_all(&mut *c)
-                .await?)
+            let args: Vec<Arg> = binds.iter().map(Arg::from).collect();
+            Ok(c.fetch_all(&sql, &args).await?)
         })
     }
 
@@ -448,7 +486,8 @@ impl Store {
         };
         read!(self, |d, c| {
             let (sql, binds) = q.sql(d, &targets);
-            let mut rows = bind_all!(sqlx::query_as::<_, EventRow>(&sql), binds).fetch(&mut *c);
+            let args: Vec<Arg> = binds.iter().map(Arg::from).collect();
+            let mut rows = c.fetch::<EventRow>(&sql, &args);
             while let Some(row) = rows.try_next().await? {
                 if out.send(row).await.is_err() {
                     break;
@@ -532,7 +571,7 @@ impl Store {
     ) -> Result<Option<u64>> {
         let mut total = 0u64;
         loop {
-            let deleted: Option<u64> = write!(self, |d, tx| {
+            let deleted: Option<u64> = transaction!(self, |d, tx| {
                 let locked = if d == super::Dialect::Postgres {
                     sqlx::query_scalar::<_, bool>(PURGE_LOCK_SQL)
                         .bind(PURGE_LOCK_KEY)
@@ -567,5 +606,27 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The columns an event's INSERT names are the columns its values are
+    /// written to, in the same order.
+    #[test]
+    fn an_event_insert_names_the_written_columns() {
+        assert_eq!(
+            EVENT_INSERT_COLUMNS,
+            format!("INSERT INTO audit_events ({EVENT_WRITTEN_COLUMNS})")
+        );
+        let event = crate::audit::AuditContext::system("test")
+            .in_org(Uuid::nil())
+            .event(crate::audit::Action::OrgCreated);
+        assert_eq!(
+            EVENT_WRITTEN_COLUMNS.split(", ").count(),
+            event_args(&event).len()
+        );
     }
 }

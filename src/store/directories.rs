@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::user_cache::Change;
-use super::{now_micros, read, write, Result, Store, StoreError};
+use super::{now_micros, read, transaction, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
 
 /// A directory as admins see it: never its key, but its counts.
@@ -58,7 +58,7 @@ impl Store {
     ) -> Result<Directory> {
         let now = now_micros();
         let id = Uuid::new_v4();
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             sqlx::query(
                 "INSERT INTO directories (id, org_id, name, key_id, key_hash, created_at, key_created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -75,7 +75,7 @@ impl Store {
                 let event =
                     directory_event(audit, org_id, (id, now), Action::DirectoryCreated, name)
                         .detail(format!("API key {key_id} issued"));
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
         });
         Ok(Directory {
@@ -133,7 +133,7 @@ impl Store {
         // Its users are gone (and its key with them, so no request could
         // read them from memory anyway).
         let _changed = self.change_guard(Change::Directory(id));
-        write!(self, |d, tx| {
+        transaction!(self, |d, tx| {
             let (name, created_at): (String, i64) = sqlx::query_as(
                 "SELECT name, created_at FROM directories WHERE org_id = $1 AND id = $2",
             )
@@ -195,7 +195,7 @@ impl Store {
                     Action::DirectoryDeleted,
                     &name,
                 );
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
         });
         Ok(())
@@ -210,7 +210,7 @@ impl Store {
         key_hash: &str,
         audit: &AuditContext,
     ) -> Result<()> {
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             let (name, old_key, created_at): (String, String, i64) = sqlx::query_as(
                 "SELECT name, key_id, created_at FROM directories WHERE org_id = $1 AND id = $2",
             )
@@ -239,7 +239,7 @@ impl Store {
                     &name,
                 )
                 .detail(format!("API key {key_id} replaces {old_key}"));
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
         });
         Ok(())

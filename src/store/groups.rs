@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::accel::paging::fetch_page;
 use super::audit::insert_event;
-use super::filter_sql::{bind_all, fetch_page, ListQuery, Page};
+use super::filter_sql::{ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 mod accel;
 pub mod audit;
+mod conn;
 mod directories;
 mod error;
 mod filter_sql;
@@ -98,7 +99,7 @@ macro_rules! read {
 
 /// Runs `$body` inside a write transaction bound to `$tx`; commits when the
 /// body finishes, rolls back when it returns early with `?`.
-macro_rules! write {
+macro_rules! transaction {
     ($store:expr, |$d:ident, $tx:ident| $body:expr) => {
         match &*$store.db {
             $crate::store::Db::Sqlite { writer, .. } => {
@@ -115,11 +116,11 @@ macro_rules! write {
         }
     };
 }
-/// [`write!`] for the hot writes: on SQLite `$body` runs as a job of the
+/// [`transaction!`] for the hot writes: on SQLite `$body` runs as a job of the
 /// writer task, committed together with the other writes waiting then
 /// (see [`writer`]), so it must own what it uses (`async move`); `return`
 /// in it ends the job. On PostgreSQL it runs in place, in its own
-/// transaction, as with [`write!`].
+/// transaction, as with [`transaction!`].
 macro_rules! write_job {
     ($store:expr, |$d:ident, $tx:ident| $body:expr) => {
         match &*$store.db {
@@ -137,7 +138,7 @@ macro_rules! write_job {
         }
     };
 }
-/// The PostgreSQL side of [`write!`] and [`write_job!`]: `$body` in a
+/// The PostgreSQL side of [`transaction!`] and [`write_job!`]: `$body` in a
 /// transaction on a lent connection, which the outcome (early returns
 /// included) marks as sound or doubtful. A transaction left by an error
 /// is rolled back by sqlx before the connection's next query.
@@ -167,7 +168,7 @@ macro_rules! pg_lend {
         outcome?
     }};
 }
-pub(crate) use {pg_lend, pg_write, read, write, write_job};
+pub(crate) use {pg_lend, pg_write, read, transaction, write_job};
 
 /// Connection options that only tests and tools need.
 #[derive(Clone, Debug, Default)]
@@ -413,17 +414,24 @@ impl Store {
 
 /// Marks a change that moves rows in list order (a deletion, a bulk load),
 /// which invalidates remembered list positions ([`cursors`]). Runs inside
-/// the writing transaction `$tx`, so readers see the rows and the epoch
-/// change together.
-macro_rules! bump_list_epoch {
+/// the writing transaction, so readers see the rows and the epoch change
+/// together.
+pub(crate) async fn bump_list_epoch<C: conn::Conn>(
+    tx: &mut C,
+    directory_id: uuid::Uuid,
+) -> Result<()> {
+    let sql = "UPDATE directories SET list_epoch = list_epoch + 1 WHERE id = $1";
+    tx.execute(sql, &[directory_id.into()]).await?;
+    Ok(())
+}
+
+/// [`bump_list_epoch`] where `users.rs` and `groups.rs` still call it so.
+macro_rules! bump_list_epoch_in {
     ($tx:expr, $directory_id:expr) => {
-        sqlx::query("UPDATE directories SET list_epoch = list_epoch + 1 WHERE id = $1")
-            .bind($directory_id)
-            .execute(&mut *$tx)
-            .await?
+        $crate::store::bump_list_epoch(&mut *$tx, $directory_id).await?
     };
 }
-pub(crate) use bump_list_epoch;
+pub(crate) use bump_list_epoch_in as bump_list_epoch;
 
 /// Microseconds since the Unix epoch, the stored time format.
 pub fn now_micros() -> i64 {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::audit::insert_event;
-use super::{now_micros, read, write, Result, Store};
+use super::{now_micros, read, transaction, Result, Store};
 use crate::audit::{Action, AuditContext, Target, TargetType};
 
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
@@ -27,7 +27,7 @@ impl Store {
             is_default: true,
             created_at: now_micros(),
         };
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             sqlx::query(
                 "INSERT INTO orgs (id, name, is_default, created_at) VALUES ($1, $2, TRUE, $3) \
                  ON CONFLICT DO NOTHING",
@@ -59,7 +59,7 @@ impl Store {
             is_default: false,
             created_at: now_micros(),
         };
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             sqlx::query(
                 "INSERT INTO orgs (id, name, is_default, created_at) VALUES ($1, $2, FALSE, $3)",
             )
@@ -78,7 +78,7 @@ impl Store {
                         org.created_at,
                         &org.name,
                     ));
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
         });
         Ok(org)
@@ -115,7 +115,7 @@ impl Store {
     }
 
     pub async fn insert_admin_token(&self, id: &str, secret_hash: &str) -> Result<()> {
-        write!(self, |_d, tx| {
+        transaction!(self, |_d, tx| {
             sqlx::query(
                 "INSERT INTO admin_tokens (id, secret_hash, created_at) VALUES ($1, $2, $3)",
             )

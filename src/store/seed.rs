@@ -6,7 +6,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::user_cache::Change;
-use super::{now_micros, write, Result, Store};
+use super::{now_micros, transaction, Result, Store};
 
 /// Rows per INSERT: 6 values each stays under SQLite's 32,766 bound
 /// variables and PostgreSQL's 65,535.
@@ -60,7 +60,7 @@ impl Store {
                     }
                 })
                 .collect();
-            write!(self, |d, tx| {
+            transaction!(self, |d, tx| {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, \
                      active, primary_email, display_name, doc, version, created_at, updated_at) ",
@@ -93,7 +93,7 @@ impl Store {
                 });
                 q.build().execute(&mut *tx).await?;
                 // Seeded rows may sort before rows already listed.
-                super::bump_list_epoch!(tx, directory_id);
+                super::bump_list_epoch(&mut *tx, directory_id).await?;
             });
             ids.extend(batch.iter().map(|u| u.id));
             i += n as u64;
@@ -109,7 +109,7 @@ impl Store {
             "displayName": "seed-big",
         })
         .to_string();
-        write!(self, |d, tx| {
+        transaction!(self, |d, tx| {
             let sql = format!(
                 "INSERT INTO groups (id, directory_id, display_name, display_name_ci, \
                  external_id, doc, version, created_at, updated_at) \
@@ -132,7 +132,7 @@ impl Store {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            super::bump_list_epoch!(tx, directory_id);
+            super::bump_list_epoch(&mut *tx, directory_id).await?;
         });
         self.cache.changed(Change::Directory(directory_id));
         Ok(())
@@ -165,7 +165,7 @@ impl Store {
                     .collect()
             };
             next_member = next_member.wrapping_add(chosen.len());
-            write!(self, |d, tx| {
+            transaction!(self, |d, tx| {
                 let sql = format!(
                     "INSERT INTO groups (id, directory_id, display_name, display_name_ci, \
                      external_id, doc, version, created_at, updated_at) \
@@ -193,8 +193,8 @@ impl Store {
             });
         }
         // Seeded rows may sort before groups already listed.
-        write!(self, |_d, tx| {
-            super::bump_list_epoch!(tx, directory_id);
+        transaction!(self, |_d, tx| {
+            super::bump_list_epoch(&mut *tx, directory_id).await?;
         });
         // The members' `groups` changed: once, after every group committed,
         // ends whatever was read before.
@@ -240,7 +240,7 @@ impl Store {
         let mut first = 0u64;
         while first < count {
             let end = (first + AUDIT_BATCH).min(count);
-            write!(self, |d, tx| {
+            transaction!(self, |d, tx| {
                 let (source, target_id) = match d {
                     super::Dialect::Sqlite => (
                         "WITH RECURSIVE s(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < $2) SELECT",
@@ -297,7 +297,7 @@ impl Store {
         let mut first = 0i64;
         while first < users {
             let end = (first + AUDIT_BATCH as i64).min(users);
-            write!(self, |d, tx| {
+            transaction!(self, |d, tx| {
                 let (series, target_id) = match d {
                     super::Dialect::Sqlite => (
                         "(WITH RECURSIVE s(i) AS (SELECT $3 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < $4) SELECT i FROM s)",
@@ -331,7 +331,7 @@ impl Store {
         // PostgreSQL plans report queries from statistics; after a bulk
         // load, gather them now rather than when autovacuum gets to it.
         if self.dialect() == super::Dialect::Postgres {
-            write!(self, |_d, tx| {
+            transaction!(self, |_d, tx| {
                 sqlx::query("ANALYZE audit_events")
                     .execute(&mut *tx)
                     .await?;

@@ -3,9 +3,10 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::accel::paging::fetch_page;
 use super::audit::{bind_event, insert_event, record_subjects, with_event as with_event_sql};
 use super::coalesce::Coalescer;
-use super::filter_sql::{bind_all, fetch_page, ListKey, ListQuery, Page};
+use super::filter_sql::{ListKey, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};

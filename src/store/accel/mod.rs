@@ -4,4 +4,5 @@
 
 pub(crate) mod coalesce;
 pub(crate) mod cursors;
+pub(crate) mod paging;
 pub(crate) mod user_cache;
