@@ -12,8 +12,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-use crate::scim::ScimError;
-
 /// A PostgreSQL connection idle this long is pinged before it is used.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
@@ -34,9 +32,9 @@ mod writer;
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
-pub use groups::{GroupRow, MemberRow, NewGroup};
+pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
-pub use users::{NewUser, UserGroup, UserRow};
+pub use users::{UserGroup, UserRow};
 
 /// A failure of the store, in domain terms.
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +47,10 @@ pub enum StoreError {
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch")]
     PreconditionFailed,
-    /// The client's change itself was invalid (raised inside a transaction,
-    /// e.g. by PATCH application), so nothing was written.
-    #[error(transparent)]
-    Scim(#[from] ScimError),
+    /// Members to add named ids that are not users or groups of the
+    /// directory; nothing was written.
+    #[error("one or more members do not exist in this directory")]
+    UnknownMembers,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -522,7 +520,7 @@ mod tests {
             StoreError::NotFound,
             StoreError::Conflict("userName"),
             StoreError::PreconditionFailed,
-            StoreError::Scim(ScimError::invalid_value("no")),
+            StoreError::UnknownMembers,
         ] {
             assert!(!client.is_database_failure(), "{client}");
         }
