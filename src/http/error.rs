@@ -39,7 +39,7 @@ impl From<StoreError> for ScimApiError {
                 "the resource has changed: If-Match does not match its current version",
             )
             .into(),
-            StoreError::Scim(s) => s.into(),
+            StoreError::UnknownMembers => ScimError::invalid_value(e.to_string()).into(),
             other if other.is_unavailable() => ScimApiError::Unavailable(other.to_string()),
             other => ScimApiError::Internal(other.to_string()),
         }
@@ -118,7 +118,6 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AdminError::NotFound("not found"),
-            StoreError::Scim(s) => AdminError::BadRequest(s.detail),
             StoreError::Conflict(attr) => AdminError::BadRequest(format!("{attr} already exists")),
             other => AdminError::Internal(other.to_string()),
         }
@@ -176,11 +175,7 @@ mod tests {
             (StoreError::NotFound, 404, None),
             (StoreError::Conflict("userName"), 409, Some("uniqueness")),
             (StoreError::PreconditionFailed, 412, None),
-            (
-                StoreError::Scim(ScimError::mutability("x")),
-                400,
-                Some("mutability"),
-            ),
+            (StoreError::UnknownMembers, 400, Some("invalidValue")),
             (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),
             (
                 StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),

@@ -1,7 +1,5 @@
 //! The store's errors, in domain terms.
 
-use crate::scim::ScimError;
-
 /// A failure of the store, in domain terms.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,10 +11,10 @@ pub enum StoreError {
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch")]
     PreconditionFailed,
-    /// The client's change itself was invalid (raised inside a transaction,
-    /// e.g. by PATCH application), so nothing was written.
-    #[error(transparent)]
-    Scim(#[from] ScimError),
+    /// Members to add named ids that are not users or groups of the
+    /// directory; nothing was written.
+    #[error("one or more members do not exist in this directory")]
+    UnknownMembers,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
@@ -84,7 +82,7 @@ mod tests {
             StoreError::NotFound,
             StoreError::Conflict("userName"),
             StoreError::PreconditionFailed,
-            StoreError::Scim(ScimError::invalid_value("no")),
+            StoreError::UnknownMembers,
         ] {
             assert!(!client.is_database_failure(), "{client}");
         }

@@ -33,9 +33,9 @@ pub use directories::{Directory, DirectoryKey};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use filter_sql::{ListQuery, Page};
-pub use groups::{GroupRow, MemberRow, NewGroup};
+pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
-pub use users::{NewUser, UserGroup, UserRow};
+pub use users::{UserGroup, UserRow};
 
 /// The SQL dialect of the connected store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
