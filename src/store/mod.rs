@@ -22,6 +22,7 @@ mod groups;
 mod orgs;
 mod postgres;
 pub mod seed;
+mod sql;
 mod sqlite;
 mod users;
 

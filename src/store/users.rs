@@ -4,9 +4,13 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::accel::paging::fetch_page;
-use super::audit::{bind_event, insert_event, record_subjects, with_event as with_event_sql};
+use super::audit::{bind_event, insert_event, record_subjects};
 use super::coalesce::Coalescer;
 use super::filter_sql::{ListKey, ListQuery, Page};
+use super::sql::users::{
+    groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, INSERT_EVENTS, INSERT_USERS,
+    UPDATE_USER, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE, USER_LOOKUPS,
+};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event};
@@ -126,203 +130,6 @@ impl PartialEq for PendingUser {
     }
 }
 
-/// Creating `rows` users, with their emails and (`with_events`) their
-/// events, in one call that evaluates to the ids of the users created. A
-/// user whose userName is taken is skipped with its emails and event, so
-/// one conflict costs the others nothing. Each user binds 11 values (id,
-/// directory, the 7 of [`bind_user!`], the time, its emails as a JSON
-/// array); the events follow, 23 values each.
-///
-/// On PostgreSQL it is one statement of data-modifying CTEs. On SQLite it
-/// is three statements in one hand-off to the connection's thread; ids are
-/// new, so a user's emails and event are written exactly when a row with
-/// its id exists.
-fn insert_users_sql(d: super::Dialect, rows: usize, with_events: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn users(d: super::Dialect, rows: usize) -> String {
-        let users: Vec<String> = (0..rows)
-            .map(|i| {
-                let p = row_params(i);
-                match d {
-                    super::Dialect::Postgres => format!(
-                        "({}, {}::jsonb, {}, {}::jsonb)",
-                        p[..8].join(", "),
-                        p[8],
-                        p[9],
-                        p[10]
-                    ),
-                    super::Dialect::Sqlite => {
-                        format!("({}, 1, {}, {})", p[..9].join(", "), p[9], p[9])
-                    }
-                }
-            })
-            .collect();
-        users.join(", ")
-    }
-    fn postgres(rows: usize, with_events: bool) -> String {
-        let mut sql = format!(
-            "WITH v (id, directory_id, user_name, user_name_ci, external_id, active, \
-             primary_email, display_name, doc, now, emails) AS (VALUES {}), \
-             written AS (INSERT INTO users (id, directory_id, user_name, user_name_ci, \
-             external_id, active, primary_email, display_name, doc, version, created_at, \
-             updated_at) SELECT id, directory_id, user_name, user_name_ci, external_id, active, \
-             primary_email, display_name, doc, 1, now, now FROM v \
-             ON CONFLICT DO NOTHING RETURNING id), \
-             emails AS (INSERT INTO user_emails (user_id, directory_id, value_ci) \
-             SELECT v.id, v.directory_id, e FROM v JOIN written USING (id), \
-             jsonb_array_elements_text(v.emails) AS e)",
-            users(super::Dialect::Postgres, rows)
-        );
-        if with_events {
-            sql.push_str(&format!(
-                ", events ({}) AS (VALUES {}), \
-                 logged AS ({} SELECT events.* FROM events \
-                 JOIN written ON written.id = events.target_id)",
-                super::audit::EVENT_WRITTEN_COLUMNS,
-                event_rows(rows, rows * 11, false),
-                super::audit::EVENT_INSERT_COLUMNS,
-            ));
-        }
-        sql.push_str(" SELECT id FROM written");
-        sql
-    }
-    fn sqlite(rows: usize, with_events: bool) -> String {
-        let emails: Vec<String> = (0..rows)
-            .map(|i| {
-                let p = row_params(i);
-                format!("({}, {}, {})", p[0], p[1], p[10])
-            })
-            .collect();
-        let mut sql = format!(
-            "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
-             primary_email, display_name, doc, version, created_at, updated_at) VALUES {} \
-             ON CONFLICT DO NOTHING RETURNING id; \
-             WITH v (id, directory_id, emails) AS (VALUES {}) \
-             INSERT INTO user_emails (user_id, directory_id, value_ci) \
-             SELECT v.id, v.directory_id, e.value FROM v, json_each(v.emails) AS e \
-             WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.id)",
-            users(super::Dialect::Sqlite, rows),
-            emails.join(", ")
-        );
-        if with_events {
-            sql.push_str(&format!(
-                "; WITH events ({}) AS (VALUES {}) {} SELECT * FROM events \
-                 WHERE EXISTS (SELECT 1 FROM users WHERE users.id = events.target_id)",
-                super::audit::EVENT_WRITTEN_COLUMNS,
-                event_rows(rows, rows * 11, false),
-                super::audit::EVENT_INSERT_COLUMNS,
-            ));
-        }
-        sql
-    }
-    static POSTGRES: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(postgres));
-    static SQLITE: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(sqlite));
-    let shapes = match d {
-        super::Dialect::Postgres => &POSTGRES,
-        super::Dialect::Sqlite => &SQLITE,
-    };
-    &shapes[rows - 1][usize::from(with_events)]
-}
-
-/// The 11 parameters of user `i` of a batch, numbered from `$1` on.
-fn row_params(i: usize) -> Vec<String> {
-    (1..=11).map(|n| format!("${}", i * 11 + n)).collect()
-}
-
-/// The `VALUES` rows of `rows` events, numbered after `after` other
-/// parameters; with `keyed`, each starts with its position.
-fn event_rows(rows: usize, after: usize, keyed: bool) -> String {
-    let events: Vec<String> = (0..rows)
-        .map(|i| {
-            let params = super::audit::event_params(after + i * super::audit::EVENT_VALUES);
-            match keyed {
-                true => format!("({i}, {params})"),
-                false => format!("({params})"),
-            }
-        })
-        .collect();
-    events.join(", ")
-}
-
-/// A batch statement for each number of rows a batch can hold, without
-/// and with events, built once.
-fn batch_shapes(build: fn(usize, bool) -> String) -> Vec<[String; 2]> {
-    (1..=super::coalesce::MOST_PER_BATCH)
-        .map(|rows| [build(rows, false), build(rows, true)])
-        .collect()
-}
-
-/// The statement behind [`UserBatches`]' look-ups: the users whose id is one of the
-/// JSON array `$1` (as 32 hex digits), or with `by_name` the users of
-/// directory `$1` whose lowercased userName is one of the JSON array `$2`;
-/// with their groups if `with_groups`. Built once per store and shape.
-///
-/// Ids are unique across directories, so a look-up by id names no
-/// directory and the caller checks it on the rows found: given both,
-/// PostgreSQL's generic plan intersects the primary key with the
-/// directory's index, which reads the whole directory's entries.
-fn users_by_keys_sql(d: super::Dialect, by_name: bool, with_groups: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(d: super::Dialect, by_name: bool, with_groups: bool) -> String {
-        // PostgreSQL: `= ANY` of an array computed once, so the plan is an
-        // index scan whatever the number of keys.
-        let keys = match (d, by_name) {
-            (super::Dialect::Sqlite, false) => "id IN (SELECT unhex(value) FROM json_each($1))",
-            (super::Dialect::Sqlite, true) => {
-                "directory_id = $1 AND user_name_ci IN (SELECT value FROM json_each($2))"
-            }
-            (super::Dialect::Postgres, false) => {
-                "id = ANY(ARRAY(SELECT k::uuid FROM jsonb_array_elements_text($1::jsonb) AS k))"
-            }
-            (super::Dialect::Postgres, true) => {
-                "directory_id = $1 \
-                 AND user_name_ci = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))"
-            }
-        };
-        format!(
-            "SELECT {}, {}, user_name_ci, directory_id FROM users WHERE {keys}",
-            user_columns(d),
-            groups_column(d, with_groups)
-        )
-    }
-    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-        let mut all = Vec::new();
-        for d in [super::Dialect::Sqlite, super::Dialect::Postgres] {
-            for by_name in [false, true] {
-                for with_groups in [false, true] {
-                    all.push(build(d, by_name, with_groups));
-                }
-            }
-        }
-        all
-    });
-    let store = match d {
-        super::Dialect::Sqlite => 0,
-        super::Dialect::Postgres => 4,
-    };
-    &SQL[store + 2 * usize::from(by_name) + usize::from(with_groups)]
-}
-
-/// `groups_json` for a query over `users`: the groups each user is a direct
-/// member of as one JSON text, so a user or a page of users comes back with
-/// its groups in one statement. With `wanted` false (the client excluded
-/// `groups`) it is a constant and costs nothing.
-fn groups_column(d: super::Dialect, wanted: bool) -> &'static str {
-    match (d, wanted) {
-        (_, false) => "'[]' AS groups_json",
-        (super::Dialect::Sqlite, true) => {
-            "(SELECT json_group_array(json_array(hex(g.id), g.display_name)) \
-             FROM group_members gm CROSS JOIN groups g ON g.id = gm.group_id \
-             WHERE gm.member_id = users.id) AS groups_json"
-        }
-        (super::Dialect::Postgres, true) => {
-            "(SELECT COALESCE(json_agg(json_build_array(g.id, g.display_name)), '[]')::text \
-             FROM group_members gm JOIN groups g ON g.id = gm.group_id \
-             WHERE gm.member_id = users.id) AS groups_json"
-        }
-    }
-}
-
 /// A group a user belongs to (for the user's read-only `groups`).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserGroup {
@@ -347,7 +154,7 @@ macro_rules! bind_user {
     }};
 }
 
-/// Binds a batch of creations to `insert_users_sql`'s statement for it.
+/// Binds a batch of creations to its `INSERT_USERS` statement.
 macro_rules! bind_new_users {
     ($q:expr, $batch:expr, $with_events:expr) => {{
         let mut q = $q;
@@ -366,7 +173,7 @@ macro_rules! bind_new_users {
 }
 
 /// Creates `batch` (all with events, or all without) in one call;
-/// evaluates to those created (see [`insert_users_sql`]).
+/// evaluates to those created (see [`INSERT_USERS`]).
 async fn insert_users(
     db: &super::Db,
     with_events: bool,
@@ -380,8 +187,9 @@ async fn insert_users(
             writer
                 .run(move |conn| {
                     Box::pin(async move {
-                        let sql =
-                            insert_users_sql(super::Dialect::Sqlite, batch.len(), with_events);
+                        let sql = INSERT_USERS
+                            .of(super::Dialect::Sqlite)
+                            .get(batch.len(), with_events);
                         let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
                         q.fetch_all(&mut *conn).await.on_conflict("userName")
                     })
@@ -391,7 +199,9 @@ async fn insert_users(
         // A transaction of its own: no BEGIN and COMMIT round trips, and
         // one commit for the whole batch.
         super::Db::Postgres(pg) => {
-            let sql = insert_users_sql(super::Dialect::Postgres, batch.len(), with_events);
+            let sql = INSERT_USERS
+                .of(super::Dialect::Postgres)
+                .get(batch.len(), with_events);
             let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
             super::pg_lend!(pg, |c| {
                 q.fetch_all(&mut *c).await.on_conflict("userName")?
@@ -428,54 +238,6 @@ macro_rules! store_emails {
     }};
 }
 
-/// A statement `build` makes for each store and each value of its flag
-/// (with or without an event, with or without groups).
-fn each_shape(build: fn(super::Dialect, bool) -> String) -> [String; 4] {
-    use super::Dialect::{Postgres, Sqlite};
-    [
-        build(Sqlite, false),
-        build(Sqlite, true),
-        build(Postgres, false),
-        build(Postgres, true),
-    ]
-}
-
-/// The statement of [`each_shape`] for `d` and `flag`.
-fn one_shape(all: &[String; 4], d: super::Dialect, flag: bool) -> &str {
-    let store = match d {
-        super::Dialect::Sqlite => 0,
-        super::Dialect::Postgres => 2,
-    };
-    &all[store + usize::from(flag)]
-}
-
-fn user_columns(d: super::Dialect) -> String {
-    format!(
-        "id, {} AS doc, version, created_at, updated_at",
-        d.doc_out()
-    )
-}
-
-/// Reading a user (`$1` its directory, `$2` its id) and, with
-/// `with_groups`, its groups, for a write; `locked` adds `FOR UPDATE`
-/// (PostgreSQL only). Built once per shape, as every PATCH and PUT runs
-/// it.
-fn current_user_sql(d: super::Dialect, with_groups: bool, locked: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(d: super::Dialect, with_groups: bool, lock: &str) -> String {
-        format!(
-            "SELECT {}, {} FROM users WHERE directory_id = $1 AND id = $2{lock}",
-            user_columns(d),
-            groups_column(d, with_groups)
-        )
-    }
-    static UNLOCKED: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(|d, g| build(d, g, "")));
-    static LOCKED: LazyLock<[String; 4]> =
-        LazyLock::new(|| each_shape(|d, g| build(d, g, " FOR UPDATE")));
-    let all = if locked { &LOCKED } else { &UNLOCKED };
-    one_shape(all, d, with_groups)
-}
-
 /// The stored user `$id` of `$directory_id` and, with `$with_groups`, its
 /// groups, read on `$c` (`$locked`: `FOR UPDATE`); `NotFound` if there is
 /// none. The groups come with the row so that a write's response needs no
@@ -483,7 +245,7 @@ fn current_user_sql(d: super::Dialect, with_groups: bool, locked: bool) -> &'sta
 macro_rules! current_user {
     ($c:expr, $d:expr, $directory_id:expr, $id:expr, $with_groups:expr, $locked:expr) => {{
         let row: Option<UserWithGroups> =
-            sqlx::query_as(current_user_sql($d, $with_groups, $locked))
+            sqlx::query_as(CURRENT_USER.of($d).get($with_groups, $locked))
                 .bind($directory_id)
                 .bind($id)
                 .fetch_optional(&mut *$c)
@@ -577,35 +339,6 @@ impl UserUpdate {
     }
 }
 
-/// Updating a user's row (`$1`-`$11`) and, with `with_event`, inserting its
-/// event (after `$11`), as one call. The row is written only if its
-/// version is still the one before the update (`$8 - 1`), which is what
-/// lets a write go without a lock (see `modify_user`); the event is
-/// inserted only with the row (on SQLite, a second statement, only if the
-/// first changed a row).
-fn update_user_sql(d: super::Dialect, with_event: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(d: super::Dialect, with_event: bool) -> String {
-        let update = format!(
-            "UPDATE users SET user_name = $1, user_name_ci = $2, external_id = $3, active = $4, \
-             primary_email = $5, display_name = $6, doc = {}, version = $8, updated_at = $9 \
-             WHERE directory_id = $10 AND id = $11 AND version = $8 - 1",
-            d.doc_in(7)
-        );
-        match (with_event, d) {
-            (false, _) => update,
-            (true, super::Dialect::Postgres) => with_event_sql(d, &update, 11),
-            (true, super::Dialect::Sqlite) => format!(
-                "{update}; {} SELECT {} WHERE changes() > 0",
-                super::audit::EVENT_INSERT_COLUMNS,
-                super::audit::event_params(11)
-            ),
-        }
-    }
-    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| each_shape(build));
-    one_shape(&SQL, d, with_event)
-}
-
 /// Runs an [`UserUpdate`] of user `$id` on `$c`: the rows written, 0 when
 /// the row is gone or its version moved on. On PostgreSQL that is 1 or 0
 /// (the event is inserted from the updated row); SQLite's statements run
@@ -614,7 +347,7 @@ macro_rules! update_user_row {
     ($c:expr, $d:expr, $directory_id:expr, $id:expr, $update:expr) => {{
         let update: &UserUpdate = $update;
         let q = bind_user!(
-            sqlx::query(update_user_sql($d, update.event.is_some())),
+            sqlx::query(UPDATE_USER.of($d).get(update.event.is_some())),
             update.user
         )
         .bind(update.version)
@@ -650,95 +383,6 @@ impl PartialEq for PendingUpdate {
     }
 }
 
-/// [`update_user_sql`] for `rows` users in one PostgreSQL statement, which
-/// evaluates to the positions (from 0) of the updates written. Each row
-/// binds the same 11 values in the same order; the events follow, 23
-/// values each. Of two updates of one user in a batch, both worked out
-/// from the same version, the row is written once, by one of them: the
-/// position returned is that of the update used (`RETURNING v.k`), and
-/// the other, unwritten, runs again as a lost race.
-fn update_users_sql(rows: usize, with_events: bool) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(rows: usize, with_events: bool) -> String {
-        let users: Vec<String> = (0..rows)
-            .map(|i| {
-                let p = row_params(i);
-                format!(
-                    "({i}, {}, {}::jsonb, {})",
-                    p[..6].join(", "),
-                    p[6],
-                    p[7..].join(", ")
-                )
-            })
-            .collect();
-        let mut sql = format!(
-            "WITH v (k, user_name, user_name_ci, external_id, active, primary_email, \
-             display_name, doc, version, now, directory_id, id) AS (VALUES {}), \
-             written AS (UPDATE users AS u SET user_name = v.user_name, \
-             user_name_ci = v.user_name_ci, external_id = v.external_id, active = v.active, \
-             primary_email = v.primary_email, display_name = v.display_name, doc = v.doc, \
-             version = v.version, updated_at = v.now FROM v \
-             WHERE u.directory_id = v.directory_id AND u.id = v.id \
-             AND u.version = v.version - 1 RETURNING v.k)",
-            users.join(", ")
-        );
-        if with_events {
-            sql.push_str(&format!(
-                ", events (k, {cols}) AS (VALUES {}), \
-                 logged AS ({} SELECT {cols} FROM events JOIN written USING (k))",
-                event_rows(rows, rows * 11, true),
-                super::audit::EVENT_INSERT_COLUMNS,
-                cols = super::audit::EVENT_WRITTEN_COLUMNS,
-            ));
-        }
-        sql.push_str(" SELECT k FROM written");
-        sql
-    }
-    static SQL: LazyLock<Vec<[String; 2]>> = LazyLock::new(|| batch_shapes(build));
-    &SQL[rows - 1][usize::from(with_events)]
-}
-
-/// [`update_user_sql`] for `rows` different users in one SQLite
-/// statement, which evaluates to the ids of the users written. (SQLite's
-/// `RETURNING` cannot name the `VALUES`, so a batch holds one update per
-/// user; events are inserted after it, for the users written: see
-/// [`insert_events_sql`].) Each row binds the same 11 values in the same
-/// order as on PostgreSQL.
-fn update_users_sqlite_sql(rows: usize) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(rows: usize) -> String {
-        let users: Vec<String> = (0..rows)
-            .map(|i| format!("({})", row_params(i).join(", ")))
-            .collect();
-        format!(
-            "WITH v (user_name, user_name_ci, external_id, active, primary_email, \
-             display_name, doc, version, now, directory_id, id) AS (VALUES {}) \
-             UPDATE users SET user_name = v.user_name, user_name_ci = v.user_name_ci, \
-             external_id = v.external_id, active = v.active, primary_email = v.primary_email, \
-             display_name = v.display_name, doc = v.doc, version = v.version, \
-             updated_at = v.now FROM v \
-             WHERE users.id = v.id AND users.directory_id = v.directory_id \
-             AND users.version = v.version - 1 RETURNING users.id",
-            users.join(", ")
-        )
-    }
-    static SQL: LazyLock<Vec<String>> =
-        LazyLock::new(|| (1..=super::coalesce::MOST_PER_BATCH).map(build).collect());
-    &SQL[rows - 1]
-}
-
-/// Inserting `rows` events (23 values each) in one statement.
-fn insert_events_sql(rows: usize) -> &'static str {
-    use std::sync::LazyLock;
-    fn build(rows: usize) -> String {
-        let events = event_rows(rows, 0, false);
-        format!("{} VALUES {events}", super::audit::EVENT_INSERT_COLUMNS)
-    }
-    static SQL: LazyLock<Vec<String>> =
-        LazyLock::new(|| (1..=super::coalesce::MOST_PER_BATCH).map(build).collect());
-    &SQL[rows - 1]
-}
-
 /// Binds an update's 11 values, in the order of the batch statements.
 macro_rules! bind_update {
     ($q:expr, $p:expr) => {{
@@ -752,8 +396,8 @@ macro_rules! bind_update {
 }
 
 /// Writes `batch` (all with events, or all without) in one call;
-/// evaluates to the updates written (see [`update_users_sql`] and
-/// [`update_users_sqlite_sql`]).
+/// evaluates to the updates written (see [`UPDATE_USERS_POSTGRES`] and
+/// [`UPDATE_USERS_SQLITE`]).
 async fn update_users(
     db: &super::Db,
     with_events: bool,
@@ -778,7 +422,7 @@ async fn update_users(
             writer
                 .run(move |conn| {
                     Box::pin(async move {
-                        let mut q = sqlx::query_scalar(update_users_sqlite_sql(firsts.len()));
+                        let mut q = sqlx::query_scalar(UPDATE_USERS_SQLITE.rows(firsts.len()));
                         for (_, p) in &firsts {
                             q = bind_update!(q, p);
                         }
@@ -789,7 +433,7 @@ async fn update_users(
                             .filter(|(_, p)| ids.contains(&p.0.id))
                             .collect();
                         if with_events && !written.is_empty() {
-                            let mut q = sqlx::query(insert_events_sql(written.len()));
+                            let mut q = sqlx::query(INSERT_EVENTS.rows(written.len()));
                             for (_, p) in &written {
                                 q = bind_event!(q, event_of(p));
                             }
@@ -801,7 +445,8 @@ async fn update_users(
                 .await?
         }
         super::Db::Postgres(pg) => {
-            let mut q = sqlx::query_scalar::<_, i32>(update_users_sql(batch.len(), with_events));
+            let mut q =
+                sqlx::query_scalar::<_, i32>(UPDATE_USERS_POSTGRES.get(batch.len(), with_events));
             for p in &batch {
                 q = bind_update!(q, p);
             }
@@ -842,14 +487,6 @@ macro_rules! write_user_update {
     }};
 }
 
-/// Removing user `$1` of directory `$2` from its groups. Each membership
-/// is checked against its own group: `group_id IN (SELECT id FROM groups
-/// WHERE directory_id = $2)` made SQLite list every group of the
-/// directory first, for every delete (11 ms each with 10,000 groups).
-const DELETE_MEMBERSHIPS_SQL: &str = "DELETE FROM group_members WHERE member_id = $1 \
-     AND EXISTS (SELECT 1 FROM groups WHERE groups.id = group_members.group_id \
-     AND groups.directory_id = $2)";
-
 impl Store {
     pub async fn insert_user(
         &self,
@@ -865,7 +502,7 @@ impl Store {
         let doc = user.doc.clone();
         let emails = serde_json::to_string(&user.emails).expect("strings serialise");
         // Creations made at the same time share one call (see
-        // `insert_users_sql`).
+        // `INSERT_USERS`).
         let pending = PendingUser(std::sync::Arc::new(NewUserRow {
             id,
             directory_id,
@@ -1012,7 +649,7 @@ impl Store {
     }
 
     /// Users by id (of any directory), or with `by_name_in` the users of
-    /// that directory by lowercased userName (see [`users_by_keys_sql`]).
+    /// that directory by lowercased userName (see [`USER_LOOKUPS`]).
     async fn users_by_keys(
         &self,
         by_name_in: Option<Uuid>,
@@ -1021,7 +658,7 @@ impl Store {
     ) -> Result<Vec<NamedUser>> {
         let keys = serde_json::to_string(&keys).expect("strings serialise");
         Ok(read!(self, |d, c| {
-            let q = sqlx::query_as(users_by_keys_sql(d, by_name_in.is_some(), with_groups));
+            let q = sqlx::query_as(USER_LOOKUPS.of(d).get(by_name_in.is_some(), with_groups));
             let q = match by_name_in {
                 Some(directory_id) => q.bind(directory_id),
                 None => q,
@@ -1096,7 +733,7 @@ impl Store {
     /// It is first tried without a lock: read the row (with the look-ups
     /// made at the same time), then write it only if its version is still
     /// the one read. Such writes made at the same time share one call (see
-    /// [`update_users_sql`], [`update_users_sqlite_sql`]): on PostgreSQL
+    /// [`UPDATE_USERS_POSTGRES`], [`UPDATE_USERS_SQLITE`]): on PostgreSQL
     /// that saves the round trips of `BEGIN`, `SELECT … FOR UPDATE` and
     /// `COMMIT`, on SQLite the writer's hand-offs and working out the change
     /// on its one task, and on both each statement's own cost, which was
@@ -1260,46 +897,6 @@ mod tests {
     use super::*;
     use crate::store::{ConnectOptions, Dialect};
 
-    /// A batch of creations or of updates numbers its parameters without
-    /// a gap: 11 per user, then 23 per event. (SQLite's creation, three
-    /// statements, names a user's id and directory again in its emails.)
-    #[test]
-    fn a_batch_of_writes_binds_every_value() {
-        let insert_on = |d| move |rows, with_events| insert_users_sql(d, rows, with_events);
-        let shapes: [Box<dyn Fn(usize, bool) -> &'static str>; 4] = [
-            Box::new(insert_on(Dialect::Postgres)),
-            Box::new(insert_on(Dialect::Sqlite)),
-            Box::new(update_users_sql),
-            // SQLite's updates, then their events in a statement of their
-            // own: each numbered from `$1`.
-            Box::new(|rows, with_events| match with_events {
-                false => update_users_sqlite_sql(rows),
-                true => insert_events_sql(rows),
-            }),
-        ];
-        for rows in [1, 2, 7, crate::store::coalesce::MOST_PER_BATCH] {
-            for with_events in [false, true] {
-                for build in &shapes {
-                    let sql = build(rows, with_events);
-                    let mut params: Vec<usize> = sql
-                        .split('$')
-                        .skip(1)
-                        .map(|p| p.split(|c: char| !c.is_ascii_digit()).next().unwrap())
-                        .map(|n| n.parse().unwrap())
-                        .collect();
-                    params.sort();
-                    params.dedup();
-                    let per_row = match (with_events, sql.starts_with("INSERT INTO audit_events")) {
-                        (_, true) => 23,
-                        (true, false) => 11 + 23,
-                        (false, false) => 11,
-                    };
-                    assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
-                }
-            }
-        }
-    }
-
     /// Two updates of one user worked out from the same version may meet in
     /// one batch. Exactly one is written and reported so; the other is
     /// told it lost, to run again. (SQLite's statement can name a user only
@@ -1346,7 +943,7 @@ mod tests {
     /// groups, search indexes on SQLite: a scan would make every
     /// `GET /Users/{id}` or PATCH read the whole table, and listing the
     /// directory's groups made every delete read all of them. (On PostgreSQL the
-    /// generic plan is what shaped the statement; see `users_by_keys_sql`.)
+    /// generic plan is what shaped the statement; see `USER_LOOKUPS`.)
     #[tokio::test]
     async fn sqlite_look_ups_search_indexes() -> Result<()> {
         let dir = tempfile::tempdir().unwrap();
@@ -1354,9 +951,11 @@ mod tests {
         let store = Store::connect(&url, &ConnectOptions::default()).await?;
         store.migrate().await?;
         let statements = [(false, true), (true, true), (true, false)]
-            .map(|(by_name, with_groups)| users_by_keys_sql(Dialect::Sqlite, by_name, with_groups))
+            .map(|(by_name, with_groups)| {
+                USER_LOOKUPS.of(Dialect::Sqlite).get(by_name, with_groups)
+            })
             .into_iter()
-            .chain([update_users_sqlite_sql(3)]);
+            .chain([UPDATE_USERS_SQLITE.rows(3)]);
         for statement in statements.chain([DELETE_MEMBERSHIPS_SQL]) {
             let sql = format!("EXPLAIN QUERY PLAN {statement}");
             let plan: Vec<String> = read!(store, |_d, c| {
