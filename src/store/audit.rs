@@ -140,39 +140,11 @@ pub(crate) fn event_args(e: &Event) -> [Arg<'_>; EVENT_VALUES] {
     ]
 }
 
-/// Binds an [`Event`]'s values ([`event_args`]) to a sqlx query, for the
-/// batch statements of `users.rs` that are not yet run through [`Conn`].
-macro_rules! bind_event {
-    ($q:expr, $event:expr) => {{
-        let mut q = $q;
-        for arg in $crate::store::audit::event_args($event) {
-            q = match arg {
-                $crate::store::conn::Arg::Text(v) => q.bind(v),
-                $crate::store::conn::Arg::BigInt(v) => q.bind(v),
-                $crate::store::conn::Arg::Int(v) => q.bind(v),
-                $crate::store::conn::Arg::Float(v) => q.bind(v),
-                $crate::store::conn::Arg::Bool(v) => q.bind(v),
-                $crate::store::conn::Arg::Uuid(v) => q.bind(v),
-            };
-        }
-        q
-    }};
-}
-pub(crate) use bind_event;
-
 /// Writes one [`Event`] inside the caller's transaction.
 pub(crate) async fn insert_event<C: Conn>(c: &mut C, event: &Event) -> Result<()> {
     c.execute(&INSERT_EVENT, &event_args(event)).await?;
     Ok(())
 }
-
-/// [`insert_event`] where `users.rs` and `groups.rs` still call it so.
-macro_rules! insert_event_in {
-    ($tx:ident, $event:expr) => {
-        $crate::store::audit::insert_event(&mut *$tx, $event).await?
-    };
-}
-pub(crate) use insert_event_in as insert_event;
 
 /// Records, inside the caller's transaction, identifiers that stop being
 /// current for `target` (see [`crate::audit::user_subject_keys`]), so
@@ -208,14 +180,6 @@ pub(crate) async fn record_subjects<'k, C: Conn>(
     c.execute(q.sql(), q.args()).await?;
     Ok(())
 }
-
-/// [`record_subjects`] where `users.rs` still calls it so.
-macro_rules! record_subjects_in {
-    ($tx:ident, $org_id:expr, $target:expr, $keys:expr) => {
-        $crate::store::audit::record_subjects(&mut *$tx, $org_id, $target, $keys).await?
-    };
-}
-pub(crate) use record_subjects_in as record_subjects;
 
 /// A stored event.
 #[derive(Clone, Debug, sqlx::FromRow)]

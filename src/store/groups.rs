@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::accel::paging::fetch_page;
 use super::audit::insert_event;
+use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
@@ -69,120 +70,103 @@ const MEMBER_SELECT: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
      ELSE COALESCE(u.display_name, u.user_name) END AS display \
      FROM group_members gm LEFT JOIN users u ON u.id = gm.member_id";
 
-/// Applies member changes inside the caller's transaction; evaluates to
-/// the numbers of members added and removed. With `$count` false (auditing
+/// Applies member changes inside the caller's transaction; returns the
+/// numbers of members added and removed. With `count` false (auditing
 /// off) a replaced member list is not read first, and the numbers for it
 /// are not exact.
-macro_rules! apply_member_changes {
-    ($tx:ident, $directory_id:expr, $group_id:expr, $changes:expr, $count:expr) => {{
-        let mut added = 0u64;
-        let mut removed = 0u64;
-        for change in $changes {
-            let (clear, add, remove): (bool, &[Uuid], &[Uuid]) = match change {
-                MemberChange::Add(v) => (false, v.as_slice(), &[]),
-                MemberChange::Remove(v) => (false, &[], v.as_slice()),
-                MemberChange::RemoveAll => (true, &[], &[]),
-                MemberChange::Replace(v) => (true, v.as_slice(), &[]),
-            };
-            // A replaced list is cleared and re-inserted; what changed is
-            // the difference between the lists before and after.
-            let before: Option<HashSet<Uuid>> = if $count
-                && matches!(change, MemberChange::Replace(_))
-            {
-                let ids: Vec<Uuid> =
-                    sqlx::query_scalar("SELECT member_id FROM group_members WHERE group_id = $1")
-                        .bind($group_id)
-                        .fetch_all(&mut *$tx)
-                        .await?;
-                Some(ids.into_iter().collect())
-            } else {
-                None
-            };
-            let mut cleared = 0u64;
-            if clear {
-                cleared = sqlx::query("DELETE FROM group_members WHERE group_id = $1")
-                    .bind($group_id)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-            }
-            for chunk in remove.chunks(MEMBER_CHUNK) {
-                let mut q = sqlx::QueryBuilder::new("DELETE FROM group_members WHERE group_id = ");
-                q.push_bind($group_id);
-                q.push(" AND member_id IN (");
-                let mut sep = q.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
-                }
-                q.push(")");
-                removed += q.build().execute(&mut *$tx).await?.rows_affected();
-            }
-            let mut inserted = 0u64;
-            for chunk in add.chunks(MEMBER_CHUNK) {
-                let mut added_here = 0u64;
-                for (table, member_type) in [("users", "User"), ("groups", "Group")] {
-                    if added_here == chunk.len() as u64 {
-                        // Every id was a user: no group to look for.
-                        break;
-                    }
-                    // Insert-select both checks that each id is in this
-                    // directory and adds it, in one statement.
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO group_members (group_id, member_id, member_type) SELECT ",
-                    );
-                    q.push_bind($group_id);
-                    q.push(", id, ");
-                    q.push_bind(member_type);
-                    q.push(format!(" FROM {table} WHERE directory_id = "));
-                    q.push_bind($directory_id);
-                    q.push(" AND id IN (");
-                    let mut sep = q.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(*id);
-                    }
-                    q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
-                    added_here += q.build().execute(&mut *$tx).await?.rows_affected();
-                }
-                inserted += added_here;
+async fn apply_member_changes<C: Conn>(
+    c: &mut C,
+    directory_id: Uuid,
+    group_id: Uuid,
+    changes: &[MemberChange],
+    count: bool,
+) -> Result<(u64, u64)> {
+    let mut added = 0u64;
+    let mut removed = 0u64;
+    for change in changes {
+        let (clear, add, remove): (bool, &[Uuid], &[Uuid]) = match change {
+            MemberChange::Add(v) => (false, v.as_slice(), &[]),
+            MemberChange::Remove(v) => (false, &[], v.as_slice()),
+            MemberChange::RemoveAll => (true, &[], &[]),
+            MemberChange::Replace(v) => (true, v.as_slice(), &[]),
+        };
+        let group = [Arg::from(group_id)];
+        // A replaced list is cleared and re-inserted; what changed is
+        // the difference between the lists before and after.
+        let before: Option<HashSet<Uuid>> = if count && matches!(change, MemberChange::Replace(_)) {
+            let sql = "SELECT member_id FROM group_members WHERE group_id = $1";
+            let ids: Vec<(Uuid,)> = c.fetch_all(sql, &group).await?;
+            Some(ids.into_iter().map(|(id,)| id).collect())
+        } else {
+            None
+        };
+        let mut cleared = 0u64;
+        if clear {
+            let sql = "DELETE FROM group_members WHERE group_id = $1";
+            cleared = c.execute(sql, &group).await?;
+        }
+        for chunk in remove.chunks(MEMBER_CHUNK) {
+            let mut q = SqlBuilder::new(C::DIALECT, "DELETE FROM group_members WHERE group_id = ");
+            q.push_bind(group_id).push(" AND member_id IN (");
+            q.push_list(chunk.iter().copied()).push(")");
+            removed += c.execute(q.sql(), q.args()).await?;
+        }
+        let mut inserted = 0u64;
+        for chunk in add.chunks(MEMBER_CHUNK) {
+            let mut added_here = 0u64;
+            for (table, member_type) in [("users", "User"), ("groups", "Group")] {
                 if added_here == chunk.len() as u64 {
-                    // Each id (they are distinct) was added, so each exists.
-                    continue;
+                    // Every id was a user: no group to look for.
+                    break;
                 }
-                // Some ids were members already, or are not in this
-                // directory: count those that exist.
-                let mut found = 0u64;
-                for table in ["users", "groups"] {
-                    let mut c = sqlx::QueryBuilder::new(format!(
-                        "SELECT COUNT(*) FROM {table} WHERE directory_id = "
-                    ));
-                    c.push_bind($directory_id);
-                    c.push(" AND id IN (");
-                    let mut sep = c.separated(", ");
-                    for id in chunk {
-                        sep.push_bind(*id);
-                    }
-                    c.push(")");
-                    let n: i64 = c.build_query_scalar().fetch_one(&mut *$tx).await?;
-                    found += n as u64;
-                }
-                if found < chunk.len() as u64 {
-                    return Err(StoreError::UnknownMembers);
-                }
+                // Insert-select both checks that each id is in this
+                // directory and adds it, in one statement.
+                let mut q = SqlBuilder::new(
+                    C::DIALECT,
+                    "INSERT INTO group_members (group_id, member_id, member_type) SELECT ",
+                );
+                q.push_bind(group_id).push(", id, ").push_bind(member_type);
+                q.push(&format!(" FROM {table} WHERE directory_id = "));
+                q.push_bind(directory_id).push(" AND id IN (");
+                q.push_list(chunk.iter().copied());
+                q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
+                added_here += c.execute(q.sql(), q.args()).await?;
             }
-            match before {
-                Some(before) => {
-                    let after: HashSet<Uuid> = add.iter().copied().collect();
-                    added += after.difference(&before).count() as u64;
-                    removed += before.difference(&after).count() as u64;
-                }
-                None => {
-                    added += inserted;
-                    removed += cleared;
-                }
+            inserted += added_here;
+            if added_here == chunk.len() as u64 {
+                // Each id (they are distinct) was added, so each exists.
+                continue;
+            }
+            // Some ids were members already, or are not in this
+            // directory: count those that exist.
+            let mut found = 0u64;
+            for table in ["users", "groups"] {
+                let mut q = SqlBuilder::new(
+                    C::DIALECT,
+                    format!("SELECT COUNT(*) FROM {table} WHERE directory_id = "),
+                );
+                q.push_bind(directory_id).push(" AND id IN (");
+                q.push_list(chunk.iter().copied()).push(")");
+                let (n,): (i64,) = c.fetch_one(q.sql(), q.args()).await?;
+                found += n as u64;
+            }
+            if found < chunk.len() as u64 {
+                return Err(StoreError::UnknownMembers);
             }
         }
-        (added, removed)
-    }};
+        match before {
+            Some(before) => {
+                let after: HashSet<Uuid> = add.iter().copied().collect();
+                added += after.difference(&before).count() as u64;
+                removed += before.difference(&after).count() as u64;
+            }
+            None => {
+                added += inserted;
+                removed += cleared;
+            }
+        }
+    }
+    Ok((added, removed))
 }
 
 impl Store {
@@ -218,10 +202,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            let (added, _) = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
+            let (added, _) =
+                apply_member_changes(&mut *tx, directory_id, id, &changes, audit.enabled).await?;
             if audit.enabled {
                 let event = group_created(&audit, directory_id, (id, now), &group, added);
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
             changed
         });
@@ -257,16 +242,10 @@ impl Store {
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
         read!(self, |d, c| {
-            Ok(fetch_page!(
-                self,
-                c,
-                filter,
-                "groups",
-                group_columns(d),
-                directory_id,
-                page,
-                GroupRow
-            ))
+            let columns = group_columns(d);
+            let cursors = &self.cursors;
+            fetch_page::<_, GroupRow>(c, cursors, filter, "groups", &columns, directory_id, page)
+                .await
         })
     }
 
@@ -356,11 +335,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            let counts = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
+            let counts =
+                apply_member_changes(&mut *tx, directory_id, id, &changes, audit.enabled).await?;
             if let Some(before) = &kept {
                 let stored = (id, current.created_at);
                 for e in &group_changed(&audit, directory_id, stored, before, &group, counts) {
-                    insert_event!(tx, e);
+                    insert_event(&mut *tx, e).await?;
                 }
             }
             let row = GroupRow {
@@ -409,7 +389,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            super::bump_list_epoch!(tx, directory_id);
+            super::bump_list_epoch(&mut *tx, directory_id).await?;
             if audit.enabled {
                 let event = group_event(
                     &audit,
@@ -419,7 +399,7 @@ impl Store {
                     &display_name,
                     external_id.as_deref(),
                 );
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
             changed
         });

@@ -26,7 +26,7 @@ mod sql;
 mod sqlite;
 mod users;
 
-use accel::{coalesce, cursors, user_cache};
+use accel::{cursors, user_cache};
 use sqlite::{readers, writer};
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
@@ -425,14 +425,6 @@ pub(crate) async fn bump_list_epoch<C: conn::Conn>(
     tx.execute(sql, &[directory_id.into()]).await?;
     Ok(())
 }
-
-/// [`bump_list_epoch`] where `users.rs` and `groups.rs` still call it so.
-macro_rules! bump_list_epoch_in {
-    ($tx:expr, $directory_id:expr) => {
-        $crate::store::bump_list_epoch(&mut *$tx, $directory_id).await?
-    };
-}
-pub(crate) use bump_list_epoch_in as bump_list_epoch;
 
 /// Microseconds since the Unix epoch, the stored time format.
 pub fn now_micros() -> i64 {

@@ -4,12 +4,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::accel::paging::fetch_page;
-use super::audit::{bind_event, insert_event, record_subjects};
-use super::coalesce::Coalescer;
+use super::audit::{event_args, insert_event, record_subjects, EVENT_VALUES};
+use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListKey, ListQuery, Page};
 use super::sql::users::{
-    groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, INSERT_EVENTS, INSERT_USERS,
-    UPDATE_USER, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE, USER_LOOKUPS,
+    groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, UPDATE_USER, USER_LOOKUPS,
 };
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
@@ -72,6 +71,11 @@ impl UserWithGroups {
     }
 }
 
+mod batches;
+
+pub(super) use batches::UserBatches;
+use batches::{insert_users, update_users, NewUserRow, PendingUpdate, PendingUser, UpdateRow};
+
 /// A user found by its lowercased userName.
 #[derive(Clone, sqlx::FromRow)]
 pub(super) struct NamedUser {
@@ -79,55 +83,6 @@ pub(super) struct NamedUser {
     found: UserWithGroups,
     user_name_ci: String,
     directory_id: Uuid,
-}
-
-/// Single-user statements made at the same time, answered by shared
-/// statements (see [`super::coalesce`]).
-pub(super) struct UserBatches {
-    /// `GET /Users/{id}`, grouped by directory.
-    by_id: Coalescer<Uuid, Uuid, NamedUser>,
-    /// `userName eq`, grouped by directory and whether groups are wanted,
-    /// keyed by the lowercased userName.
-    by_name: Coalescer<(Uuid, bool), String, NamedUser>,
-    /// `POST /Users`, grouped by whether events are written.
-    inserts: Coalescer<bool, PendingUser, PendingUser>,
-    /// PATCH and PUT that are one statement (see
-    /// [`UserUpdate::is_one_statement`]), grouped by whether events are
-    /// written.
-    updates: Coalescer<bool, PendingUpdate, PendingUpdate>,
-}
-
-impl UserBatches {
-    /// At most `leaders` statements of each kind at once.
-    pub(super) fn new(leaders: usize) -> Self {
-        UserBatches {
-            by_id: Coalescer::new(leaders),
-            by_name: Coalescer::new(leaders),
-            inserts: Coalescer::new(leaders),
-            updates: Coalescer::new(leaders),
-        }
-    }
-}
-
-/// A user to create, waiting for a shared statement; told apart from the
-/// others of its batch by the id it was given.
-#[derive(Clone)]
-pub(super) struct PendingUser(std::sync::Arc<NewUserRow>);
-
-pub(super) struct NewUserRow {
-    id: Uuid,
-    directory_id: Uuid,
-    user: UserDraft,
-    now: i64,
-    /// `user.emails` as a JSON array.
-    emails: String,
-    event: Option<Event>,
-}
-
-impl PartialEq for PendingUser {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
-    }
 }
 
 /// A group a user belongs to (for the user's read-only `groups`).
@@ -138,120 +93,63 @@ pub struct UserGroup {
     pub display_name: String,
 }
 
-/// Binds a user's stored columns, in the order both INSERT and UPDATE
-/// name them: `user_name`, `user_name_ci`, `external_id`, `active`,
+/// A user's stored columns, in the order both INSERT and UPDATE name
+/// them: `user_name`, `user_name_ci`, `external_id`, `active`,
 /// `primary_email`, `display_name`, `doc`.
-macro_rules! bind_user {
-    ($q:expr, $user:expr) => {{
-        let user: &UserDraft = &$user;
-        $q.bind(&user.user_name)
-            .bind(user.user_name.to_lowercase())
-            .bind(&user.external_id)
-            .bind(user.active)
-            .bind(&user.primary_email)
-            .bind(&user.display_name)
-            .bind(&user.doc)
-    }};
+fn user_args(user: &UserDraft) -> [Arg<'_>; 7] {
+    [
+        (&user.user_name).into(),
+        user.user_name.to_lowercase().into(),
+        user.external_id.as_deref().into(),
+        user.active.into(),
+        user.primary_email.as_deref().into(),
+        user.display_name.as_deref().into(),
+        (&user.doc).into(),
+    ]
 }
 
-/// Binds a batch of creations to its `INSERT_USERS` statement.
-macro_rules! bind_new_users {
-    ($q:expr, $batch:expr, $with_events:expr) => {{
-        let mut q = $q;
-        for p in $batch {
-            q = q.bind(p.0.id).bind(p.0.directory_id);
-            q = bind_user!(q, p.0.user).bind(p.0.now).bind(&p.0.emails);
-        }
-        if $with_events {
-            for p in $batch {
-                let event = p.0.event.as_ref().expect("batches are grouped by events");
-                q = bind_event!(q, event);
-            }
-        }
-        q
-    }};
+/// Writes a user's rows in `user_emails` inside the caller's transaction,
+/// replacing those it had with `replace`.
+async fn store_emails<C: Conn>(
+    c: &mut C,
+    directory_id: Uuid,
+    user_id: Uuid,
+    emails: &[String],
+    replace: bool,
+) -> Result<()> {
+    if replace {
+        let sql = "DELETE FROM user_emails WHERE user_id = $1";
+        c.execute(sql, &[user_id.into()]).await?;
+    }
+    if !emails.is_empty() {
+        let mut q = SqlBuilder::new(
+            C::DIALECT,
+            "INSERT INTO user_emails (user_id, directory_id, value_ci) ",
+        );
+        q.push_values(emails, |email| {
+            vec![user_id.into(), directory_id.into(), email.as_str().into()]
+        });
+        c.execute(q.sql(), q.args()).await?;
+    }
+    Ok(())
 }
 
-/// Creates `batch` (all with events, or all without) in one call;
-/// evaluates to those created (see [`INSERT_USERS`]).
-async fn insert_users(
-    db: &super::Db,
-    with_events: bool,
-    batch: Vec<PendingUser>,
-) -> Result<Vec<PendingUser>> {
-    let created: Vec<Uuid> = match db {
-        // A job of the writer, committed with its other jobs; bound there,
-        // so that event times follow the writer's order.
-        super::Db::Sqlite { writer, .. } => {
-            let batch = batch.clone();
-            writer
-                .run(move |conn| {
-                    Box::pin(async move {
-                        let sql = INSERT_USERS
-                            .of(super::Dialect::Sqlite)
-                            .get(batch.len(), with_events);
-                        let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
-                        q.fetch_all(&mut *conn).await.on_conflict("userName")
-                    })
-                })
-                .await?
-        }
-        // A transaction of its own: no BEGIN and COMMIT round trips, and
-        // one commit for the whole batch.
-        super::Db::Postgres(pg) => {
-            let sql = INSERT_USERS
-                .of(super::Dialect::Postgres)
-                .get(batch.len(), with_events);
-            let q = bind_new_users!(sqlx::query_scalar(sql), &batch, with_events);
-            super::pg_lend!(pg, |c| {
-                q.fetch_all(&mut *c).await.on_conflict("userName")?
-            })
-        }
-    };
-    Ok(batch
-        .into_iter()
-        .filter(|p| created.contains(&p.0.id))
-        .collect())
-}
-
-/// Writes a user's rows in `user_emails` inside the caller's transaction.
-macro_rules! store_emails {
-    ($tx:ident, $directory_id:expr, $user_id:expr, $emails:expr, $replace:expr) => {{
-        if $replace {
-            sqlx::query("DELETE FROM user_emails WHERE user_id = $1")
-                .bind($user_id)
-                .execute(&mut *$tx)
-                .await?;
-        }
-        let emails: &[String] = $emails;
-        if !emails.is_empty() {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO user_emails (user_id, directory_id, value_ci) ",
-            );
-            q.push_values(emails, |mut row, email| {
-                row.push_bind($user_id)
-                    .push_bind($directory_id)
-                    .push_bind(email.as_str());
-            });
-            q.build().execute(&mut *$tx).await?;
-        }
-    }};
-}
-
-/// The stored user `$id` of `$directory_id` and, with `$with_groups`, its
-/// groups, read on `$c` (`$locked`: `FOR UPDATE`); `NotFound` if there is
-/// none. The groups come with the row so that a write's response needs no
-/// statement of its own for them.
-macro_rules! current_user {
-    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $with_groups:expr, $locked:expr) => {{
-        let row: Option<UserWithGroups> =
-            sqlx::query_as(CURRENT_USER.of($d).get($with_groups, $locked))
-                .bind($directory_id)
-                .bind($id)
-                .fetch_optional(&mut *$c)
-                .await?;
-        row.ok_or(StoreError::NotFound)?.split()
-    }};
+/// The stored user `id` of `directory_id` and, with `with_groups`, its
+/// groups (`locked`: `FOR UPDATE`); `NotFound` if there is none. The
+/// groups come with the row so that a write's response needs no statement
+/// of its own for them.
+async fn current_user<C: Conn>(
+    c: &mut C,
+    directory_id: Uuid,
+    id: Uuid,
+    with_groups: bool,
+    locked: bool,
+) -> Result<(UserRow, Vec<UserGroup>)> {
+    let sql = CURRENT_USER.of(C::DIALECT).get(with_groups, locked);
+    let row: Option<UserWithGroups> = c
+        .fetch_optional(sql, &[directory_id.into(), id.into()])
+        .await?;
+    Ok(row.ok_or(StoreError::NotFound)?.split())
 }
 
 /// What a change makes of a stored user: the row to write and what to
@@ -339,152 +237,58 @@ impl UserUpdate {
     }
 }
 
-/// Runs an [`UserUpdate`] of user `$id` on `$c`: the rows written, 0 when
+/// Runs an [`UserUpdate`] of user `id` on `c`: the rows written, 0 when
 /// the row is gone or its version moved on. On PostgreSQL that is 1 or 0
 /// (the event is inserted from the updated row); SQLite's statements run
 /// one after the other and count the event too (2 or 0).
-macro_rules! update_user_row {
-    ($c:expr, $d:expr, $directory_id:expr, $id:expr, $update:expr) => {{
-        let update: &UserUpdate = $update;
-        let q = bind_user!(
-            sqlx::query(UPDATE_USER.of($d).get(update.event.is_some())),
-            update.user
-        )
-        .bind(update.version)
-        .bind(update.now)
-        .bind($directory_id)
-        .bind($id);
-        let q = match &update.event {
-            Some(e) => bind_event!(q, e),
-            None => q,
-        };
-        q.execute(&mut *$c)
-            .await
-            .on_conflict("userName")?
-            .rows_affected()
-    }};
-}
-
-/// An update of one user waiting for a shared statement. Two updates of
-/// one user may share a batch, so each has a key of its own.
-#[derive(Clone)]
-pub(super) struct PendingUpdate(std::sync::Arc<UpdateRow>);
-
-pub(super) struct UpdateRow {
-    key: Uuid,
+async fn update_user_row<C: Conn>(
+    c: &mut C,
     directory_id: Uuid,
     id: Uuid,
-    update: UserUpdate,
-}
-
-impl PartialEq for PendingUpdate {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+    update: &UserUpdate,
+) -> Result<u64> {
+    let mut args = Vec::with_capacity(11 + EVENT_VALUES);
+    args.extend(update_args(update, directory_id, id));
+    if let Some(event) = &update.event {
+        args.extend(event_args(event));
     }
+    let sql = UPDATE_USER.of(C::DIALECT).get(update.event.is_some());
+    c.execute(sql, &args).await.on_conflict("userName")
 }
 
-/// Binds an update's 11 values, in the order of the batch statements.
-macro_rules! bind_update {
-    ($q:expr, $p:expr) => {{
-        let p: &PendingUpdate = $p;
-        bind_user!($q, p.0.update.user)
-            .bind(p.0.update.version)
-            .bind(p.0.update.now)
-            .bind(p.0.directory_id)
-            .bind(p.0.id)
-    }};
+/// An update's 11 values, in the order of its statements, single or
+/// batched.
+fn update_args(update: &UserUpdate, directory_id: Uuid, id: Uuid) -> Vec<Arg<'_>> {
+    let mut args = Vec::with_capacity(11);
+    args.extend(user_args(&update.user));
+    args.extend([
+        update.version.into(),
+        update.now.into(),
+        directory_id.into(),
+        id.into(),
+    ]);
+    args
 }
 
-/// Writes `batch` (all with events, or all without) in one call;
-/// evaluates to the updates written (see [`UPDATE_USERS_POSTGRES`] and
-/// [`UPDATE_USERS_SQLITE`]).
-async fn update_users(
-    db: &super::Db,
-    with_events: bool,
-    batch: Vec<PendingUpdate>,
-) -> Result<Vec<PendingUpdate>> {
-    fn event_of(p: &PendingUpdate) -> &Event {
-        let event = p.0.update.event.as_ref();
-        event.expect("batches are grouped by events")
+/// Writes an [`UserUpdate`] of user `id` in the caller's transaction:
+/// the row with its event, then its emails and the identifiers it lost,
+/// only if the row was written. Whether it was: not if the row is gone or
+/// its version moved on.
+async fn write_user_update<C: Conn>(
+    c: &mut C,
+    directory_id: Uuid,
+    id: Uuid,
+    update: &UserUpdate,
+    org_id: Uuid,
+) -> Result<bool> {
+    let written = update_user_row(c, directory_id, id, update).await? > 0;
+    if written {
+        if update.emails_changed {
+            store_emails(c, directory_id, id, &update.user.emails, true).await?;
+        }
+        record_subjects(c, org_id, (id, update.created_at), &update.gone).await?;
     }
-    let written: Vec<usize> = match db {
-        // A job of the writer; bound there, so that event times follow the
-        // writer's order. Of two updates of one user, the first is tried
-        // and the other runs again as a lost race.
-        super::Db::Sqlite { writer, .. } => {
-            let mut users = std::collections::HashSet::new();
-            let firsts: Vec<(usize, PendingUpdate)> = batch
-                .iter()
-                .cloned()
-                .enumerate()
-                .filter(|(_, p)| users.insert(p.0.id))
-                .collect();
-            writer
-                .run(move |conn| {
-                    Box::pin(async move {
-                        let mut q = sqlx::query_scalar(UPDATE_USERS_SQLITE.rows(firsts.len()));
-                        for (_, p) in &firsts {
-                            q = bind_update!(q, p);
-                        }
-                        let ids: Vec<Uuid> =
-                            q.fetch_all(&mut *conn).await.on_conflict("userName")?;
-                        let written: Vec<&(usize, PendingUpdate)> = firsts
-                            .iter()
-                            .filter(|(_, p)| ids.contains(&p.0.id))
-                            .collect();
-                        if with_events && !written.is_empty() {
-                            let mut q = sqlx::query(INSERT_EVENTS.rows(written.len()));
-                            for (_, p) in &written {
-                                q = bind_event!(q, event_of(p));
-                            }
-                            q.execute(&mut *conn).await?;
-                        }
-                        Ok(written.into_iter().map(|(k, _)| *k).collect())
-                    })
-                })
-                .await?
-        }
-        super::Db::Postgres(pg) => {
-            let mut q =
-                sqlx::query_scalar::<_, i32>(UPDATE_USERS_POSTGRES.get(batch.len(), with_events));
-            for p in &batch {
-                q = bind_update!(q, p);
-            }
-            if with_events {
-                for p in &batch {
-                    q = bind_event!(q, event_of(p));
-                }
-            }
-            let written = super::pg_lend!(pg, |c| {
-                q.fetch_all(&mut *c).await.on_conflict("userName")?
-            });
-            written.into_iter().map(|k| k as usize).collect()
-        }
-    };
-    Ok(batch
-        .into_iter()
-        .enumerate()
-        .filter(|(k, _)| written.contains(k))
-        .map(|(_, p)| p)
-        .collect())
-}
-
-/// Writes an [`UserUpdate`] of user `$id` in the transaction `$tx`: the
-/// row with its event, then its emails and the identifiers it lost, only
-/// if the row was written. Whether it was: not if the row is gone or its
-/// version moved on.
-macro_rules! write_user_update {
-    ($tx:ident, $d:expr, $directory_id:expr, $id:expr, $update:expr, $audit:expr) => {{
-        let update: &UserUpdate = $update;
-        let written = update_user_row!($tx, $d, $directory_id, $id, update) > 0;
-        if written {
-            if update.emails_changed {
-                store_emails!($tx, $directory_id, $id, &update.user.emails, true);
-            }
-            record_subjects!($tx, $audit.org_id, ($id, update.created_at), &update.gone);
-        }
-        written
-    }};
+    Ok(written)
 }
 
 impl Store {
@@ -688,16 +492,18 @@ impl Store {
             return Ok((total, found.filter(|_| first_page).into_iter().collect()));
         }
         let (total, rows) = read!(self, |d, c| {
-            fetch_page!(
-                self,
+            let columns = format!("{}, {}", user_columns(d), groups_column(d, with_groups));
+            let cursors = &self.cursors;
+            fetch_page::<_, UserWithGroups>(
                 c,
+                cursors,
                 filter,
                 "users",
-                format!("{}, {}", user_columns(d), groups_column(d, with_groups)),
+                &columns,
                 directory_id,
                 page,
-                UserWithGroups
             )
+            .await?
         });
         Ok((total, rows.into_iter().map(UserWithGroups::split).collect()))
     }
@@ -801,8 +607,9 @@ impl Store {
             // the writer); nothing is written if the version moved on.
             let audit = audit.clone();
             let changed = self.change_guard(Change::User(id));
-            let (row, changed) = write_job!(self, |d, tx| {
-                let written = write_user_update!(tx, d, directory_id, id, &update, audit);
+            let (row, changed) = write_job!(self, |_d, tx| {
+                let written =
+                    write_user_update(&mut *tx, directory_id, id, &update, audit.org_id).await?;
                 (written.then(|| update.into_row(id)), changed)
             });
             drop(changed);
@@ -814,14 +621,15 @@ impl Store {
         let changed = self.change_guard(Change::User(id));
         let (written, changed) = write_job!(self, |d, tx| {
             let locked = d == super::Dialect::Postgres;
-            let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, locked);
+            let (current, groups) =
+                current_user(&mut *tx, directory_id, id, with_groups, locked).await?;
             // A refusal ends the job before it wrote anything.
             let update =
                 match UserUpdate::plan(&audit, directory_id, &current, expected_version, &change) {
                     Ok(update) => update,
                     Err(refused) => return Ok((Err(refused), changed)),
                 };
-            write_user_update!(tx, d, directory_id, id, &update, audit);
+            write_user_update(&mut *tx, directory_id, id, &update, audit.org_id).await?;
             (Ok((update.into_row(id), groups)), changed)
         });
         drop(changed);
@@ -860,7 +668,7 @@ impl Store {
                         .fetch_all(&mut *tx)
                         .await?;
                 let keys = deleted_user_subjects(id, &user_name, emails, external_id.as_deref());
-                record_subjects!(tx, audit.org_id, (id, created_at), &keys);
+                record_subjects(&mut *tx, audit.org_id, (id, created_at), &keys).await?;
             }
             sqlx::query(DELETE_MEMBERSHIPS_SQL)
                 .bind(id)
@@ -872,7 +680,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            super::bump_list_epoch!(tx, directory_id);
+            super::bump_list_epoch(&mut *tx, directory_id).await?;
             if audit.enabled {
                 let event = events::user_event(
                     &audit,
@@ -883,7 +691,7 @@ impl Store {
                     email.as_deref(),
                     external_id.as_deref(),
                 );
-                insert_event!(tx, &event);
+                insert_event(&mut *tx, &event).await?;
             }
             changed
         });
@@ -895,49 +703,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::users::UPDATE_USERS_SQLITE;
     use crate::store::{ConnectOptions, Dialect};
-
-    /// Two updates of one user worked out from the same version may meet in
-    /// one batch. Exactly one is written and reported so; the other is
-    /// told it lost, to run again. (SQLite's statement can name a user only
-    /// once: it would write one of the two rows and report neither apart.)
-    #[tokio::test]
-    async fn two_updates_of_one_user_in_one_batch_write_it_once() -> Result<()> {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("batch.db").display());
-        let store = Store::connect(&url, &ConnectOptions::default()).await?;
-        store.migrate().await?;
-        let audit = AuditContext::system("test");
-        let org = store.ensure_default_org().await?.id;
-        let directory = store.create_directory(org, "d", "k", "h", &audit).await?.id;
-        let audit = audit.in_org(org);
-        let doc = serde_json::json!({ "userName": "ada@example.com" });
-        let doc = doc.as_object().unwrap();
-        let current = store
-            .insert_user(directory, UserDraft::from_doc(doc).unwrap(), &audit)
-            .await?;
-        let titled = |title: &'static str| -> Result<PendingUpdate> {
-            let change = move |mut doc: Map<String, Value>| {
-                doc.insert("title".into(), title.into());
-                Ok::<_, StoreError>(UserDraft::from_doc(&doc).unwrap())
-            };
-            let update = UserUpdate::plan(&audit, directory, &current, None, &change)?;
-            Ok(PendingUpdate(std::sync::Arc::new(UpdateRow {
-                key: Uuid::new_v4(),
-                directory_id: directory,
-                id: current.id,
-                update,
-            })))
-        };
-        let batch = vec![titled("first")?, titled("second")?];
-        let written = update_users(&store.db, true, batch).await?;
-        assert_eq!(written.len(), 1);
-        let stored = store.get_user(directory, current.id).await?;
-        assert_eq!(stored.version, 2);
-        assert_eq!(stored.doc, written[0].0.update.user.doc);
-        store.close().await;
-        Ok(())
-    }
 
     /// The batched look-ups and updates, and a delete's removal from its
     /// groups, search indexes on SQLite: a scan would make every

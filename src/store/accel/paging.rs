@@ -329,21 +329,3 @@ async fn fetch_from_marks<C: Conn, R: Record + ListKey>(
     }
     Ok(out)
 }
-
-/// [`fetch_page`] where `users.rs` and `groups.rs` still call it so: `$c`
-/// a connection of either store, `$store` the store whose marks to use.
-macro_rules! fetch_page_of_store {
-    ($store:expr, $c:expr, $query:expr, $table:expr, $columns:expr, $directory_id:expr, $page:expr, $row:ty) => {
-        $crate::store::accel::paging::fetch_page::<_, $row>(
-            &mut *$c,
-            &$store.cursors,
-            $query,
-            $table,
-            &$columns,
-            $directory_id,
-            $page,
-        )
-        .await?
-    };
-}
-pub(crate) use fetch_page_of_store as fetch_page;
