@@ -10,6 +10,7 @@ use super::accel::paging::fetch_page;
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListQuery, Page};
+use super::sql::groups::{group_columns, MEMBER_SELECT};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext};
@@ -52,23 +53,6 @@ pub struct MemberRow {
     pub member_type: String,
     pub display: Option<String>,
 }
-
-fn group_columns(d: super::Dialect) -> String {
-    format!(
-        "id, {} AS doc, version, created_at, updated_at",
-        d.doc_out()
-    )
-}
-
-/// Members with the name to show for each. A user's comes from the
-/// covering index `users_member_display` (migration 0006); a group is
-/// looked up only for members that are groups, so a large group of users
-/// costs one index search per member.
-const MEMBER_SELECT: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
-     CASE gm.member_type \
-     WHEN 'Group' THEN (SELECT g.display_name FROM groups g WHERE g.id = gm.member_id) \
-     ELSE COALESCE(u.display_name, u.user_name) END AS display \
-     FROM group_members gm LEFT JOIN users u ON u.id = gm.member_id";
 
 /// Applies member changes inside the caller's transaction; returns the
 /// numbers of members added and removed. With `count` false (auditing

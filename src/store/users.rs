@@ -4,9 +4,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::accel::paging::fetch_page;
-use super::audit::{event_args, insert_event, record_subjects, EVENT_VALUES};
+use super::audit::{event_args, insert_event, record_subjects};
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListKey, ListQuery, Page};
+use super::sql::audit::EVENT_VALUES;
 use super::sql::users::{
     groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, UPDATE_USER, USER_LOOKUPS,
 };

@@ -8,8 +8,9 @@ use super::{update_args, user_args, NamedUser, UserUpdate};
 use crate::audit::Event;
 use crate::directory::UserDraft;
 use crate::store::accel::coalesce::Coalescer;
-use crate::store::audit::{event_args, EVENT_VALUES};
+use crate::store::audit::event_args;
 use crate::store::conn::{Arg, Conn};
+use crate::store::sql::audit::EVENT_VALUES;
 use crate::store::sql::users::{
     INSERT_EVENTS, INSERT_USERS, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE,
 };
