@@ -15,10 +15,17 @@ pub enum StoreError {
     /// directory; nothing was written.
     #[error("one or more members do not exist in this directory")]
     UnknownMembers,
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
+    #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names no store this server can use.
+    #[error("unsupported database URL (use sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    /// A write job of SQLite's writer panicked and was rolled back: a fault
+    /// of the server, not a passing unavailability.
+    #[error("a write failed inside the server and was rolled back")]
+    WriteJobPanicked,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -287,9 +287,7 @@ impl Store {
             let readers = readers::SqliteReaders::new(conns);
             Db::Sqlite { readers, writer }
         } else {
-            return Err(StoreError::Database(sqlx::Error::Configuration(
-                format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
-            )));
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         // On PostgreSQL nothing is served from memory until the feed of
         // others' changes listens; SQLite's writers are all in this process
