@@ -540,7 +540,7 @@ impl Store {
     /// It is first tried without a lock: read the row (with the look-ups
     /// made at the same time), then write it only if its version is still
     /// the one read. Such writes made at the same time share one call (see
-    /// [`UPDATE_USERS_POSTGRES`], [`UPDATE_USERS_SQLITE`]): on PostgreSQL
+    /// `UPDATE_USERS_POSTGRES`, `UPDATE_USERS_SQLITE`): on PostgreSQL
     /// that saves the round trips of `BEGIN`, `SELECT … FOR UPDATE` and
     /// `COMMIT`, on SQLite the writer's hand-offs and working out the change
     /// on its one task, and on both each statement's own cost, which was
