@@ -25,6 +25,7 @@ mod pg_changes;
 mod pg_connections;
 pub mod query;
 mod readers;
+#[cfg(feature = "tools")]
 pub mod seed;
 mod user_cache;
 mod users;
