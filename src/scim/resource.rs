@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use crate::scim::error::ScimError;
+use crate::scim::json::get_ci;
 use crate::scim::path::AttrPath;
 use crate::scim::schema::{
     all_schemas, common_attr, AttrType, AttributeDef, Mutability, ResourceTypeDef, Returned,
@@ -26,16 +27,6 @@ pub struct MemberRef {
     pub value: String,
     /// `User` or `Group` as the client wrote it, when given.
     pub type_: Option<String>,
-}
-
-/// First key equal to `name` ignoring ASCII case; JSON keys are
-/// case-sensitive but SCIM attribute names are not (RFC 7643 §2.1).
-fn get_ci<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
 }
 
 /// `urn:…:attr` → `("urn:…", "attr")`. Attribute names contain no ':', so

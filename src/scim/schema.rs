@@ -569,23 +569,46 @@ impl ResourceTypeDef {
             .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
+    /// The extension attribute called `name`, if exactly one extension has
+    /// one.
+    fn unique_extension_attr(
+        &self,
+        name: &str,
+    ) -> Option<(Option<&'static SchemaDef>, &'static AttributeDef)> {
+        let mut found = self
+            .extensions
+            .iter()
+            .filter_map(|(s, _)| s.attr(name).map(|d| (Some(*s), d)));
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
+    }
+
     /// The core schema or an extension with this URN (case-insensitive).
     pub fn schema_by_urn(&self, urn: &str) -> Option<&'static SchemaDef> {
         self.schemas().find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
-    /// Resolves `[urn:]attr[.sub]`. Unqualified names are looked up in the
-    /// common attributes, then the core schema, then the extensions in
-    /// order, so `department` finds the enterprise attribute. A URN must name
-    /// the core schema (which also reaches the common attributes, since some
-    /// clients qualify `externalId` that way) or one of this type's
-    /// extensions.
+    /// Resolves `[urn:]attr[.sub]`: the one place where filters, PATCH
+    /// paths and the SQL compiler turn attribute names into definitions.
+    ///
+    /// RFC 7644 §3.10 lets clients omit the core schema's URN and asks them
+    /// (SHOULD, not MUST) to qualify extension attributes. So an unqualified
+    /// name is looked up in the common attributes, then the core schema, and
+    /// only then in the extensions, where it must name exactly one
+    /// attribute: `department` finds the enterprise attribute, while a name
+    /// two extensions share resolves to nothing rather than to a guess. A
+    /// URN must name the core schema (which also reaches the common
+    /// attributes, since some clients qualify `externalId` that way) or one
+    /// of this type's extensions.
     pub fn resolve(&self, urn: Option<&str>, attr: &str, sub: Option<&str>) -> Option<Resolved> {
         let (schema, def) = match urn {
-            None => common_attr(attr).map(|d| (None, d)).or_else(|| {
-                self.schemas()
-                    .find_map(|s| s.attr(attr).map(|d| (Some(s), d)))
-            })?,
+            None => match common_attr(attr) {
+                Some(d) => (None, d),
+                None => match self.schema.attr(attr) {
+                    Some(d) => (Some(self.schema), d),
+                    None => self.unique_extension_attr(attr)?,
+                },
+            },
             Some(u) => {
                 let s = self.schema_by_urn(u)?;
                 match s.attr(attr) {

@@ -1,6 +1,9 @@
 use super::*;
 use crate::scim::error::ScimType;
-use serde_json::json;
+use crate::scim::schema::{
+    AttrType, AttributeDef, Mutability, ResourceTypeDef, Returned, SchemaDef, Uniqueness,
+};
+use serde_json::{json, Map, Value};
 
 // ---- a small test schema (not the real one) ----
 
@@ -1038,4 +1041,177 @@ fn members_is_ordinary_outside_groups() {
         json!([{"op": "add", "value": {"members": [{"value": "u1"}]}}]),
     );
     assert!(out.member_changes.is_empty() && out.changed_attributes.is_empty());
+}
+
+// ---- attribute names: the schema's resolver, as filters use it ----
+
+static SHARED_A_ATTRS: [AttributeDef; 2] = [a("costCenter", S), a("displayName", S)];
+static SHARED_B_ATTRS: [AttributeDef; 1] = [a("costCenter", S)];
+static SHARED_A: SchemaDef = SchemaDef {
+    id: "urn:example:params:scim:schemas:extension:a:2.0:User",
+    name: "A",
+    description: "",
+    attributes: &SHARED_A_ATTRS,
+};
+static SHARED_B: SchemaDef = SchemaDef {
+    id: "urn:example:params:scim:schemas:extension:b:2.0:User",
+    name: "B",
+    description: "",
+    attributes: &SHARED_B_ATTRS,
+};
+/// A user type whose extensions share `costCenter` and reuse the core
+/// `displayName`.
+static SHARED_RT: ResourceTypeDef = ResourceTypeDef {
+    name: "User",
+    endpoint: "/Users",
+    description: "",
+    schema: &USER_SCHEMA,
+    extensions: &[(&ENT_SCHEMA, false), (&SHARED_A, false), (&SHARED_B, false)],
+};
+
+#[test]
+fn unqualified_extension_attribute_is_patched_in_its_extension() {
+    for path in ["department", "DEPARTMENT", &format!("{ENT}:department")] {
+        let mut d = base_user();
+        let out = ok(
+            &mut d,
+            json!([{"op": "replace", "path": path, "value": "R&D"}]),
+        );
+        assert_eq!(d[ENT], json!({"department": "R&D"}), "{path}");
+        assert_eq!(d["schemas"], json!([USER_ID, ENT]), "{path}");
+        assert_eq!(
+            out.changed_attributes,
+            vec![format!("{ENT}:department")],
+            "{path}"
+        );
+
+        ok(&mut d, json!([{"op": "remove", "path": path}]));
+        assert!(!d.contains_key(ENT), "{path}");
+        assert_eq!(d["schemas"], json!([USER_ID]), "{path}");
+    }
+
+    let mut d = base_user();
+    ok(
+        &mut d,
+        json!([{"op": "add", "path": "manager.value", "value": "m-1"}]),
+    );
+    assert_eq!(d[ENT], json!({"manager": {"value": "m-1"}}));
+}
+
+/// A key of a path-less value is applied as if it were the path.
+#[test]
+fn unqualified_extension_attribute_without_path() {
+    let mut d = base_user();
+    ok(
+        &mut d,
+        json!([{"op": "replace", "value": {"department": "R&D", "active": false}}]),
+    );
+    assert_eq!(d[ENT], json!({"department": "R&D"}));
+    assert_eq!(d["active"], json!(false));
+}
+
+#[test]
+fn ambiguous_and_unknown_names_are_refused() {
+    let d = base_user();
+    for path in ["costCenter", "nope", "costCenter.value"] {
+        assert_eq!(
+            fails(
+                &SHARED_RT,
+                &d,
+                json!([{"op": "replace", "path": path, "value": "x"}])
+            ),
+            ScimType::InvalidPath,
+            "{path}"
+        );
+    }
+    // Qualified, each is its own attribute.
+    let mut d = base_user();
+    let path = format!("{}:costCenter", SHARED_B.id);
+    run(
+        &SHARED_RT,
+        &mut d,
+        json!([{"op": "add", "path": path, "value": "42"}]),
+    )
+    .unwrap();
+    assert_eq!(d[SHARED_B.id], json!({"costCenter": "42"}));
+    assert!(!d.contains_key(SHARED_A.id));
+
+    // An ambiguous key of a path-less value is dropped like an unknown one.
+    let mut d = base_user();
+    run(
+        &SHARED_RT,
+        &mut d,
+        json!([{"op": "add", "value": {"costCenter": "42", "active": false}}]),
+    )
+    .unwrap();
+    assert_eq!(d["active"], json!(false));
+    assert!(!d.contains_key(SHARED_A.id) && !d.contains_key(SHARED_B.id));
+}
+
+#[test]
+fn core_attribute_wins_over_an_extension_of_the_same_name() {
+    let mut d = base_user();
+    run(
+        &SHARED_RT,
+        &mut d,
+        json!([{"op": "replace", "path": "displayName", "value": "Babs"}]),
+    )
+    .unwrap();
+    assert_eq!(d["displayName"], json!("Babs"));
+    assert!(!d.contains_key(SHARED_A.id));
+}
+
+/// `schemas` belongs to no schema; PATCH refuses it as readOnly.
+#[test]
+fn schemas_is_read_only() {
+    let d = base_user();
+    for path in ["schemas", &format!("{USER_ID}:schemas")] {
+        assert_eq!(
+            fails(
+                &USER_RT,
+                &d,
+                json!([{"op": "replace", "path": path, "value": [USER_ID]}])
+            ),
+            ScimType::Mutability,
+            "{path}"
+        );
+    }
+}
+
+/// A name PATCH accepts is one a filter resolves, to the same attribute,
+/// and a name PATCH refuses is one a filter cannot resolve.
+#[test]
+fn patch_and_filters_resolve_names_alike() {
+    use crate::scim::filter::{parse_filter, Filter};
+    for name in [
+        "department",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+        "userName",
+        "displayName",
+        "costCenter",
+        "urn:example:params:scim:schemas:extension:a:2.0:User:costCenter",
+        "nope",
+    ] {
+        let Ok(Filter::Compare { path, .. }) = parse_filter(&format!("{name} eq \"x\"")) else {
+            panic!("{name}: not a comparison");
+        };
+        let in_filter = SHARED_RT.resolve(path.urn.as_deref(), &path.attr, None);
+        let mut d = base_user();
+        let in_patch = run(
+            &SHARED_RT,
+            &mut d,
+            json!([{"op": "replace", "path": name, "value": "x"}]),
+        );
+        match (in_filter, in_patch) {
+            (Some(r), Ok(out)) => {
+                let stored = match r.schema {
+                    Some(s) if r.is_extension(&SHARED_RT) => format!("{}:{}", s.id, r.attr.name),
+                    _ => r.attr.name.to_string(),
+                };
+                assert_eq!(out.changed_attributes, vec![stored], "{name}");
+            }
+            (None, Err(e)) => assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{name}"),
+            (f, p) => panic!("{name}: filter {f:?}, patch {p:?}"),
+        }
+    }
 }

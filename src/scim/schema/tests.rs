@@ -405,3 +405,48 @@ fn service_provider_config_document() {
         json!({ "supported": true, "maxOperations": 1000, "maxPayloadSize": 1_048_576 })
     );
 }
+
+static SHARED_A: SchemaDef = SchemaDef {
+    id: "urn:example:a",
+    name: "A",
+    description: "",
+    attributes: &[string("costCenter", ""), string("userName", "")],
+};
+static SHARED_B: SchemaDef = SchemaDef {
+    id: "urn:example:b",
+    name: "B",
+    description: "",
+    attributes: &[string("costCenter", "")],
+};
+static SHARED_RT: ResourceTypeDef = ResourceTypeDef {
+    name: "User",
+    endpoint: "/Users",
+    description: "",
+    schema: &USER_SCHEMA,
+    extensions: &[
+        (&ENTERPRISE_USER_SCHEMA, false),
+        (&SHARED_A, false),
+        (&SHARED_B, false),
+    ],
+};
+
+/// RFC 7644 §3.10: an unqualified name is a core attribute if there is
+/// one, else the one extension attribute of that name; a name several
+/// extensions share needs its URN.
+#[test]
+fn resolve_unqualified_extension_names() {
+    let r = SHARED_RT.resolve(None, "department", None).unwrap();
+    assert_eq!(r.schema.unwrap().id, ENTERPRISE_USER_URN);
+    let r = SHARED_RT.resolve(None, "userName", None).unwrap();
+    assert!(std::ptr::eq(r.schema.unwrap(), &USER_SCHEMA));
+    assert!(SHARED_RT.resolve(None, "costCenter", None).is_none());
+    assert!(SHARED_RT.resolve(None, "COSTCENTER", Some("x")).is_none());
+    let r = SHARED_RT
+        .resolve(Some("urn:example:b"), "costCenter", None)
+        .unwrap();
+    assert!(std::ptr::eq(r.schema.unwrap(), &SHARED_B));
+    let r = SHARED_RT
+        .resolve(Some("urn:example:a"), "userName", None)
+        .unwrap();
+    assert!(std::ptr::eq(r.schema.unwrap(), &SHARED_A));
+}
