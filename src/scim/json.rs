@@ -29,3 +29,12 @@ pub(crate) fn normalize_key(obj: &mut Map<String, Value>, name: &str) {
         }
     }
 }
+
+/// The values of a possibly multi-valued attribute: an array's elements,
+/// or a single value as a list of one.
+pub(crate) fn as_list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Array(a) => a.iter().collect(),
+        v => vec![v],
+    }
+}

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{CompValue, CompareOp, Filter};
-use crate::scim::json::get_ci;
+use crate::scim::json::{as_list, get_ci};
 use crate::scim::path::AttrPath;
 
 /// Evaluate a filter against one JSON object (a resource, or one element of
@@ -96,21 +96,14 @@ fn raw_values<'v>(root: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
     let Some(top) = get_ci(base, &path.attr) else {
         return Vec::new();
     };
-    let tops = flatten(top);
+    let tops = as_list(top);
     match &path.sub_attr {
         None => tops,
         Some(sub) => tops
             .into_iter()
             .filter_map(|v| v.as_object().and_then(|o| get_ci(o, sub)))
-            .flat_map(flatten)
+            .flat_map(as_list)
             .collect(),
-    }
-}
-
-fn flatten(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        v => vec![v],
     }
 }
 

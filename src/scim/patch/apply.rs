@@ -6,14 +6,14 @@ use serde_json::{Map, Value};
 
 use super::parse::{check_operation_shape, in_operation};
 use super::values::{
-    add_item, as_list, clean, clear_null_subs, dedupe, element_from_filter, fix_primary, has_value,
+    add_item, clean, clear_null_subs, dedupe, element_from_filter, fix_primary, has_value,
     item_matches, member_filter_ids, member_ids, put_array, remove_indices, remove_sub, set_sub,
     take_array, wrap_scalar,
 };
 use super::{MemberChange, PatchOpKind, PatchOperation, PatchOutcome, PatchRequest, ValueParser};
 use crate::scim::error::ScimError;
 use crate::scim::filter::{self, Filter};
-use crate::scim::json::{get_ci, normalize_key, remove_ci};
+use crate::scim::json::{as_list, get_ci, normalize_key, remove_ci};
 use crate::scim::path::{parse_attr_path, AttrPath, PatchPath};
 use crate::scim::schema::{AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaDef};
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
-use crate::scim::json::get_ci;
+use crate::scim::json::{as_list, get_ci};
 use crate::scim::schema::{AttrType, AttributeDef, Mutability};
 
 /// Entra sends a bare id for `manager`: a scalar for a complex attribute
@@ -95,13 +95,6 @@ pub(super) fn take_array(c: &mut Map<String, Value>, name: &str) -> Vec<Value> {
 pub(super) fn put_array(c: &mut Map<String, Value>, name: &str, items: Vec<Value>) {
     if !items.is_empty() {
         c.insert(name.to_string(), Value::Array(items));
-    }
-}
-
-pub(super) fn as_list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        v => vec![v],
     }
 }
 
