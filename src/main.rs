@@ -1,5 +1,6 @@
 //! The `scimd` command line: `serve` (the default), `migrate`,
-//! `directory create|rotate-key`, `admin-token create`.
+//! `directory create|rotate-key`, `admin-token create`; built with the
+//! `tools` feature, also `seed` and `seed-audit`.
 
 use std::process::ExitCode;
 
@@ -56,6 +57,7 @@ enum Command {
     AdminToken(AdminTokenCommand),
     /// Load a directory with synthetic users and groups (for measuring
     /// large directories; users are named seed-<n>@example.com).
+    #[cfg(feature = "tools")]
     Seed {
         /// The directory to load.
         #[arg(long)]
@@ -78,6 +80,7 @@ enum Command {
     },
     /// Load a directory's audit log with synthetic user events (for
     /// measuring reports over millions of events).
+    #[cfg(feature = "tools")]
     #[command(name = "seed-audit", hide = true)]
     SeedAudit {
         /// The directory the events belong to.
@@ -237,6 +240,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         }
+        #[cfg(feature = "tools")]
         Command::Seed {
             directory,
             users,
@@ -265,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             store.analyze().await?;
         }
+        #[cfg(feature = "tools")]
         Command::SeedAudit {
             directory,
             events,

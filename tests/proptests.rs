@@ -1,19 +1,19 @@
 //! Property tests for the filter printer/parser and PATCH application: a
 //! printed filter re-parses to the same AST, parsers never panic, and PATCH
-//! never corrupts a resource (a failed request leaves it untouched).
+//! never corrupts a resource (a failed request leaves it untouched). PATCH
+//! runs on the server's own schemas and value parser, on documents made by
+//! the same parser that stores POST bodies.
 
 use proptest::prelude::*;
 use scimd::scim::filter::{matches, parse_filter, CompValue, CompareOp, Filter};
 use scimd::scim::patch::{apply_patch, parse_patch};
 use scimd::scim::path::{parse_attr_path, parse_patch_path, AttrPath};
+use scimd::scim::resource::{parse_attribute_value, parse_resource};
 use scimd::scim::schema::{
-    AttrType, AttributeDef, Mutability, ResourceTypeDef, Returned, SchemaDef, Uniqueness,
+    AttrType, Mutability, ResourceTypeDef, ENTERPRISE_USER_URN as ENT, GROUP_RESOURCE, GROUP_URN,
+    USER_RESOURCE, USER_URN as CORE,
 };
-use scimd::scim::ScimError;
 use serde_json::{json, Map, Value};
-
-const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 
 // ---- filters ----
 
@@ -146,156 +146,6 @@ proptest! {
     }
 }
 
-// ---- PATCH ----
-
-const fn a(name: &'static str, ty: AttrType) -> AttributeDef {
-    AttributeDef {
-        name,
-        ty,
-        multi_valued: false,
-        description: "",
-        required: false,
-        case_exact: false,
-        mutability: Mutability::ReadWrite,
-        returned: Returned::Default,
-        uniqueness: Uniqueness::None,
-        canonical_values: &[],
-        reference_types: &[],
-        sub_attributes: &[],
-    }
-}
-
-static NAME_SUBS: [AttributeDef; 2] = [
-    a("familyName", AttrType::String),
-    a("givenName", AttrType::String),
-];
-static MV_SUBS: [AttributeDef; 3] = [
-    a("value", AttrType::String),
-    a("type", AttrType::String),
-    a("primary", AttrType::Boolean),
-];
-static USER_ATTRS: [AttributeDef; 6] = [
-    AttributeDef {
-        required: true,
-        ..a("userName", AttrType::String)
-    },
-    AttributeDef {
-        sub_attributes: &NAME_SUBS,
-        ..a("name", AttrType::Complex)
-    },
-    a("active", AttrType::Boolean),
-    AttributeDef {
-        mutability: Mutability::Immutable,
-        ..a("badgeId", AttrType::String)
-    },
-    AttributeDef {
-        multi_valued: true,
-        sub_attributes: &MV_SUBS,
-        ..a("emails", AttrType::Complex)
-    },
-    AttributeDef {
-        multi_valued: true,
-        mutability: Mutability::ReadOnly,
-        sub_attributes: &MV_SUBS,
-        ..a("groups", AttrType::Complex)
-    },
-];
-static MANAGER_SUBS: [AttributeDef; 1] = [a("value", AttrType::String)];
-static ENT_ATTRS: [AttributeDef; 2] = [
-    a("department", AttrType::String),
-    AttributeDef {
-        sub_attributes: &MANAGER_SUBS,
-        ..a("manager", AttrType::Complex)
-    },
-];
-static USER_SCHEMA: SchemaDef = SchemaDef {
-    id: CORE,
-    name: "User",
-    description: "",
-    attributes: &USER_ATTRS,
-};
-static ENT_SCHEMA: SchemaDef = SchemaDef {
-    id: ENT,
-    name: "EnterpriseUser",
-    description: "",
-    attributes: &ENT_ATTRS,
-};
-static USER_RT: ResourceTypeDef = ResourceTypeDef {
-    name: "User",
-    endpoint: "/Users",
-    description: "",
-    schema: &USER_SCHEMA,
-    extensions: &[(&ENT_SCHEMA, false)],
-};
-static MEMBER_SUBS: [AttributeDef; 1] = [a("value", AttrType::String)];
-static GROUP_ATTRS: [AttributeDef; 2] = [
-    AttributeDef {
-        required: true,
-        ..a("displayName", AttrType::String)
-    },
-    AttributeDef {
-        multi_valued: true,
-        sub_attributes: &MEMBER_SUBS,
-        ..a("members", AttrType::Complex)
-    },
-];
-static GROUP_SCHEMA: SchemaDef = SchemaDef {
-    id: "urn:ietf:params:scim:schemas:core:2.0:Group",
-    name: "Group",
-    description: "",
-    attributes: &GROUP_ATTRS,
-};
-static GROUP_RT: ResourceTypeDef = ResourceTypeDef {
-    name: "Group",
-    endpoint: "/Groups",
-    description: "",
-    schema: &GROUP_SCHEMA,
-    extensions: &[],
-};
-
-fn vp(def: &AttributeDef, v: &Value, path: &str) -> Result<Option<Value>, ScimError> {
-    fn one(def: &AttributeDef, v: &Value, path: &str) -> Result<Option<Value>, ScimError> {
-        let bad = || ScimError::invalid_value(format!("{path}: bad {}", def.name));
-        Ok(Some(match (def.ty, v) {
-            (_, Value::Null) => return Ok(None),
-            (AttrType::Boolean, Value::Bool(_)) | (AttrType::String, Value::String(_)) => v.clone(),
-            (AttrType::Boolean, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "true" => json!(true),
-                "false" => json!(false),
-                _ => return Err(bad()),
-            },
-            (AttrType::Complex, Value::Object(o)) => {
-                let mut out = Map::new();
-                for (k, x) in o {
-                    if let Some(sd) = def
-                        .sub_attributes
-                        .iter()
-                        .find(|d| d.name.eq_ignore_ascii_case(k))
-                    {
-                        if let Some(x) = one(sd, x, path)? {
-                            out.insert(sd.name.to_string(), x);
-                        }
-                    }
-                }
-                Value::Object(out)
-            }
-            _ => return Err(bad()),
-        }))
-    }
-    match (def.multi_valued, v) {
-        (_, Value::Null) => Ok(None),
-        (true, Value::Array(items)) => {
-            let mut out = Vec::new();
-            for i in items {
-                out.extend(one(def, i, path)?);
-            }
-            Ok(Some(Value::Array(out)))
-        }
-        (true, _) => Err(ScimError::invalid_value("expected an array")),
-        (false, v) => one(def, v, path),
-    }
-}
-
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -320,7 +170,9 @@ fn json_value() -> impl Strategy<Value = Value> {
                     "userName",
                     "id",
                     "members",
-                    "badgeId",
+                    "externalId",
+                    "displayName",
+                    "atlassianAccountId",
                     ENT,
                     "name.givenName",
                 ])
@@ -333,46 +185,87 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-const USER_PATHS: &[&str] = &[
-    "userName",
-    "name",
-    "name.givenName",
-    "active",
-    "badgeId",
-    "emails",
-    "emails.value",
-    "emails[type eq \"work\"]",
-    "emails[type eq \"work\"].value",
-    "emails[type eq \"home\" or primary eq true].primary",
-    "emails[value co \"@\"]",
-    "emails[value eq \"a@x\"].type",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
-    // invalid ones, rarer
-    "groups",
-    "id",
-    "nope",
-    "name.nope",
-    "emails[",
-];
+// ---- PATCH ----
 
-const GROUP_PATHS: &[&str] = &[
-    "displayName",
-    "members",
-    "members",
-    "members[value eq \"u1\"]",
-    "members[value eq \"u1\" or value eq \"u2\"]",
-    "externalId",
-    // invalid ones
-    "members[type eq \"x\"]",
-    "members.value",
-    "nope",
-];
+/// Every path PATCH may be given on `rt`, written the ways clients write
+/// them: each attribute and sub-attribute, unqualified and under its
+/// schema's URN, each schema URN alone, and value filters on the
+/// multi-valued complex attributes.
+fn schema_paths(rt: &ResourceTypeDef) -> Vec<String> {
+    let mut paths = Vec::new();
+    for schema in std::iter::once(rt.schema).chain(rt.extensions.iter().map(|(s, _)| *s)) {
+        paths.push(schema.id.to_owned());
+        for attr in schema.attributes {
+            let names = [attr.name.to_owned(), format!("{}:{}", schema.id, attr.name)];
+            for name in names {
+                for sub in attr.sub_attributes {
+                    paths.push(format!("{name}.{}", sub.name));
+                }
+                if attr.multi_valued && attr.ty == AttrType::Complex {
+                    paths.push(format!("{name}[type eq \"work\"]"));
+                    paths.push(format!("{name}[type eq \"work\"].value"));
+                    paths.push(format!("{name}[value eq \"a@x\"]"));
+                }
+                paths.push(name);
+            }
+        }
+    }
+    paths
+}
 
-fn patch_path(paths: &'static [&'static str]) -> impl Strategy<Value = Option<String>> {
-    prop::option::weighted(0.9, prop::sample::select(paths).prop_map(String::from))
+/// The real user schema's paths, with the multi-valued `emails` and the
+/// enterprise extension drawn as often as all the rest.
+fn user_paths() -> Vec<String> {
+    let mut paths = schema_paths(&USER_RESOURCE);
+    let focus = paths
+        .iter()
+        .filter(|p| p.starts_with("emails") || p.starts_with(ENT) || p.starts_with("manager"))
+        .cloned()
+        .collect::<Vec<_>>();
+    let weight = paths.len() / focus.len().max(1);
+    for _ in 0..weight {
+        paths.extend(focus.iter().cloned());
+    }
+    paths.extend(
+        [
+            "department",
+            "emails[type eq \"work\"].value",
+            "emails[type eq \"home\" or primary eq true].primary",
+            "emails[value co \"@\"]",
+            "emails[value eq \"a@x\"].type",
+            // invalid ones, rarer
+            "groups",
+            "id",
+            "schemas",
+            "nope",
+            "name.nope",
+            "emails[",
+            "urn:ietf:params:scim:schemas:core:2.0:User:department",
+        ]
+        .map(String::from),
+    );
+    paths
+}
+
+fn group_paths() -> Vec<String> {
+    let mut paths = schema_paths(&GROUP_RESOURCE);
+    paths.extend(
+        [
+            "members",
+            "members[value eq \"u1\"]",
+            "members[value eq \"u1\" or value eq \"u2\"]",
+            "externalId",
+            // invalid ones
+            "members[type eq \"x\"]",
+            "nope",
+        ]
+        .map(String::from),
+    );
+    paths
+}
+
+fn patch_path(paths: Vec<String>) -> impl Strategy<Value = Option<String>> {
+    prop::option::weighted(0.9, prop::sample::select(paths))
 }
 
 /// Mostly plausible values (strings, email-like objects, lists of them),
@@ -404,7 +297,7 @@ fn patch_value() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn operation(paths: &'static [&'static str]) -> impl Strategy<Value = Value> {
+fn operation(paths: Vec<String>) -> impl Strategy<Value = Value> {
     (
         prop_oneof![
             10 => prop::sample::select(vec!["add", "Replace", "remove", "ADD"]),
@@ -430,25 +323,82 @@ fn operation(paths: &'static [&'static str]) -> impl Strategy<Value = Value> {
         })
 }
 
-fn start_user() -> Map<String, Value> {
-    match json!({
-        "schemas": [CORE, ENT],
-        "userName": "bjensen",
-        "badgeId": "B1",
-        "name": {"givenName": "Barbara"},
-        "emails": [{"value": "w@x", "type": "work", "primary": true}, {"value": "h@x", "type": "home"}],
-        ENT: {"department": "Sales"}
-    }) {
+/// A stored user: a POST body of the real schema's attributes, some of
+/// them left out, made canonical by the parser that stores POST bodies.
+fn user_doc() -> impl Strategy<Value = Map<String, Value>> {
+    let email = (
+        prop::sample::select(vec!["w@x", "h@x", "a@x"]),
+        prop::sample::select(vec!["work", "home", "other"]),
+    )
+        .prop_map(|(value, kind)| json!({"value": value, "type": kind}));
+    (
+        prop::sample::select(vec!["bjensen", "BJensen@x", "u1"]),
+        prop::option::of(prop::sample::select(vec!["Barbara", "Babs"])),
+        prop::option::of(any::<bool>()),
+        prop::collection::vec(email, 0..3),
+        prop::option::of(0..3usize),
+        prop::option::of(prop::sample::select(vec!["Sales", "R&D"])),
+        prop::option::of(prop::sample::select(vec!["m1", "m2"])),
+    )
+        .prop_map(
+            |(user_name, given, active, mut emails, primary, department, manager)| {
+                if let Some(email) = primary.and_then(|i| emails.get_mut(i)) {
+                    email["primary"] = json!(true);
+                }
+                let mut body = json!({"schemas": [CORE], "userName": user_name, "emails": emails});
+                if let Some(given) = given {
+                    body["name"] = json!({"givenName": given, "familyName": "Jensen"});
+                }
+                if let Some(active) = active {
+                    body["active"] = json!(active);
+                }
+                if let Some(department) = department {
+                    body[ENT]["department"] = json!(department);
+                }
+                if let Some(manager) = manager {
+                    body[ENT]["manager"] = json!({"value": manager});
+                }
+                parse_resource(&USER_RESOURCE, &body).unwrap_or_else(|e| panic!("{body}: {e}"))
+            },
+        )
+}
+
+fn start_group() -> Map<String, Value> {
+    match json!({"schemas": [GROUP_URN], "displayName": "G"}) {
         Value::Object(o) => o,
         _ => Map::new(),
     }
 }
 
-fn start_group() -> Map<String, Value> {
-    match json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"}) {
-        Value::Object(o) => o,
-        _ => Map::new(),
-    }
+/// Whether `doc` holds a value of an attribute or sub-attribute that is
+/// readOnly in `rt`: a value a client may not write, which PATCH must
+/// never put into a stored document.
+fn holds_read_only(rt: &ResourceTypeDef, doc: &Map<String, Value>) -> bool {
+    let in_object = |attrs: &[scimd::scim::schema::AttributeDef], obj: &Map<String, Value>| {
+        attrs.iter().any(|a| match obj.get(a.name) {
+            None => false,
+            Some(_) if a.mutability == Mutability::ReadOnly => true,
+            Some(v) => {
+                let items = match v {
+                    Value::Array(items) => items.iter().collect(),
+                    v => vec![v],
+                };
+                items.into_iter().any(|item| {
+                    item.as_object().is_some_and(|o| {
+                        a.sub_attributes
+                            .iter()
+                            .any(|s| s.mutability == Mutability::ReadOnly && o.contains_key(s.name))
+                    })
+                })
+            }
+        })
+    };
+    in_object(rt.schema.attributes, doc)
+        || rt.extensions.iter().any(|(ext, _)| {
+            doc.get(ext.id)
+                .and_then(Value::as_object)
+                .is_some_and(|o| in_object(ext.attributes, o))
+        })
 }
 
 fn check(
@@ -461,7 +411,7 @@ fn check(
         return Ok(());
     };
     let before = doc.clone();
-    match apply_patch(rt, &mut doc, &req, &vp) {
+    match apply_patch(rt, &mut doc, &req, &parse_attribute_value) {
         Err(e) => {
             prop_assert_eq!(&doc, &before, "failed patch changed the document: {}", e);
             prop_assert_eq!(e.status, 400);
@@ -480,24 +430,25 @@ fn check(
                     && !doc.contains_key("id")
                     && !doc.contains_key("groups")
             );
-            // The extension object exists exactly when schemas lists it.
-            let listed = doc
-                .get("schemas")
-                .and_then(Value::as_array)
-                .is_some_and(|s| s.iter().any(|u| u == ENT));
-            let present = doc
-                .get(ENT)
-                .and_then(Value::as_object)
-                .is_some_and(|o| !o.is_empty());
-            prop_assert_eq!(listed, present);
-            prop_assert!(doc.get(ENT).is_none() || present);
-            // Immutable value kept.
-            if rt.name == "User" {
-                prop_assert_eq!(doc.get("badgeId"), Some(&json!("B1")));
+            // Each extension object exists exactly when schemas lists it.
+            for (ext, _) in rt.extensions {
+                let listed = doc
+                    .get("schemas")
+                    .and_then(Value::as_array)
+                    .is_some_and(|s| s.iter().any(|u| u == ext.id));
+                let present = doc
+                    .get(ext.id)
+                    .and_then(Value::as_object)
+                    .is_some_and(|o| !o.is_empty());
+                prop_assert_eq!(listed, present, "{}", ext.id);
+                prop_assert!(doc.get(ext.id).is_none() || present);
             }
+            // What the client may not write stays unwritten.
+            prop_assert!(!holds_read_only(rt, &doc), "{}", Value::Object(doc.clone()));
             // changed_attributes is exactly what differs.
+            let in_extension = |k: &str| rt.extensions.iter().any(|(ext, _)| k.starts_with(ext.id));
             for k in &out.changed_attributes {
-                prop_assert!(k == "members" || k.starts_with(ENT) || before.get(k) != doc.get(k));
+                prop_assert!(k == "members" || in_extension(k) || before.get(k) != doc.get(k));
             }
             if out.changed_attributes.is_empty() {
                 prop_assert_eq!(&doc, &before);
@@ -511,12 +462,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     #[test]
-    fn user_patch_never_panics_and_is_atomic(ops in prop::collection::vec(operation(USER_PATHS), 1..4)) {
-        check(&USER_RT, start_user(), ops)?;
+    fn user_patch_never_panics_and_is_atomic(
+        doc in user_doc(),
+        ops in prop::collection::vec(operation(user_paths()), 1..4),
+    ) {
+        check(&USER_RESOURCE, doc, ops)?;
     }
 
     #[test]
-    fn group_patch_never_panics_and_is_atomic(ops in prop::collection::vec(operation(GROUP_PATHS), 1..4)) {
-        check(&GROUP_RT, start_group(), ops)?;
+    fn group_patch_never_panics_and_is_atomic(ops in prop::collection::vec(operation(group_paths()), 1..4)) {
+        check(&GROUP_RESOURCE, start_group(), ops)?;
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod filter;
+mod json;
 pub mod patch;
 pub mod path;
 pub mod resource;

@@ -21,6 +21,7 @@ mod filter_sql;
 mod groups;
 mod orgs;
 mod postgres;
+#[cfg(feature = "tools")]
 pub mod seed;
 mod sql;
 mod sqlite;

@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` is set). One test binary, so the crate links once.
 
 mod admin;
+mod attribute_names;
 mod audit;
 mod auth;
 mod bulk;
