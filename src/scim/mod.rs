@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod filter;
+pub mod list;
 pub mod patch;
 pub mod path;
 pub mod resource;

@@ -11,6 +11,7 @@ use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
+use crate::scim::list::ListRequest;
 use crate::scim::patch::MemberChange;
 use crate::scim::schema::GROUP_RESOURCE;
 use crate::scim::ScimError;
@@ -330,9 +331,10 @@ impl Store {
     pub async fn list_groups(
         &self,
         directory_id: Uuid,
-        filter: &ListQuery,
+        request: &ListRequest<'_>,
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
+        let filter = &ListQuery::build(self.dialect(), request)?;
         read!(self, |d, c| {
             Ok(fetch_page!(
                 self,

@@ -9,6 +9,7 @@ use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
+use crate::scim::list::ListRequest;
 use crate::scim::schema::USER_RESOURCE;
 use crate::scim::ScimError;
 
@@ -1154,10 +1155,11 @@ impl Store {
     pub async fn list_users(
         &self,
         directory_id: Uuid,
-        filter: &ListQuery,
+        request: &ListRequest<'_>,
         page: Page,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
+        let filter = &ListQuery::build(self.dialect(), request)?;
         if let Some(name_ci) = filter.user_name_eq() {
             let found = self
                 .user_by_name(directory_id, name_ci, with_groups)
