@@ -1,5 +1,6 @@
 //! The SCIM 2.0 protocol, pure: no I/O, no HTTP, no SQL.
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod list;
