@@ -27,6 +27,18 @@ pub struct Page {
     pub count: i64,
 }
 
+impl Page {
+    /// What is left of this page for a second list that follows a first
+    /// one of `first_total` items, `taken` of which are on this page: a
+    /// root `POST /.search` pages over the users, then the groups.
+    pub fn after(self, first_total: i64, taken: usize) -> Page {
+        Page {
+            start_index: (self.start_index - first_total).max(1),
+            count: (self.count - taken as i64).max(0),
+        }
+    }
+}
+
 /// `attributes` / `excludedAttributes` of a request.
 #[derive(Clone, Debug, Default)]
 pub struct Projection {
@@ -195,6 +207,21 @@ impl QueryParams {
             self.sort_by.as_ref(),
             self.descending,
         )
+    }
+
+    /// A search across two resource types (the root `POST /.search`): a
+    /// filter naming an attribute only one type has matches nothing of the
+    /// other type, so that type is left out (`None`). It is an error only
+    /// when it fits neither; the error is the first type's.
+    pub fn list_requests(
+        &self,
+        first: &'static ResourceTypeDef,
+        second: &'static ResourceTypeDef,
+    ) -> Result<(Option<ListRequest<'_>>, Option<ListRequest<'_>>), ScimError> {
+        match (self.list_request(first), self.list_request(second)) {
+            (Err(e), Err(_)) => Err(e),
+            (a, b) => Ok((a.ok(), b.ok())),
+        }
     }
 }
 
@@ -877,6 +904,51 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn a_search_across_types_leaves_out_the_type_that_does_not_fit() {
+        let both = |raw: &str| {
+            let p = parse(&raw.replace(' ', "%20").replace('"', "%22")).unwrap();
+            p.list_requests(&USER_RESOURCE, &GROUP_RESOURCE)
+                .map(|(u, g)| (u.is_some(), g.is_some()))
+        };
+        assert_eq!(both(""), Ok((true, true)));
+        assert_eq!(both(r#"filter=displayName eq "x""#), Ok((true, true)));
+        assert_eq!(both(r#"filter=userName eq "x""#), Ok((true, false)));
+        assert_eq!(both(r#"filter=members pr"#), Ok((false, true)));
+        assert_eq!(both("sortBy=emails"), Ok((true, false)));
+        let e = both(r#"filter=nope eq "x""#).unwrap_err();
+        assert_eq!(e.detail, "cannot filter on 'nope': no such attribute");
+    }
+
+    #[test]
+    fn a_page_continues_into_a_second_list() {
+        let page = Page {
+            start_index: 4,
+            count: 5,
+        };
+        // Three users: the users' part of the page is empty, the groups
+        // start at their first.
+        assert_eq!(
+            page.after(3, 0),
+            Page {
+                start_index: 1,
+                count: 5
+            }
+        );
+        // Six users: three on this page, two groups after them.
+        assert_eq!(
+            page.after(6, 3),
+            Page {
+                start_index: 1,
+                count: 2
+            }
+        );
+        // No users at all: the groups from the fourth.
+        assert_eq!(page.after(0, 0), page);
+        // A full page of users leaves no room.
+        assert_eq!(page.after(50, 5).count, 0);
     }
 
     /// `Projection::apply` returns a resource untouched when no attributes

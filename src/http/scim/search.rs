@@ -9,7 +9,7 @@ use super::{groups, list_response, users};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::list::{Page, QueryParams};
+use crate::scim::list::QueryParams;
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
 pub async fn search(
@@ -18,28 +18,18 @@ pub async fn search(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimApiError> {
     let params = QueryParams::from_search(&body)?;
-    // A filter naming an attribute only one type has matches nothing of the
-    // other type; it is an error only when it fits neither.
-    let user_request = params.list_request(&USER_RESOURCE);
-    let group_request = params.list_request(&GROUP_RESOURCE);
-    if let (Err(e), Err(_)) = (&user_request, &group_request) {
-        return Err(e.clone().into());
-    }
+    let (user_request, group_request) = params.list_requests(&USER_RESOURCE, &GROUP_RESOURCE)?;
     let page = params.page(state.settings.max_page_size);
     let mut resources = Vec::new();
     let mut user_total = 0;
-    if let Ok(request) = &user_request {
+    if let Some(request) = &user_request {
         let (total, found) = users::list_page(&state, &ctx, &params, request, page).await?;
         user_total = total;
         resources.extend(found);
     }
     let mut group_total = 0;
-    if let Ok(request) = &group_request {
-        let remaining = page.count - resources.len() as i64;
-        let group_page = Page {
-            start_index: (page.start_index - user_total).max(1),
-            count: remaining.max(0),
-        };
+    if let Some(request) = &group_request {
+        let group_page = page.after(user_total, resources.len());
         let (total, found) = groups::list_page(&state, &ctx, &params, request, group_page).await?;
         group_total = total;
         resources.extend(found);
