@@ -25,6 +25,19 @@ use crate::store::{Store, StoreError};
 const API_KEY_PREFIX: &str = "scimd_";
 const ADMIN_PREFIX: &str = "scimd_admin_";
 
+/// A failure to make or check a credential. Hashing failures are the
+/// server's, never the database's, so they are told apart from store
+/// errors all the way to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("hashing a new secret failed")]
+    Hash(#[source] argon2::password_hash::Error),
+    #[error("the hashing task did not finish")]
+    HashingTask(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A freshly generated secret: the id to store, the hash to store, and the
 /// full secret to show once.
 pub struct NewSecret {
@@ -45,12 +58,12 @@ fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn hash_secret(secret: &str) -> Result<String, StoreError> {
+fn hash_secret(secret: &str) -> Result<String, AuthError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("argon2: {e}"))))
+        .map_err(AuthError::Hash)
 }
 
 fn verify_secret(secret: &str, hash: &str) -> bool {
@@ -65,15 +78,15 @@ fn verify_secret(secret: &str, hash: &str) -> bool {
 
 /// Generates a directory API key. Hashing is CPU-heavy, so it runs on the
 /// blocking pool.
-pub async fn new_api_key() -> Result<NewSecret, StoreError> {
+pub async fn new_api_key() -> Result<NewSecret, AuthError> {
     new_secret(API_KEY_PREFIX).await
 }
 
-pub async fn new_admin_token() -> Result<NewSecret, StoreError> {
+pub async fn new_admin_token() -> Result<NewSecret, AuthError> {
     new_secret(ADMIN_PREFIX).await
 }
 
-async fn new_secret(prefix: &'static str) -> Result<NewSecret, StoreError> {
+async fn new_secret(prefix: &'static str) -> Result<NewSecret, AuthError> {
     tokio::task::spawn_blocking(move || {
         let id = random_id();
         let secret_part = random_secret();
@@ -85,7 +98,7 @@ async fn new_secret(prefix: &'static str) -> Result<NewSecret, StoreError> {
         })
     })
     .await
-    .map_err(|e| StoreError::Database(sqlx::Error::Protocol(format!("hashing task: {e}"))))?
+    .map_err(AuthError::HashingTask)?
 }
 
 /// Splits `prefix<id>.<secret>`.

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod scim;
 pub mod startup;

@@ -156,7 +156,7 @@ async fn cli_main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", scimd::telemetry::ErrorChain(&*e));
             ExitCode::FAILURE
         }
     }

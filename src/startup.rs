@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::auth::{new_admin_token, Authenticator};
+use crate::auth::{new_admin_token, AuthError, Authenticator};
 use crate::config::ServeConfig;
 use crate::http::{router, AppState, Settings};
 use crate::store::{Store, StoreError};
@@ -22,15 +22,17 @@ pub struct Application {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("server error")]
+    Serve(#[source] std::io::Error),
 }
 
 impl Application {

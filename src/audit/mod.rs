@@ -241,13 +241,7 @@ impl Target {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("emails"))
                 .and_then(|(_, v)| v.as_array())
-                .and_then(|list| {
-                    list.iter()
-                        .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-                        .or_else(|| list.first())
-                })
-                .and_then(|e| e.get("value"))
-                .and_then(Value::as_str)
+                .and_then(|list| crate::directory::user::primary_email(list))
                 .map(|s| truncate(&s.to_lowercase(), MAX_IDENTIFIER));
         }
         target

@@ -2,6 +2,7 @@
 //! background task, in batches, so a purge never holds a long write
 //! transaction (on SQLite, SCIM writes get the writer between batches).
 
+use crate::telemetry::ErrorChain;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ pub fn spawn(store: Store, retention_days: u32, every: Duration) -> JoinHandle<(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, retention_days, "purged old audit events"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "audit purge failed; retrying at the next interval")
+                    tracing::warn!(error = %ErrorChain(&e), "audit purge failed; retrying at the next interval")
                 }
             }
         }

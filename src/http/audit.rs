@@ -8,6 +8,7 @@
 //! Recording a failure never changes the response: if it cannot be
 //! written, that is logged.
 
+use crate::telemetry::ErrorChain;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -139,7 +140,7 @@ pub async fn record_failure(
     }
     let event = ctx.event(action).target(target).failed(error);
     if let Err(e) = state.store.record_event(&event).await {
-        tracing::error!(error = %e, action = action.as_str(), "could not record a failed write in the audit log");
+        tracing::error!(error = %ErrorChain(&e), action = action.as_str(), "could not record a failed write in the audit log");
     }
 }
 

@@ -6,10 +6,16 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::AuthError;
 use crate::scim::ScimError;
 use crate::store::StoreError;
+use crate::telemetry::ErrorChain;
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// A failure of the server itself, kept whole (with its chain of causes)
+/// until it is logged.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error on a SCIM path.
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +26,10 @@ pub enum ScimApiError {
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
     /// The store is unreachable for now; the client should retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] Cause),
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 impl From<StoreError> for ScimApiError {
@@ -33,15 +39,22 @@ impl From<StoreError> for ScimApiError {
             StoreError::Conflict(attr) => {
                 ScimError::uniqueness(format!("{attr} is already in use in this directory")).into()
             }
-            StoreError::PreconditionFailed => ScimError::new(
-                412,
-                None,
+            StoreError::PreconditionFailed => ScimError::precondition_failed(
                 "the resource has changed: If-Match does not match its current version",
             )
             .into(),
-            StoreError::Scim(s) => s.into(),
-            other if other.is_unavailable() => ScimApiError::Unavailable(other.to_string()),
-            other => ScimApiError::Internal(other.to_string()),
+            StoreError::UnknownMembers => ScimError::invalid_value(e.to_string()).into(),
+            other if other.is_unavailable() => ScimApiError::Unavailable(other.into()),
+            other => ScimApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<AuthError> for ScimApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => e.into(),
+            other => ScimApiError::Internal(other.into()),
         }
     }
 }
@@ -51,13 +64,11 @@ impl ScimApiError {
     pub fn to_scim(&self) -> ScimError {
         match self {
             ScimApiError::Scim(e) => e.clone(),
-            ScimApiError::Unauthorized(detail) => ScimError::new(401, None, *detail),
-            ScimApiError::Unavailable(_) => ScimError::new(
-                503,
-                None,
+            ScimApiError::Unauthorized(detail) => ScimError::unauthorized(*detail),
+            ScimApiError::Unavailable(_) => ScimError::unavailable(
                 "the directory store is unavailable for the moment; retry the request",
             ),
-            ScimApiError::Internal(_) => ScimError::new(500, None, "internal server error"),
+            ScimApiError::Internal(_) => ScimError::internal("internal server error"),
         }
     }
 }
@@ -77,8 +88,8 @@ pub fn scim_error_response(e: &ScimError) -> Response {
 
 impl IntoResponse for ScimApiError {
     fn into_response(self) -> Response {
-        if let ScimApiError::Internal(cause) | ScimApiError::Unavailable(cause) = &self {
-            tracing::error!(%cause, "request failed");
+        if let ScimApiError::Internal(_) | ScimApiError::Unavailable(_) = &self {
+            tracing::error!(error = %ErrorChain(&self), "request failed");
         }
         let mut resp = scim_error_response(&self.to_scim());
         if matches!(self, ScimApiError::Unavailable(_)) {
@@ -106,21 +117,33 @@ pub enum AdminError {
     NotFound(&'static str),
     #[error("{0}")]
     BadRequest(String),
+    /// The request would break a uniqueness rule (a name in use).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error")]
+    Internal(#[source] Cause),
 }
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AdminError::NotFound("not found"),
-            StoreError::Scim(s) => AdminError::BadRequest(s.detail),
-            StoreError::Conflict(attr) => AdminError::BadRequest(format!("{attr} already exists")),
-            other => AdminError::Internal(other.to_string()),
+            StoreError::Conflict(attr) => AdminError::Conflict(format!("{attr} already exists")),
+            StoreError::UnknownMembers => AdminError::BadRequest(e.to_string()),
+            other => AdminError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<AuthError> for AdminError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => e.into(),
+            other => AdminError::Internal(other.into()),
         }
     }
 }
@@ -131,6 +154,7 @@ impl AdminError {
             AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AdminError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AdminError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -144,8 +168,8 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = match &self {
-            AdminError::Internal(cause) => {
-                tracing::error!(%cause, "admin request failed");
+            AdminError::Internal(_) => {
+                tracing::error!(error = %ErrorChain(&self), "admin request failed");
                 "internal server error".to_owned()
             }
             AdminError::Unauthorized => "a valid admin token is required".to_owned(),
@@ -176,11 +200,7 @@ mod tests {
             (StoreError::NotFound, 404, None),
             (StoreError::Conflict("userName"), 409, Some("uniqueness")),
             (StoreError::PreconditionFailed, 412, None),
-            (
-                StoreError::Scim(ScimError::mutability("x")),
-                400,
-                Some("mutability"),
-            ),
+            (StoreError::UnknownMembers, 400, Some("invalidValue")),
             (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),
             (
                 StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
@@ -200,5 +220,24 @@ mod tests {
     fn internal_errors_do_not_leak_their_cause() {
         let e = ScimApiError::Internal("secret connection string".into()).to_scim();
         assert!(!e.detail.contains("secret"));
+    }
+
+    /// A failure is logged with every cause under it, not just its own
+    /// message.
+    #[test]
+    fn internal_errors_keep_their_causes_for_the_log() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ScimApiError::from(StoreError::Database(sqlx::Error::Io(io)));
+        assert!(matches!(e, ScimApiError::Unavailable(_)));
+        let logged = ErrorChain(&e).to_string();
+        assert!(logged.contains("disk on fire"), "{logged}");
+        let e = AdminError::from(StoreError::Database(sqlx::Error::RowNotFound));
+        assert!(ErrorChain(&e).to_string().starts_with("internal error: "));
+    }
+
+    #[test]
+    fn admin_conflicts_are_409() {
+        let e = AdminError::from(StoreError::Conflict("name"));
+        assert_eq!(e.parts(), (StatusCode::CONFLICT, "conflict"));
     }
 }

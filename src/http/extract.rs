@@ -237,8 +237,8 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         json_body(req, state).await.map(ScimJson).map_err(|f| {
             match f {
-                BodyFault::TooLarge(m) => ScimError::new(413, None, m),
-                BodyFault::WrongType(m) => ScimError::new(415, None, m),
+                BodyFault::TooLarge(m) => ScimError::payload_too_large(m),
+                BodyFault::WrongType(m) => ScimError::unsupported_media_type(m),
                 BodyFault::Syntax(m) => ScimError::invalid_syntax(m),
                 BodyFault::Value(m) => ScimError::invalid_value(m),
             }

@@ -1,5 +1,6 @@
 //! HTTP: axum routers, one file per resource, and the extractors they share.
 
+use crate::telemetry::ErrorChain;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -104,7 +105,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready"),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            tracing::warn!(error = %ErrorChain(&e), "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
         }
     }

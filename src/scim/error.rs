@@ -90,6 +90,36 @@ impl ScimError {
         Self::new(404, None, detail)
     }
 
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(401, None, detail)
+    }
+
+    pub fn method_not_allowed(detail: impl Into<String>) -> Self {
+        Self::new(405, None, detail)
+    }
+
+    /// 412: `If-Match` named a version that is no longer current.
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(412, None, detail)
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(413, None, detail)
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(415, None, detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(500, None, detail)
+    }
+
+    /// 503: the client may retry the same request.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(503, None, detail)
+    }
+
     /// The error body, `urn:ietf:params:scim:api:messages:2.0:Error`.
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = serde_json::json!({

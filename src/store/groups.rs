@@ -10,44 +10,14 @@ use super::audit::insert_event;
 use super::query::{bind_all, fetch_page, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
-use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
+use crate::audit::{Action, AuditContext};
+use crate::directory::events::{group_changed, group_created, group_event};
+use crate::directory::{GroupChange, GroupDraft, MemberChange};
 use crate::scim::list::ListRequest;
-use crate::scim::patch::MemberChange;
-use crate::scim::schema::GROUP_RESOURCE;
-use crate::scim::ScimError;
 
 /// Ids per statement when members are added or removed: under SQLite's
 /// 32,766 bound-variable limit, so 10,000 members take one statement.
 const MEMBER_CHUNK: usize = 10_000;
-
-/// A group ready to be written.
-#[derive(Clone, Debug)]
-pub struct NewGroup {
-    pub display_name: String,
-    pub external_id: Option<String>,
-    pub doc: String,
-}
-
-impl NewGroup {
-    pub fn from_doc(doc: &Map<String, Value>) -> Result<NewGroup, ScimError> {
-        let display_name = match doc.get("displayName").and_then(Value::as_str) {
-            Some(n) if !n.trim().is_empty() => n.to_owned(),
-            _ => {
-                return Err(ScimError::invalid_value(
-                    "missing required attribute 'displayName'",
-                ))
-            }
-        };
-        Ok(NewGroup {
-            display_name,
-            external_id: doc
-                .get("externalId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            doc: Value::Object(doc.clone()).to_string(),
-        })
-    }
-}
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct GroupRow {
@@ -82,23 +52,6 @@ pub struct MemberRow {
     pub display: Option<String>,
 }
 
-/// An event about a group of `directory_id`, named as of this change.
-fn group_event(
-    audit: &AuditContext,
-    directory_id: Uuid,
-    action: Action,
-    (id, created_at): (Uuid, i64),
-    display_name: &str,
-    external_id: Option<&str>,
-) -> Event {
-    let mut event = audit.event(action).target(Target {
-        external_id: external_id.map(str::to_owned),
-        ..Target::named(TargetType::Group, id, created_at, display_name)
-    });
-    event.directory_id = Some(directory_id);
-    event
-}
-
 fn group_columns(d: super::Dialect) -> String {
     format!(
         "id, {} AS doc, version, created_at, updated_at",
@@ -116,20 +69,6 @@ const MEMBER_SELECT: &str = "SELECT gm.group_id, gm.member_id, gm.member_type, \
      ELSE COALESCE(u.display_name, u.user_name) END AS display \
      FROM group_members gm LEFT JOIN users u ON u.id = gm.member_id";
 
-/// Parses member ids; a value that is not one of our ids cannot exist here.
-fn parse_member_ids(values: &[String]) -> Result<Vec<Uuid>, ScimError> {
-    let mut seen = HashSet::with_capacity(values.len());
-    let mut ids = Vec::with_capacity(values.len());
-    for v in values {
-        let id = Uuid::parse_str(v)
-            .map_err(|_| ScimError::invalid_value(format!("member '{v}' does not exist")))?;
-        if seen.insert(id) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
 /// Applies member changes inside the caller's transaction; evaluates to
 /// the numbers of members added and removed. With `$count` false (auditing
 /// off) a replaced member list is not read first, and the numbers for it
@@ -139,7 +78,7 @@ macro_rules! apply_member_changes {
         let mut added = 0u64;
         let mut removed = 0u64;
         for change in $changes {
-            let (clear, add, remove): (bool, &[String], &[String]) = match change {
+            let (clear, add, remove): (bool, &[Uuid], &[Uuid]) = match change {
                 MemberChange::Add(v) => (false, v.as_slice(), &[]),
                 MemberChange::Remove(v) => (false, &[], v.as_slice()),
                 MemberChange::RemoveAll => (true, &[], &[]),
@@ -167,7 +106,7 @@ macro_rules! apply_member_changes {
                     .await?
                     .rows_affected();
             }
-            for chunk in parse_member_ids(remove)?.chunks(MEMBER_CHUNK) {
+            for chunk in remove.chunks(MEMBER_CHUNK) {
                 let mut q = sqlx::QueryBuilder::new("DELETE FROM group_members WHERE group_id = ");
                 q.push_bind($group_id);
                 q.push(" AND member_id IN (");
@@ -178,13 +117,7 @@ macro_rules! apply_member_changes {
                 q.push(")");
                 removed += q.build().execute(&mut *$tx).await?.rows_affected();
             }
-            let add = parse_member_ids(add)?;
             let mut inserted = 0u64;
-            if add.contains(&$group_id) {
-                return Err(
-                    ScimError::invalid_value("a group cannot be a member of itself").into(),
-                );
-            }
             for chunk in add.chunks(MEMBER_CHUNK) {
                 let mut added_here = 0u64;
                 for (table, member_type) in [("users", "User"), ("groups", "Group")] {
@@ -233,10 +166,7 @@ macro_rules! apply_member_changes {
                     found += n as u64;
                 }
                 if found < chunk.len() as u64 {
-                    return Err(ScimError::invalid_value(
-                        "one or more members do not exist in this directory",
-                    )
-                    .into());
+                    return Err(StoreError::UnknownMembers);
                 }
             }
             match before {
@@ -259,8 +189,8 @@ impl Store {
     pub async fn insert_group(
         &self,
         directory_id: Uuid,
-        group: NewGroup,
-        members: Vec<String>,
+        group: GroupDraft,
+        members: Vec<Uuid>,
         audit: &AuditContext,
     ) -> Result<GroupRow> {
         let id = Uuid::new_v4();
@@ -290,15 +220,7 @@ impl Store {
                 .on_conflict("displayName")?;
             let (added, _) = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
             if audit.enabled {
-                let mut event = group_event(
-                    &audit,
-                    directory_id,
-                    Action::GroupCreated,
-                    (id, now),
-                    &group.display_name,
-                    group.external_id.as_deref(),
-                );
-                event.members_added = (added > 0).then_some(added);
+                let event = group_created(&audit, directory_id, (id, now), &group, added);
                 insert_event!(tx, &event);
             }
             changed
@@ -334,7 +256,8 @@ impl Store {
         request: &ListRequest<'_>,
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
-        let filter = &ListQuery::build(self.dialect(), request)?;
+        let filter =
+            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         read!(self, |d, c| {
             Ok(fetch_page!(
                 self,
@@ -367,25 +290,21 @@ impl Store {
 
     /// Read-modify-write of one group and its members in one transaction.
     /// `change` gets the current document and returns the group to store
-    /// and the member changes to apply, in order; it runs on SQLite's
-    /// writer task, so it owns what it uses.
-    ///
-    /// Each kind of fact is one event, all in this transaction:
-    /// `group.updated` (changed attributes), `group.members_added` and
-    /// `group.members_removed` (with counts); a write that changed nothing
-    /// is still one `group.updated`.
-    pub async fn modify_group<F>(
+    /// and the member changes to apply, in order, or refuses with the
+    /// caller's error `E` (then nothing is written); it runs on SQLite's
+    /// writer task, so it owns what it uses. The events are the directory's
+    /// to choose ([`group_changed`]).
+    pub async fn modify_group<F, E>(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
         audit: &AuditContext,
         change: F,
-    ) -> Result<GroupRow>
+    ) -> std::result::Result<GroupRow, E>
     where
-        F: FnOnce(Map<String, Value>) -> Result<(NewGroup, Vec<MemberChange>), ScimError>
-            + Send
-            + 'static,
+        F: FnOnce(Map<String, Value>) -> std::result::Result<GroupChange, E> + Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let audit = audit.clone();
         // Its name or members may have changed: its members' `groups`
@@ -412,7 +331,14 @@ impl Store {
             }
             let before = current.doc_map();
             let kept = audit.enabled.then(|| before.clone());
-            let (group, changes) = change(before)?;
+            // A refusal ends the job before it wrote anything.
+            let GroupChange {
+                group,
+                members: changes,
+            } = match change(before) {
+                Ok(change) => change,
+                Err(refused) => return Ok((Err(refused), changed)),
+            };
             let now = now_micros();
             let version = current.version + 1;
             let sql = format!(
@@ -432,42 +358,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            let (added, removed) =
-                apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
+            let counts = apply_member_changes!(tx, directory_id, id, &changes, audit.enabled);
             if let Some(before) = &kept {
-                let after = match serde_json::from_str(&group.doc) {
-                    Ok(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                let changed = audit::changed_attributes(&GROUP_RESOURCE, before, &after);
-                let event = |action| {
-                    group_event(
-                        &audit,
-                        directory_id,
-                        action,
-                        (id, current.created_at),
-                        &group.display_name,
-                        group.external_id.as_deref(),
-                    )
-                };
-                let mut events = Vec::with_capacity(3);
-                if !changed.is_empty() {
-                    events.push(event(Action::GroupUpdated).changed(changed));
-                }
-                if added > 0 {
-                    let mut e = event(Action::GroupMembersAdded);
-                    e.members_added = Some(added);
-                    events.push(e);
-                }
-                if removed > 0 {
-                    let mut e = event(Action::GroupMembersRemoved);
-                    e.members_removed = Some(removed);
-                    events.push(e);
-                }
-                if events.is_empty() {
-                    events.push(event(Action::GroupUpdated));
-                }
-                for e in &events {
+                let stored = (id, current.created_at);
+                for e in &group_changed(&audit, directory_id, stored, before, &group, counts) {
                     insert_event!(tx, e);
                 }
             }
@@ -478,10 +372,10 @@ impl Store {
                 created_at: current.created_at,
                 updated_at: now,
             };
-            (row, changed)
+            (Ok(row), changed)
         });
         drop(changed);
-        Ok(row)
+        row
     }
 
     /// Deletes a group, its memberships, and its membership in other groups.

@@ -12,8 +12,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-use crate::scim::ScimError;
-
 /// A PostgreSQL connection idle this long is pinged before it is used.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
@@ -34,9 +32,9 @@ mod writer;
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
-pub use groups::{GroupRow, MemberRow, NewGroup};
+pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
-pub use users::{NewUser, UserGroup, UserRow};
+pub use users::{UserGroup, UserRow};
 
 /// A failure of the store, in domain terms.
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +47,25 @@ pub enum StoreError {
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch")]
     PreconditionFailed,
-    /// The client's change itself was invalid (raised inside a transaction,
-    /// e.g. by PATCH application), so nothing was written.
-    #[error(transparent)]
-    Scim(#[from] ScimError),
-    #[error("database error: {0}")]
+    /// Members to add named ids that are not users or groups of the
+    /// directory; nothing was written.
+    #[error("one or more members do not exist in this directory")]
+    UnknownMembers,
+    /// The SQL compiler refused a list request that `scim::list` had
+    /// resolved: the two disagree, a fault of the server.
+    #[error("a resolved list request did not compile")]
+    ListNotCompiled(#[source] crate::scim::ScimError),
+    #[error("database error")]
     Database(#[from] sqlx::Error),
-    #[error("migration error: {0}")]
+    #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database URL names no store this server can use.
+    #[error("unsupported database URL (use sqlite:// or postgres://): {0}")]
+    UnsupportedUrl(String),
+    /// A write job of SQLite's writer panicked and was rolled back: a fault
+    /// of the server, not a passing unavailability.
+    #[error("a write failed inside the server and was rolled back")]
+    WriteJobPanicked,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -357,9 +366,7 @@ impl Store {
             let readers = readers::SqliteReaders::new(conns);
             Db::Sqlite { readers, writer }
         } else {
-            return Err(StoreError::Database(sqlx::Error::Configuration(
-                format!("unsupported database URL (use sqlite:// or postgres://): {url}").into(),
-            )));
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         // On PostgreSQL nothing is served from memory until the feed of
         // others' changes listens; SQLite's writers are all in this process
@@ -522,7 +529,7 @@ mod tests {
             StoreError::NotFound,
             StoreError::Conflict("userName"),
             StoreError::PreconditionFailed,
-            StoreError::Scim(ScimError::invalid_value("no")),
+            StoreError::UnknownMembers,
         ] {
             assert!(!client.is_database_failure(), "{client}");
         }

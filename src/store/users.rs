@@ -8,80 +8,11 @@ use super::coalesce::Coalescer;
 use super::query::{bind_all, fetch_page, ListKey, ListQuery, Page};
 use super::user_cache::Change;
 use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
-use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
+use crate::audit::{Action, AuditContext, Event};
+use crate::directory::events::{self, deleted_user_subjects, user_created, user_updated};
+use crate::directory::user::email_values;
+use crate::directory::UserDraft;
 use crate::scim::list::ListRequest;
-use crate::scim::schema::USER_RESOURCE;
-use crate::scim::ScimError;
-
-/// A user ready to be written: the canonical document and the columns
-/// derived from it (so filters on them use indexes).
-#[derive(Clone, Debug)]
-pub struct NewUser {
-    pub user_name: String,
-    pub external_id: Option<String>,
-    pub active: bool,
-    pub primary_email: Option<String>,
-    pub display_name: Option<String>,
-    /// Every email value, lowercased and de-duplicated (`user_emails`).
-    pub emails: Vec<String>,
-    pub doc: String,
-}
-
-impl NewUser {
-    /// Derives the columns from a canonical user document.
-    pub fn from_doc(doc: &Map<String, Value>) -> Result<NewUser, ScimError> {
-        let user_name = match doc.get("userName").and_then(Value::as_str) {
-            Some(u) if !u.trim().is_empty() => u.to_owned(),
-            _ => {
-                return Err(ScimError::invalid_value(
-                    "missing required attribute 'userName'",
-                ))
-            }
-        };
-        let emails = doc.get("emails").and_then(Value::as_array);
-        let primary_email = emails
-            .and_then(|list| {
-                list.iter()
-                    .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-                    .or_else(|| list.first())
-            })
-            .and_then(|e| e.get("value"))
-            .and_then(Value::as_str)
-            .map(str::to_lowercase);
-        let all_emails = email_values(doc);
-        Ok(NewUser {
-            emails: all_emails,
-            user_name,
-            external_id: doc
-                .get("externalId")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
-            primary_email,
-            display_name: doc
-                .get("displayName")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            doc: Value::Object(doc.clone()).to_string(),
-        })
-    }
-}
-
-/// Every email value of a user document, lowercased, sorted, de-duplicated
-/// (the rows of `user_emails`).
-fn email_values(doc: &Map<String, Value>) -> Vec<String> {
-    let mut all: Vec<String> = doc
-        .get("emails")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("value").and_then(Value::as_str))
-        .map(str::to_lowercase)
-        .collect();
-    all.sort();
-    all.dedup();
-    all
-}
 
 /// A stored user.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -182,7 +113,7 @@ pub(super) struct PendingUser(std::sync::Arc<NewUserRow>);
 pub(super) struct NewUserRow {
     id: Uuid,
     directory_id: Uuid,
-    user: NewUser,
+    user: UserDraft,
     now: i64,
     /// `user.emails` as a JSON array.
     emails: String,
@@ -405,7 +336,7 @@ pub struct UserGroup {
 /// `primary_email`, `display_name`, `doc`.
 macro_rules! bind_user {
     ($q:expr, $user:expr) => {{
-        let user: &NewUser = &$user;
+        let user: &UserDraft = &$user;
         $q.bind(&user.user_name)
             .bind(user.user_name.to_lowercase())
             .bind(&user.external_id)
@@ -497,29 +428,6 @@ macro_rules! store_emails {
     }};
 }
 
-/// An event about a user of `directory_id`, with its identifiers as of
-/// this change.
-fn user_event(
-    audit: &AuditContext,
-    directory_id: Uuid,
-    action: Action,
-    (id, created_at): (Uuid, i64),
-    user_name: &str,
-    email: Option<&str>,
-    external_id: Option<&str>,
-) -> Event {
-    let mut event = audit.event(action).target(Target {
-        kind: TargetType::User,
-        id: Some(id),
-        created_at: Some(created_at),
-        identifier: Some(user_name.to_owned()),
-        email: email.map(str::to_owned),
-        external_id: external_id.map(str::to_owned),
-    });
-    event.directory_id = Some(directory_id);
-    event
-}
-
 /// A statement `build` makes for each store and each value of its flag
 /// (with or without an event, with or without groups).
 fn each_shape(build: fn(super::Dialect, bool) -> String) -> [String; 4] {
@@ -587,7 +495,7 @@ macro_rules! current_user {
 /// What a change makes of a stored user: the row to write and what to
 /// record about it.
 struct UserUpdate {
-    user: NewUser,
+    user: UserDraft,
     /// The stored version plus one; the update is written only over the
     /// version it was worked out from.
     version: i64,
@@ -602,51 +510,34 @@ struct UserUpdate {
 
 impl UserUpdate {
     /// Applies `change` to `current`, after checking the `If-Match`
-    /// version; the event (deactivated, reactivated or updated) comes from
-    /// comparing the stored and the new document.
-    fn plan<F>(
+    /// version; what it records comes from the directory's rules
+    /// ([`user_updated`]). A refusal by `change` is the caller's error `E`.
+    fn plan<F, E>(
         audit: &AuditContext,
         directory_id: Uuid,
         current: &UserRow,
         expected_version: Option<i64>,
         change: &F,
-    ) -> Result<UserUpdate>
+    ) -> std::result::Result<UserUpdate, E>
     where
-        F: Fn(Map<String, Value>) -> Result<NewUser, ScimError>,
+        F: Fn(Map<String, Value>) -> std::result::Result<UserDraft, E>,
+        E: From<StoreError>,
     {
         if expected_version.is_some_and(|v| v != current.version) {
-            return Err(StoreError::PreconditionFailed);
+            return Err(StoreError::PreconditionFailed.into());
         }
         let before = current.doc_map();
         let old_emails = email_values(&before);
         let kept = audit.enabled.then(|| before.clone());
         let user = change(before)?;
-        let mut event = None;
-        let mut gone = Vec::new();
-        if let Some(before) = &kept {
-            let after = match serde_json::from_str(&user.doc) {
-                Ok(Value::Object(map)) => map,
-                _ => Map::new(),
-            };
-            let (action, changed) = audit::user_update(&USER_RESOURCE, before, &after);
-            let now_known = audit::user_doc_subject_keys(&after);
-            gone = audit::user_doc_subject_keys(before)
-                .into_iter()
-                .filter(|k| !now_known.contains(k))
-                .collect();
-            event = Some(
-                user_event(
-                    audit,
-                    directory_id,
-                    action,
-                    (current.id, current.created_at),
-                    &user.user_name,
-                    user.primary_email.as_deref(),
-                    user.external_id.as_deref(),
-                )
-                .changed(changed),
-            );
-        }
+        let (event, gone) = match &kept {
+            Some(before) => {
+                let stored = (current.id, current.created_at);
+                let record = user_updated(audit, directory_id, stored, before, &user);
+                (Some(record.event), record.gone)
+            }
+            None => (None, Vec::new()),
+        };
         // Most updates (deactivation, a title) leave emails alone.
         let emails_changed = user.emails != old_emails;
         Ok(UserUpdate {
@@ -963,22 +854,14 @@ impl Store {
     pub async fn insert_user(
         &self,
         directory_id: Uuid,
-        user: NewUser,
+        user: UserDraft,
         audit: &AuditContext,
     ) -> Result<UserRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
-        let event = audit.enabled.then(|| {
-            user_event(
-                audit,
-                directory_id,
-                Action::UserCreated,
-                (id, now),
-                &user.user_name,
-                user.primary_email.as_deref(),
-                user.external_id.as_deref(),
-            )
-        });
+        let event = audit
+            .enabled
+            .then(|| user_created(audit, directory_id, (id, now), &user));
         let doc = user.doc.clone();
         let emails = serde_json::to_string(&user.emails).expect("strings serialise");
         // Creations made at the same time share one call (see
@@ -1159,7 +1042,8 @@ impl Store {
         page: Page,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
-        let filter = &ListQuery::build(self.dialect(), request)?;
+        let filter =
+            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         if let Some(name_ci) = filter.user_name_eq() {
             let found = self
                 .user_by_name(directory_id, name_ci, with_groups)
@@ -1188,7 +1072,7 @@ impl Store {
         &self,
         directory_id: Uuid,
         id: Uuid,
-        user: NewUser,
+        user: UserDraft,
         expected_version: Option<i64>,
         with_groups: bool,
         audit: &AuditContext,
@@ -1226,7 +1110,7 @@ impl Store {
     ///
     /// With `with_groups`, the user's groups (as read with the row) come
     /// back too, for the response.
-    pub async fn modify_user<F>(
+    pub async fn modify_user<F, E>(
         &self,
         directory_id: Uuid,
         id: Uuid,
@@ -1234,9 +1118,10 @@ impl Store {
         with_groups: bool,
         audit: &AuditContext,
         change: F,
-    ) -> Result<(UserRow, Vec<UserGroup>)>
+    ) -> std::result::Result<(UserRow, Vec<UserGroup>), E>
     where
-        F: Fn(Map<String, Value>) -> Result<NewUser, ScimError> + Send + Sync + 'static,
+        F: Fn(Map<String, Value>) -> std::result::Result<UserDraft, E> + Send + Sync + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         // The row as `GET` reads it, shared with the look-ups and other
         // writes' reads made at the same time. From the database, not from
@@ -1295,13 +1180,17 @@ impl Store {
         let (written, changed) = write_job!(self, |d, tx| {
             let locked = d == super::Dialect::Postgres;
             let (current, groups) = current_user!(tx, d, directory_id, id, with_groups, locked);
+            // A refusal ends the job before it wrote anything.
             let update =
-                UserUpdate::plan(&audit, directory_id, &current, expected_version, &change)?;
+                match UserUpdate::plan(&audit, directory_id, &current, expected_version, &change) {
+                    Ok(update) => update,
+                    Err(refused) => return Ok((Err(refused), changed)),
+                };
             write_user_update!(tx, d, directory_id, id, &update, audit);
-            ((update.into_row(id), groups), changed)
+            (Ok((update.into_row(id), groups)), changed)
         });
         drop(changed);
-        Ok(written)
+        written
     }
 
     /// Deletes a user and its memberships.
@@ -1335,8 +1224,7 @@ impl Store {
                         .bind(id)
                         .fetch_all(&mut *tx)
                         .await?;
-                let mut keys = audit::user_subject_keys(&user_name, emails, external_id.as_deref());
-                keys.insert(audit::id_subject_key(id));
+                let keys = deleted_user_subjects(id, &user_name, emails, external_id.as_deref());
                 record_subjects!(tx, audit.org_id, (id, created_at), &keys);
             }
             sqlx::query(DELETE_MEMBERSHIPS_SQL)
@@ -1351,7 +1239,7 @@ impl Store {
                 .await?;
             super::bump_list_epoch!(tx, directory_id);
             if audit.enabled {
-                let event = user_event(
+                let event = events::user_event(
                     &audit,
                     directory_id,
                     Action::UserDeleted,
@@ -1431,12 +1319,12 @@ mod tests {
         let doc = serde_json::json!({ "userName": "ada@example.com" });
         let doc = doc.as_object().unwrap();
         let current = store
-            .insert_user(directory, NewUser::from_doc(doc).unwrap(), &audit)
+            .insert_user(directory, UserDraft::from_doc(doc).unwrap(), &audit)
             .await?;
         let titled = |title: &'static str| -> Result<PendingUpdate> {
             let change = move |mut doc: Map<String, Value>| {
                 doc.insert("title".into(), title.into());
-                NewUser::from_doc(&doc)
+                Ok::<_, StoreError>(UserDraft::from_doc(&doc).unwrap())
             };
             let update = UserUpdate::plan(&audit, directory, &current, None, &change)?;
             Ok(PendingUpdate(std::sync::Arc::new(UpdateRow {

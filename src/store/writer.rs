@@ -211,9 +211,7 @@ impl SqliteWriter {
         answer.await.unwrap_or_else(|_| {
             // The job panicked and was rolled back: a fault of the server,
             // not a passing unavailability, so no invitation to retry.
-            Err(StoreError::Database(sqlx::Error::Protocol(
-                "a write failed inside the server and was rolled back".into(),
-            )))
+            Err(StoreError::WriteJobPanicked)
         })
     }
 

@@ -2,6 +2,7 @@
 //! JSON pages with a cursor, or the whole report streamed as CSV) and the
 //! daily counters identity-provider consoles show.
 
+use crate::telemetry::ErrorChain;
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
@@ -19,7 +20,7 @@ use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, DAY_MICROS};
 use crate::http::error::AdminError;
 use crate::http::extract::AdminContext;
 use crate::http::AppState;
-use crate::store::{now_micros, EventRow, ReportQuery};
+use crate::store::{now_micros, EventRow, ReportQuery, StoreError};
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -247,19 +248,19 @@ pub async fn provisioning(
 /// truncated transfer, never a complete-looking file).
 fn csv_response(state: &AppState, query: ReportQuery) -> Response {
     let (rows_tx, rows_rx) = mpsc::channel::<EventRow>(CSV_ROWS_IN_FLIGHT);
-    let (err_tx, err_rx) = oneshot::channel::<String>();
+    let (err_tx, err_rx) = oneshot::channel::<StoreError>();
     let store = state.store.clone();
     tokio::spawn(async move {
         let result = store.stream_audit_report(&query, &rows_tx).await;
         drop(rows_tx);
         if let Err(e) = result {
-            let _ = err_tx.send(e.to_string());
+            let _ = err_tx.send(e);
         }
     });
 
     struct Csv {
         rows: mpsc::Receiver<EventRow>,
-        failed: Option<oneshot::Receiver<String>>,
+        failed: Option<oneshot::Receiver<StoreError>>,
         header: bool,
     }
     /// One chunk of CSV text.
@@ -286,7 +287,7 @@ fn csv_response(state: &AppState, query: ReportQuery) -> Response {
             // The producer is done: cleanly, or with an error to end on.
             let failed = s.failed.take()?;
             let cause = failed.await.ok()?;
-            tracing::error!(%cause, "CSV report export failed");
+            tracing::error!(error = %ErrorChain(&cause), "CSV report export failed");
             let err = std::io::Error::other("the report could not be read to the end");
             return Some((Err(err), s));
         };

@@ -2,6 +2,7 @@
 //! then its members in keyset batches, straight to the connection. Memory
 //! stays bounded by a few batches however many members the group has.
 
+use crate::telemetry::ErrorChain;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,7 +91,7 @@ pub(super) fn stream_group(state: AppState, ctx: ScimContext, row: GroupRow) -> 
                 Err(e) => {
                     // Headers are gone already: end the body abnormally so
                     // the client sees a failed response, not a short group.
-                    tracing::error!(error = %e, group = %row.id, "streaming members failed");
+                    tracing::error!(error = %ErrorChain(&e), group = %row.id, "streaming members failed");
                     let _ = tx
                         .send(Err(std::io::Error::other("member stream failed")))
                         .await;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::users::IdParam;
 use super::{list_response, meta, not_modified, query, resource_id, scim_response, ResourceJson};
 use crate::audit::{Target, TargetType};
+use crate::directory::{group::member_ids, GroupChange, GroupDraft};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
@@ -21,7 +22,7 @@ use crate::scim::resource::{
     drop_write_only, parse_attribute_value, parse_members, parse_resource,
 };
 use crate::scim::schema::GROUP_RESOURCE;
-use crate::store::{GroupRow, MemberRow, NewGroup};
+use crate::store::{GroupRow, MemberRow};
 
 /// One entry of a group's `members`.
 pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {
@@ -97,14 +98,14 @@ async fn respond(
 }
 
 /// Parses a POST/PUT body into the group and its member ids.
-fn new_group(body: &Value) -> Result<(NewGroup, Vec<String>), ScimApiError> {
+fn new_group(body: &Value) -> Result<(GroupDraft, Vec<String>), ScimApiError> {
     let doc = parse_resource(&GROUP_RESOURCE, body)?;
     let members = parse_members(body)?
         .unwrap_or_default()
         .into_iter()
         .map(|m| m.value)
         .collect();
-    Ok((NewGroup::from_doc(&doc)?, members))
+    Ok((GroupDraft::from_doc(&doc)?, members))
 }
 
 pub async fn create(
@@ -262,6 +263,7 @@ pub(super) async fn create_row(
 ) -> Result<GroupRow, ScimApiError> {
     ctx.note_target(|| Target::from_body(TargetType::Group, None, body));
     let (group, members) = new_group(body)?;
+    let members = member_ids(&members)?;
     Ok(state
         .store
         .insert_group(ctx.directory_id, group, members, &ctx.audit)
@@ -276,12 +278,13 @@ pub(super) async fn replace_row(
     version: Option<i64>,
 ) -> Result<GroupRow, ScimApiError> {
     let (group, members) = new_group(body)?;
-    Ok(state
+    let members = [MemberChange::Replace(members)];
+    state
         .store
         .modify_group(ctx.directory_id, id, version, &ctx.audit, move |_| {
-            Ok((group, vec![MemberChange::Replace(members)]))
+            Ok(GroupChange::new(id, group, &members)?)
         })
-        .await?)
+        .await
 }
 
 pub(super) async fn patch_row(
@@ -292,7 +295,7 @@ pub(super) async fn patch_row(
     version: Option<i64>,
 ) -> Result<GroupRow, ScimApiError> {
     let request = parse_patch(body)?;
-    Ok(state
+    state
         .store
         .modify_group(
             ctx.directory_id,
@@ -303,10 +306,11 @@ pub(super) async fn patch_row(
                 let outcome =
                     apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 drop_write_only(&GROUP_RESOURCE, &mut doc);
-                Ok((NewGroup::from_doc(&doc)?, outcome.member_changes))
+                let group = GroupDraft::from_doc(&doc)?;
+                Ok(GroupChange::new(id, group, &outcome.member_changes)?)
             },
         )
-        .await?)
+        .await
 }
 
 pub(super) async fn delete_row(

@@ -12,6 +12,7 @@ use super::{
     scim_text_response, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
+use crate::directory::UserDraft;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
@@ -19,7 +20,7 @@ use crate::scim::list::{ListRequest, Page, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::{NewUser, UserGroup, UserRow};
+use crate::store::{UserGroup, UserRow};
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
 
@@ -165,12 +166,12 @@ fn render_projected(
 
 /// Parses a POST/PUT body into the user to store. `active` defaults to
 /// true, as Atlassian's directory does.
-fn new_user(body: &Value) -> Result<NewUser, ScimApiError> {
+fn new_user(body: &Value) -> Result<UserDraft, ScimApiError> {
     let mut doc = parse_resource(&USER_RESOURCE, body)?;
     doc.entry("active").or_insert(Value::Bool(true));
     // The Atlassian account link is the server's to set, never the client's.
     doc.remove(ATLASSIAN_EXTENSION);
-    Ok(NewUser::from_doc(&doc)?)
+    Ok(UserDraft::from_doc(&doc)?)
 }
 
 pub async fn create(
@@ -365,7 +366,7 @@ pub(super) async fn patch_row(
     with_groups: bool,
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let request = parse_patch(body)?;
-    Ok(state
+    state
         .store
         .modify_user(
             ctx.directory_id,
@@ -377,10 +378,10 @@ pub(super) async fn patch_row(
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 // PATCH may set `password`; it is accepted but never stored.
                 drop_write_only(&USER_RESOURCE, &mut doc);
-                NewUser::from_doc(&doc)
+                Ok(UserDraft::from_doc(&doc)?)
             },
         )
-        .await?)
+        .await
 }
 
 pub(super) async fn delete_row(
