@@ -650,5 +650,48 @@ mod list_and_bulk {
             ran.sort_unstable();
             prop_assert_eq!(ran, (0..ops.len()).collect::<Vec<_>>());
         }
+
+        /// With any references, cycles and unknown ids included, each
+        /// operation gets exactly one step, and only one that refers to
+        /// nothing unresolved runs.
+        #[test]
+        fn every_operation_gets_one_step(
+            refers in prop::collection::vec(prop::collection::vec(0usize..12, 0..3), 1..10),
+            failing in prop::collection::vec(any::<bool>(), 10),
+        ) {
+            let n = refers.len();
+            let operations: Vec<Value> = refers
+                .iter()
+                .enumerate()
+                .map(|(i, used)| json!({
+                    "method": "POST",
+                    "bulkId": format!("b{i}"),
+                    "path": "/Users",
+                    "data": used.iter().map(|j| format!("bulkId:b{j}")).collect::<Vec<_>>(),
+                }))
+                .collect();
+            let (ops, _) = parse_request(&json!({ "Operations": operations }), 100).unwrap();
+            let mut schedule = Schedule::new(&ops);
+            let mut seen = vec![0; n];
+            while let Some((i, step)) = schedule.next() {
+                seen[i] += 1;
+                match step {
+                    Step::Run { data, .. } => {
+                        prop_assert!(!mentions_bulk_id(&data), "{data}");
+                        if failing[i] {
+                            schedule.failed(i);
+                        } else {
+                            schedule.succeeded(i, &format!("id-b{i}"));
+                        }
+                    }
+                    Step::Unresolved { error, .. } => {
+                        prop_assert_eq!(error.status, 409);
+                        schedule.failed(i);
+                    }
+                    Step::Circular(error) => prop_assert_eq!(error.status, 409),
+                }
+            }
+            prop_assert_eq!(seen, vec![1; n]);
+        }
     }
 }

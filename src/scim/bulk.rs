@@ -192,7 +192,7 @@ fn resolve_path_reference(path: &str, resolved: &HashMap<String, String>) -> Str
     }
 }
 
-/// What to do with an operation, in the order [`Schedule::next`] gives.
+/// What to do with an operation, in the order a [`Schedule`] gives.
 #[derive(Debug, PartialEq)]
 pub enum Step {
     /// Run it: every `bulkId` it refers to is resolved, and replaced in
