@@ -250,12 +250,14 @@ impl Store {
         })
     }
 
+    /// One page of groups matching `request`, and the total count.
     pub async fn list_groups(
         &self,
         directory_id: Uuid,
         request: &ListRequest<'_>,
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
+        debug_assert_eq!(request.resource_type().name, "Group");
         let filter =
             &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         read!(self, |d, c| {

@@ -1030,7 +1030,7 @@ impl Store {
         }))
     }
 
-    /// One page of users matching `filter`, each with its groups unless
+    /// One page of users matching `request`, each with its groups unless
     /// `with_groups` is false, and the total count. A first page that is
     /// not full is one query. A bare `userName eq`, the look-up identity
     /// providers make before every create, is no list query at all: it is
@@ -1042,6 +1042,7 @@ impl Store {
         page: Page,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
+        debug_assert_eq!(request.resource_type().name, "User");
         let filter =
             &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         if let Some(name_ci) = filter.user_name_eq() {
