@@ -164,4 +164,4 @@ impl Default for ServeConfig {
 }
 
 /// Default number of results on a list request without `count`.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub use crate::scim::list::DEFAULT_PAGE_SIZE;

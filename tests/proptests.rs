@@ -474,3 +474,178 @@ proptest! {
         check(&GROUP_RESOURCE, start_group(), ops)?;
     }
 }
+
+// ---- list parameters and Bulk ----
+
+mod list_and_bulk {
+    use proptest::prelude::*;
+    use scimd::scim::bulk::{parse_request, Schedule, Step};
+    use scimd::scim::list::QueryParams;
+    use scimd::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+    use serde_json::{json, Value};
+
+    /// A query string of list parameters with values that are often
+    /// almost right.
+    fn query_string() -> impl Strategy<Value = String> {
+        let key = prop::sample::select(vec![
+            "filter",
+            "sortBy",
+            "sortOrder",
+            "startIndex",
+            "count",
+            "attributes",
+            "excludedAttributes",
+            "FILTER",
+            "other",
+        ]);
+        let value = prop_oneof![
+            "[a-zA-Z0-9 .:\\[\\]\"()%+,=&-]{0,24}",
+            prop::sample::select(vec![
+                "userName eq \"a\"",
+                "emails[type eq \"work\"]",
+                "descending",
+                "-1",
+                "99999999999999999999",
+                "name.familyName",
+                "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+            ])
+            .prop_map(String::from),
+        ];
+        prop::collection::vec((key, value), 0..5).prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    /// Operations whose references follow `rank`: operation `i` refers to
+    /// `j` only when `j` ranks lower, so the references have no cycle.
+    fn acyclic_request() -> impl Strategy<Value = Value> {
+        (1usize..10)
+            .prop_flat_map(|n| {
+                (
+                    Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
+                    prop::collection::vec(prop::collection::vec(any::<bool>(), n), n),
+                    prop::collection::vec(any::<bool>(), n),
+                )
+            })
+            .prop_map(|(rank, refers, in_path)| {
+                let n = rank.len();
+                let operations: Vec<Value> = (0..n)
+                    .map(|i| {
+                        let used: Vec<Value> = (0..n)
+                            .filter(|&j| refers[i][j] && rank[j] < rank[i])
+                            .map(|j| json!({ "value": format!("bulkId:b{j}") }))
+                            .collect();
+                        match used.split_first() {
+                            Some((first, rest)) if in_path[i] => json!({
+                                "method": "PATCH",
+                                "bulkId": format!("b{i}"),
+                                "path": format!("/Groups/{}", first["value"].as_str().unwrap()),
+                                "data": { "members": rest },
+                            }),
+                            _ => json!({
+                                "method": "POST",
+                                "bulkId": format!("b{i}"),
+                                "path": "/Groups",
+                                "data": { "members": used },
+                            }),
+                        }
+                    })
+                    .collect();
+                json!({ "Operations": operations })
+            })
+    }
+
+    fn mentions_bulk_id(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains("bulkId:"),
+            Value::Array(items) => items.iter().any(mentions_bulk_id),
+            Value::Object(map) => map.values().any(mentions_bulk_id),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn list_parsing_never_panics(raw in query_string()) {
+            if let Ok(params) = QueryParams::parse(Some(&raw)) {
+                let _ = params.list_request(&USER_RESOURCE);
+                let _ = params.list_request(&GROUP_RESOURCE);
+                let page = params.page(1000);
+                prop_assert!(page.start_index >= 1 && (0..=1000).contains(&page.count));
+            }
+        }
+
+        #[test]
+        fn bulk_ids_without_cycles_always_resolve(body in acyclic_request()) {
+            let (ops, _) = parse_request(&body, 100).unwrap();
+            let mut schedule = Schedule::new(&ops);
+            let mut ran = Vec::new();
+            while let Some((i, step)) = schedule.next() {
+                let Step::Run { path, data } = step else {
+                    return Err(TestCaseError::fail(format!("operation {i}: {step:?}")));
+                };
+                prop_assert!(!path.contains("bulkId:") && !mentions_bulk_id(&data), "{path} {data}");
+                // Whatever it refers to has run already.
+                let mut referred = data.to_string();
+                referred.push_str(&path);
+                for j in &ran {
+                    referred = referred.replace(&format!("id-b{j}"), "");
+                }
+                prop_assert!(!referred.contains("id-b"), "operation {i} ran early: {referred}");
+                schedule.succeeded(i, &format!("id-b{i}"));
+                ran.push(i);
+            }
+            ran.sort_unstable();
+            prop_assert_eq!(ran, (0..ops.len()).collect::<Vec<_>>());
+        }
+
+        /// With any references, cycles and unknown ids included, each
+        /// operation gets exactly one step, and only one that refers to
+        /// nothing unresolved runs.
+        #[test]
+        fn every_operation_gets_one_step(
+            refers in prop::collection::vec(prop::collection::vec(0usize..12, 0..3), 1..10),
+            failing in prop::collection::vec(any::<bool>(), 10),
+        ) {
+            let n = refers.len();
+            let operations: Vec<Value> = refers
+                .iter()
+                .enumerate()
+                .map(|(i, used)| json!({
+                    "method": "POST",
+                    "bulkId": format!("b{i}"),
+                    "path": "/Users",
+                    "data": used.iter().map(|j| format!("bulkId:b{j}")).collect::<Vec<_>>(),
+                }))
+                .collect();
+            let (ops, _) = parse_request(&json!({ "Operations": operations }), 100).unwrap();
+            let mut schedule = Schedule::new(&ops);
+            let mut seen = vec![0; n];
+            while let Some((i, step)) = schedule.next() {
+                seen[i] += 1;
+                match step {
+                    Step::Run { data, .. } => {
+                        prop_assert!(!mentions_bulk_id(&data), "{data}");
+                        if failing[i] {
+                            schedule.failed(i);
+                        } else {
+                            schedule.succeeded(i, &format!("id-b{i}"));
+                        }
+                    }
+                    Step::Unresolved { error, .. } => {
+                        prop_assert_eq!(error.status, 409);
+                        schedule.failed(i);
+                    }
+                    Step::Circular(error) => prop_assert_eq!(error.status, 409),
+                }
+            }
+            prop_assert_eq!(seen, vec![1; n]);
+        }
+    }
+}

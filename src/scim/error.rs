@@ -103,6 +103,13 @@ impl ScimError {
         Self::new(412, None, detail)
     }
 
+    /// 409 `invalidValue`: a bulk operation names a `bulkId` that no
+    /// successful operation defined, or bulkIds that refer to each other
+    /// (RFC 7644 §3.7.2 answers such references with 409).
+    pub fn bulk_reference(detail: impl Into<String>) -> Self {
+        Self::new(409, Some(ScimType::InvalidValue), detail)
+    }
+
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::new(413, None, detail)
     }

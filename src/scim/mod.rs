@@ -1,8 +1,10 @@
 //! The SCIM 2.0 protocol, pure: no I/O, no HTTP, no SQL.
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
-mod json;
+pub(crate) mod json;
+pub mod list;
 pub mod patch;
 pub mod path;
 pub mod resource;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::Dialect;
 use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::list::ListRequest;
 use crate::scim::path::AttrPath;
 use crate::scim::schema::{AttrType, ResourceTypeDef};
 use crate::scim::ScimError;
@@ -31,12 +32,9 @@ pub(crate) trait ListKey {
     fn list_key(&self) -> (i64, uuid::Uuid);
 }
 
-/// `startIndex` (1-based) and `count`, already clamped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub start_index: i64,
-    pub count: i64,
-}
+/// `startIndex` and `count`: the protocol's page, which the compiled SQL
+/// pages by.
+pub use crate::scim::list::Page;
 
 /// A list query over one directory's rows: the WHERE clause compiled from a
 /// filter and the ORDER BY from `sortBy`. Placeholder `$1` is always the
@@ -54,12 +52,21 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Every row of the directory, in creation order.
-    pub fn all() -> Self {
-        ListQuery::default()
+    /// The SQL for a resolved list request, in this store's dialect.
+    pub fn build(dialect: Dialect, request: &ListRequest<'_>) -> Result<Self, ScimError> {
+        Self::compile(
+            request.resource_type(),
+            dialect,
+            request.filter(),
+            request.sort_by(),
+            request.descending(),
+        )
     }
 
-    pub fn build(
+    /// Compiles a filter and `sortBy`. Paths [`ListRequest::resolve`]
+    /// accepts always compile; this refuses the others with the same
+    /// errors.
+    fn compile(
         rt: &'static ResourceTypeDef,
         dialect: Dialect,
         filter: Option<&Filter>,
@@ -815,7 +822,7 @@ mod tests {
 
     fn users(dialect: Dialect, filter: &str) -> ListQuery {
         let f = parse_filter(filter).unwrap();
-        ListQuery::build(&USER_RESOURCE, dialect, Some(&f), None, false).unwrap()
+        ListQuery::compile(&USER_RESOURCE, dialect, Some(&f), None, false).unwrap()
     }
 
     #[test]
@@ -840,7 +847,8 @@ mod tests {
         let (sql, _) = users(Dialect::Postgres, r#"emails.value eq "a@x""#).count_sql("users");
         assert!(sql.contains("user_emails"), "{sql}");
         let f = parse_filter(r#"displayName eq "Eng""#).unwrap();
-        let q = ListQuery::build(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
+        let q =
+            ListQuery::compile(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
         assert!(q
             .count_sql("groups")
             .0
@@ -873,7 +881,8 @@ mod tests {
             assert_eq!(users(Dialect::Sqlite, f).user_name_eq(), None, "{f}");
         }
         let f = parse_filter(r#"displayName eq "Eng""#).unwrap();
-        let q = ListQuery::build(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
+        let q =
+            ListQuery::compile(&GROUP_RESOURCE, Dialect::Sqlite, Some(&f), None, false).unwrap();
         assert_eq!(q.user_name_eq(), None);
         // The look-up's WHERE clause is what the compiler writes for it.
         for d in [Dialect::Sqlite, Dialect::Postgres] {
@@ -900,7 +909,7 @@ mod tests {
     fn paging_and_sorting_come_after_the_filter_binds() {
         let f = parse_filter(r#"userName sw "a""#).unwrap();
         let sort = parse_attr_path("name.familyName").unwrap();
-        let q = ListQuery::build(
+        let q = ListQuery::compile(
             &USER_RESOURCE,
             Dialect::Postgres,
             Some(&f),
@@ -935,12 +944,99 @@ mod tests {
             (&GROUP_RESOURCE, r#"members.display eq "x""#),
         ] {
             let f = parse_filter(filter).unwrap();
-            let err = ListQuery::build(rt, Dialect::Sqlite, Some(&f), None, false).unwrap_err();
+            let err = ListQuery::compile(rt, Dialect::Sqlite, Some(&f), None, false).unwrap_err();
             assert_eq!(
                 err.scim_type,
                 Some(crate::scim::ScimType::InvalidFilter),
                 "{filter}"
             );
         }
+    }
+
+    /// Every path of every schema, with every operator and kind of value,
+    /// alone and combined: what `ListRequest::resolve` accepts compiles,
+    /// and what it refuses the compiler refuses with the same error, so
+    /// the store is never handed a request it cannot compile and clients
+    /// see the errors the compiler gives.
+    #[test]
+    fn resolving_agrees_with_compiling() {
+        use crate::scim::list::ListRequest;
+        use crate::scim::schema::{all_schemas, COMMON_ATTRIBUTES};
+
+        let mut paths: Vec<String> = ["nope", "nope.value", "meta.nope", "urn:x:y:nope"]
+            .map(String::from)
+            .to_vec();
+        let common = COMMON_ATTRIBUTES.iter().map(|a| (None, a));
+        let schemas = all_schemas();
+        let declared = schemas
+            .iter()
+            .flat_map(|s| s.attributes.iter().map(move |a| (Some(s.id), a)));
+        let mut complex = Vec::new();
+        for (urn, attr) in common.chain(declared) {
+            let prefixes = match urn {
+                Some(urn) => vec![String::new(), format!("{urn}:")],
+                None => vec![String::new()],
+            };
+            for prefix in prefixes {
+                paths.push(format!("{prefix}{}", attr.name));
+                for sub in attr.sub_attributes.iter().map(|s| s.name).chain(["nope"]) {
+                    paths.push(format!("{prefix}{}.{sub}", attr.name));
+                    if attr.ty == AttrType::Complex {
+                        complex.push(format!("{prefix}{}[{sub}", attr.name));
+                    }
+                }
+            }
+        }
+        let ops = ["eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"];
+        let values = [
+            r#""x""#,
+            r#""2024-05-01T10:00:00Z""#,
+            r#""2b9a1a4e-1f6e-4b8e-9a53-3c4b5d6e7f80""#,
+            "1",
+            "2.5",
+            "true",
+            "null",
+        ];
+        let mut leaves = Vec::new();
+        for path in &paths {
+            leaves.push(format!("{path} pr"));
+            for op in ops {
+                leaves.extend(values.iter().map(|v| format!("{path} {op} {v}")));
+            }
+        }
+        for open in &complex {
+            leaves.push(format!("{open} pr]"));
+            for op in ops {
+                leaves.extend(values.iter().map(|v| format!("{open} {op} {v}]")));
+            }
+            leaves.push(format!(r#"{open} eq "x" and value[type eq "y"]]"#));
+        }
+        let mut filters = leaves.clone();
+        // About 100 × 100 pairs, spread over every kind of leaf.
+        for a in leaves.iter().step_by(leaves.len() / 100 + 1) {
+            for b in leaves.iter().step_by(leaves.len() / 97 + 1) {
+                filters.push(format!("{a} and {b}"));
+                filters.push(format!("not ({a}) or {b}"));
+            }
+        }
+        let mut checked = 0;
+        for rt in [&USER_RESOURCE, &GROUP_RESOURCE] {
+            for text in &filters {
+                let Ok(f) = parse_filter(text) else {
+                    continue;
+                };
+                let resolved = ListRequest::resolve(rt, Some(&f), None, false).map(drop);
+                let compiled = ListQuery::compile(rt, Dialect::Sqlite, Some(&f), None, false);
+                assert_eq!(resolved, compiled.map(drop), "{} {text}", rt.name);
+                checked += 1;
+            }
+            for text in &paths {
+                let sort = parse_attr_path(text).unwrap();
+                let resolved = ListRequest::resolve(rt, None, Some(&sort), true).map(drop);
+                let compiled = ListQuery::compile(rt, Dialect::Postgres, None, Some(&sort), true);
+                assert_eq!(resolved, compiled.map(drop), "{} sortBy={text}", rt.name);
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 }

@@ -16,6 +16,7 @@ use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext};
 use crate::directory::events::{group_changed, group_created, group_event};
 use crate::directory::{GroupChange, GroupDraft, MemberChange};
+use crate::scim::list::ListRequest;
 
 /// Ids per statement when members are added or removed: under SQLite's
 /// 32,766 bound-variable limit, so 10,000 members take one statement.
@@ -219,12 +220,16 @@ impl Store {
         })
     }
 
+    /// One page of groups matching `request`, and the total count.
     pub async fn list_groups(
         &self,
         directory_id: Uuid,
-        filter: &ListQuery,
+        request: &ListRequest<'_>,
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
+        debug_assert_eq!(request.resource_type().name, "Group");
+        let filter =
+            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         read!(self, |d, c| {
             let columns = group_columns(d);
             let cursors = &self.cursors;

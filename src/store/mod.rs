@@ -34,7 +34,6 @@ pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
-pub use filter_sql::{ListQuery, Page};
 pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
 pub use users::{UserGroup, UserRow};

@@ -17,6 +17,7 @@ use crate::audit::{Action, AuditContext, Event};
 use crate::directory::events::{self, deleted_user_subjects, user_created, user_updated};
 use crate::directory::user::email_values;
 use crate::directory::UserDraft;
+use crate::scim::list::ListRequest;
 
 /// A stored user.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -472,7 +473,7 @@ impl Store {
         }))
     }
 
-    /// One page of users matching `filter`, each with its groups unless
+    /// One page of users matching `request`, each with its groups unless
     /// `with_groups` is false, and the total count. A first page that is
     /// not full is one query. A bare `userName eq`, the look-up identity
     /// providers make before every create, is no list query at all: it is
@@ -480,10 +481,13 @@ impl Store {
     pub async fn list_users(
         &self,
         directory_id: Uuid,
-        filter: &ListQuery,
+        request: &ListRequest<'_>,
         page: Page,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
+        debug_assert_eq!(request.resource_type().name, "User");
+        let filter =
+            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
         if let Some(name_ci) = filter.user_name_eq() {
             let found = self
                 .user_by_name(directory_id, name_ci, with_groups)

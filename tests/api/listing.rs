@@ -401,8 +401,8 @@ async fn deep_pages_are_exact_slices_of_creation_order() {
         .store
         .list_users(
             dir_id,
-            &scimd::store::ListQuery::all(),
-            scimd::store::Page {
+            &scimd::scim::list::ListRequest::all(&scimd::scim::schema::USER_RESOURCE),
+            scimd::scim::list::Page {
                 start_index: 31,
                 count: 1,
             },

@@ -10,22 +10,19 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::users::IdParam;
-use super::{
-    list_response, meta, not_modified, query, resource_id, scim_response, Projection, QueryParams,
-    ResourceJson,
-};
+use super::{list_response, meta, not_modified, query, resource_id, scim_response, ResourceJson};
 use crate::audit::{Target, TargetType};
 use crate::directory::{group::member_ids, GroupChange, GroupDraft};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
+use crate::scim::list::{ListRequest, Page, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch, MemberChange};
 use crate::scim::resource::{
     drop_write_only, parse_attribute_value, parse_members, parse_resource,
 };
 use crate::scim::schema::GROUP_RESOURCE;
 use crate::store::{GroupRow, MemberRow};
-use crate::store::{ListQuery, Page};
 
 /// One entry of a group's `members`.
 pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {
@@ -168,9 +165,9 @@ async fn respond_list(
     ctx: &ScimContext,
     params: &QueryParams,
 ) -> Result<Response, ScimApiError> {
-    let query = params.list_query(&GROUP_RESOURCE, state.store.dialect())?;
+    let request = params.list_request(&GROUP_RESOURCE)?;
     let page = params.page(state.settings.max_page_size);
-    let (total, resources) = list_page(state, ctx, params, &query, page).await?;
+    let (total, resources) = list_page(state, ctx, params, &request, page).await?;
     Ok(list_response(total, page.start_index, resources))
 }
 
@@ -179,12 +176,12 @@ pub(super) async fn list_page(
     state: &AppState,
     ctx: &ScimContext,
     params: &QueryParams,
-    query: &ListQuery,
+    request: &ListRequest<'_>,
     page: Page,
 ) -> Result<(i64, Vec<ResourceJson>), ScimApiError> {
     let (total, rows) = state
         .store
-        .list_groups(ctx.directory_id, query, page)
+        .list_groups(ctx.directory_id, request, page)
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let members = members_for(state, &ids, &params.projection).await?;

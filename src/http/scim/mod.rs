@@ -11,14 +11,9 @@ use serde_json::{json, Value};
 use super::error::{scim_error_response, ScimApiError, SCIM_CONTENT_TYPE};
 use super::extract::etag;
 use super::AppState;
-use crate::config::DEFAULT_PAGE_SIZE;
-use crate::scim::filter::{parse_filter, Filter};
-use crate::scim::path::{parse_attr_path, AttrPath};
-use crate::scim::resource::{parse_attr_list, project};
-use crate::scim::schema::ResourceTypeDef;
+use crate::scim::list::QueryParams;
 use crate::scim::ScimError;
 use crate::store::format_micros;
-use crate::store::{ListQuery, Page};
 
 mod bulk;
 mod discovery;
@@ -66,205 +61,12 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    scim_error_response(&ScimError::new(
-        405,
-        None,
+    scim_error_response(&ScimError::method_not_allowed(
         "this method is not supported on this endpoint",
     ))
 }
 
-/// `attributes` / `excludedAttributes` of a request.
-#[derive(Clone, Debug, Default)]
-pub struct Projection {
-    pub attributes: Vec<AttrPath>,
-    pub excluded: Vec<AttrPath>,
-}
-
-impl Projection {
-    /// Shapes a rendered resource. Without `attributes`/`excludedAttributes`
-    /// the resource is returned as rendered: stored documents never hold a
-    /// `returned: never` value (`password` is dropped before storing) and
-    /// no attribute of these schemas is `returned: request`.
-    pub fn apply(&self, rt: &ResourceTypeDef, full: Value) -> Value {
-        if self.is_identity() {
-            return full;
-        }
-        project(rt, &full, &self.attributes, &self.excluded)
-    }
-
-    /// Neither `attributes` nor `excludedAttributes`: resources are
-    /// returned as rendered.
-    pub fn is_identity(&self) -> bool {
-        self.attributes.is_empty() && self.excluded.is_empty()
-    }
-
-    /// Whether a top-level attribute will be dropped anyway, so the store
-    /// need not read it (e.g. `excludedAttributes=members`).
-    pub fn excludes(&self, attr: &str) -> bool {
-        let named = |list: &[AttrPath]| {
-            list.iter()
-                .any(|p| p.attr.eq_ignore_ascii_case(attr) && p.sub_attr.is_none())
-        };
-        named(&self.excluded)
-            || (!self.attributes.is_empty()
-                && !self
-                    .attributes
-                    .iter()
-                    .any(|p| p.attr.eq_ignore_ascii_case(attr)))
-    }
-}
-
-/// Query parameters of a list or a single-resource request, from the query
-/// string or from a `POST …/.search` body.
-#[derive(Debug, Default)]
-pub struct QueryParams {
-    pub filter: Option<Filter>,
-    pub start_index: i64,
-    pub count: Option<i64>,
-    pub sort_by: Option<AttrPath>,
-    pub descending: bool,
-    pub projection: Projection,
-}
-
-const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
-
-impl QueryParams {
-    fn empty() -> Self {
-        QueryParams {
-            start_index: 1,
-            ..QueryParams::default()
-        }
-    }
-
-    pub fn parse(raw: Option<&str>) -> Result<Self, ScimError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
-        let mut params = QueryParams::empty();
-        for (key, value) in pairs {
-            match key.to_ascii_lowercase().as_str() {
-                "filter" => params.filter = Some(parse_filter(&value)?),
-                "startindex" => params.start_index = parse_int(&key, &value)?.max(1),
-                "count" => params.count = Some(parse_int(&key, &value)?.max(0)),
-                "sortby" => params.sort_by = Some(parse_attr_path(value.trim())?),
-                "sortorder" => params.descending = parse_sort_order(&value)?,
-                "attributes" => params.projection.attributes = parse_attr_list(&value)?,
-                "excludedattributes" => params.projection.excluded = parse_attr_list(&value)?,
-                _ => {}
-            }
-        }
-        Ok(params)
-    }
-
-    /// A SearchRequest body (RFC 7644 §3.4.3).
-    pub fn from_search(body: &Value) -> Result<Self, ScimError> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-        let mut params = QueryParams::empty();
-        for (key, value) in obj {
-            let text = |what: &str| {
-                value
-                    .as_str()
-                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be {what}")))
-            };
-            let int = || match value {
-                Value::Number(n) => n
-                    .as_i64()
-                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an integer"))),
-                Value::String(s) => parse_int(key, s),
-                _ => Err(ScimError::invalid_value(format!(
-                    "'{key}' must be an integer"
-                ))),
-            };
-            // Attribute lists may be arrays (the RFC) or comma-separated.
-            let list = || -> Result<Vec<AttrPath>, ScimError> {
-                match value {
-                    Value::Array(items) => {
-                        let mut out = Vec::new();
-                        for item in items {
-                            let s = item.as_str().ok_or_else(|| {
-                                ScimError::invalid_value(format!("'{key}' must list strings"))
-                            })?;
-                            out.extend(parse_attr_list(s)?);
-                        }
-                        Ok(out)
-                    }
-                    Value::String(s) => parse_attr_list(s),
-                    _ => Err(ScimError::invalid_value(format!(
-                        "'{key}' must be a list of attributes"
-                    ))),
-                }
-            };
-            match key.to_ascii_lowercase().as_str() {
-                "schemas" => {
-                    let known = value.as_array().is_some_and(|a| {
-                        a.iter().any(|s| {
-                            s.as_str()
-                                .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))
-                        })
-                    });
-                    if !known {
-                        return Err(ScimError::invalid_value(format!(
-                            "'schemas' must contain {SEARCH_REQUEST}"
-                        )));
-                    }
-                }
-                "filter" => params.filter = Some(parse_filter(text("a string")?)?),
-                "startindex" => params.start_index = int()?.max(1),
-                "count" => params.count = Some(int()?.max(0)),
-                "sortby" => params.sort_by = Some(parse_attr_path(text("a string")?.trim())?),
-                "sortorder" => params.descending = parse_sort_order(text("a string")?)?,
-                "attributes" => params.projection.attributes = list()?,
-                "excludedattributes" => params.projection.excluded = list()?,
-                _ => {}
-            }
-        }
-        Ok(params)
-    }
-
-    pub fn page(&self, max_page_size: u32) -> Page {
-        Page {
-            start_index: self.start_index,
-            count: self
-                .count
-                .unwrap_or(i64::from(DEFAULT_PAGE_SIZE))
-                .min(i64::from(max_page_size)),
-        }
-    }
-
-    /// The store query for this request's filter and sort.
-    pub fn list_query(
-        &self,
-        rt: &'static ResourceTypeDef,
-        dialect: crate::store::Dialect,
-    ) -> Result<ListQuery, ScimError> {
-        ListQuery::build(
-            rt,
-            dialect,
-            self.filter.as_ref(),
-            self.sort_by.as_ref(),
-            self.descending,
-        )
-    }
-}
-
-fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "ascending" | "" => Ok(false),
-        "descending" => Ok(true),
-        other => Err(ScimError::invalid_value(format!(
-            "sortOrder must be 'ascending' or 'descending', not '{other}'"
-        ))),
-    }
-}
-
-fn parse_int(key: &str, value: &str) -> Result<i64, ScimError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ScimError::invalid_value(format!("'{key}' must be an integer")))
-}
-
+/// The list parameters of a request's query string.
 pub fn query(raw: &RawQuery) -> Result<QueryParams, ScimApiError> {
     Ok(QueryParams::parse(raw.0.as_deref())?)
 }
@@ -425,8 +227,6 @@ pub fn resource_id(raw: &str) -> Result<uuid::Uuid, ScimError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::scim::schema::{all_schemas, AttributeDef, Mutability, Returned, COMMON_ATTRIBUTES};
-
     /// The written `meta` is the `meta` value, text that needs escaping
     /// included.
     #[test]
@@ -456,33 +256,5 @@ mod tests {
             assert_eq!(written, value);
             assert_eq!(out, value.to_string());
         }
-    }
-
-    /// `Projection::apply` returns a resource untouched when no attributes
-    /// are named; that is right only while these hold.
-    #[test]
-    fn unprojected_responses_need_no_filtering() {
-        fn check(a: &AttributeDef) {
-            assert_ne!(
-                a.returned,
-                Returned::Request,
-                "{} is returned on request",
-                a.name
-            );
-            if a.returned == Returned::Never {
-                assert_eq!(
-                    a.mutability,
-                    Mutability::WriteOnly,
-                    "{} is never returned",
-                    a.name
-                );
-            }
-            a.sub_attributes.iter().for_each(check);
-        }
-        all_schemas()
-            .iter()
-            .flat_map(|s| s.attributes.iter())
-            .chain(COMMON_ATTRIBUTES.iter())
-            .for_each(check);
     }
 }

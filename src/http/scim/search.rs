@@ -5,12 +5,12 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{groups, list_response, users, QueryParams};
+use super::{groups, list_response, users};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{ScimContext, ScimJson};
 use crate::http::AppState;
+use crate::scim::list::QueryParams;
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
-use crate::store::Page;
 
 pub async fn search(
     State(state): State<AppState>,
@@ -18,30 +18,19 @@ pub async fn search(
     ScimJson(body): ScimJson,
 ) -> Result<Response, ScimApiError> {
     let params = QueryParams::from_search(&body)?;
-    let dialect = state.store.dialect();
-    // A filter naming an attribute only one type has matches nothing of the
-    // other type; it is an error only when it fits neither.
-    let user_query = params.list_query(&USER_RESOURCE, dialect);
-    let group_query = params.list_query(&GROUP_RESOURCE, dialect);
-    if let (Err(e), Err(_)) = (&user_query, &group_query) {
-        return Err(e.clone().into());
-    }
+    let (user_request, group_request) = params.list_requests(&USER_RESOURCE, &GROUP_RESOURCE)?;
     let page = params.page(state.settings.max_page_size);
     let mut resources = Vec::new();
     let mut user_total = 0;
-    if let Ok(q) = &user_query {
-        let (total, found) = users::list_page(&state, &ctx, &params, q, page).await?;
+    if let Some(request) = &user_request {
+        let (total, found) = users::list_page(&state, &ctx, &params, request, page).await?;
         user_total = total;
         resources.extend(found);
     }
     let mut group_total = 0;
-    if let Ok(q) = &group_query {
-        let remaining = page.count - resources.len() as i64;
-        let group_page = Page {
-            start_index: (page.start_index - user_total).max(1),
-            count: remaining.max(0),
-        };
-        let (total, found) = groups::list_page(&state, &ctx, &params, q, group_page).await?;
+    if let Some(request) = &group_request {
+        let group_page = page.after(user_total, resources.len());
+        let (total, found) = groups::list_page(&state, &ctx, &params, request, group_page).await?;
         group_total = total;
         resources.extend(found);
     }

@@ -9,17 +9,17 @@ use uuid::Uuid;
 
 use super::{
     list_response, meta, not_modified, push_json_string, push_meta, query, resource_id,
-    scim_text_response, Projection, QueryParams, ResourceJson,
+    scim_text_response, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::directory::UserDraft;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
+use crate::scim::list::{ListRequest, Page, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
-use crate::store::{ListQuery, Page};
 use crate::store::{UserGroup, UserRow};
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
@@ -240,9 +240,9 @@ async fn respond_list(
     ctx: &ScimContext,
     params: &QueryParams,
 ) -> Result<Response, ScimApiError> {
-    let query = params.list_query(&USER_RESOURCE, state.store.dialect())?;
+    let request = params.list_request(&USER_RESOURCE)?;
     let page = params.page(state.settings.max_page_size);
-    let (total, resources) = list_page(state, ctx, params, &query, page).await?;
+    let (total, resources) = list_page(state, ctx, params, &request, page).await?;
     Ok(list_response(total, page.start_index, resources))
 }
 
@@ -251,14 +251,14 @@ pub(super) async fn list_page(
     state: &AppState,
     ctx: &ScimContext,
     params: &QueryParams,
-    query: &ListQuery,
+    request: &ListRequest<'_>,
     page: Page,
 ) -> Result<(i64, Vec<ResourceJson>), ScimApiError> {
     let (total, rows) = state
         .store
         .list_users(
             ctx.directory_id,
-            query,
+            request,
             page,
             !params.projection.excludes("groups"),
         )

@@ -1,0 +1,981 @@
+//! List requests (RFC 7644 §3.4.2, §3.4.3): `filter`, `sortBy`,
+//! `sortOrder`, `startIndex`, `count`, `attributes` and
+//! `excludedAttributes`, from a query string or a SearchRequest body.
+//!
+//! Parsing checks the syntax. [`QueryParams::list_request`] then resolves
+//! the filter's and `sortBy`'s attribute paths against the resource type's
+//! schema: a [`ListRequest`] names only attributes the server can filter
+//! and sort by, with values of the right type, and the store compiles it.
+
+use serde_json::Value;
+
+use super::filter::{parse_filter, CompValue, CompareOp, Filter};
+use super::path::{parse_attr_path, AttrPath};
+use super::resource::{parse_attr_list, project};
+use super::schema::{AttrType, AttributeDef, ResourceTypeDef};
+use super::ScimError;
+
+/// Results on a list request without `count`.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// `startIndex` (1-based) and `count`, already clamped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub start_index: i64,
+    pub count: i64,
+}
+
+impl Page {
+    /// What is left of this page for a second list that follows a first
+    /// one of `first_total` items, `taken` of which are on this page: a
+    /// root `POST /.search` pages over the users, then the groups.
+    pub fn after(self, first_total: i64, taken: usize) -> Page {
+        Page {
+            start_index: (self.start_index - first_total).max(1),
+            count: (self.count - taken as i64).max(0),
+        }
+    }
+}
+
+/// `attributes` / `excludedAttributes` of a request.
+#[derive(Clone, Debug, Default)]
+pub struct Projection {
+    pub attributes: Vec<AttrPath>,
+    pub excluded: Vec<AttrPath>,
+}
+
+impl Projection {
+    /// Shapes a rendered resource. Without `attributes`/`excludedAttributes`
+    /// the resource is returned as rendered: stored documents never hold a
+    /// `returned: never` value (`password` is dropped before storing) and
+    /// no attribute of these schemas is `returned: request`.
+    pub fn apply(&self, rt: &ResourceTypeDef, full: Value) -> Value {
+        if self.is_identity() {
+            return full;
+        }
+        project(rt, &full, &self.attributes, &self.excluded)
+    }
+
+    /// Neither `attributes` nor `excludedAttributes`: resources are
+    /// returned as rendered.
+    pub fn is_identity(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
+    }
+
+    /// Whether a top-level attribute will be dropped anyway, so the store
+    /// need not read it (e.g. `excludedAttributes=members`).
+    pub fn excludes(&self, attr: &str) -> bool {
+        let named = |list: &[AttrPath]| {
+            list.iter()
+                .any(|p| p.attr.eq_ignore_ascii_case(attr) && p.sub_attr.is_none())
+        };
+        named(&self.excluded)
+            || (!self.attributes.is_empty()
+                && !self
+                    .attributes
+                    .iter()
+                    .any(|p| p.attr.eq_ignore_ascii_case(attr)))
+    }
+}
+
+/// Query parameters of a list or a single-resource request, from the query
+/// string or from a `POST …/.search` body.
+#[derive(Debug, Default)]
+pub struct QueryParams {
+    pub filter: Option<Filter>,
+    pub start_index: i64,
+    pub count: Option<i64>,
+    pub sort_by: Option<AttrPath>,
+    pub descending: bool,
+    pub projection: Projection,
+}
+
+impl QueryParams {
+    fn empty() -> Self {
+        QueryParams {
+            start_index: 1,
+            ..QueryParams::default()
+        }
+    }
+
+    /// A query string, without its `?`. Unknown parameters are ignored.
+    pub fn parse(raw: Option<&str>) -> Result<Self, ScimError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|e| ScimError::invalid_syntax(format!("malformed query string: {e}")))?;
+        let mut params = QueryParams::empty();
+        for (key, value) in pairs {
+            match key.to_ascii_lowercase().as_str() {
+                "filter" => params.filter = Some(parse_filter(&value)?),
+                "startindex" => params.start_index = parse_int(&key, &value)?.max(1),
+                "count" => params.count = Some(parse_int(&key, &value)?.max(0)),
+                "sortby" => params.sort_by = Some(parse_attr_path(value.trim())?),
+                "sortorder" => params.descending = parse_sort_order(&value)?,
+                "attributes" => params.projection.attributes = parse_attr_list(&value)?,
+                "excludedattributes" => params.projection.excluded = parse_attr_list(&value)?,
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    /// A SearchRequest body (RFC 7644 §3.4.3).
+    pub fn from_search(body: &Value) -> Result<Self, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let mut params = QueryParams::empty();
+        for (key, value) in obj {
+            let text = |what: &str| {
+                value
+                    .as_str()
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be {what}")))
+            };
+            let int = || match value {
+                Value::Number(n) => n
+                    .as_i64()
+                    .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an integer"))),
+                Value::String(s) => parse_int(key, s),
+                _ => Err(ScimError::invalid_value(format!(
+                    "'{key}' must be an integer"
+                ))),
+            };
+            // Attribute lists may be arrays (the RFC) or comma-separated.
+            let list = || -> Result<Vec<AttrPath>, ScimError> {
+                match value {
+                    Value::Array(items) => {
+                        let mut out = Vec::new();
+                        for item in items {
+                            let s = item.as_str().ok_or_else(|| {
+                                ScimError::invalid_value(format!("'{key}' must list strings"))
+                            })?;
+                            out.extend(parse_attr_list(s)?);
+                        }
+                        Ok(out)
+                    }
+                    Value::String(s) => parse_attr_list(s),
+                    _ => Err(ScimError::invalid_value(format!(
+                        "'{key}' must be a list of attributes"
+                    ))),
+                }
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "schemas" => {
+                    let known = value.as_array().is_some_and(|a| {
+                        a.iter().any(|s| {
+                            s.as_str()
+                                .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))
+                        })
+                    });
+                    if !known {
+                        return Err(ScimError::invalid_value(format!(
+                            "'schemas' must contain {SEARCH_REQUEST}"
+                        )));
+                    }
+                }
+                "filter" => params.filter = Some(parse_filter(text("a string")?)?),
+                "startindex" => params.start_index = int()?.max(1),
+                "count" => params.count = Some(int()?.max(0)),
+                "sortby" => params.sort_by = Some(parse_attr_path(text("a string")?.trim())?),
+                "sortorder" => params.descending = parse_sort_order(text("a string")?)?,
+                "attributes" => params.projection.attributes = list()?,
+                "excludedattributes" => params.projection.excluded = list()?,
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+
+    /// The page asked for: `count` defaults to [`DEFAULT_PAGE_SIZE`] and is
+    /// capped at the server's `max_page_size`.
+    pub fn page(&self, max_page_size: u32) -> Page {
+        Page {
+            start_index: self.start_index,
+            count: self
+                .count
+                .unwrap_or(i64::from(DEFAULT_PAGE_SIZE))
+                .min(i64::from(max_page_size)),
+        }
+    }
+
+    /// This request's filter and sort, resolved against `rt`.
+    pub fn list_request(&self, rt: &'static ResourceTypeDef) -> Result<ListRequest<'_>, ScimError> {
+        ListRequest::resolve(
+            rt,
+            self.filter.as_ref(),
+            self.sort_by.as_ref(),
+            self.descending,
+        )
+    }
+
+    /// A search across two resource types (the root `POST /.search`): a
+    /// filter naming an attribute only one type has matches nothing of the
+    /// other type, so that type is left out (`None`). It is an error only
+    /// when it fits neither; the error is the first type's.
+    pub fn list_requests(
+        &self,
+        first: &'static ResourceTypeDef,
+        second: &'static ResourceTypeDef,
+    ) -> Result<(Option<ListRequest<'_>>, Option<ListRequest<'_>>), ScimError> {
+        match (self.list_request(first), self.list_request(second)) {
+            (Err(e), Err(_)) => Err(e),
+            (a, b) => Ok((a.ok(), b.ok())),
+        }
+    }
+}
+
+fn parse_sort_order(value: &str) -> Result<bool, ScimError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "ascending" | "" => Ok(false),
+        "descending" => Ok(true),
+        other => Err(ScimError::invalid_value(format!(
+            "sortOrder must be 'ascending' or 'descending', not '{other}'"
+        ))),
+    }
+}
+
+fn parse_int(key: &str, value: &str) -> Result<i64, ScimError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ScimError::invalid_value(format!("'{key}' must be an integer")))
+}
+
+/// A list of one resource type, its filter and `sortBy` resolved: every
+/// attribute they name exists, can be filtered (or sorted) by, and is
+/// compared with a value of its type. Made only by
+/// [`ListRequest::resolve`] (or [`ListRequest::all`]), so the store can
+/// compile it without checking it again.
+#[derive(Clone, Copy, Debug)]
+pub struct ListRequest<'a> {
+    resource_type: &'static ResourceTypeDef,
+    filter: Option<&'a Filter>,
+    sort_by: Option<&'a AttrPath>,
+    descending: bool,
+}
+
+impl<'a> ListRequest<'a> {
+    /// Every resource of the type, in creation order.
+    pub fn all(rt: &'static ResourceTypeDef) -> Self {
+        ListRequest {
+            resource_type: rt,
+            filter: None,
+            sort_by: None,
+            descending: false,
+        }
+    }
+
+    /// Checks the filter, then `sortBy`, against `rt`'s schema; the first
+    /// path that does not fit is the error (`invalidFilter` for the filter,
+    /// `invalidValue` for `sortBy`).
+    pub fn resolve(
+        rt: &'static ResourceTypeDef,
+        filter: Option<&'a Filter>,
+        sort_by: Option<&'a AttrPath>,
+        descending: bool,
+    ) -> Result<Self, ScimError> {
+        let schema = Resolver { rt };
+        if let Some(f) = filter {
+            schema.filter(f)?;
+        }
+        if let Some(path) = sort_by {
+            schema.sort_key(path)?;
+        }
+        Ok(ListRequest {
+            resource_type: rt,
+            filter,
+            sort_by,
+            descending,
+        })
+    }
+
+    pub fn resource_type(&self) -> &'static ResourceTypeDef {
+        self.resource_type
+    }
+
+    pub fn filter(&self) -> Option<&'a Filter> {
+        self.filter
+    }
+
+    pub fn sort_by(&self) -> Option<&'a AttrPath> {
+        self.sort_by
+    }
+
+    pub fn descending(&self) -> bool {
+        self.descending
+    }
+}
+
+/// How a filtered value compares: which values and operators fit it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A string (case-exact or not): every operator, string values.
+    Text,
+    /// A resource id: `eq` and `ne`, string values (one that is not a UUID
+    /// matches nothing).
+    Id,
+    Boolean,
+    Number,
+    /// `meta.created`, `meta.lastModified`: RFC 3339 strings.
+    DateTime,
+    /// A complex value (e.g. `name`): it can be present, not compared.
+    Complex,
+}
+
+/// What a filter path names.
+enum Target {
+    /// One value per resource.
+    Single(Kind),
+    /// A multi-valued attribute, compared element by element; `None` when
+    /// only its presence can be tested.
+    Elements(Option<Kind>),
+}
+
+fn kind_of(ty: AttrType) -> Kind {
+    match ty {
+        AttrType::Boolean => Kind::Boolean,
+        AttrType::Integer | AttrType::Decimal => Kind::Number,
+        _ => Kind::Text,
+    }
+}
+
+fn unsupported(path: &AttrPath, why: &str) -> ScimError {
+    ScimError::invalid_filter(format!("cannot filter on '{path}': {why}"))
+}
+
+/// Resolves filter and `sortBy` paths against one resource type. The
+/// filterable attributes are the common `id`, `externalId`,
+/// `meta.created` and `meta.lastModified`, and every attribute of the
+/// type's schemas, except that of a group's `members` only `value` and
+/// `type`, and of a user's `groups` only `value`, can be filtered.
+struct Resolver {
+    rt: &'static ResourceTypeDef,
+}
+
+impl Resolver {
+    fn filter(&self, f: &Filter) -> Result<(), ScimError> {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                self.filter(a)?;
+                self.filter(b)
+            }
+            Filter::Not(a) => self.filter(a),
+            Filter::Present(path) => self.target(path).map(drop),
+            Filter::Compare { path, op, value } => {
+                if let (CompareOp::Eq, CompValue::Str(_)) = (op, value) {
+                    if self.is_member_eq(path) {
+                        return Ok(());
+                    }
+                }
+                match self.target(path)? {
+                    Target::Single(kind) | Target::Elements(Some(kind)) => {
+                        compare(kind, *op, value, path)
+                    }
+                    Target::Elements(None) => Err(unsupported(
+                        path,
+                        "a complex attribute needs a sub-attribute",
+                    )),
+                }
+            }
+            Filter::ValuePath { path, filter } => self.value_path(path, filter),
+        }
+    }
+
+    /// `emails.value`, a group's `members.value` or a user's
+    /// `groups.value` (or the attribute alone) compared with `eq` to a
+    /// string: any string fits, an id that is no UUID matches nothing.
+    fn is_member_eq(&self, path: &AttrPath) -> bool {
+        let Some(resolved) =
+            self.rt
+                .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
+        else {
+            return false;
+        };
+        let in_core = resolved
+            .schema
+            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
+        if !in_core || resolved.sub.is_some_and(|s| s.name != "value") {
+            return false;
+        }
+        matches!(
+            (self.rt.name, resolved.attr.name),
+            ("User", "emails") | ("Group", "members") | ("User", "groups")
+        )
+    }
+
+    /// `sortBy`: a single-valued attribute that is not complex, or
+    /// `emails` (a user's primary email).
+    fn sort_key(&self, path: &AttrPath) -> Result<(), ScimError> {
+        let bad = |why: &str| ScimError::invalid_value(format!("cannot sort by '{path}': {why}"));
+        let is_emails = self.rt.name == "User"
+            && path.attr.eq_ignore_ascii_case("emails")
+            && path
+                .sub_attr
+                .as_deref()
+                .is_none_or(|s| s.eq_ignore_ascii_case("value"));
+        if is_emails {
+            return Ok(());
+        }
+        match self.target(path).map_err(|e| bad(&e.detail))? {
+            Target::Single(Kind::Complex) => Err(bad("it is complex; name a sub-attribute")),
+            Target::Single(_) => Ok(()),
+            Target::Elements(_) => Err(bad("it is multi-valued")),
+        }
+    }
+
+    fn target(&self, path: &AttrPath) -> Result<Target, ScimError> {
+        let resolved = self
+            .rt
+            .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
+            .ok_or_else(|| unsupported(path, "no such attribute"))?;
+        let attr = resolved.attr;
+        let sub = resolved.sub;
+        let is_user = self.rt.name == "User";
+        if resolved.schema.is_none() {
+            return match (attr.name, sub.map(|s| s.name)) {
+                ("id", None) => Ok(Target::Single(Kind::Id)),
+                ("externalId", None) => Ok(Target::Single(Kind::Text)),
+                ("meta", Some("created" | "lastModified")) => Ok(Target::Single(Kind::DateTime)),
+                _ => Err(unsupported(path, "not a filterable attribute")),
+            };
+        }
+        let in_core = resolved
+            .schema
+            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
+        if in_core && sub.is_none() {
+            match (is_user, attr.name) {
+                (true, "userName" | "displayName") | (false, "displayName") => {
+                    return Ok(Target::Single(Kind::Text))
+                }
+                (true, "active") => return Ok(Target::Single(Kind::Boolean)),
+                _ => {}
+            }
+        }
+        if in_core && !is_user && attr.name == "members" {
+            return match sub.map(|s| s.name) {
+                None | Some("value") => Ok(Target::Elements(Some(Kind::Id))),
+                Some("type") => Ok(Target::Elements(Some(Kind::Text))),
+                _ => Err(unsupported(
+                    path,
+                    "only members.value and members.type are filterable",
+                )),
+            };
+        }
+        if in_core && is_user && attr.name == "groups" {
+            return match sub.map(|s| s.name) {
+                None | Some("value") => Ok(Target::Elements(Some(Kind::Id))),
+                _ => Err(unsupported(path, "only groups.value is filterable")),
+            };
+        }
+        if attr.ty == AttrType::Complex && sub.is_none() && !attr.multi_valued {
+            return Ok(Target::Single(Kind::Complex));
+        }
+        if attr.multi_valued {
+            let element = match sub {
+                Some(s) => Some(s),
+                // `emails eq "x"` means `emails.value eq "x"`.
+                None if attr.ty == AttrType::Complex => attr.sub("value"),
+                None => Some(attr),
+            };
+            return Ok(Target::Elements(element.map(|a| kind_of(a.ty))));
+        }
+        Ok(Target::Single(kind_of(sub.unwrap_or(attr).ty)))
+    }
+
+    /// `emails[type eq "work" and value co "@x"]`.
+    fn value_path(&self, path: &AttrPath, inner: &Filter) -> Result<(), ScimError> {
+        let resolved = self
+            .rt
+            .resolve(path.urn.as_deref(), &path.attr, None)
+            .ok_or_else(|| unsupported(path, "no such attribute"))?;
+        let attr = resolved.attr;
+        if !attr.multi_valued || attr.ty != AttrType::Complex {
+            return Err(unsupported(
+                path,
+                "[…] needs a multi-valued complex attribute",
+            ));
+        }
+        self.element_filter(attr, inner)
+    }
+
+    /// An inner filter of a value path: its paths name sub-attributes of
+    /// `attr`.
+    fn element_filter(&self, attr: &'static AttributeDef, f: &Filter) -> Result<(), ScimError> {
+        match f {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                self.element_filter(attr, a)?;
+                self.element_filter(attr, b)
+            }
+            Filter::Not(a) => self.element_filter(attr, a),
+            Filter::ValuePath { path, .. } => {
+                Err(unsupported(path, "value filters cannot be nested"))
+            }
+            Filter::Present(path) | Filter::Compare { path, .. } => {
+                let sub = attr
+                    .sub(&path.attr)
+                    .filter(|_| path.sub_attr.is_none())
+                    .ok_or_else(|| unsupported(path, "no such sub-attribute"))?;
+                let kind = match (self.rt.name, attr.name, sub.name) {
+                    ("Group", "members", "value") | ("User", "groups", "value") => Kind::Id,
+                    ("Group", "members", "type") => Kind::Text,
+                    ("Group", "members", _) | ("User", "groups", _) => {
+                        return Err(unsupported(path, "only value and type are filterable"))
+                    }
+                    _ => kind_of(sub.ty),
+                };
+                match f {
+                    Filter::Compare { op, value, .. } => compare(kind, *op, value, path),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `op` and `value` fit a value of `kind`.
+fn compare(kind: Kind, op: CompareOp, value: &CompValue, path: &AttrPath) -> Result<(), ScimError> {
+    use CompareOp::*;
+    if let CompValue::Null = value {
+        return match op {
+            Eq | Ne => Ok(()),
+            _ => Err(unsupported(path, "null compares only with eq and ne")),
+        };
+    }
+    let ordered = matches!(op, Eq | Ne | Gt | Ge | Lt | Le);
+    match kind {
+        Kind::Complex => Err(unsupported(
+            path,
+            "a complex attribute needs a sub-attribute",
+        )),
+        Kind::Text => match value {
+            CompValue::Str(_) => Ok(()),
+            _ => Err(unsupported(path, "expects a string value")),
+        },
+        Kind::Id => match (value, op) {
+            (CompValue::Str(_), Eq | Ne) => Ok(()),
+            (CompValue::Str(_), _) => Err(unsupported(path, "ids compare only with eq and ne")),
+            _ => Err(unsupported(path, "expects a string value")),
+        },
+        Kind::Boolean => match (value, op) {
+            (CompValue::Bool(_), Eq | Ne) => Ok(()),
+            (CompValue::Bool(_), _) => {
+                Err(unsupported(path, "booleans compare only with eq and ne"))
+            }
+            _ => Err(unsupported(path, "expects true or false")),
+        },
+        Kind::Number => match value {
+            CompValue::Num(_) if ordered => Ok(()),
+            CompValue::Num(_) => Err(unsupported(
+                path,
+                "numbers compare only with eq ne gt ge lt le",
+            )),
+            _ => Err(unsupported(path, "expects a number")),
+        },
+        Kind::DateTime => {
+            let is_time = match value {
+                CompValue::Str(s) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+                _ => false,
+            };
+            if !is_time {
+                Err(unsupported(path, "expects an RFC 3339 dateTime string"))
+            } else if ordered {
+                Ok(())
+            } else {
+                Err(unsupported(
+                    path,
+                    "dateTimes compare only with eq ne gt ge lt le",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scim::schema::{
+        all_schemas, Mutability, Returned, COMMON_ATTRIBUTES, GROUP_RESOURCE, USER_RESOURCE,
+    };
+    use crate::scim::ScimType;
+
+    fn parse(raw: &str) -> Result<QueryParams, ScimError> {
+        QueryParams::parse(Some(raw))
+    }
+
+    fn detail(result: Result<QueryParams, ScimError>) -> (u16, Option<ScimType>, String) {
+        let e = result.expect_err("an error");
+        (e.status, e.scim_type, e.detail)
+    }
+
+    fn names(list: &[AttrPath]) -> Vec<String> {
+        list.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_empty_query_lists_from_the_first_item() {
+        for raw in [None, Some(""), Some("unknown=1&Other")] {
+            let p = QueryParams::parse(raw).unwrap();
+            assert!(p.filter.is_none() && p.sort_by.is_none() && !p.descending);
+            assert_eq!((p.start_index, p.count), (1, None));
+            assert!(p.projection.is_identity());
+        }
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_values_decoded() {
+        let p = parse(
+            "FILTER=userName%20eq%20%22a%2Bb%40x%22&StartIndex=%203&COUNT=7\
+             &sortby=name.familyName&SortOrder=DESCENDING&Attributes=userName,emails.value",
+        )
+        .unwrap();
+        assert_eq!(
+            p.filter.map(|f| f.to_string()).as_deref(),
+            Some(r#"userName eq "a+b@x""#)
+        );
+        assert_eq!((p.start_index, p.count), (3, Some(7)));
+        assert_eq!(
+            p.sort_by.map(|s| s.to_string()).as_deref(),
+            Some("name.familyName")
+        );
+        assert!(p.descending);
+        assert_eq!(
+            names(&p.projection.attributes),
+            ["userName", "emails.value"]
+        );
+    }
+
+    #[test]
+    fn paging_is_clamped() {
+        let p = parse("startIndex=0&count=-5").unwrap();
+        assert_eq!((p.start_index, p.count), (1, Some(0)));
+        let p = parse("startIndex=-10").unwrap();
+        assert_eq!(p.start_index, 1);
+        assert_eq!(
+            parse("count=5000").unwrap().page(1000),
+            Page {
+                start_index: 1,
+                count: 1000
+            }
+        );
+        assert_eq!(
+            parse("startIndex=11").unwrap().page(1000),
+            Page {
+                start_index: 11,
+                count: i64::from(DEFAULT_PAGE_SIZE)
+            }
+        );
+        assert_eq!(parse("").unwrap().page(10).count, 10);
+    }
+
+    #[test]
+    fn bad_paging_values_are_invalid_values() {
+        for (raw, key) in [
+            ("startIndex=abc", "startIndex"),
+            ("count=1.5", "count"),
+            ("COUNT=", "COUNT"),
+            ("startindex=99999999999999999999", "startindex"),
+        ] {
+            assert_eq!(
+                detail(parse(raw)),
+                (
+                    400,
+                    Some(ScimType::InvalidValue),
+                    format!("'{key}' must be an integer")
+                ),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn sort_order_is_ascending_or_descending() {
+        assert!(!parse("sortOrder=ascending").unwrap().descending);
+        assert!(!parse("sortOrder=").unwrap().descending);
+        assert!(parse("sortOrder=%20Descending%20").unwrap().descending);
+        assert_eq!(
+            detail(parse("sortOrder=Sideways")),
+            (
+                400,
+                Some(ScimType::InvalidValue),
+                "sortOrder must be 'ascending' or 'descending', not 'sideways'".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn attribute_lists_are_comma_separated_paths() {
+        let p = parse(
+            "excludedAttributes=%20emails%20,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p.projection.excluded),
+            [
+                "emails",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+            ]
+        );
+        assert!(p.projection.excludes("emails"));
+        assert!(!p.projection.excludes("groups"));
+        let p = parse("attributes=userName").unwrap();
+        assert!(p.projection.excludes("groups"));
+        assert!(!p.projection.excludes("USERNAME"));
+        assert!(parse("attributes=a..b").is_err());
+        assert!(parse("filter=userName%20eq").is_err());
+        assert!(parse("sortBy=%5B").is_err());
+    }
+
+    #[test]
+    fn search_requests_read_like_query_strings() {
+        let p = QueryParams::from_search(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "displayName sw \"E\"",
+            "startIndex": 4,
+            "count": "2",
+            "sortBy": " displayName ",
+            "sortOrder": "descending",
+            "attributes": ["displayName", "members.value,id"],
+            "excludedAttributes": "members",
+            "unknown": {"ignored": true},
+        }))
+        .unwrap();
+        assert_eq!(
+            p.filter.map(|f| f.to_string()).as_deref(),
+            Some(r#"displayName sw "E""#)
+        );
+        assert_eq!((p.start_index, p.count), (4, Some(2)));
+        assert_eq!(p.sort_by.unwrap().to_string(), "displayName");
+        assert!(p.descending);
+        assert_eq!(
+            names(&p.projection.attributes),
+            ["displayName", "members.value", "id"]
+        );
+        assert_eq!(names(&p.projection.excluded), ["members"]);
+        // Without `schemas` it is still a search.
+        let p = QueryParams::from_search(&json!({ "COUNT": -3, "startIndex": 0 })).unwrap();
+        assert_eq!((p.start_index, p.count), (1, Some(0)));
+    }
+
+    #[test]
+    fn bad_search_requests_say_which_member_is_wrong() {
+        use ScimType::*;
+        let cases = [
+            (
+                json!([]),
+                InvalidSyntax,
+                "a SearchRequest must be a JSON object",
+            ),
+            (
+                json!({ "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"] }),
+                InvalidValue,
+                "'schemas' must contain urn:ietf:params:scim:api:messages:2.0:SearchRequest",
+            ),
+            (
+                json!({ "schemas": "urn:ietf:params:scim:api:messages:2.0:SearchRequest" }),
+                InvalidValue,
+                "'schemas' must contain urn:ietf:params:scim:api:messages:2.0:SearchRequest",
+            ),
+            (
+                json!({ "filter": 1 }),
+                InvalidValue,
+                "'filter' must be a string",
+            ),
+            (
+                json!({ "count": 1.5 }),
+                InvalidValue,
+                "'count' must be an integer",
+            ),
+            (
+                json!({ "startIndex": true }),
+                InvalidValue,
+                "'startIndex' must be an integer",
+            ),
+            (
+                json!({ "startIndex": "x" }),
+                InvalidValue,
+                "'startIndex' must be an integer",
+            ),
+            (
+                json!({ "sortBy": ["a"] }),
+                InvalidValue,
+                "'sortBy' must be a string",
+            ),
+            (
+                json!({ "sortOrder": "up" }),
+                InvalidValue,
+                "sortOrder must be 'ascending' or 'descending', not 'up'",
+            ),
+            (
+                json!({ "attributes": [1] }),
+                InvalidValue,
+                "'attributes' must list strings",
+            ),
+            (
+                json!({ "excludedAttributes": {} }),
+                InvalidValue,
+                "'excludedAttributes' must be a list of attributes",
+            ),
+        ];
+        for (body, scim_type, message) in cases {
+            let e = QueryParams::from_search(&body).expect_err(&body.to_string());
+            assert_eq!(
+                (e.status, e.scim_type, e.detail.as_str()),
+                (400, Some(scim_type), message),
+                "{body}"
+            );
+        }
+        let e = QueryParams::from_search(&json!({ "filter": "userName xx \"a\"" })).unwrap_err();
+        assert_eq!(e.scim_type, Some(InvalidFilter));
+    }
+
+    fn resolve(rt: &'static ResourceTypeDef, raw: &str) -> Result<(), ScimError> {
+        let p = parse(raw).unwrap();
+        p.list_request(rt).map(drop)
+    }
+
+    #[test]
+    fn resolving_accepts_what_the_store_can_filter_and_sort() {
+        let ok = [
+            (&USER_RESOURCE, "filter=userName eq \"a\" and active eq true"),
+            (&USER_RESOURCE, "filter=emails[type eq \"work\" and value co \"@x\"]"),
+            (&USER_RESOURCE, "filter=groups eq \"not-a-uuid\""),
+            (&USER_RESOURCE, "filter=meta.lastModified gt \"2024-01-01T00:00:00Z\""),
+            (&USER_RESOURCE, "filter=name pr and not (title eq null)"),
+            (
+                &USER_RESOURCE,
+                "filter=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq \"m\"",
+            ),
+            (&USER_RESOURCE, "sortBy=emails&sortOrder=descending"),
+            (&USER_RESOURCE, "sortBy=meta.created"),
+            (&GROUP_RESOURCE, "filter=members[type eq \"User\"] or id ne \"x\""),
+            (&GROUP_RESOURCE, "sortBy=displayName"),
+        ];
+        for (rt, raw) in ok {
+            let raw = raw.replace(' ', "%20").replace('"', "%22");
+            assert_eq!(resolve(rt, &raw), Ok(()), "{raw}");
+        }
+        let p = parse("sortBy=userName&sortOrder=descending&filter=title%20pr").unwrap();
+        let request = p.list_request(&USER_RESOURCE).unwrap();
+        assert!(std::ptr::eq(request.resource_type(), &USER_RESOURCE));
+        assert_eq!(request.filter(), p.filter.as_ref());
+        assert_eq!(request.sort_by(), p.sort_by.as_ref());
+        assert!(request.descending());
+        let all = ListRequest::all(&GROUP_RESOURCE);
+        assert!(all.filter().is_none() && all.sort_by().is_none() && !all.descending());
+    }
+
+    #[test]
+    fn resolving_refuses_paths_the_store_cannot_use() {
+        use ScimType::*;
+        let refused = [
+            (&USER_RESOURCE, r#"filter=nope eq "x""#, InvalidFilter, "cannot filter on 'nope': no such attribute"),
+            (&GROUP_RESOURCE, r#"filter=userName eq "x""#, InvalidFilter, "cannot filter on 'userName': no such attribute"),
+            (&USER_RESOURCE, r#"filter=meta.resourceType eq "User""#, InvalidFilter, "cannot filter on 'meta.resourceType': not a filterable attribute"),
+            (&USER_RESOURCE, r#"filter=name eq "x""#, InvalidFilter, "cannot filter on 'name': a complex attribute needs a sub-attribute"),
+            (&USER_RESOURCE, "filter=active gt true", InvalidFilter, "cannot filter on 'active': booleans compare only with eq and ne"),
+            (&USER_RESOURCE, r#"filter=active eq "yes""#, InvalidFilter, "cannot filter on 'active': expects true or false"),
+            (&USER_RESOURCE, "filter=userName eq 1", InvalidFilter, "cannot filter on 'userName': expects a string value"),
+            (&USER_RESOURCE, r#"filter=id co "x""#, InvalidFilter, "cannot filter on 'id': ids compare only with eq and ne"),
+            (&USER_RESOURCE, "filter=title gt null", InvalidFilter, "cannot filter on 'title': null compares only with eq and ne"),
+            (&USER_RESOURCE, r#"filter=meta.created gt "yesterday""#, InvalidFilter, "cannot filter on 'meta.created': expects an RFC 3339 dateTime string"),
+            (&USER_RESOURCE, r#"filter=meta.created co "2024-01-01T00:00:00Z""#, InvalidFilter, "cannot filter on 'meta.created': dateTimes compare only with eq ne gt ge lt le"),
+            (&USER_RESOURCE, r#"filter=groups.display eq "x""#, InvalidFilter, "cannot filter on 'groups.display': only groups.value is filterable"),
+            (&GROUP_RESOURCE, r#"filter=members.display eq "x""#, InvalidFilter, "cannot filter on 'members.display': only members.value and members.type are filterable"),
+            (&GROUP_RESOURCE, r#"filter=members[display eq "x"]"#, InvalidFilter, "cannot filter on 'display': only value and type are filterable"),
+            (&USER_RESOURCE, r#"filter=name[givenName eq "x"]"#, InvalidFilter, "cannot filter on 'name': […] needs a multi-valued complex attribute"),
+            (&USER_RESOURCE, r#"filter=emails[nope eq "x"]"#, InvalidFilter, "cannot filter on 'nope': no such sub-attribute"),
+            // The first path that does not fit is the one named.
+            (&USER_RESOURCE, r#"filter=active gt true or nope eq "x""#, InvalidFilter, "cannot filter on 'active': booleans compare only with eq and ne"),
+            (&USER_RESOURCE, r#"filter=userName eq "a"&sortBy=nope"#, InvalidValue, "cannot sort by 'nope': cannot filter on 'nope': no such attribute"),
+            (&USER_RESOURCE, r#"filter=nope eq "a"&sortBy=nope"#, InvalidFilter, "cannot filter on 'nope': no such attribute"),
+            (&USER_RESOURCE, "sortBy=name", InvalidValue, "cannot sort by 'name': it is complex; name a sub-attribute"),
+            (&USER_RESOURCE, "sortBy=phoneNumbers.value", InvalidValue, "cannot sort by 'phoneNumbers.value': it is multi-valued"),
+            (&GROUP_RESOURCE, "sortBy=emails", InvalidValue, "cannot sort by 'emails': cannot filter on 'emails': no such attribute"),
+        ];
+        for (rt, raw, scim_type, message) in refused {
+            let query = raw.replace(' ', "%20").replace('"', "%22");
+            let e = resolve(rt, &query).expect_err(raw);
+            assert_eq!(
+                (e.status, e.scim_type, e.detail.as_str()),
+                (400, Some(scim_type), message),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_search_across_types_leaves_out_the_type_that_does_not_fit() {
+        let both = |raw: &str| {
+            let p = parse(&raw.replace(' ', "%20").replace('"', "%22")).unwrap();
+            p.list_requests(&USER_RESOURCE, &GROUP_RESOURCE)
+                .map(|(u, g)| (u.is_some(), g.is_some()))
+        };
+        assert_eq!(both(""), Ok((true, true)));
+        assert_eq!(both(r#"filter=displayName eq "x""#), Ok((true, true)));
+        assert_eq!(both(r#"filter=userName eq "x""#), Ok((true, false)));
+        assert_eq!(both(r#"filter=members pr"#), Ok((false, true)));
+        assert_eq!(both("sortBy=emails"), Ok((true, false)));
+        let e = both(r#"filter=nope eq "x""#).unwrap_err();
+        assert_eq!(e.detail, "cannot filter on 'nope': no such attribute");
+    }
+
+    #[test]
+    fn a_page_continues_into_a_second_list() {
+        let page = Page {
+            start_index: 4,
+            count: 5,
+        };
+        // Three users: the users' part of the page is empty, the groups
+        // start at their first.
+        assert_eq!(
+            page.after(3, 0),
+            Page {
+                start_index: 1,
+                count: 5
+            }
+        );
+        // Six users: three on this page, two groups after them.
+        assert_eq!(
+            page.after(6, 3),
+            Page {
+                start_index: 1,
+                count: 2
+            }
+        );
+        // No users at all: the groups from the fourth.
+        assert_eq!(page.after(0, 0), page);
+        // A full page of users leaves no room.
+        assert_eq!(page.after(50, 5).count, 0);
+    }
+
+    /// `Projection::apply` returns a resource untouched when no attributes
+    /// are named; that is right only while these hold.
+    #[test]
+    fn unprojected_responses_need_no_filtering() {
+        fn check(a: &AttributeDef) {
+            assert_ne!(
+                a.returned,
+                Returned::Request,
+                "{} is returned on request",
+                a.name
+            );
+            if a.returned == Returned::Never {
+                assert_eq!(
+                    a.mutability,
+                    Mutability::WriteOnly,
+                    "{} is never returned",
+                    a.name
+                );
+            }
+            a.sub_attributes.iter().for_each(check);
+        }
+        all_schemas()
+            .iter()
+            .flat_map(|s| s.attributes.iter())
+            .chain(COMMON_ATTRIBUTES.iter())
+            .for_each(check);
+    }
+}
