@@ -10,6 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+// The store writes times as microseconds since the epoch (`time`).
+use crate::time::now_micros;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 /// A PostgreSQL connection idle this long is pinged before it is used.
@@ -504,19 +507,6 @@ macro_rules! bump_list_epoch {
     };
 }
 pub(crate) use bump_list_epoch;
-
-/// Microseconds since the Unix epoch, the stored time format.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-/// Formats stored microseconds as RFC 3339 (`meta.created`, …), to the
-/// microsecond, so a time read back into a filter compares exactly.
-pub fn format_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
 
 #[cfg(test)]
 mod tests {
