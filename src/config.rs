@@ -55,11 +55,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// The defaults of [`ServeConfig`], stated once for the flags and for
+/// `ServeConfig::default()` (which tests start from).
+mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    pub const MAX_PAGE_SIZE: u32 = 1000;
+    pub const MAX_BODY_BYTES: usize = 1_048_576;
+    pub const BULK_MAX_OPERATIONS: usize = 1000;
+    pub const KEY_CACHE_SECONDS: u64 = 30;
+    pub const AUDIT_RETENTION_DAYS: u32 = 180;
+    pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
+}
+
 /// Settings of `scimd serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
     /// Address to listen on.
-    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SCIMD_LISTEN", default_value_t = defaults::LISTEN)]
     pub listen: SocketAddr,
 
     /// Public URL clients reach this server at; base URLs and
@@ -68,23 +82,23 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
 
     /// Largest `count` a list request may ask for.
-    #[arg(long, env = "SCIMD_MAX_PAGE_SIZE", default_value_t = 1000)]
+    #[arg(long, env = "SCIMD_MAX_PAGE_SIZE", default_value_t = defaults::MAX_PAGE_SIZE)]
     pub max_page_size: u32,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
     /// Most operations one `POST /Bulk` may carry (its payload is bounded
     /// by --max-body-bytes).
-    #[arg(long, env = "SCIMD_BULK_MAX_OPERATIONS", default_value_t = 1000)]
+    #[arg(long, env = "SCIMD_BULK_MAX_OPERATIONS", default_value_t = defaults::BULK_MAX_OPERATIONS)]
     pub bulk_max_operations: usize,
 
     /// Seconds a verified API key or admin token is trusted from memory
     /// before its stored hash is re-read (a rotation made by another
     /// process is noticed within this time; this process's own are
     /// immediate).
-    #[arg(long, env = "SCIMD_KEY_CACHE_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "SCIMD_KEY_CACHE_SECONDS", default_value_t = defaults::KEY_CACHE_SECONDS)]
     pub key_cache_seconds: u64,
 
     /// Record audit events. Switching them off (`--audit=false`) exists
@@ -103,7 +117,7 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "SCIMD_AUDIT_RETENTION_DAYS",
-        default_value_t = 180,
+        default_value_t = defaults::AUDIT_RETENTION_DAYS,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub audit_retention_days: u32,
@@ -112,7 +126,7 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "SCIMD_AUDIT_PURGE_INTERVAL_SECONDS",
-        default_value_t = 3600
+        default_value_t = defaults::AUDIT_PURGE_INTERVAL_SECONDS
     )]
     pub audit_purge_interval_seconds: u64,
 
@@ -148,15 +162,15 @@ impl ServeConfig {
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: defaults::LISTEN,
             public_url: None,
-            max_page_size: 1000,
-            max_body_bytes: 1_048_576,
-            key_cache_seconds: 30,
-            bulk_max_operations: 1000,
+            max_page_size: defaults::MAX_PAGE_SIZE,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
+            key_cache_seconds: defaults::KEY_CACHE_SECONDS,
+            bulk_max_operations: defaults::BULK_MAX_OPERATIONS,
             audit: true,
-            audit_retention_days: 180,
-            audit_purge_interval_seconds: 3600,
+            audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
+            audit_purge_interval_seconds: defaults::AUDIT_PURGE_INTERVAL_SECONDS,
             trust_forwarded_for: false,
             admin_token: None,
         }

@@ -12,3 +12,7 @@ pub mod scim;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod time;
+
+#[cfg(test)]
+mod boundaries;

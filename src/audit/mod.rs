@@ -429,7 +429,7 @@ pub fn changed_attributes(
 /// on SQLite's single writer, of all transactions) keep their order.
 pub fn event_time() -> i64 {
     static LAST: AtomicI64 = AtomicI64::new(0);
-    let now = crate::store::now_micros();
+    let now = crate::time::now_micros();
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
         let t = now.max(last + 1);

@@ -29,7 +29,7 @@ pub fn spawn(store: Store, retention_days: u32, every: Duration) -> JoinHandle<(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match purge(&store, crate::store::now_micros(), retention_days).await {
+            match purge(&store, crate::time::now_micros(), retention_days).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, retention_days, "purged old audit events"),
                 Err(e) => {

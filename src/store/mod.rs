@@ -12,6 +12,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+// The store writes times as microseconds since the epoch (`time`).
+use crate::time::now_micros;
+
 mod accel;
 pub mod audit;
 mod conn;
@@ -422,19 +425,6 @@ pub(crate) async fn bump_list_epoch<C: conn::Conn>(
     let sql = "UPDATE directories SET list_epoch = list_epoch + 1 WHERE id = $1";
     tx.execute(sql, &[directory_id.into()]).await?;
     Ok(())
-}
-
-/// Microseconds since the Unix epoch, the stored time format.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-/// Formats stored microseconds as RFC 3339 (`meta.created`, …), to the
-/// microsecond, so a time read back into a filter compares exactly.
-pub fn format_micros(micros: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

@@ -1120,7 +1120,7 @@ async fn purge_deletes_events_past_retention_in_batches() {
         .seed_audit_events(org, dir.id.parse().unwrap(), 25_000, 100, 170)
         .await
         .unwrap();
-    let now = scimd::store::now_micros();
+    let now = scimd::time::now_micros();
 
     // Nothing is 180 days old yet.
     let purge = scimd::audit::purge::purge;
@@ -1131,7 +1131,7 @@ async fn purge_deletes_events_past_retention_in_batches() {
     let deleted = purge(&app.store, later, 180).await.unwrap();
     assert_eq!(deleted, 13_236);
     assert_eq!(purge(&app.store, later, 180).await.unwrap(), 0);
-    let cutoff = scimd::store::format_micros(later - 180 * DAY);
+    let cutoff = scimd::time::format_micros(later - 180 * DAY);
     assert!(
         report(&app, &format!("until={}&limit=1", enc(&cutoff))).await["events"]
             .as_array()

@@ -56,5 +56,5 @@ pub(super) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminErr
 
 /// Stored microseconds as RFC 3339 for JSON responses.
 pub(super) fn time(micros: i64) -> String {
-    crate::store::format_micros(micros)
+    crate::time::format_micros(micros)
 }

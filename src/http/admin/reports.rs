@@ -20,7 +20,8 @@ use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, DAY_MICROS};
 use crate::http::error::AdminError;
 use crate::http::extract::AdminContext;
 use crate::http::AppState;
-use crate::store::{now_micros, EventRow, ReportQuery, StoreError};
+use crate::store::{EventRow, ReportQuery, StoreError};
+use crate::time::now_micros;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;

@@ -13,7 +13,7 @@ use super::extract::etag;
 use super::AppState;
 use crate::scim::list::QueryParams;
 use crate::scim::ScimError;
-use crate::store::format_micros;
+use crate::time::format_micros;
 
 mod bulk;
 mod discovery;
