@@ -125,11 +125,16 @@ enum AdminTokenCommand {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread()
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("cannot start the async runtime")
-        .block_on(cli_main())
+    {
+        Ok(runtime) => runtime.block_on(cli_main()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// glibc's allocator gives threads that allocate at the same time arenas of
