@@ -9,11 +9,19 @@
 
 use serde_json::Value;
 
-use super::filter::{parse_filter, CompValue, CompareOp, Filter};
+use super::filter::{parse_filter, Filter};
 use super::path::{parse_attr_path, AttrPath};
 use super::resource::{parse_attr_list, project};
-use super::schema::{AttrType, AttributeDef, ResourceTypeDef};
+use super::schema::ResourceTypeDef;
 use super::ScimError;
+
+mod resolve;
+
+use resolve::Resolver;
+pub use resolve::{
+    Comparison, ElementList, Field, IndexedList, Operand, OrderedOp, ResolvedFilter, SortKey,
+    ValueKind,
+};
 
 /// Results on a list request without `count`.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -247,11 +255,11 @@ fn parse_int(key: &str, value: &str) -> Result<i64, ScimError> {
 /// compared with a value of its type. Made only by
 /// [`ListRequest::resolve`] (or [`ListRequest::all`]), so the store can
 /// compile it without checking it again.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ListRequest<'a> {
     resource_type: &'static ResourceTypeDef,
-    filter: Option<&'a Filter>,
-    sort_by: Option<&'a AttrPath>,
+    filter: Option<ResolvedFilter<'a>>,
+    sort_key: Option<SortKey>,
     descending: bool,
 }
 
@@ -261,31 +269,27 @@ impl<'a> ListRequest<'a> {
         ListRequest {
             resource_type: rt,
             filter: None,
-            sort_by: None,
+            sort_key: None,
             descending: false,
         }
     }
 
-    /// Checks the filter, then `sortBy`, against `rt`'s schema; the first
+    /// Resolves the filter, then `sortBy`, against `rt`'s schema; the first
     /// path that does not fit is the error (`invalidFilter` for the filter,
     /// `invalidValue` for `sortBy`).
     pub fn resolve(
         rt: &'static ResourceTypeDef,
         filter: Option<&'a Filter>,
-        sort_by: Option<&'a AttrPath>,
+        sort_by: Option<&AttrPath>,
         descending: bool,
     ) -> Result<Self, ScimError> {
         let schema = Resolver { rt };
-        if let Some(f) = filter {
-            schema.filter(f)?;
-        }
-        if let Some(path) = sort_by {
-            schema.sort_key(path)?;
-        }
+        let filter = filter.map(|f| schema.filter(f)).transpose()?;
+        let sort_key = sort_by.map(|path| schema.sort_key(path)).transpose()?;
         Ok(ListRequest {
             resource_type: rt,
             filter,
-            sort_by,
+            sort_key,
             descending,
         })
     }
@@ -294,300 +298,16 @@ impl<'a> ListRequest<'a> {
         self.resource_type
     }
 
-    pub fn filter(&self) -> Option<&'a Filter> {
-        self.filter
+    pub fn filter(&self) -> Option<&ResolvedFilter<'a>> {
+        self.filter.as_ref()
     }
 
-    pub fn sort_by(&self) -> Option<&'a AttrPath> {
-        self.sort_by
+    pub fn sort_key(&self) -> Option<&SortKey> {
+        self.sort_key.as_ref()
     }
 
     pub fn descending(&self) -> bool {
         self.descending
-    }
-}
-
-/// How a filtered value compares: which values and operators fit it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// A string (case-exact or not): every operator, string values.
-    Text,
-    /// A resource id: `eq` and `ne`, string values (one that is not a UUID
-    /// matches nothing).
-    Id,
-    Boolean,
-    Number,
-    /// `meta.created`, `meta.lastModified`: RFC 3339 strings.
-    DateTime,
-    /// A complex value (e.g. `name`): it can be present, not compared.
-    Complex,
-}
-
-/// What a filter path names.
-enum Target {
-    /// One value per resource.
-    Single(Kind),
-    /// A multi-valued attribute, compared element by element; `None` when
-    /// only its presence can be tested.
-    Elements(Option<Kind>),
-}
-
-fn kind_of(ty: AttrType) -> Kind {
-    match ty {
-        AttrType::Boolean => Kind::Boolean,
-        AttrType::Integer | AttrType::Decimal => Kind::Number,
-        _ => Kind::Text,
-    }
-}
-
-fn unsupported(path: &AttrPath, why: &str) -> ScimError {
-    ScimError::invalid_filter(format!("cannot filter on '{path}': {why}"))
-}
-
-/// Resolves filter and `sortBy` paths against one resource type. The
-/// filterable attributes are the common `id`, `externalId`,
-/// `meta.created` and `meta.lastModified`, and every attribute of the
-/// type's schemas, except that of a group's `members` only `value` and
-/// `type`, and of a user's `groups` only `value`, can be filtered.
-struct Resolver {
-    rt: &'static ResourceTypeDef,
-}
-
-impl Resolver {
-    fn filter(&self, f: &Filter) -> Result<(), ScimError> {
-        match f {
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                self.filter(a)?;
-                self.filter(b)
-            }
-            Filter::Not(a) => self.filter(a),
-            Filter::Present(path) => self.target(path).map(drop),
-            Filter::Compare { path, op, value } => {
-                if let (CompareOp::Eq, CompValue::Str(_)) = (op, value) {
-                    if self.is_member_eq(path) {
-                        return Ok(());
-                    }
-                }
-                match self.target(path)? {
-                    Target::Single(kind) | Target::Elements(Some(kind)) => {
-                        compare(kind, *op, value, path)
-                    }
-                    Target::Elements(None) => Err(unsupported(
-                        path,
-                        "a complex attribute needs a sub-attribute",
-                    )),
-                }
-            }
-            Filter::ValuePath { path, filter } => self.value_path(path, filter),
-        }
-    }
-
-    /// `emails.value`, a group's `members.value` or a user's
-    /// `groups.value` (or the attribute alone) compared with `eq` to a
-    /// string: any string fits, an id that is no UUID matches nothing.
-    fn is_member_eq(&self, path: &AttrPath) -> bool {
-        let Some(resolved) =
-            self.rt
-                .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
-        else {
-            return false;
-        };
-        let in_core = resolved
-            .schema
-            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
-        if !in_core || resolved.sub.is_some_and(|s| s.name != "value") {
-            return false;
-        }
-        matches!(
-            (self.rt.name, resolved.attr.name),
-            ("User", "emails") | ("Group", "members") | ("User", "groups")
-        )
-    }
-
-    /// `sortBy`: a single-valued attribute that is not complex, or
-    /// `emails` (a user's primary email).
-    fn sort_key(&self, path: &AttrPath) -> Result<(), ScimError> {
-        let bad = |why: &str| ScimError::invalid_value(format!("cannot sort by '{path}': {why}"));
-        let is_emails = self.rt.name == "User"
-            && path.attr.eq_ignore_ascii_case("emails")
-            && path
-                .sub_attr
-                .as_deref()
-                .is_none_or(|s| s.eq_ignore_ascii_case("value"));
-        if is_emails {
-            return Ok(());
-        }
-        match self.target(path).map_err(|e| bad(&e.detail))? {
-            Target::Single(Kind::Complex) => Err(bad("it is complex; name a sub-attribute")),
-            Target::Single(_) => Ok(()),
-            Target::Elements(_) => Err(bad("it is multi-valued")),
-        }
-    }
-
-    fn target(&self, path: &AttrPath) -> Result<Target, ScimError> {
-        let resolved = self
-            .rt
-            .resolve(path.urn.as_deref(), &path.attr, path.sub_attr.as_deref())
-            .ok_or_else(|| unsupported(path, "no such attribute"))?;
-        let attr = resolved.attr;
-        let sub = resolved.sub;
-        let is_user = self.rt.name == "User";
-        if resolved.schema.is_none() {
-            return match (attr.name, sub.map(|s| s.name)) {
-                ("id", None) => Ok(Target::Single(Kind::Id)),
-                ("externalId", None) => Ok(Target::Single(Kind::Text)),
-                ("meta", Some("created" | "lastModified")) => Ok(Target::Single(Kind::DateTime)),
-                _ => Err(unsupported(path, "not a filterable attribute")),
-            };
-        }
-        let in_core = resolved
-            .schema
-            .is_some_and(|s| std::ptr::eq(s, self.rt.schema));
-        if in_core && sub.is_none() {
-            match (is_user, attr.name) {
-                (true, "userName" | "displayName") | (false, "displayName") => {
-                    return Ok(Target::Single(Kind::Text))
-                }
-                (true, "active") => return Ok(Target::Single(Kind::Boolean)),
-                _ => {}
-            }
-        }
-        if in_core && !is_user && attr.name == "members" {
-            return match sub.map(|s| s.name) {
-                None | Some("value") => Ok(Target::Elements(Some(Kind::Id))),
-                Some("type") => Ok(Target::Elements(Some(Kind::Text))),
-                _ => Err(unsupported(
-                    path,
-                    "only members.value and members.type are filterable",
-                )),
-            };
-        }
-        if in_core && is_user && attr.name == "groups" {
-            return match sub.map(|s| s.name) {
-                None | Some("value") => Ok(Target::Elements(Some(Kind::Id))),
-                _ => Err(unsupported(path, "only groups.value is filterable")),
-            };
-        }
-        if attr.ty == AttrType::Complex && sub.is_none() && !attr.multi_valued {
-            return Ok(Target::Single(Kind::Complex));
-        }
-        if attr.multi_valued {
-            let element = match sub {
-                Some(s) => Some(s),
-                // `emails eq "x"` means `emails.value eq "x"`.
-                None if attr.ty == AttrType::Complex => attr.sub("value"),
-                None => Some(attr),
-            };
-            return Ok(Target::Elements(element.map(|a| kind_of(a.ty))));
-        }
-        Ok(Target::Single(kind_of(sub.unwrap_or(attr).ty)))
-    }
-
-    /// `emails[type eq "work" and value co "@x"]`.
-    fn value_path(&self, path: &AttrPath, inner: &Filter) -> Result<(), ScimError> {
-        let resolved = self
-            .rt
-            .resolve(path.urn.as_deref(), &path.attr, None)
-            .ok_or_else(|| unsupported(path, "no such attribute"))?;
-        let attr = resolved.attr;
-        if !attr.multi_valued || attr.ty != AttrType::Complex {
-            return Err(unsupported(
-                path,
-                "[…] needs a multi-valued complex attribute",
-            ));
-        }
-        self.element_filter(attr, inner)
-    }
-
-    /// An inner filter of a value path: its paths name sub-attributes of
-    /// `attr`.
-    fn element_filter(&self, attr: &'static AttributeDef, f: &Filter) -> Result<(), ScimError> {
-        match f {
-            Filter::And(a, b) | Filter::Or(a, b) => {
-                self.element_filter(attr, a)?;
-                self.element_filter(attr, b)
-            }
-            Filter::Not(a) => self.element_filter(attr, a),
-            Filter::ValuePath { path, .. } => {
-                Err(unsupported(path, "value filters cannot be nested"))
-            }
-            Filter::Present(path) | Filter::Compare { path, .. } => {
-                let sub = attr
-                    .sub(&path.attr)
-                    .filter(|_| path.sub_attr.is_none())
-                    .ok_or_else(|| unsupported(path, "no such sub-attribute"))?;
-                let kind = match (self.rt.name, attr.name, sub.name) {
-                    ("Group", "members", "value") | ("User", "groups", "value") => Kind::Id,
-                    ("Group", "members", "type") => Kind::Text,
-                    ("Group", "members", _) | ("User", "groups", _) => {
-                        return Err(unsupported(path, "only value and type are filterable"))
-                    }
-                    _ => kind_of(sub.ty),
-                };
-                match f {
-                    Filter::Compare { op, value, .. } => compare(kind, *op, value, path),
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
-}
-
-/// Whether `op` and `value` fit a value of `kind`.
-fn compare(kind: Kind, op: CompareOp, value: &CompValue, path: &AttrPath) -> Result<(), ScimError> {
-    use CompareOp::*;
-    if let CompValue::Null = value {
-        return match op {
-            Eq | Ne => Ok(()),
-            _ => Err(unsupported(path, "null compares only with eq and ne")),
-        };
-    }
-    let ordered = matches!(op, Eq | Ne | Gt | Ge | Lt | Le);
-    match kind {
-        Kind::Complex => Err(unsupported(
-            path,
-            "a complex attribute needs a sub-attribute",
-        )),
-        Kind::Text => match value {
-            CompValue::Str(_) => Ok(()),
-            _ => Err(unsupported(path, "expects a string value")),
-        },
-        Kind::Id => match (value, op) {
-            (CompValue::Str(_), Eq | Ne) => Ok(()),
-            (CompValue::Str(_), _) => Err(unsupported(path, "ids compare only with eq and ne")),
-            _ => Err(unsupported(path, "expects a string value")),
-        },
-        Kind::Boolean => match (value, op) {
-            (CompValue::Bool(_), Eq | Ne) => Ok(()),
-            (CompValue::Bool(_), _) => {
-                Err(unsupported(path, "booleans compare only with eq and ne"))
-            }
-            _ => Err(unsupported(path, "expects true or false")),
-        },
-        Kind::Number => match value {
-            CompValue::Num(_) if ordered => Ok(()),
-            CompValue::Num(_) => Err(unsupported(
-                path,
-                "numbers compare only with eq ne gt ge lt le",
-            )),
-            _ => Err(unsupported(path, "expects a number")),
-        },
-        Kind::DateTime => {
-            let is_time = match value {
-                CompValue::Str(s) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-                _ => false,
-            };
-            if !is_time {
-                Err(unsupported(path, "expects an RFC 3339 dateTime string"))
-            } else if ordered {
-                Ok(())
-            } else {
-                Err(unsupported(
-                    path,
-                    "dateTimes compare only with eq ne gt ge lt le",
-                ))
-            }
-        }
     }
 }
 
@@ -597,7 +317,8 @@ mod tests {
 
     use super::*;
     use crate::scim::schema::{
-        all_schemas, Mutability, Returned, COMMON_ATTRIBUTES, GROUP_RESOURCE, USER_RESOURCE,
+        all_schemas, AttributeDef, Mutability, Returned, COMMON_ATTRIBUTES, GROUP_RESOURCE,
+        USER_RESOURCE,
     };
     use crate::scim::ScimType;
 
@@ -860,11 +581,19 @@ mod tests {
         let p = parse("sortBy=userName&sortOrder=descending&filter=title%20pr").unwrap();
         let request = p.list_request(&USER_RESOURCE).unwrap();
         assert!(std::ptr::eq(request.resource_type(), &USER_RESOURCE));
-        assert_eq!(request.filter(), p.filter.as_ref());
-        assert_eq!(request.sort_by(), p.sort_by.as_ref());
+        let title = Operand {
+            field: Field::Document(vec!["title"]),
+            kind: ValueKind::Text { case_exact: false },
+        };
+        assert_eq!(request.filter(), Some(&ResolvedFilter::Present(title)));
+        let user_name = Operand {
+            field: Field::UserName,
+            kind: ValueKind::Text { case_exact: false },
+        };
+        assert_eq!(request.sort_key(), Some(&SortKey::Value(user_name)));
         assert!(request.descending());
         let all = ListRequest::all(&GROUP_RESOURCE);
-        assert!(all.filter().is_none() && all.sort_by().is_none() && !all.descending());
+        assert!(all.filter().is_none() && all.sort_key().is_none() && !all.descending());
     }
 
     #[test]

@@ -15,10 +15,6 @@ pub enum StoreError {
     /// directory; nothing was written.
     #[error("one or more members do not exist in this directory")]
     UnknownMembers,
-    /// The SQL compiler refused a list request that `scim::list` had
-    /// resolved: the two disagree, a fault of the server.
-    #[error("a resolved list request did not compile")]
-    ListNotCompiled(#[source] crate::scim::ScimError),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration failed")]

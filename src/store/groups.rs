@@ -228,8 +228,7 @@ impl Store {
         page: Page,
     ) -> Result<(i64, Vec<GroupRow>)> {
         debug_assert_eq!(request.resource_type().name, "Group");
-        let filter =
-            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
+        let filter = &ListQuery::build(self.dialect(), request);
         read!(self, |d, c| {
             let columns = group_columns(d);
             let cursors = &self.cursors;

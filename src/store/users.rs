@@ -486,8 +486,7 @@ impl Store {
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>)> {
         debug_assert_eq!(request.resource_type().name, "User");
-        let filter =
-            &ListQuery::build(self.dialect(), request).map_err(StoreError::ListNotCompiled)?;
+        let filter = &ListQuery::build(self.dialect(), request);
         if let Some(name_ci) = filter.user_name_eq() {
             let found = self
                 .user_by_name(directory_id, name_ci, with_groups)
