@@ -161,11 +161,10 @@ pub(crate) trait Conn: Send {
     ) -> BoxStream<'a, Result<R, sqlx::Error>>;
 }
 
-/// Plain values (text, numbers, booleans, UUIDs) always encode, as sqlx's
-/// `QueryBuilder` also assumes.
-const ENCODES: &str = "plain values always encode";
-
-fn sqlite_args<'a>(args: &'a [Arg<'a>]) -> SqliteArguments<'a> {
+/// The arguments of a statement. Plain values (text, numbers, booleans,
+/// UUIDs) always encode, as sqlx's `QueryBuilder` also assumes; should one
+/// ever fail, the statement fails with sqlx's own encoding error.
+fn sqlite_args<'a>(args: &'a [Arg<'a>]) -> Result<SqliteArguments<'a>, sqlx::Error> {
     let mut out = SqliteArguments::default();
     for arg in args {
         match arg {
@@ -176,12 +175,13 @@ fn sqlite_args<'a>(args: &'a [Arg<'a>]) -> SqliteArguments<'a> {
             Arg::Bool(v) => out.add(*v),
             Arg::Uuid(v) => out.add(*v),
         }
-        .expect(ENCODES);
+        .map_err(sqlx::Error::Encode)?;
     }
-    out
+    Ok(out)
 }
 
-fn pg_args(args: &[Arg<'_>]) -> PgArguments {
+/// [`sqlite_args`] for PostgreSQL.
+fn pg_args(args: &[Arg<'_>]) -> Result<PgArguments, sqlx::Error> {
     let mut out = PgArguments::default();
     for arg in args {
         match arg {
@@ -192,9 +192,15 @@ fn pg_args(args: &[Arg<'_>]) -> PgArguments {
             Arg::Bool(v) => out.add(*v),
             Arg::Uuid(v) => out.add(*v),
         }
-        .expect(ENCODES);
+        .map_err(sqlx::Error::Encode)?;
     }
-    out
+    Ok(out)
+}
+
+/// A stream that fails at once, for a statement whose arguments did not
+/// encode.
+fn failed<'a, R: Send + 'a>(e: sqlx::Error) -> BoxStream<'a, Result<R, sqlx::Error>> {
+    Box::pin(futures_util::stream::once(async move { Err(e) }))
 }
 
 impl Conn for SqliteConnection {
@@ -205,7 +211,7 @@ impl Conn for SqliteConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<u64, sqlx::Error> {
-        let q = sqlx::query_with(sql, sqlite_args(args));
+        let q = sqlx::query_with(sql, sqlite_args(args)?);
         Ok(q.execute(self).await?.rows_affected())
     }
 
@@ -214,7 +220,7 @@ impl Conn for SqliteConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<Vec<R>, sqlx::Error> {
-        sqlx::query_as_with(sql, sqlite_args(args))
+        sqlx::query_as_with(sql, sqlite_args(args)?)
             .fetch_all(self)
             .await
     }
@@ -224,7 +230,7 @@ impl Conn for SqliteConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<Option<R>, sqlx::Error> {
-        sqlx::query_as_with(sql, sqlite_args(args))
+        sqlx::query_as_with(sql, sqlite_args(args)?)
             .fetch_optional(self)
             .await
     }
@@ -234,7 +240,7 @@ impl Conn for SqliteConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<R, sqlx::Error> {
-        sqlx::query_as_with(sql, sqlite_args(args))
+        sqlx::query_as_with(sql, sqlite_args(args)?)
             .fetch_one(self)
             .await
     }
@@ -244,7 +250,10 @@ impl Conn for SqliteConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> BoxStream<'a, Result<R, sqlx::Error>> {
-        sqlx::query_as_with(sql, sqlite_args(args)).fetch(self)
+        match sqlite_args(args) {
+            Ok(args) => sqlx::query_as_with(sql, args).fetch(self),
+            Err(e) => failed(e),
+        }
     }
 }
 
@@ -256,7 +265,7 @@ impl Conn for PgConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<u64, sqlx::Error> {
-        let q = sqlx::query_with(sql, pg_args(args));
+        let q = sqlx::query_with(sql, pg_args(args)?);
         Ok(q.execute(self).await?.rows_affected())
     }
 
@@ -265,7 +274,7 @@ impl Conn for PgConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<Vec<R>, sqlx::Error> {
-        sqlx::query_as_with(sql, pg_args(args))
+        sqlx::query_as_with(sql, pg_args(args)?)
             .fetch_all(self)
             .await
     }
@@ -275,7 +284,7 @@ impl Conn for PgConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<Option<R>, sqlx::Error> {
-        sqlx::query_as_with(sql, pg_args(args))
+        sqlx::query_as_with(sql, pg_args(args)?)
             .fetch_optional(self)
             .await
     }
@@ -285,7 +294,7 @@ impl Conn for PgConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> Result<R, sqlx::Error> {
-        sqlx::query_as_with(sql, pg_args(args))
+        sqlx::query_as_with(sql, pg_args(args)?)
             .fetch_one(self)
             .await
     }
@@ -295,7 +304,10 @@ impl Conn for PgConnection {
         sql: &'a str,
         args: &'a [Arg<'a>],
     ) -> BoxStream<'a, Result<R, sqlx::Error>> {
-        sqlx::query_as_with(sql, pg_args(args)).fetch(self)
+        match pg_args(args) {
+            Ok(args) => sqlx::query_as_with(sql, args).fetch(self),
+            Err(e) => failed(e),
+        }
     }
 }
 

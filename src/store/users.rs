@@ -306,7 +306,7 @@ impl Store {
             .enabled
             .then(|| user_created(audit, directory_id, (id, now), &user));
         let doc = user.doc.clone();
-        let emails = serde_json::to_string(&user.emails).expect("strings serialise");
+        let emails = Value::from(user.emails.as_slice()).to_string();
         // Creations made at the same time share one call (see
         // `INSERT_USERS`).
         let pending = PendingUser(std::sync::Arc::new(NewUserRow {
@@ -462,7 +462,7 @@ impl Store {
         with_groups: bool,
         keys: Vec<String>,
     ) -> Result<Vec<NamedUser>> {
-        let keys = serde_json::to_string(&keys).expect("strings serialise");
+        let keys = Value::from(keys).to_string();
         Ok(read!(self, |d, c| {
             let q = sqlx::query_as(USER_LOOKUPS.of(d).get(by_name_in.is_some(), with_groups));
             let q = match by_name_in {

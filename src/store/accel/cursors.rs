@@ -22,7 +22,7 @@
 //! [`SETTLE_MICROS`] are never marked.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use uuid::Uuid;
 
@@ -99,7 +99,7 @@ impl PageCursors {
         table: &'static str,
     ) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut walks = self.walks.lock().expect("cursor lock");
+            let mut walks = self.walks.lock().unwrap_or_else(PoisonError::into_inner);
             if walks.len() >= MAX_LISTS {
                 // Keep only the lists being walked now.
                 walks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
@@ -122,7 +122,7 @@ impl PageCursors {
         table: &'static str,
         start: i64,
     ) -> (Mark, Mark, Option<i64>) {
-        let lists = self.lists.lock().expect("cursor lock");
+        let lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(list) = lists.get(&(directory_id, table)) else {
             return (Mark::START, Mark::START, None);
         };
@@ -150,7 +150,7 @@ impl PageCursors {
         now_micros: i64,
         marks: impl IntoIterator<Item = Mark>,
     ) {
-        let mut lists = self.lists.lock().expect("cursor lock");
+        let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
         if lists.len() >= MAX_LISTS && !lists.contains_key(&(directory_id, table)) {
             // Rarely reached; forgetting is always safe, marks only save work.
             lists.clear();

@@ -134,12 +134,14 @@ impl Lent<'_> {
 
 impl std::ops::Deref for Lent<'_> {
     type Target = PgConnection;
+    #[expect(clippy::expect_used, reason = "the connection is taken only on drop")]
     fn deref(&self) -> &PgConnection {
         self.conn.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Lent<'_> {
+    #[expect(clippy::expect_used, reason = "the connection is taken only on drop")]
     fn deref_mut(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect("held until dropped")
     }

@@ -69,12 +69,14 @@ pub(crate) struct Reader<'a> {
 
 impl std::ops::Deref for Reader<'_> {
     type Target = SqliteConnection;
+    #[expect(clippy::expect_used, reason = "the connection is taken only on drop")]
     fn deref(&self) -> &SqliteConnection {
         self.conn.as_ref().expect("held until dropped")
     }
 }
 
 impl std::ops::DerefMut for Reader<'_> {
+    #[expect(clippy::expect_used, reason = "the connection is taken only on drop")]
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         self.conn.as_mut().expect("held until dropped")
     }

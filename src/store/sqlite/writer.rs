@@ -233,7 +233,11 @@ impl SqliteWriter {
     /// later writes fail as on a closed pool.
     pub(crate) async fn close(&self) {
         self.commits.close();
-        let checkpointer = self.checkpointer.lock().expect("not poisoned").take();
+        let checkpointer = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(checkpointer) = checkpointer {
             let _ = checkpointer.await;
         }
@@ -257,12 +261,20 @@ pub(crate) struct Locked<'a> {
 
 impl std::ops::Deref for Locked<'_> {
     type Target = SqliteConnection;
+    #[expect(
+        clippy::expect_used,
+        reason = "the connection is checked when locked and held until dropped"
+    )]
     fn deref(&self) -> &SqliteConnection {
         self.conn.as_ref().expect("checked when locked")
     }
 }
 
 impl std::ops::DerefMut for Locked<'_> {
+    #[expect(
+        clippy::expect_used,
+        reason = "the connection is checked when locked and held until dropped"
+    )]
     fn deref_mut(&mut self) -> &mut SqliteConnection {
         self.conn.as_mut().expect("checked when locked")
     }

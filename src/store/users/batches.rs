@@ -79,8 +79,10 @@ async fn insert_users_on<C: Conn>(
         args.extend([p.0.now.into(), (&p.0.emails).into()]);
     }
     if with_events {
-        for p in batch {
-            let event = p.0.event.as_ref().expect("batches are grouped by events");
+        // Batches are grouped by whether they write events, so each has
+        // one (were one missing, the statement would fail for want of its
+        // values).
+        for event in batch.iter().filter_map(|p| p.0.event.as_ref()) {
             args.extend(event_args(event));
         }
     }
@@ -180,9 +182,14 @@ fn pending_args(p: &PendingUpdate) -> Vec<Arg<'_>> {
     update_args(&p.0.update, p.0.directory_id, p.0.id)
 }
 
-fn event_of(p: &PendingUpdate) -> &Event {
-    let event = p.0.update.event.as_ref();
-    event.expect("batches are grouped by events")
+/// The events of a batch, grouped by whether they write events, so each
+/// update of it has one (were one missing, the statement would fail for
+/// want of its values).
+fn events_of<'a>(batch: impl Iterator<Item = &'a PendingUpdate>) -> Vec<Arg<'a>> {
+    batch
+        .filter_map(|p| p.0.update.event.as_ref())
+        .flat_map(event_args)
+        .collect()
 }
 
 /// SQLite's batch: one update per user (`firsts`, each with its position
@@ -200,10 +207,7 @@ async fn update_users_sqlite(
         .filter(|(_, p)| ids.contains(&(p.0.id,)))
         .collect();
     if with_events && !written.is_empty() {
-        let args: Vec<Arg> = written
-            .iter()
-            .flat_map(|(_, p)| event_args(event_of(p)))
-            .collect();
+        let args = events_of(written.iter().map(|(_, p)| p));
         conn.execute(INSERT_EVENTS.rows(written.len()), &args)
             .await?;
     }
@@ -218,7 +222,7 @@ async fn update_users_postgres(
 ) -> Result<Vec<usize>> {
     let mut args: Vec<Arg> = batch.iter().flat_map(pending_args).collect();
     if with_events {
-        args.extend(batch.iter().flat_map(|p| event_args(event_of(p))));
+        args.extend(events_of(batch.iter()));
     }
     let sql = UPDATE_USERS_POSTGRES.get(batch.len(), with_events);
     let written: Vec<(i32,)> = conn.fetch_all(sql, &args).await.on_conflict("userName")?;
