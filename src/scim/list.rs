@@ -635,6 +635,53 @@ mod tests {
         }
     }
 
+    /// What the store compiles: each path resolved to where its value is
+    /// kept, each value checked and converted for its kind.
+    #[test]
+    fn resolving_names_where_each_value_is_kept() {
+        let resolved = |rt: &'static ResourceTypeDef, filter: &str| {
+            let f = crate::scim::filter::parse_filter(filter).unwrap();
+            let request = ListRequest::resolve(rt, Some(&f), None, false).unwrap();
+            format!("{:?}", request.filter().unwrap())
+        };
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"userName eq "Ada""#),
+            r#"Compare(Operand { field: UserName, kind: Text { case_exact: false } }, Text { op: Eq, value: "Ada" })"#
+        );
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"emails[type eq "work"]"#),
+            r#"AnyElement { list: Document(["emails"]), filter: Compare(Operand { field: Element(Some("type")), kind: Text { case_exact: false } }, Text { op: Eq, value: "work" }) }"#
+        );
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"emails.value eq "a@x" or groups pr"#),
+            r#"Or(ListedValue(Emails, "a@x"), HasElements { list: Groups, element: Some(Operand { field: GroupId, kind: Id }) })"#
+        );
+        assert_eq!(
+            resolved(
+                &GROUP_RESOURCE,
+                r#"members.type ne "User" and not (meta.created ge "1970-01-01T00:00:01Z")"#
+            ),
+            r#"And(AnyElement { list: Members, filter: Compare(Operand { field: MemberType, kind: Text { case_exact: false } }, Text { op: Ne, value: "User" }) }, Not(Compare(Operand { field: Created, kind: DateTime }, DateTime { op: Ge, micros: 1000000 })))"#
+        );
+        assert_eq!(
+            resolved(
+                &USER_RESOURCE,
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq null"
+            ),
+            r#"Compare(Operand { field: Document(["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "manager", "value"]), kind: Text { case_exact: false } }, Null { equal: true })"#
+        );
+        let sort = |path: &str| {
+            let path = crate::scim::path::parse_attr_path(path).unwrap();
+            let request = ListRequest::resolve(&USER_RESOURCE, None, Some(&path), false).unwrap();
+            format!("{:?}", request.sort_key().unwrap())
+        };
+        assert_eq!(sort("emails"), "PrimaryEmail");
+        assert_eq!(
+            sort("meta.lastModified"),
+            "Value(Operand { field: LastModified, kind: DateTime })"
+        );
+    }
+
     #[test]
     fn a_search_across_types_leaves_out_the_type_that_does_not_fit() {
         let both = |raw: &str| {

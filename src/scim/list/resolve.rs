@@ -5,10 +5,10 @@
 //! kind. Every error a client gets for a filter or `sortBy` comes from
 //! here; the store compiles what this gives without checking it again.
 
-use super::super::filter::{CompValue, CompareOp, Filter};
-use super::super::path::AttrPath;
-use super::super::schema::{AttrType, AttributeDef, ResourceTypeDef};
-use super::super::ScimError;
+use crate::scim::filter::{CompValue, CompareOp, Filter};
+use crate::scim::path::AttrPath;
+use crate::scim::schema::{AttrType, AttributeDef, ResourceTypeDef};
+use crate::scim::ScimError;
 
 /// A filter whose paths are resolved and whose values are checked.
 #[derive(Clone, Debug, PartialEq)]
