@@ -83,7 +83,7 @@ pub(crate) async fn record_subjects<'k, C: Conn>(
     if keys.is_empty() {
         return Ok(());
     }
-    let now = super::now_micros();
+    let now = crate::time::now_micros();
     let mut q = SqlBuilder::new(
         C::DIALECT,
         "INSERT INTO audit_subjects (org_id, value, target_id, target_created_at, recorded_at) ",

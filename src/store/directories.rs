@@ -4,8 +4,9 @@ use uuid::Uuid;
 
 use super::audit::insert_event;
 use super::user_cache::Change;
-use super::{now_micros, read, transaction, Result, Store, StoreError};
+use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
+use crate::time::now_micros;
 
 /// A directory as admins see it: never its key, but its counts.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -12,11 +12,12 @@ use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListQuery, Page};
 use super::sql::groups::{group_columns, MEMBER_SELECT};
 use super::user_cache::Change;
-use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
+use super::{read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext};
 use crate::directory::events::{group_changed, group_created, group_event};
 use crate::directory::{GroupChange, GroupDraft, MemberChange};
 use crate::scim::list::ListRequest;
+use crate::time::now_micros;
 
 /// Ids per statement when members are added or removed: under SQLite's
 /// 32,766 bound-variable limit, so 10,000 members take one statement.

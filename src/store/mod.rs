@@ -12,9 +12,6 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
-// The store writes times as microseconds since the epoch (`time`).
-use crate::time::now_micros;
-
 mod accel;
 pub mod audit;
 mod conn;

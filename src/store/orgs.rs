@@ -3,8 +3,9 @@
 use uuid::Uuid;
 
 use super::audit::insert_event;
-use super::{now_micros, read, transaction, Result, Store};
+use super::{read, transaction, Result, Store};
 use crate::audit::{Action, AuditContext, Target, TargetType};
+use crate::time::now_micros;
 
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]

@@ -6,7 +6,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::user_cache::Change;
-use super::{now_micros, transaction, Result, Store};
+use super::{transaction, Result, Store};
+use crate::time::now_micros;
 
 /// Rows per INSERT: 6 values each stays under SQLite's 32,766 bound
 /// variables and PostgreSQL's 65,535.

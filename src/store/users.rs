@@ -12,12 +12,13 @@ use super::sql::users::{
     groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, UPDATE_USER, USER_LOOKUPS,
 };
 use super::user_cache::Change;
-use super::{now_micros, read, write_job, OnConflict, Result, Store, StoreError};
+use super::{read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event};
 use crate::directory::events::{self, deleted_user_subjects, user_created, user_updated};
 use crate::directory::user::email_values;
 use crate::directory::UserDraft;
 use crate::scim::list::ListRequest;
+use crate::time::now_micros;
 
 /// A stored user.
 #[derive(Clone, Debug, sqlx::FromRow)]

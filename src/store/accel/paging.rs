@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::cursors::{Mark, PageCursors, SETTLE_MICROS};
 use crate::store::conn::{Arg, Conn, Record, SqlBuilder};
 use crate::store::filter_sql::{Bind, ListKey, ListQuery, Page};
-use crate::store::{now_micros, Result};
+use crate::store::Result;
+use crate::time::now_micros;
 
 /// One page and the total count, with as few queries as the page allows:
 /// - the first page is read directly; if it is not full, its length is the
