@@ -16,6 +16,9 @@ use tokio::sync::Semaphore;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -140,6 +143,56 @@ struct Verified {
     checked: Instant,
 }
 
+/// How a presented credential was dealt with, for `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified earlier and trusted from memory: no database, no argon2.
+    CacheHit,
+    /// Verified earlier; its stored hash, read again after
+    /// `--key-cache-seconds`, had not changed: no argon2.
+    Revalidated,
+    /// Checked with argon2 against its stored hash, and right.
+    Argon2Verified,
+    /// The `SCIMD_ADMIN_TOKEN` given at start.
+    Configured,
+    /// Unknown id, malformed, or a wrong secret.
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::CacheHit => "cache_hit",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Argon2Verified => "argon2_verified",
+            Outcome::Configured => "configured",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The labels of a verification: what kind of credential it looked like
+/// (`api_key`, `admin_token`, or `unrecognised`) and its [`Outcome`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerificationLabels {
+    pub credential: &'static str,
+    pub outcome: &'static str,
+}
+
+/// Verifications by credential kind and outcome (a family of counters;
+/// clones count into the same series).
+pub type Verifications = Family<VerificationLabels, Counter>;
+
+fn credential_kind(presented: &str) -> &'static str {
+    if presented.starts_with(ADMIN_PREFIX) {
+        "admin_token"
+    } else if presented.starts_with(API_KEY_PREFIX) {
+        "api_key"
+    } else {
+        "unrecognised"
+    }
+}
+
 /// Verifies credentials and remembers the verified ones by SHA-256.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -155,6 +208,8 @@ pub struct Authenticator {
     /// of clients presenting one uncached key verifies it once, and a flood
     /// of wrong keys cannot take every core or balloon memory.
     argon2_permits: Arc<Semaphore>,
+    /// Every verification, counted by outcome.
+    verifications: Verifications,
 }
 
 fn digest(s: &str) -> [u8; 32] {
@@ -172,7 +227,13 @@ impl Authenticator {
             argon2_permits: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
+            verifications: Verifications::default(),
         }
+    }
+
+    /// The verification counters, for `/metrics`.
+    pub fn verifications(&self) -> &Verifications {
+        &self.verifications
     }
 
     /// The principal a credential would stand for and its stored hash, by
@@ -199,24 +260,45 @@ impl Authenticator {
         }
     }
 
-    /// The principal a bearer credential stands for, or None.
+    /// The principal a bearer credential stands for, or None; each answer
+    /// is counted by its outcome (a store failure is not an answer).
     pub async fn authenticate(&self, presented: &str) -> Result<Option<Principal>, StoreError> {
         let key = digest(presented);
         if self.configured_admin == Some(key) {
+            self.count("admin_token", Outcome::Configured);
             return Ok(Some(Principal::Admin {
                 token_id: "env".into(),
             }));
         }
+        let (outcome, principal) = self.verify(presented, key).await?;
+        self.count(credential_kind(presented), outcome);
+        Ok(principal)
+    }
+
+    fn count(&self, credential: &'static str, outcome: Outcome) {
+        let labels = VerificationLabels {
+            credential,
+            outcome: outcome.as_str(),
+        };
+        self.verifications.get_or_create(&labels).inc();
+    }
+
+    /// [`Self::authenticate`] past the configured admin token.
+    async fn verify(
+        &self,
+        presented: &str,
+        key: [u8; 32],
+    ) -> Result<(Outcome, Option<Principal>), StoreError> {
         let cached = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
         let epoch = self.epoch.load(Ordering::SeqCst);
         if let Some(hit) = &cached {
             if hit.checked.elapsed() < self.revalidate_after {
-                return Ok(Some(hit.principal.clone()));
+                return Ok((Outcome::CacheHit, Some(hit.principal.clone())));
             }
         }
         let Some((principal, hash)) = self.lookup(presented).await? else {
             self.forget(&key);
-            return Ok(None);
+            return Ok((Outcome::Rejected, None));
         };
         // Still the hash this exact key was verified against: no argon2.
         let still_valid = cached.is_some_and(|hit| hit.hash == hash && hit.principal == principal);
@@ -226,7 +308,7 @@ impl Authenticator {
             let fresh = self.cache.read().ok().and_then(|c| c.get(&key).cloned());
             if let Some(hit) = fresh {
                 if hit.hash == hash && hit.checked.elapsed() < self.revalidate_after {
-                    return Ok(Some(hit.principal));
+                    return Ok((Outcome::CacheHit, Some(hit.principal)));
                 }
             }
             let secret = presented
@@ -239,9 +321,14 @@ impl Authenticator {
                 .unwrap_or(false);
             if !ok {
                 self.forget(&key);
-                return Ok(None);
+                return Ok((Outcome::Rejected, None));
             }
         }
+        let outcome = if still_valid {
+            Outcome::Revalidated
+        } else {
+            Outcome::Argon2Verified
+        };
         if let Ok(mut cache) = self.cache.write() {
             // Checked under the write lock, which revocation also takes.
             if self.epoch.load(Ordering::SeqCst) == epoch {
@@ -253,7 +340,7 @@ impl Authenticator {
                 cache.insert(key, verified);
             }
         }
-        Ok(Some(principal))
+        Ok((outcome, Some(principal)))
     }
 
     fn forget(&self, key: &[u8; 32]) {

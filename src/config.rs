@@ -143,6 +143,13 @@ pub struct ServeConfig {
     )]
     pub trust_forwarded_for: bool,
 
+    /// Serve `GET /metrics` (Prometheus) on this address instead of on
+    /// the main listener, e.g. one only the monitoring network reaches.
+    /// Unset, `/metrics` is on the main listener, without authentication
+    /// (docs/OPERATIONS.md).
+    #[arg(long, env = "SCIMD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// A fixed admin token (for automation). When unset and the database
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
@@ -172,6 +179,7 @@ impl Default for ServeConfig {
             audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
             audit_purge_interval_seconds: defaults::AUDIT_PURGE_INTERVAL_SECONDS,
             trust_forwarded_for: false,
+            metrics_listen: None,
             admin_token: None,
         }
     }

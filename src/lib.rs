@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod metrics;
 pub mod scim;
 pub mod startup;
 pub mod store;

@@ -7,12 +7,15 @@ use tokio::net::TcpListener;
 
 use crate::auth::{new_admin_token, AuthError, Authenticator};
 use crate::config::ServeConfig;
+use crate::http::metrics::CountConnections;
 use crate::http::{router, AppState, Settings};
 use crate::store::{Store, StoreError};
 
 /// A bound, ready-to-serve application.
 pub struct Application {
     listener: TcpListener,
+    /// `--metrics-listen`: `/metrics` on a listener of its own.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     purge_every: Duration,
     /// An admin token generated at this start (first start, empty database,
@@ -57,6 +60,14 @@ impl Application {
                     addr: config.listen,
                     source,
                 })?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let bound = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: config.listen,
             source,
@@ -77,6 +88,7 @@ impl Application {
         );
         Ok(Application {
             listener,
+            metrics_listener,
             state: AppState::new(store, auth, settings),
             purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
             generated_admin_token,
@@ -89,12 +101,22 @@ impl Application {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// Where `/metrics` is served when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn public_url(&self) -> &str {
         &self.state.settings.public_url
     }
 
     /// Serves until `shutdown` resolves; in-flight requests then finish.
-    /// The audit purge runs in the background meanwhile.
+    /// The audit purge runs in the background meanwhile, and so does the
+    /// metrics listener if there is one; otherwise `/metrics` is merged
+    /// into the main router after its layers, so a scrape is neither
+    /// counted nor traced.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -104,14 +126,34 @@ impl Application {
             self.state.settings.audit_retention_days,
             self.purge_every,
         );
-        let app = router(self.state.clone());
-        let served = axum::serve(
-            self.listener,
+        let metrics = crate::http::metrics::router(self.state.clone());
+        let (app, metrics_server) = match self.metrics_listener {
+            Some(listener) => (
+                router(self.state.clone()),
+                Some(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, metrics).await {
+                        tracing::error!(error = %crate::telemetry::ErrorChain(&e), "the metrics listener stopped");
+                    }
+                })),
+            ),
+            // Merged into `/metrics`'s router, not the other way round:
+            // merging two routers keeps the fallback of the one merged in,
+            // and the main router's is the one its layers (the request
+            // metrics among them) wrap.
+            None => (metrics.merge(router(self.state.clone())), None),
+        };
+        let connections = CountConnections::new(
             app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(StartupError::Serve);
+            self.state.metrics.open_connections().clone(),
+        );
+        let served = axum::serve(self.listener, connections)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartupError::Serve);
+        if let Some(server) = metrics_server {
+            server.abort();
+            let _ = server.await;
+        }
         purger.abort();
         let _ = purger.await;
         self.state.store.close().await;

@@ -139,8 +139,12 @@ pub async fn record_failure(
         return;
     }
     let event = ctx.event(action).target(target).failed(error);
-    if let Err(e) = state.store.record_event(&event).await {
-        tracing::error!(error = %ErrorChain(&e), action = action.as_str(), "could not record a failed write in the audit log");
+    match state.store.record_event(&event).await {
+        Ok(()) => state.metrics.audit_failure_recorded(action.as_str()),
+        Err(e) => {
+            state.metrics.audit_write_failed();
+            tracing::error!(error = %ErrorChain(&e), action = action.as_str(), "could not record a failed write in the audit log");
+        }
     }
 }
 

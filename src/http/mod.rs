@@ -13,12 +13,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod scim;
 
 /// What every handler may need. axum clones the state for the router,
@@ -31,14 +33,19 @@ pub struct Shared {
     pub store: Store,
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
+    /// This application's own metrics (with its store's and its
+    /// authenticator's instruments).
+    pub metrics: Metrics,
 }
 
 impl AppState {
     pub fn new(store: Store, auth: Authenticator, settings: Settings) -> Self {
+        let metrics = Metrics::new(&store, &auth);
         AppState(Arc::new(Shared {
             store,
             auth,
             settings: Arc::new(settings),
+            metrics,
         }))
     }
 }
@@ -88,7 +95,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
         .nest("/admin/v1", admin::router())
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(from_fn_with_state(state, metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())

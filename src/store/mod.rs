@@ -25,6 +25,7 @@ mod postgres;
 pub mod seed;
 mod sql;
 mod sqlite;
+mod stats;
 mod users;
 
 use accel::{cursors, user_cache};
@@ -36,6 +37,7 @@ pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
+pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
 pub use users::{UserGroup, UserRow};
 
 /// The SQL dialect of the connected store.
@@ -208,6 +210,8 @@ pub struct Store {
     cache: std::sync::Arc<user_cache::UserCache>,
     /// On PostgreSQL, the task that hears other processes' changes.
     change_feed: Option<std::sync::Arc<ChangeFeed>>,
+    /// What this store counts for `/metrics`.
+    metrics: std::sync::Arc<StoreMetrics>,
 }
 
 /// The listening task of [`postgres::changes`], stopped with the last handle of
@@ -231,6 +235,7 @@ impl Store {
             n => n.max(2),
         };
         let cache_bytes = opts.user_cache_bytes.unwrap_or(DEFAULT_USER_CACHE_BYTES);
+        let metrics = StoreMetrics::default();
         let mut feed_options = None;
         let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let mut options = PgConnectOptions::from_str(url)?;
@@ -260,6 +265,7 @@ impl Store {
                 options,
                 pool_size as usize,
                 Duration::from_secs(30),
+                metrics.acquire_wait.clone(),
             )))
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
@@ -284,7 +290,7 @@ impl Store {
             for _ in 0..pool_size {
                 conns.push(sqlx::ConnectOptions::connect(&options).await?);
             }
-            let readers = readers::SqliteReaders::new(conns);
+            let readers = readers::SqliteReaders::new(conns, metrics.acquire_wait.clone());
             Db::Sqlite { readers, writer }
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
@@ -303,6 +309,7 @@ impl Store {
         Ok(Store {
             cache,
             change_feed,
+            metrics: std::sync::Arc::new(metrics),
             db: std::sync::Arc::new(db),
             cursors: std::sync::Arc::new(match opts.list_hop {
                 0 => cursors::PageCursors::default(),
@@ -319,6 +326,25 @@ impl Store {
         match &*self.db {
             Db::Sqlite { .. } => Dialect::Sqlite,
             Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// What this store has counted (user cache, connection waits).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
+    }
+
+    /// Whether users are kept in memory at all (`--user-cache-mib` not 0).
+    pub fn user_cache_enabled(&self) -> bool {
+        self.cache.is_enabled()
+    }
+
+    /// The connections lent out and idle now: SQLite's readers, or
+    /// PostgreSQL's connections.
+    pub fn pool_status(&self) -> PoolStatus {
+        match &*self.db {
+            Db::Sqlite { readers, .. } => readers.status(),
+            Db::Postgres(pg) => pg.status(),
         }
     }
 

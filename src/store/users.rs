@@ -367,8 +367,10 @@ impl Store {
         id: Uuid,
     ) -> Result<(UserRow, Vec<UserGroup>)> {
         if let Some(kept) = self.cache.user(directory_id, id) {
+            self.metrics.user_cache_hits.inc();
             return Ok((kept.user.clone(), kept.groups.clone()));
         }
+        self.count_cache_miss();
         let load = self.cache.begin_user(directory_id, id);
         let (user_name_ci, user, groups) = self.read_user_with_groups(directory_id, id).await?;
         if let Some(load) = load {
@@ -377,6 +379,13 @@ impl Store {
                 .fill(load, directory_id, user_name_ci, kept, groups.clone());
         }
         Ok((user, groups))
+    }
+
+    /// A look-up that memory did not answer, when users are kept at all.
+    fn count_cache_miss(&self) {
+        if self.cache.is_enabled() {
+            self.metrics.user_cache_misses.inc();
+        }
     }
 
     /// [`Self::get_user_with_groups`] from the database, never from memory,
@@ -417,6 +426,7 @@ impl Store {
         with_groups: bool,
     ) -> Result<Option<(UserRow, Vec<UserGroup>)>> {
         if let Some(kept) = self.cache.user_named(directory_id, name_ci) {
+            self.metrics.user_cache_hits.inc();
             let groups = if with_groups {
                 kept.groups.clone()
             } else {
@@ -424,6 +434,7 @@ impl Store {
             };
             return Ok(Some((kept.user.clone(), groups)));
         }
+        self.count_cache_miss();
         let load = self.cache.begin();
         let found = self
             .batches

@@ -17,6 +17,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestApp {
     pub address: String,
+    /// `http://…` of the metrics listener, when `metrics_listen` was set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub store: Store,
     db: TestDb,
@@ -185,9 +187,11 @@ async fn serve(
         .await
         .expect("build app");
     let address = app.public_url().to_owned();
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         store,
         db,

@@ -15,10 +15,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::store::stats::PoolStatus;
 use crate::store::{Result, StoreError};
 
 /// A connection idle this long is pinged before it is used.
@@ -29,7 +31,10 @@ pub(crate) struct PgConnections {
     idle: Mutex<Vec<Idle>>,
     /// One permit per connection there may be, idle or lent.
     permits: Semaphore,
+    max: usize,
     acquire_timeout: Duration,
+    /// How long each successful [`Self::acquire`] took.
+    wait: Histogram,
 }
 
 struct Idle {
@@ -45,12 +50,24 @@ impl PgConnections {
         options: PgConnectOptions,
         max: usize,
         acquire_timeout: Duration,
+        wait: Histogram,
     ) -> PgConnections {
         PgConnections {
             options,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(max),
+            max,
             acquire_timeout,
+            wait,
+        }
+    }
+
+    /// How many connections are open and idle, and how many are lent.
+    pub(crate) fn status(&self) -> PoolStatus {
+        PoolStatus {
+            max: self.max,
+            idle: self.idle().len(),
+            in_use: self.max.saturating_sub(self.permits.available_permits()),
         }
     }
 
@@ -61,7 +78,8 @@ impl PgConnections {
     /// (a hung host, a black-holed route) fails the request with a 503
     /// after it, instead of holding it for as long as the OS waits.
     pub(crate) async fn acquire(&self) -> Result<Lent<'_>> {
-        let deadline = tokio::time::Instant::now() + self.acquire_timeout;
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.acquire_timeout;
         let timed_out = || StoreError::Database(sqlx::Error::PoolTimedOut);
         let permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
@@ -84,6 +102,7 @@ impl PgConnections {
                     .await
                     .map_err(|_| timed_out())??,
             };
+            self.wait.observe(started.elapsed().as_secs_f64());
             return Ok(Lent {
                 conn: Some(conn),
                 finished: false,
@@ -183,7 +202,12 @@ mod tests {
         let options =
             PgConnectOptions::from_str(&format!("postgres://nobody@127.0.0.1:{port}/none"))
                 .unwrap();
-        let connections = PgConnections::new(options, 2, Duration::from_millis(300));
+        let connections = PgConnections::new(
+            options,
+            2,
+            Duration::from_millis(300),
+            Histogram::new([1.0]),
+        );
         let started = Instant::now();
         let err = connections.acquire().await.err().expect("no connection");
         assert!(err.is_unavailable(), "{err}");

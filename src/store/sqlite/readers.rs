@@ -8,10 +8,13 @@
 //! once and lent out by a semaphore and a list.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::SqliteConnection;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::store::stats::PoolStatus;
 use crate::store::{Result, StoreError};
 
 pub(crate) struct SqliteReaders {
@@ -19,26 +22,43 @@ pub(crate) struct SqliteReaders {
     /// One permit per connection: a caller holding one is sure to find
     /// an idle connection.
     permits: Semaphore,
+    size: usize,
+    /// How long each [`Self::acquire`] waited.
+    wait: Histogram,
 }
 
 impl SqliteReaders {
-    pub(crate) fn new(conns: Vec<SqliteConnection>) -> SqliteReaders {
+    pub(crate) fn new(conns: Vec<SqliteConnection>, wait: Histogram) -> SqliteReaders {
         SqliteReaders {
             permits: Semaphore::new(conns.len()),
+            size: conns.len(),
             idle: Mutex::new(conns),
+            wait,
         }
     }
 
     /// A connection, waiting for one to be returned if all are lent.
     pub(crate) async fn acquire(&self) -> Result<Reader<'_>> {
         let closed = || StoreError::Database(sqlx::Error::PoolClosed);
+        let started = Instant::now();
         let permit = self.permits.acquire().await.map_err(|_| closed())?;
         let conn = self.idle().pop().ok_or_else(closed)?;
+        self.wait.observe(started.elapsed().as_secs_f64());
         Ok(Reader {
             conn: Some(conn),
             readers: self,
             _permit: permit,
         })
+    }
+
+    /// How many connections there are, idle and lent.
+    pub(crate) fn status(&self) -> PoolStatus {
+        let idle = self.idle().len();
+        PoolStatus {
+            max: self.size,
+            idle,
+            in_use: self.size.saturating_sub(idle),
+        }
     }
 
     /// Refuses new readers and closes the idle connections; one still lent
@@ -111,7 +131,7 @@ mod tests {
                     .unwrap(),
             );
         }
-        SqliteReaders::new(conns)
+        SqliteReaders::new(conns, Histogram::new([1.0]))
     }
 
     /// With every connection lent, a caller waits for one to come back
@@ -132,6 +152,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(one, 1);
+    }
+
+    /// The status counts lent and idle connections, and each acquire is
+    /// timed.
+    #[tokio::test]
+    async fn the_status_follows_the_lent_connections() {
+        let mut conns = Vec::new();
+        for _ in 0..2 {
+            conns.push(
+                SqliteConnectOptions::from_str("sqlite::memory:")
+                    .unwrap()
+                    .connect()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let wait = Histogram::new([1.0]);
+        let readers = SqliteReaders::new(conns, wait.clone());
+        let status = |max, idle, in_use| PoolStatus { max, idle, in_use };
+        assert_eq!(readers.status(), status(2, 2, 0));
+        let held = readers.acquire().await.unwrap();
+        assert_eq!(readers.status(), status(2, 1, 1));
+        drop(held);
+        assert_eq!(readers.status(), status(2, 2, 0));
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("wait", "", wait);
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("wait_count 1\n"), "{text}");
     }
 
     /// A query dropped halfway (a client gone) leaves a connection that
