@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Args, ValueEnum};
 
+use crate::store::RateLimit;
+
 /// Settings shared by every subcommand that touches the database.
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseConfig {
@@ -67,6 +69,13 @@ mod defaults {
     pub const KEY_CACHE_SECONDS: u64 = 30;
     pub const AUDIT_RETENTION_DAYS: u32 = 180;
     pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
+    /// Per directory: 8 times the 25 requests per second Microsoft Entra
+    /// asks of gallery SCIM apps (docs/OPERATIONS.md, "Rate limits").
+    pub const RATE_LIMIT_PER_SECOND: u32 = 200;
+    pub const RATE_LIMIT_BURST: u32 = 1000;
+    /// Per admin token.
+    pub const ADMIN_RATE_LIMIT_PER_SECOND: u32 = 20;
+    pub const ADMIN_RATE_LIMIT_BURST: u32 = 100;
 }
 
 /// Settings of `scimd serve`.
@@ -143,6 +152,44 @@ pub struct ServeConfig {
     )]
     pub trust_forwarded_for: bool,
 
+    /// SCIM requests per second each directory may make (token bucket,
+    /// keyed by the directory its API key belongs to); a directory's own
+    /// limit, set through the admin API, takes precedence. 0 turns the
+    /// default off (directories with their own limit keep it).
+    #[arg(
+        long,
+        env = "SCIMD_RATE_LIMIT_PER_SECOND",
+        default_value_t = defaults::RATE_LIMIT_PER_SECOND
+    )]
+    pub rate_limit_per_second: u32,
+
+    /// SCIM requests a directory may make at once above its rate (the
+    /// bucket's size).
+    #[arg(
+        long,
+        env = "SCIMD_RATE_LIMIT_BURST",
+        default_value_t = defaults::RATE_LIMIT_BURST,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rate_limit_burst: u32,
+
+    /// Admin API requests per second per admin token. 0 turns it off.
+    #[arg(
+        long,
+        env = "SCIMD_ADMIN_RATE_LIMIT_PER_SECOND",
+        default_value_t = defaults::ADMIN_RATE_LIMIT_PER_SECOND
+    )]
+    pub admin_rate_limit_per_second: u32,
+
+    /// Admin API requests a token may make at once above its rate.
+    #[arg(
+        long,
+        env = "SCIMD_ADMIN_RATE_LIMIT_BURST",
+        default_value_t = defaults::ADMIN_RATE_LIMIT_BURST,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub admin_rate_limit_burst: u32,
+
     /// A fixed admin token (for automation). When unset and the database
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
@@ -150,6 +197,19 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The default rate of each directory; None when off.
+    pub fn scim_rate_limit(&self) -> Option<RateLimit> {
+        rate_limit(self.rate_limit_per_second, self.rate_limit_burst)
+    }
+
+    /// The rate of each admin token; None when off.
+    pub fn admin_rate_limit(&self) -> Option<RateLimit> {
+        rate_limit(
+            self.admin_rate_limit_per_second,
+            self.admin_rate_limit_burst,
+        )
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
@@ -172,9 +232,20 @@ impl Default for ServeConfig {
             audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
             audit_purge_interval_seconds: defaults::AUDIT_PURGE_INTERVAL_SECONDS,
             trust_forwarded_for: false,
+            rate_limit_per_second: defaults::RATE_LIMIT_PER_SECOND,
+            rate_limit_burst: defaults::RATE_LIMIT_BURST,
+            admin_rate_limit_per_second: defaults::ADMIN_RATE_LIMIT_PER_SECOND,
+            admin_rate_limit_burst: defaults::ADMIN_RATE_LIMIT_BURST,
             admin_token: None,
         }
     }
+}
+
+fn rate_limit(per_second: u32, burst: u32) -> Option<RateLimit> {
+    (per_second > 0).then_some(RateLimit {
+        per_second,
+        burst: burst.max(1),
+    })
 }
 
 /// Default number of results on a list request without `count`.
