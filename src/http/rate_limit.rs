@@ -178,6 +178,7 @@ pub async fn limit_scim(State(state): State<AppState>, mut req: Request, next: N
         } = &principal
         {
             if let Err(wait) = state.limits.directories.check(directory_id, *rate_limit) {
+                tracing::debug!(%directory_id, ?wait, "directory over its request rate");
                 return too_many_scim(wait);
             }
         }
@@ -195,6 +196,7 @@ pub async fn limit_admin(State(state): State<AppState>, mut req: Request, next: 
     if let Ok(Some(principal)) = verified {
         if let Principal::Admin { token_id } = &principal {
             if let Err(wait) = state.limits.admin_tokens.check(token_id, None) {
+                tracing::debug!(%token_id, ?wait, "admin token over its request rate");
                 return too_many_admin(wait);
             }
         }
