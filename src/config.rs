@@ -250,3 +250,62 @@ fn rate_limit(per_second: u32, burst: u32) -> Option<RateLimit> {
 
 /// Default number of results on a list request without `count`.
 pub use crate::scim::list::DEFAULT_PAGE_SIZE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        Serve::try_parse_from(std::iter::once("scimd").chain(args.iter().copied())).map(|s| s.serve)
+    }
+
+    #[test]
+    fn rate_limits_default_to_the_documented_values_and_zero_turns_them_off() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            config.scim_rate_limit(),
+            Some(RateLimit {
+                per_second: 200,
+                burst: 1000
+            })
+        );
+        assert_eq!(
+            config.admin_rate_limit(),
+            Some(RateLimit {
+                per_second: 20,
+                burst: 100
+            })
+        );
+        assert_eq!(
+            ServeConfig::default().scim_rate_limit(),
+            config.scim_rate_limit()
+        );
+        let config = parse(&[
+            "--rate-limit-per-second",
+            "0",
+            "--admin-rate-limit-per-second",
+            "3",
+            "--admin-rate-limit-burst",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(config.scim_rate_limit(), None);
+        assert_eq!(
+            config.admin_rate_limit(),
+            Some(RateLimit {
+                per_second: 3,
+                burst: 4
+            })
+        );
+        assert!(parse(&["--rate-limit-burst", "0"]).is_err());
+        assert!(parse(&["--admin-rate-limit-burst", "0"]).is_err());
+        assert!(parse(&["--rate-limit-per-second", "-1"]).is_err());
+    }
+}

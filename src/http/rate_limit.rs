@@ -124,12 +124,16 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        if let Ok(mut others) = self.others.write() {
-            others.retain(|_, limiter| {
+        // Under the read lock, so that requests go on meanwhile; only the
+        // removal of empty limiters takes the write lock.
+        if let Ok(others) = self.others.read() {
+            for limiter in others.values() {
                 limiter.retain_recent();
                 limiter.shrink_to_fit();
-                !limiter.is_empty()
-            });
+            }
+        }
+        if let Ok(mut others) = self.others.write() {
+            others.retain(|_, limiter| !limiter.is_empty());
         }
     }
 
