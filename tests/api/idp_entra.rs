@@ -383,6 +383,19 @@ async fn entra_group_membership_changes_in_one_patch() {
         sorted(&[&users[0], &users[3], &users[4]])
     );
 
+    // Removing members already gone, by either form, is no error: Entra
+    // retries.
+    let r = entra
+        .patch(
+            &group,
+            patch_op(json!([
+                { "op": "remove", "path": format!("members[value eq \"{}\"]", users[2]) },
+                { "op": "Remove", "path": "members", "value": [{ "value": users[1] }] }
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+
     // A member that is not a user of this directory fails the whole
     // request: nothing of it is applied.
     let r = entra

@@ -267,6 +267,18 @@ async fn okta_group_put_replaces_name_and_members() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(okta.members(&gid).await, sorted(&[&b]));
+
+    // A PUT replaces the whole group (RFC 7644 §3.5.1): without `members`
+    // it has none. Okta's PUTs always carry the membership.
+    let r = okta
+        .put(
+            &group,
+            json!({ "schemas": [GROUP], "displayName": "Test SCIMv21" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["displayName"], "Test SCIMv21");
+    assert!(okta.members(&gid).await.is_empty());
 }
 
 /// "Update specific Group membership": the PATCH with a filtered remove
