@@ -456,6 +456,20 @@ async fn entra_manager_added_as_an_array_and_queried_without_sub_attribute() {
     let found = q.list(1);
     assert_eq!(found[0]["id"], id.as_str());
     assert!(found[0].get("userName").is_none(), "{}", found[0]);
+    // Whatever is asked for, every resource keeps its `id` ("General":
+    // "Every response that returns a resource should ensure each resource
+    // has this property").
+    let q = entra
+        .filter(
+            "/Users",
+            &format!("manager eq \"{boss}\""),
+            "attributes=userName",
+        )
+        .await;
+    let found = q.list(1);
+    assert_eq!(found[0]["id"], id.as_str());
+    assert_eq!(found[0]["userName"], "bjensen@testuser.com");
+    assert!(found[0].get("emails").is_none(), "{}", found[0]);
     assert!(entra
         .filter(
             "/Users",
