@@ -681,3 +681,40 @@ async fn entra_etag_is_meta_version_and_optional_on_writes() {
         .await;
     assert_eq!(same.status, 304);
 }
+
+/// [Known issues] "SCIM 2.0 compliance issues and status": before December
+/// 2018 Entra wrote extension attributes with a dot before the attribute
+/// name (`…:enterprise:2.0:User.employeeNumber`); the fix is the default on
+/// every `scim` job and the old `customappsso` behaviour "isn't supported
+/// anymore". scimd reads only the RFC 7644 §3.10 form, with a colon, and
+/// refuses the dotted one as an unknown path rather than guessing.
+#[tokio::test]
+async fn entra_legacy_dotted_extension_path_is_refused() {
+    let app = spawn_app().await;
+    let entra = Idp::entra(&app).await;
+    let user = format!("/Users/{}", entra.user(bjensen()).await);
+    let r = entra
+        .patch(
+            &user,
+            patch_op(json!([{
+                "op": "Replace",
+                "path": format!("{ENTERPRISE}.employeeNumber"),
+                "value": "701984"
+            }])),
+        )
+        .await;
+    r.error(400);
+    assert_eq!(r.body["scimType"], "invalidPath");
+    let r = entra
+        .patch(
+            &user,
+            patch_op(json!([{
+                "op": "Replace",
+                "path": format!("{ENTERPRISE}:employeeNumber"),
+                "value": "701984"
+            }])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body[ENTERPRISE]["employeeNumber"], "701984");
+}
