@@ -32,7 +32,7 @@ fn okta_user(name: &str) -> Value {
 /// "Okta and SCIM Version 1.1", "Create Users": after the integration is
 /// saved Okta sends `GET /Users?startIndex=1&count=2` and `GET
 /// /Groups?startIndex=1&count=100` ("the query parameters … are always
-/// constant"); a count of 1 is sent by other Okta connection checks. Each
+/// constant"); a page of one, the smallest probe, is checked too. Each
 /// must be a ListResponse whose numbers are integers (SCIM 2.0 reference,
 /// "Retrieve Users": "need to be exchanged as integers, not as strings"),
 /// on an empty directory and on a larger one.
