@@ -369,9 +369,9 @@ pub(super) async fn replace_row(
             &ctx.audit,
             move |current: Map<String, Value>| {
                 let mut doc = doc.clone();
-                // A PUT that leaves `active` out keeps the user's status
-                // (Okta sends whole profiles without it; resetting it would
-                // reactivate a deactivated user).
+                // A PUT that leaves `active` out keeps the user's status:
+                // Okta changes a status only through `active`, so a whole
+                // profile without it must not reactivate a deactivated user.
                 if !doc.contains_key("active") {
                     let active = current
                         .get("active")
