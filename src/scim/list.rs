@@ -472,28 +472,55 @@ mod tests {
             format!("{:?}", p.paging(50))
         };
         let paging_of = |p: Result<Paging<'_>, ScimError>| format!("{p:?}");
-        assert_eq!(paging(""), paging_of(Ok(Paging::Index(Page { start_index: 1, count: 50 }))));
+        assert_eq!(
+            paging(""),
+            paging_of(Ok(Paging::Index(Page {
+                start_index: 1,
+                count: 50
+            })))
+        );
         assert_eq!(
             paging("startIndex=3&count=5"),
-            paging_of(Ok(Paging::Index(Page { start_index: 3, count: 5 })))
+            paging_of(Ok(Paging::Index(Page {
+                start_index: 3,
+                count: 5
+            })))
         );
         // `?cursor`, `?cursor=` and a blank cursor all ask for the first page.
         for raw in ["cursor", "cursor=", "CURSOR=%20&count=7"] {
             let expected = if raw.contains("count") { 7 } else { 50 };
             assert_eq!(
                 paging(raw),
-                paging_of(Ok(Paging::Cursor { token: None, count: expected })),
+                paging_of(Ok(Paging::Cursor {
+                    token: None,
+                    count: expected
+                })),
                 "{raw}"
             );
         }
         assert_eq!(
             paging("cursor=abc-_&count=500"),
-            paging_of(Ok(Paging::Cursor { token: Some("abc-_"), count: 50 }))
+            paging_of(Ok(Paging::Cursor {
+                token: Some("abc-_"),
+                count: 50
+            }))
         );
         let p = QueryParams::from_search(&json!({"cursor": "", "count": 2})).unwrap();
-        assert_eq!(p.paging(50), Ok(Paging::Cursor { token: None, count: 2 }));
+        assert_eq!(
+            p.paging(50),
+            Ok(Paging::Cursor {
+                token: None,
+                count: 2
+            })
+        );
         let p = QueryParams::from_search(&json!({"cursor": null})).unwrap();
-        assert_eq!(p.paging(50), Ok(Paging::Index(Page { start_index: 1, count: 50 })));
+        assert_eq!(
+            p.paging(50),
+            Ok(Paging::Index(Page {
+                start_index: 1,
+                count: 50
+            }))
+        );
         let e = QueryParams::from_search(&json!({"cursor": 5})).unwrap_err();
         assert_eq!(e.scim_type, Some(ScimType::InvalidCursor));
     }
