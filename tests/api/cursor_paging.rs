@@ -150,8 +150,8 @@ async fn cursors_follow_filters_groups_and_searches() {
 
     // Groups, by GET and by search.
     let mut groups = Vec::new();
-    for i in 0..5 {
-        let g = app.create_group(&dir, &format!("g{i}"), &[&a[i]]).await;
+    for (i, member) in a.iter().enumerate() {
+        let g = app.create_group(&dir, &format!("g{i}"), &[member]).await;
         groups.push(g["id"].as_str().unwrap().to_owned());
     }
     let pages = walk_get(&app, &dir, "/Groups", "count=2").await;
