@@ -20,5 +20,7 @@ mod groups;
 mod health;
 mod helpers;
 mod idp;
+mod idp_entra;
+mod idp_okta;
 mod listing;
 mod users;
