@@ -72,6 +72,8 @@ impl Application {
             audit_retention_days: config.audit_retention_days.max(1),
             cursor_key: CursorKey::new(&store.shared_secret("cursor").await?),
             cursor_timeout_seconds: config.cursor_timeout_seconds.max(1),
+            scim_rate_limit: config.scim_rate_limit(),
+            admin_rate_limit: config.admin_rate_limit(),
         };
         let auth = Authenticator::new(
             store.clone(),

@@ -124,6 +124,9 @@ pub enum AdminError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Over the admin token's request rate (the layer adds `Retry-After`).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error")]
     Internal(#[source] Cause),
 }
@@ -159,6 +162,7 @@ impl AdminError {
             AdminError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            AdminError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

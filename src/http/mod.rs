@@ -13,12 +13,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
-use crate::store::Store;
+use crate::store::{RateLimit, Store};
+use rate_limit::RateLimits;
 
 pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod rate_limit;
 pub mod scim;
 
 /// What every handler may need. axum clones the state for the router,
@@ -31,6 +33,8 @@ pub struct Shared {
     pub store: Store,
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
+    /// Request-rate buckets per directory and per admin token.
+    pub limits: RateLimits,
 }
 
 impl AppState {
@@ -38,6 +42,7 @@ impl AppState {
         AppState(Arc::new(Shared {
             store,
             auth,
+            limits: RateLimits::new(settings.scim_rate_limit, settings.admin_rate_limit),
             settings: Arc::new(settings),
         }))
     }
@@ -69,6 +74,10 @@ pub struct Settings {
     pub cursor_key: crate::scim::cursor::CursorKey,
     /// How long a `nextCursor` stays valid (`cursorTimeout`).
     pub cursor_timeout_seconds: u64,
+    /// Each directory's request rate unless it has its own; None: off.
+    pub scim_rate_limit: Option<RateLimit>,
+    /// Each admin token's request rate; None: off.
+    pub admin_rate_limit: Option<RateLimit>,
 }
 
 impl Settings {
@@ -81,18 +90,24 @@ impl Settings {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    // Rate limits are the outermost layer of the SCIM and admin routers
+    // (and of nothing else): a request over its rate costs no handler, no
+    // database work and no audit event.
     let scim = || {
-        scim::router().layer(from_fn_with_state(
-            state.clone(),
-            audit::record_scim_failures,
-        ))
+        scim::router()
+            .layer(from_fn_with_state(
+                state.clone(),
+                audit::record_scim_failures,
+            ))
+            .layer(from_fn_with_state(state.clone(), rate_limit::limit_scim))
     };
+    let admin = admin::router().layer(from_fn_with_state(state.clone(), rate_limit::limit_admin));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
-        .nest("/admin/v1", admin::router())
+        .nest("/admin/v1", admin)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))

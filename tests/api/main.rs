@@ -23,4 +23,5 @@ mod idp;
 mod idp_entra;
 mod idp_okta;
 mod listing;
+mod rate_limits;
 mod users;

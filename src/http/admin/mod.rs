@@ -22,7 +22,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/orgs/{org_id}/directories/{directory_id}",
-            get(directories::get).delete(directories::delete),
+            get(directories::get)
+                .patch(directories::update)
+                .delete(directories::delete),
         )
         .route(
             "/orgs/{org_id}/directories/{directory_id}/api-key",
