@@ -1,10 +1,12 @@
-//! Cursors of cursor-based paging (RFC 9865): what a `nextCursor` says and
-//! how it is checked when it comes back.
+//! Cursors of cursor-based paging (RFC 9865): what a `nextCursor` or a
+//! `previousCursor` says and how it is checked when it comes back.
 //!
-//! A cursor is the key of the last row served, in the lists' default order
-//! (creation time, then id), so the next page is a keyset seek that costs
-//! the same wherever it starts. It also carries which list it walks (a
-//! root `/.search` walks the users, then the groups), the `count` it was
+//! A cursor is a key in the lists' default order (creation time, then id)
+//! and a direction: a `nextCursor` is the key of the last row served and
+//! asks for the rows after it, a `previousCursor` the key of the first row
+//! served and asks for the rows before it, so either page is a keyset seek
+//! that costs the same wherever it starts. It also carries which list it
+//! walks (a root `/.search` walks the users, then the groups), the `count` it was
 //! made for and when it expires, and it is authenticated: an HMAC-SHA-256
 //! over those bytes, the directory and a fingerprint of the query (the
 //! endpoint and the filter). A cursor altered, made for another directory
@@ -28,8 +30,12 @@ use super::ScimError;
 const VERSION: u8 = 1;
 /// Bytes of the MAC kept in a cursor: 128 bits.
 const MAC_LEN: usize = 16;
-/// version, list, created_at, id, expires_at, count.
+/// version, walk (list and direction), created_at, id, expires_at, count.
 const BODY_LEN: usize = 1 + 1 + 8 + 16 + 8 + 8;
+/// The bit of the walk byte that says the cursor goes backward; the other
+/// bits are the list. A `nextCursor` has it clear, so its byte is the
+/// list's alone, as it was before `previousCursor` existed.
+const BACKWARD: u8 = 0x80;
 
 /// The list a cursor walks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +61,7 @@ impl CursorList {
     }
 }
 
-/// Where a page starts: after the row with this key in `list`.
+/// A key in `list`: where a page starts (after it) or ends (before it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Position {
     pub list: CursorList,
@@ -70,6 +76,43 @@ impl Position {
             list,
             created_at: i64::MIN,
             id: Uuid::nil(),
+        }
+    }
+
+    /// After every row of `list`.
+    pub fn end(list: CursorList) -> Self {
+        Position {
+            list,
+            created_at: i64::MAX,
+            id: Uuid::max(),
+        }
+    }
+
+    /// Whether this is [`Position::start`] of its list.
+    pub fn is_start(&self) -> bool {
+        *self == Position::start(self.list)
+    }
+}
+
+/// What a cursor asks for: the page after a key (`nextCursor`), or the
+/// page before it (`previousCursor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seek {
+    After(Position),
+    Before(Position),
+}
+
+impl Seek {
+    pub fn position(&self) -> Position {
+        match self {
+            Seek::After(at) | Seek::Before(at) => *at,
+        }
+    }
+
+    fn walk_byte(&self) -> u8 {
+        match self {
+            Seek::After(at) => at.list.byte(),
+            Seek::Before(at) => at.list.byte() | BACKWARD,
         }
     }
 }
@@ -129,12 +172,13 @@ impl CursorKey {
         mac
     }
 
-    /// A cursor for the page after `at`, valid until `expires_at` (seconds
-    /// since the epoch), for pages of `count`.
-    pub fn encode(&self, scope: &CursorScope, at: Position, count: i64, expires_at: i64) -> String {
+    /// A cursor for the page `seek` names, valid until `expires_at`
+    /// (seconds since the epoch), for pages of `count`.
+    pub fn encode(&self, scope: &CursorScope, seek: Seek, count: i64, expires_at: i64) -> String {
+        let at = seek.position();
         let mut bytes = Vec::with_capacity(BODY_LEN + MAC_LEN);
         bytes.push(VERSION);
-        bytes.push(at.list.byte());
+        bytes.push(seek.walk_byte());
         bytes.extend_from_slice(&at.created_at.to_be_bytes());
         bytes.extend_from_slice(at.id.as_bytes());
         bytes.extend_from_slice(&expires_at.to_be_bytes());
@@ -144,7 +188,7 @@ impl CursorKey {
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The position a cursor names, if it is one this server made for this
+    /// The page a cursor names, if it is one this server made for this
     /// directory and query, has not expired at `now` (seconds since the
     /// epoch) and was made for pages of `count`.
     pub fn decode(
@@ -153,7 +197,7 @@ impl CursorKey {
         scope: &CursorScope,
         count: i64,
         now: i64,
-    ) -> Result<Position, ScimError> {
+    ) -> Result<Seek, ScimError> {
         let invalid = || {
             ScimError::invalid_cursor(
                 "the cursor is not one this server returned for this query; \
@@ -175,7 +219,8 @@ impl CursorKey {
             b.copy_from_slice(&body[at..at + 8]);
             i64::from_be_bytes(b)
         };
-        let list = CursorList::from_byte(body[1]).ok_or_else(invalid)?;
+        let list = CursorList::from_byte(body[1] & !BACKWARD).ok_or_else(invalid)?;
+        let backward = body[1] & BACKWARD != 0;
         let created_at = int(2);
         let id = Uuid::from_slice(&body[10..26]).map_err(|_| invalid())?;
         let expires_at = int(26);
@@ -190,10 +235,15 @@ impl CursorKey {
                 "count must stay {made_for}, the count this cursor's query began with"
             )));
         }
-        Ok(Position {
+        let at = Position {
             list,
             created_at,
             id,
+        };
+        Ok(if backward {
+            Seek::Before(at)
+        } else {
+            Seek::After(at)
         })
     }
 }

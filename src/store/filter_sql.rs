@@ -161,6 +161,14 @@ impl ListQuery {
     }
 }
 
+/// A keyset page (RFC 9865 cursors): the rows after a key
+/// `(created_at, id)` in the default order, or the rows before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keyset {
+    After(i64, Uuid),
+    Before(i64, Uuid),
+}
+
 impl ListQuery {
     /// Up to `limit` rows after the key `(created_at, id)`, in the default
     /// order: a keyset page (RFC 9865 cursors), an index seek wherever it
@@ -172,19 +180,45 @@ impl ListQuery {
         after: (i64, Uuid),
         limit: i64,
     ) -> (String, Vec<Bind>) {
+        self.select_keyset_sql(table, columns, after, limit, ">", "")
+    }
+
+    /// Up to `limit` rows before the key `(created_at, id)`, nearest first
+    /// (the default order reversed): the page before a keyset page (RFC
+    /// 9865's `previousCursor`), the same index read backward from the
+    /// same seek. The caller turns the rows back to the default order.
+    pub fn select_before_sql(
+        &self,
+        table: &str,
+        columns: &str,
+        before: (i64, Uuid),
+        limit: i64,
+    ) -> (String, Vec<Bind>) {
+        self.select_keyset_sql(table, columns, before, limit, "<", " DESC")
+    }
+
+    fn select_keyset_sql(
+        &self,
+        table: &str,
+        columns: &str,
+        key: (i64, Uuid),
+        limit: i64,
+        compare: &str,
+        direction: &str,
+    ) -> (String, Vec<Bind>) {
         let mut binds = self.binds.clone();
-        let key = binds.len() + 2;
-        binds.push(Bind::Int(after.0));
-        binds.push(Bind::Uuid(after.1));
+        let at = binds.len() + 2;
+        binds.push(Bind::Int(key.0));
+        binds.push(Bind::Uuid(key.1));
         binds.push(Bind::Int(limit));
         (
             format!(
                 "SELECT {columns} FROM {table} WHERE {} \
-                 AND ({table}.created_at, {table}.id) > (${key}, ${}) \
-                 ORDER BY {table}.created_at, {table}.id LIMIT ${}",
+                 AND ({table}.created_at, {table}.id) {compare} (${at}, ${}) \
+                 ORDER BY {table}.created_at{direction}, {table}.id{direction} LIMIT ${}",
                 self.where_clause(table),
-                key + 1,
-                key + 2,
+                at + 1,
+                at + 2,
             ),
             binds,
         )

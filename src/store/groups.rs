@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::{fetch_after, fetch_page};
+use super::accel::paging::{fetch_keyset, fetch_page};
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
-use super::filter_sql::{ListQuery, Page};
+use super::filter_sql::{Keyset, ListQuery, Page};
 use super::sql::groups::{group_columns, MEMBER_SELECT};
 use super::user_cache::Change;
 use super::{read, write_job, OnConflict, Result, Store, StoreError};
@@ -238,28 +238,28 @@ impl Store {
         })
     }
 
-    /// Up to `count` groups matching `request` after the key `after`
-    /// (creation time, id) in the default order; whether more follow; the
-    /// total count. A cursor page (RFC 9865).
-    pub async fn list_groups_after(
+    /// Up to `count` groups matching `request` after, or before, the key
+    /// of `keyset` (creation time, id), in the default order; whether more
+    /// follow in that direction; the total count. A cursor page (RFC 9865).
+    pub async fn list_groups_keyset(
         &self,
         directory_id: Uuid,
         request: &ListRequest<'_>,
-        after: (i64, Uuid),
+        keyset: Keyset,
         count: i64,
     ) -> Result<(i64, Vec<GroupRow>, bool)> {
         debug_assert_eq!(request.resource_type().name, "Group");
         let filter = &ListQuery::build(self.dialect(), request);
         read!(self, |d, c| {
             let columns = group_columns(d);
-            fetch_after::<_, GroupRow>(
+            fetch_keyset::<_, GroupRow>(
                 c,
                 &self.cursors,
                 filter,
                 "groups",
                 &columns,
                 directory_id,
-                after,
+                keyset,
                 count,
             )
             .await

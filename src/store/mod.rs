@@ -36,6 +36,7 @@ pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
+pub use filter_sql::Keyset;
 pub use groups::{GroupRow, MemberRow};
 pub use orgs::Org;
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};

@@ -3,10 +3,10 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::{fetch_after, fetch_page};
+use super::accel::paging::{fetch_keyset, fetch_page};
 use super::audit::{event_args, insert_event, record_subjects};
 use super::conn::{Arg, Conn, SqlBuilder};
-use super::filter_sql::{ListKey, ListQuery, Page};
+use super::filter_sql::{Keyset, ListKey, ListQuery, Page};
 use super::sql::audit::EVENT_VALUES;
 use super::sql::users::{
     groups_column, user_columns, CURRENT_USER, DELETE_MEMBERSHIPS_SQL, UPDATE_USER, USER_LOOKUPS,
@@ -524,15 +524,16 @@ impl Store {
         Ok((total, rows.into_iter().map(UserWithGroups::split).collect()))
     }
 
-    /// Up to `count` users matching `request` after the key `after`
-    /// (creation time, id) in the default order, each with its groups
-    /// unless `with_groups` is false; whether more follow; the total count.
-    /// A cursor page (RFC 9865): an index seek, wherever it starts.
-    pub async fn list_users_after(
+    /// Up to `count` users matching `request` after, or before, the key
+    /// of `keyset` (creation time, id), in the default order, each with
+    /// its groups unless `with_groups` is false; whether more follow in
+    /// that direction; the total count. A cursor page (RFC 9865): an index
+    /// seek, wherever it starts.
+    pub async fn list_users_keyset(
         &self,
         directory_id: Uuid,
         request: &ListRequest<'_>,
-        after: (i64, Uuid),
+        keyset: Keyset,
         count: i64,
         with_groups: bool,
     ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>, bool)> {
@@ -540,14 +541,14 @@ impl Store {
         let filter = &ListQuery::build(self.dialect(), request);
         let (total, rows, more) = read!(self, |d, c| {
             let columns = format!("{}, {}", user_columns(d), groups_column(d, with_groups));
-            fetch_after::<_, UserWithGroups>(
+            fetch_keyset::<_, UserWithGroups>(
                 c,
                 &self.cursors,
                 filter,
                 "users",
                 &columns,
                 directory_id,
-                after,
+                keyset,
                 count,
             )
             .await?

@@ -35,6 +35,74 @@ fn next(page: &Value) -> Option<String> {
         .map(|c| c.as_str().unwrap().to_owned())
 }
 
+fn previous(page: &Value) -> Option<String> {
+    page.get("previousCursor")
+        .map(|c| c.as_str().unwrap().to_owned())
+}
+
+/// How a walk asks for its pages: `GET {path}?{query}&cursor=…`, or
+/// `POST {path}` with a SearchRequest.
+enum Ask<'a> {
+    Get(&'a str, &'a str),
+    Search(&'a str, Value),
+}
+
+/// The page `cursor` names.
+async fn page_at(app: &TestApp, dir: &TestDirectory, ask: &Ask<'_>, cursor: &str) -> Value {
+    match ask {
+        Ask::Get(path, query) => {
+            app.get_json(dir, &format!("{path}?{query}&cursor={cursor}"))
+                .await
+        }
+        Ask::Search(path, body) => {
+            let mut request = body.clone();
+            request["schemas"] = json!([SEARCH]);
+            request["cursor"] = json!(cursor);
+            app.ok_json(app.scim(dir, M::POST, path).json(&request))
+                .await
+        }
+    }
+}
+
+/// The pages before `from`, by `previousCursor`, nearest first, ending
+/// with the first page.
+async fn walk_back(app: &TestApp, dir: &TestDirectory, ask: &Ask<'_>, from: &Value) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut cursor = previous(from);
+    while let Some(c) = cursor {
+        let page = page_at(app, dir, ask, &c).await;
+        cursor = previous(&page);
+        pages.push(page);
+        assert!(pages.len() < 100, "no start to the pages");
+    }
+    pages
+}
+
+/// Walks forward to the last page, then back by `previousCursor` to the
+/// first: the same pages, in reverse, each with the same total; every
+/// page reached back has a `nextCursor` that leads to the page it was
+/// reached from.
+async fn there_and_back(app: &TestApp, dir: &TestDirectory, ask: &Ask<'_>) -> Vec<Value> {
+    let forward = match ask {
+        Ask::Get(path, query) => walk_get(app, dir, path, query).await,
+        Ask::Search(path, body) => walk_search(app, dir, path, body.clone()).await,
+    };
+    let last = forward.last().unwrap();
+    let mut back = walk_back(app, dir, ask, last).await;
+    back.reverse();
+    let n = forward.len();
+    assert_eq!(back.len(), n - 1, "pages back");
+    for (i, page) in back.iter().enumerate() {
+        assert_eq!(ids(page), ids(&forward[i]), "page {i} of {n}");
+        assert_eq!(page["totalResults"], forward[i]["totalResults"]);
+        assert_eq!(page["itemsPerPage"], forward[i]["itemsPerPage"]);
+        assert_eq!(previous(page).is_some(), i > 0, "page {i}: {page}");
+        let after = page_at(app, dir, ask, &next(page).unwrap()).await;
+        assert_eq!(ids(&after), ids(&forward[i + 1]), "after page {i}");
+    }
+    forward
+}
+
 /// Every page of `GET {path}?{query}&cursor=…`, from the first.
 async fn walk_get(app: &TestApp, dir: &TestDirectory, path: &str, query: &str) -> Vec<Value> {
     let mut pages = Vec::new();
@@ -95,11 +163,13 @@ async fn cursors_walk_the_users_in_creation_order() {
             page["schemas"],
             json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
         );
-        // Cursor pages have no position, and no way back.
+        // Cursor pages have no position.
         assert!(page.get("startIndex").is_none(), "{page}");
-        assert!(page.get("previousCursor").is_none(), "{page}");
     }
     assert!(next(&pages[1]).is_some() && next(&pages[2]).is_none());
+    // Every page but the first has a way back.
+    assert!(previous(&pages[0]).is_none(), "{}", pages[0]);
+    assert!(previous(&pages[1]).is_some() && previous(&pages[2]).is_some());
 
     // `?cursor` without a value is the first page too; so is no count
     // (the default page holds them all, and is the last).
@@ -398,6 +468,198 @@ async fn a_walk_sees_every_stable_user_once_under_concurrent_changes() {
     // The walk kept creation order.
     let order: Vec<&String> = seen.iter().filter(|s| stable.contains(s)).collect();
     assert_eq!(order, stable.iter().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn previous_cursors_walk_back_through_the_same_pages() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let u = users(&app, &dir, 7, "u").await;
+    for count in [1, 2, 3, 6, 7] {
+        let query = format!("count={count}");
+        let forward = there_and_back(&app, &dir, &Ask::Get("/Users", &query)).await;
+        assert_eq!(all_ids(&forward), u, "count={count}");
+    }
+    // With a filter and a projection, and through a search.
+    let query = "filter=userName%20ne%20%22u003%40example.com%22&count=2&attributes=userName";
+    let forward = there_and_back(&app, &dir, &Ask::Get("/Users", query)).await;
+    assert_eq!(forward.len(), 3);
+    let body = json!({ "filter": "userName ne \"u000@example.com\"", "count": 4 });
+    there_and_back(&app, &dir, &Ask::Search("/Users/.search", body)).await;
+
+    let mut g = Vec::new();
+    for (i, member) in u.iter().take(5).enumerate() {
+        let group = app.create_group(&dir, &format!("g{i}"), &[member]).await;
+        g.push(group["id"].as_str().unwrap().to_owned());
+    }
+    for count in [2, 5] {
+        let query = format!("count={count}");
+        let forward = there_and_back(&app, &dir, &Ask::Get("/Groups", &query)).await;
+        assert_eq!(all_ids(&forward), g, "count={count}");
+    }
+    let body = json!({ "count": 2 });
+    there_and_back(&app, &dir, &Ask::Search("/Groups/.search", body)).await;
+}
+
+/// The root search walks back from the groups into the users: a page
+/// that starts among the users and ends among the groups is the same
+/// page either way.
+#[tokio::test]
+async fn a_root_search_walks_back_from_the_groups_into_the_users() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let u = users(&app, &dir, 5, "u").await;
+    let mut g = Vec::new();
+    for i in 0..3 {
+        let group = app.create_group(&dir, &format!("g{i}"), &[]).await;
+        g.push(group["id"].as_str().unwrap().to_owned());
+    }
+    let everyone: Vec<String> = u.iter().chain(&g).cloned().collect();
+    // 3 and 4 cross from users to groups inside a page; 5 ends the users
+    // with a page; 9 is one page.
+    for count in [1, 2, 3, 4, 5, 6, 8, 9] {
+        let ask = Ask::Search("/.search", json!({ "count": count }));
+        let forward = there_and_back(&app, &dir, &ask).await;
+        assert_eq!(all_ids(&forward), everyone, "count={count}");
+    }
+    // A filter only users fit, and one only groups fit.
+    let ask = Ask::Search(
+        "/.search",
+        json!({ "filter": "userName sw \"u\"", "count": 2 }),
+    );
+    assert_eq!(all_ids(&there_and_back(&app, &dir, &ask).await), u);
+    let ask = Ask::Search(
+        "/.search",
+        json!({ "filter": "displayName sw \"g\"", "count": 2 }),
+    );
+    assert_eq!(all_ids(&there_and_back(&app, &dir, &ask).await), g);
+}
+
+#[tokio::test]
+async fn the_page_before_the_second_is_the_first() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let u = users(&app, &dir, 5, "u").await;
+    let first = app.get_json(&dir, "/Users?cursor&count=2").await;
+    assert!(previous(&first).is_none(), "{first}");
+    let second = app
+        .get_json(
+            &dir,
+            &format!("/Users?cursor={}&count=2", next(&first).unwrap()),
+        )
+        .await;
+    assert_eq!(ids(&second), u[2..4]);
+    let back = app
+        .get_json(
+            &dir,
+            &format!("/Users?cursor={}&count=2", previous(&second).unwrap()),
+        )
+        .await;
+    assert_eq!(ids(&back), u[..2]);
+    assert_eq!(back["totalResults"], 5);
+    assert!(back.get("startIndex").is_none(), "{back}");
+    assert!(previous(&back).is_none(), "{back}");
+    // Forward from there is the second page again, which has its way back.
+    let again = app
+        .get_json(
+            &dir,
+            &format!("/Users?cursor={}&count=2", next(&back).unwrap()),
+        )
+        .await;
+    assert_eq!(ids(&again), u[2..4]);
+    assert!(previous(&again).is_some());
+
+    // A previous cursor is bound as a next one is: to its list, its
+    // filter and its count.
+    let cursor = previous(&second).unwrap();
+    let resp = app
+        .scim(&dir, M::GET, &format!("/Groups?cursor={cursor}&count=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidCursor")).await;
+    let resp = app
+        .scim(
+            &dir,
+            M::GET,
+            &format!("/Users?cursor={cursor}&count=2&filter=active%20eq%20true"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidCursor")).await;
+    let resp = app
+        .scim(&dir, M::GET, &format!("/Users?cursor={cursor}&count=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_scim_error(resp, 400, Some("invalidCount")).await;
+}
+
+/// Walking back while users are created and deleted: every user that
+/// exists for the whole walk is seen exactly once, in reverse creation
+/// order.
+#[tokio::test]
+async fn a_walk_back_sees_every_stable_user_once_under_concurrent_changes() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let mut stable = Vec::new();
+    let mut doomed = Vec::new();
+    for i in 0..40 {
+        let user = app.create_user(&dir, &format!("s{i:03}@example.com")).await;
+        stable.push(user["id"].as_str().unwrap().to_owned());
+        let user = app.create_user(&dir, &format!("d{i:03}@example.com")).await;
+        doomed.push(user["id"].as_str().unwrap().to_owned());
+    }
+    let forward = walk_get(&app, &dir, "/Users", "count=3").await;
+    let last = forward.last().unwrap().clone();
+    let churn = {
+        let client = reqwest::Client::new();
+        let base = dir.base_url.clone();
+        let key = dir.api_key.clone();
+        let mut doomed = doomed.clone();
+        // Deleted from the end, where the walk begins, so deletions land
+        // both before and behind it.
+        doomed.reverse();
+        tokio::spawn(async move {
+            for (i, id) in doomed.iter().enumerate() {
+                let resp = client
+                    .delete(format!("{base}/Users/{id}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 204);
+                let resp = client
+                    .post(format!("{base}/Users"))
+                    .bearer_auth(&key)
+                    .json(&crate::helpers::user_body(&format!("n{i:03}@example.com")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 201);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let mut seen: Vec<String> = ids(&last).into_iter().rev().collect();
+    let mut cursor = previous(&last);
+    let mut pages = 0;
+    while let Some(c) = cursor {
+        let page = app
+            .get_json(&dir, &format!("/Users?count=3&cursor={c}"))
+            .await;
+        seen.extend(ids(&page).into_iter().rev());
+        pages += 1;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        cursor = previous(&page);
+        assert!(pages < 200, "no start to the pages");
+    }
+    churn.await.unwrap();
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a user was listed twice");
+    let order: Vec<&String> = seen.iter().filter(|s| stable.contains(s)).collect();
+    assert_eq!(order, stable.iter().rev().collect::<Vec<_>>());
 }
 
 /// On PostgreSQL the secret is the database's: a replica accepts the

@@ -11,15 +11,15 @@ use uuid::Uuid;
 
 use super::users::IdParam;
 use super::{
-    cursor_list_response, list_response, meta, not_modified, query, resource_id, scim_response,
-    CursorPage, CursorPaging, ResourceJson,
+    keyset, list_response, meta, not_modified, query, resource_id, scim_response, CursorPage,
+    CursorPaging, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::directory::{group::member_ids, GroupChange, GroupDraft};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::cursor::{CursorList, Position};
+use crate::scim::cursor::{CursorList, Position, Seek};
 use crate::scim::list::{ListRequest, Page, Paging, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch, MemberChange};
 use crate::scim::resource::{
@@ -177,45 +177,44 @@ async fn respond_list(
             Ok(list_response(total, page.start_index, resources))
         }
         Paging::Cursor { token, count } => {
-            let cursors = CursorPaging::new(state, ctx, "Groups", params, count);
-            let at = cursors.start(token, CursorList::Groups)?;
-            if at.list != CursorList::Groups {
+            let cursors =
+                CursorPaging::new(state, ctx, "Groups", params, count, CursorList::Groups);
+            let seek = cursors.start(token)?;
+            if seek.position().list != CursorList::Groups {
                 return Err(ScimError::invalid_cursor("the cursor is not one of this list").into());
             }
-            let found = cursor_page(state, ctx, params, &request, at, count).await?;
-            let next = found.next.map(|at| cursors.next(at));
-            Ok(cursor_list_response(
-                found.total,
-                found.resources,
-                next.as_deref(),
-            ))
+            let found = cursor_page(state, ctx, params, &request, seek, count).await?;
+            Ok(cursors.respond(seek, found))
         }
     }
 }
 
-/// A cursor page of groups (RFC 9865): up to `count` after `at`.
+/// A cursor page of groups (RFC 9865): up to `count` after, or before, the
+/// key `seek` names.
 pub(super) async fn cursor_page(
     state: &AppState,
     ctx: &ScimContext,
     params: &QueryParams,
     request: &ListRequest<'_>,
-    at: Position,
+    seek: Seek,
     count: i64,
 ) -> Result<CursorPage, ScimApiError> {
     let (total, rows, more) = state
         .store
-        .list_groups_after(ctx.directory_id, request, (at.created_at, at.id), count)
+        .list_groups_keyset(ctx.directory_id, request, keyset(seek), count)
         .await?;
-    let next = rows.last().filter(|_| more).map(|row| Position {
+    let key = |row: &GroupRow| Position {
         list: CursorList::Groups,
         created_at: row.created_at,
         id: row.id,
-    });
+    };
     let resources = rendered(state, ctx, params, &rows).await?;
     Ok(CursorPage {
         total,
         resources,
-        next,
+        before: rows.first().map(key),
+        after: rows.last().map(key),
+        more,
     })
 }
 

@@ -12,9 +12,10 @@ use super::error::{scim_error_response, ScimApiError, SCIM_CONTENT_TYPE};
 use super::extract::etag;
 use super::AppState;
 use crate::http::extract::ScimContext;
-use crate::scim::cursor::{CursorList, CursorScope, Position};
+use crate::scim::cursor::{CursorList, CursorScope, Position, Seek};
 use crate::scim::list::QueryParams;
 use crate::scim::ScimError;
+use crate::store::Keyset;
 use crate::time::{format_micros, now_micros};
 
 mod bulk;
@@ -206,19 +207,28 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<ResourceJson>)
     )
 }
 
-/// A page of a cursor-paged list (RFC 9865 §2): no `startIndex`, and a
-/// `nextCursor` unless it is the last page.
+/// A page of a cursor-paged list (RFC 9865 §2): no `startIndex`, a
+/// `nextCursor` unless it is the last page and a `previousCursor` unless
+/// it is the first.
 pub fn cursor_list_response(
     total: i64,
     resources: Vec<ResourceJson>,
     next_cursor: Option<&str>,
+    previous_cursor: Option<&str>,
 ) -> Response {
     let mut head = format!("\"totalResults\":{total},");
-    if let Some(next) = next_cursor {
-        // Unreserved characters only: nothing to escape.
-        head.push_str("\"nextCursor\":");
-        push_json_string(&mut head, &[next]);
-        head.push(',');
+    // Unreserved characters only: nothing to escape.
+    for (name, cursor) in [
+        ("nextCursor", next_cursor),
+        ("previousCursor", previous_cursor),
+    ] {
+        if let Some(cursor) = cursor {
+            head.push('"');
+            head.push_str(name);
+            head.push_str("\":");
+            push_json_string(&mut head, &[cursor]);
+            head.push(',');
+        }
     }
     list_body(&head, resources)
 }
@@ -245,44 +255,67 @@ fn list_body(head: &str, resources: Vec<ResourceJson>) -> Response {
     scim_text_response(StatusCode::OK, body, None, None)
 }
 
-/// A cursor page: the total, the page's resources, and where the next
-/// page starts, if one follows.
+/// A cursor page: the total, the page's resources, the keys of its first
+/// and last rows, and whether more rows follow in the direction it was
+/// read.
+#[derive(Default)]
 pub struct CursorPage {
     pub total: i64,
     pub resources: Vec<ResourceJson>,
-    pub next: Option<Position>,
+    /// The key of the first row served: the previous page ends before it.
+    pub before: Option<Position>,
+    /// The key of the last row served: the next page starts after it.
+    pub after: Option<Position>,
+    /// More rows follow in the direction the page was read: after it for
+    /// [`Seek::After`], before it for [`Seek::Before`].
+    pub more: bool,
+}
+
+/// The store's keyset for the page a cursor asks for.
+pub fn keyset(seek: Seek) -> Keyset {
+    match seek {
+        Seek::After(at) => Keyset::After(at.created_at, at.id),
+        Seek::Before(at) => Keyset::Before(at.created_at, at.id),
+    }
 }
 
 /// The cursors of one cursor-paged query (RFC 9865): checks the cursor a
-/// request brings and makes the `nextCursor` of its response.
+/// request brings and makes the `nextCursor` and `previousCursor` of its
+/// response.
 pub struct CursorPaging<'a> {
     state: &'a AppState,
     scope: CursorScope,
     count: i64,
+    /// Where the walk begins, before its first row: where a request
+    /// without a cursor starts.
+    origin: Position,
 }
 
 impl<'a> CursorPaging<'a> {
     /// `endpoint` names the list (`Users`, `Groups`, `search`); with the
-    /// directory and the filter it is what a cursor is bound to.
+    /// directory and the filter it is what a cursor is bound to. `first`
+    /// is the list a walk begins in.
     pub fn new(
         state: &'a AppState,
         ctx: &ScimContext,
         endpoint: &str,
         params: &QueryParams,
         count: i64,
+        first: CursorList,
     ) -> Self {
         CursorPaging {
             state,
             scope: CursorScope::new(ctx.directory_id, endpoint, params.filter.as_ref()),
             count,
+            origin: Position::start(first),
         }
     }
 
-    /// Where the page starts: before `first` without a cursor, else
-    /// where the cursor says.
-    pub fn start(&self, token: Option<&str>, first: CursorList) -> Result<Position, ScimError> {
+    /// The page asked for: the first without a cursor, else the one the
+    /// cursor names.
+    pub fn start(&self, token: Option<&str>) -> Result<Seek, ScimError> {
         match token {
-            None => Ok(Position::start(first)),
+            None => Ok(Seek::After(self.origin)),
             Some(token) => self.state.settings.cursor_key.decode(
                 token,
                 &self.scope,
@@ -292,14 +325,41 @@ impl<'a> CursorPaging<'a> {
         }
     }
 
-    /// The cursor of the page after `at`, valid for `cursorTimeout`.
-    pub fn next(&self, at: Position) -> String {
+    /// The response to the request for `seek`, with its cursors:
+    /// - a page read forward has a `nextCursor` if more rows follow it, and
+    ///   a `previousCursor` unless it is the first page;
+    /// - a page read backward has a `previousCursor` if more rows come
+    ///   before it, and always a `nextCursor`: the rows it was read back
+    ///   from follow it (if none of it is left, the walk starts over).
+    pub fn respond(&self, seek: Seek, page: CursorPage) -> Response {
+        let (next, previous) = match seek {
+            Seek::After(at) => (
+                page.after.filter(|_| page.more).map(Seek::After),
+                page.before.filter(|_| at != self.origin).map(Seek::Before),
+            ),
+            Seek::Before(_) => (
+                Some(Seek::After(page.after.unwrap_or(self.origin))),
+                page.before.filter(|_| page.more).map(Seek::Before),
+            ),
+        };
+        let next = next.map(|seek| self.cursor(seek));
+        let previous = previous.map(|seek| self.cursor(seek));
+        cursor_list_response(
+            page.total,
+            page.resources,
+            next.as_deref(),
+            previous.as_deref(),
+        )
+    }
+
+    /// The cursor of the page `seek` names, valid for `cursorTimeout`.
+    fn cursor(&self, seek: Seek) -> String {
         let timeout = i64::try_from(self.state.settings.cursor_timeout_seconds).unwrap_or(i64::MAX);
         let expires_at = (now_micros() / 1_000_000).saturating_add(timeout);
         self.state
             .settings
             .cursor_key
-            .encode(&self.scope, at, self.count, expires_at)
+            .encode(&self.scope, seek, self.count, expires_at)
     }
 }
 

@@ -1,15 +1,16 @@
 //! Root `POST /.search` (RFC 7644 §3.4.3): one query across Users and
 //! Groups. Users come first, then groups; `startIndex`/`count` page over
-//! the concatenation, and so do cursors: a cursor names the list it is in.
+//! the concatenation, and so do cursors: a cursor names the list it is in,
+//! and a previous page may reach back from the groups into the users.
 
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{cursor_list_response, groups, list_response, users, CursorPaging};
+use super::{groups, list_response, users, CursorPage, CursorPaging};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::cursor::{CursorList, Position};
+use crate::scim::cursor::{CursorList, Position, Seek};
 use crate::scim::list::{ListRequest, Paging, QueryParams};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
@@ -23,10 +24,15 @@ pub async fn search(
     let page = match params.paging(state.settings.max_page_size)? {
         Paging::Index(page) => page,
         Paging::Cursor { token, count } => {
-            let cursors = CursorPaging::new(&state, &ctx, "search", &params, count);
-            let at = cursors.start(token, CursorList::Users)?;
+            let cursors =
+                CursorPaging::new(&state, &ctx, "search", &params, count, CursorList::Users);
+            let seek = cursors.start(token)?;
             let lists = (user_request.as_ref(), group_request.as_ref());
-            return cursor_search(&state, &ctx, &params, lists, &cursors, at, count).await;
+            let found = match seek {
+                Seek::After(at) => search_after(&state, &ctx, &params, lists, at, count).await?,
+                Seek::Before(at) => search_before(&state, &ctx, &params, lists, at, count).await?,
+            };
+            return Ok(cursors.respond(seek, found));
         }
     };
     let mut resources = Vec::new();
@@ -50,22 +56,24 @@ pub async fn search(
     ))
 }
 
-/// A cursor page of the users, then the groups: a cursor in the users
-/// continues them and fills what room is left with the first groups; one
-/// in the groups continues the groups. Both totals are counted each time.
-async fn cursor_search(
+/// The two lists of a root search: users' and groups' requests, either
+/// absent when the query leaves that resource type out.
+type Lists<'a, 'r> = (Option<&'a ListRequest<'r>>, Option<&'a ListRequest<'r>>);
+
+/// A cursor page of the users, then the groups, after `at`: a cursor in
+/// the users continues them and fills what room is left with the first
+/// groups; one in the groups continues the groups. Both totals are counted
+/// each time.
+async fn search_after(
     state: &AppState,
     ctx: &ScimContext,
     params: &QueryParams,
-    (user_request, group_request): (Option<&ListRequest<'_>>, Option<&ListRequest<'_>>),
-    cursors: &CursorPaging<'_>,
+    (user_request, group_request): Lists<'_, '_>,
     at: Position,
     count: i64,
-) -> Result<Response, ScimApiError> {
+) -> Result<CursorPage, ScimApiError> {
     let in_users = at.list == CursorList::Users;
-    let mut resources = Vec::new();
-    let mut next = None;
-    let mut total = 0;
+    let mut page = CursorPage::default();
     if let Some(request) = user_request {
         // Past the users, only their total is read.
         let (from, room) = if in_users {
@@ -73,33 +81,86 @@ async fn cursor_search(
         } else {
             (Position::start(CursorList::Users), 0)
         };
-        let found = users::cursor_page(state, ctx, params, request, from, room).await?;
-        total += found.total;
-        resources.extend(found.resources);
-        next = found.next;
+        let found =
+            users::cursor_page(state, ctx, params, request, Seek::After(from), room).await?;
+        page = found;
     }
     if let Some(request) = group_request {
         let (from, room) = if in_users {
-            let left = if next.is_some() {
+            let left = if page.more {
                 0
             } else {
-                count - resources.len() as i64
+                count - page.resources.len() as i64
             };
             (Position::start(CursorList::Groups), left.max(0))
         } else {
             (at, count)
         };
-        let found = groups::cursor_page(state, ctx, params, request, from, room).await?;
-        total += found.total;
-        resources.extend(found.resources);
-        if next.is_none() {
-            next = found.next;
-            // The users filled the page and groups follow.
-            if next.is_none() && in_users && room == 0 && count > 0 && found.total > 0 {
-                next = Some(Position::start(CursorList::Groups));
-            }
+        let found =
+            groups::cursor_page(state, ctx, params, request, Seek::After(from), room).await?;
+        // The users filled the page and groups follow.
+        if !page.more && in_users && room == 0 && count > 0 && found.total > 0 {
+            page.more = true;
+            page.after = Some(Position::start(CursorList::Groups));
         }
+        page.total += found.total;
+        page.resources.extend(found.resources);
+        page.before = page.before.or(found.before);
+        page.after = found.after.or(page.after);
+        page.more |= found.more;
     }
-    let next = next.map(|at| cursors.next(at));
-    Ok(cursor_list_response(total, resources, next.as_deref()))
+    Ok(page)
+}
+
+/// A cursor page of the users, then the groups, before `at` (a
+/// `previousCursor`): one in the users reads the users before it; one in
+/// the groups reads the groups before it and, when they run out before
+/// the page is full, the last users. Both totals are counted each time.
+async fn search_before(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    (user_request, group_request): Lists<'_, '_>,
+    at: Position,
+    count: i64,
+) -> Result<CursorPage, ScimApiError> {
+    let in_users = at.list == CursorList::Users;
+    let mut page = CursorPage::default();
+    if let Some(request) = group_request {
+        // Before the groups, only their total is read.
+        let (from, room) = if in_users {
+            (Position::start(CursorList::Groups), 0)
+        } else {
+            (at, count)
+        };
+        let found =
+            groups::cursor_page(state, ctx, params, request, Seek::Before(from), room).await?;
+        page = found;
+    }
+    if let Some(request) = user_request {
+        let (from, room) = if in_users {
+            (at, count)
+        } else {
+            let left = if page.more {
+                0
+            } else {
+                count - page.resources.len() as i64
+            };
+            (Position::end(CursorList::Users), left.max(0))
+        };
+        let found =
+            users::cursor_page(state, ctx, params, request, Seek::Before(from), room).await?;
+        // The groups filled the page and users come before them.
+        if !page.more && !in_users && room == 0 && count > 0 && found.total > 0 {
+            page.more = true;
+        }
+        page.total += found.total;
+        let mut resources = found.resources;
+        resources.append(&mut page.resources);
+        page.resources = resources;
+        page.before = found.before.or(page.before);
+        page.after = page.after.or(found.after);
+        page.more |= found.more;
+    }
+    Ok(page)
 }

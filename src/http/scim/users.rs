@@ -8,15 +8,15 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    cursor_list_response, list_response, meta, not_modified, push_json_string, push_meta, query,
-    resource_id, scim_text_response, CursorPage, CursorPaging, ResourceJson,
+    keyset, list_response, meta, not_modified, push_json_string, push_meta, query, resource_id,
+    scim_text_response, CursorPage, CursorPaging, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::directory::UserDraft;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::cursor::{CursorList, Position};
+use crate::scim::cursor::{CursorList, Position, Seek};
 use crate::scim::list::{ListRequest, Page, Paging, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
@@ -255,46 +255,42 @@ async fn respond_list(
             Ok(list_response(total, page.start_index, resources))
         }
         Paging::Cursor { token, count } => {
-            let cursors = CursorPaging::new(state, ctx, "Users", params, count);
-            let at = cursors.start(token, CursorList::Users)?;
-            if at.list != CursorList::Users {
+            let cursors = CursorPaging::new(state, ctx, "Users", params, count, CursorList::Users);
+            let seek = cursors.start(token)?;
+            if seek.position().list != CursorList::Users {
                 return Err(ScimError::invalid_cursor("the cursor is not one of this list").into());
             }
-            let found = cursor_page(state, ctx, params, &request, at, count).await?;
-            let next = found.next.map(|at| cursors.next(at));
-            Ok(cursor_list_response(
-                found.total,
-                found.resources,
-                next.as_deref(),
-            ))
+            let found = cursor_page(state, ctx, params, &request, seek, count).await?;
+            Ok(cursors.respond(seek, found))
         }
     }
 }
 
-/// A cursor page of users (RFC 9865): up to `count` after `at`.
+/// A cursor page of users (RFC 9865): up to `count` after, or before, the
+/// key `seek` names.
 pub(super) async fn cursor_page(
     state: &AppState,
     ctx: &ScimContext,
     params: &QueryParams,
     request: &ListRequest<'_>,
-    at: Position,
+    seek: Seek,
     count: i64,
 ) -> Result<CursorPage, ScimApiError> {
     let (total, rows, more) = state
         .store
-        .list_users_after(
+        .list_users_keyset(
             ctx.directory_id,
             request,
-            (at.created_at, at.id),
+            keyset(seek),
             count,
             !params.projection.excludes("groups"),
         )
         .await?;
-    let next = rows.last().filter(|_| more).map(|(row, _)| Position {
+    let key = |row: &UserRow| Position {
         list: CursorList::Users,
         created_at: row.created_at,
         id: row.id,
-    });
+    };
     let resources = rows
         .iter()
         .map(|(row, groups)| {
@@ -305,7 +301,9 @@ pub(super) async fn cursor_page(
     Ok(CursorPage {
         total,
         resources,
-        next,
+        before: rows.first().map(|(row, _)| key(row)),
+        after: rows.last().map(|(row, _)| key(row)),
+        more,
     })
 }
 

@@ -21,12 +21,16 @@ fn scope(filter: Option<&str>) -> CursorScope {
     CursorScope::new(dir(), "Users", f.as_ref())
 }
 
-fn at() -> Position {
+fn key_in_groups() -> Position {
     Position {
         list: CursorList::Groups,
         created_at: 1_700_000_000_123_456,
         id: Uuid::from_u128(0xdead_beef),
     }
+}
+
+fn at() -> Seek {
+    Seek::After(key_in_groups())
 }
 
 fn refused(token: &str, scope: &CursorScope, count: i64, now: i64) -> (ScimType, String) {
@@ -42,7 +46,7 @@ fn a_cursor_names_the_position_it_was_made_at() {
     assert_eq!(key().decode(&token, &s, 10, NOW), Ok(at()));
     // Until and including its expiry second.
     assert_eq!(key().decode(&token, &s, 10, NOW + 600), Ok(at()));
-    let start = Position::start(CursorList::Users);
+    let start = Seek::After(Position::start(CursorList::Users));
     let token = key().encode(&s, start, 1, NOW);
     assert_eq!(key().decode(&token, &s, 1, NOW), Ok(start));
 }
@@ -137,4 +141,64 @@ fn scim_types_are_the_rfcs_names() {
     assert_eq!(ScimType::InvalidCursor.as_str(), "invalidCursor");
     assert_eq!(ScimType::ExpiredCursor.as_str(), "expiredCursor");
     assert_eq!(ScimType::InvalidCount.as_str(), "invalidCount");
+}
+
+#[test]
+fn a_cursor_keeps_its_direction_and_list() {
+    let s = scope(None);
+    for list in [CursorList::Users, CursorList::Groups] {
+        let position = Position {
+            list,
+            ..key_in_groups()
+        };
+        for seek in [Seek::After(position), Seek::Before(position)] {
+            let token = key().encode(&s, seek, 7, NOW + 60);
+            assert_eq!(key().decode(&token, &s, 7, NOW), Ok(seek));
+        }
+    }
+    let end = Seek::Before(Position::end(CursorList::Users));
+    let token = key().encode(&s, end, 7, NOW + 60);
+    assert_eq!(key().decode(&token, &s, 7, NOW), Ok(end));
+    // The same key forward and backward are different cursors.
+    assert_ne!(
+        key().encode(&s, Seek::After(key_in_groups()), 7, NOW),
+        key().encode(&s, Seek::Before(key_in_groups()), 7, NOW)
+    );
+}
+
+#[test]
+fn a_turned_direction_is_an_invalid_cursor() {
+    let s = scope(None);
+    for seek in [Seek::After(key_in_groups()), Seek::Before(key_in_groups())] {
+        let token = key().encode(&s, seek, 5, NOW + 60);
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        // Turning a next cursor into a previous one (or back) without the
+        // key fails the MAC.
+        bytes[1] ^= BACKWARD;
+        let turned = URL_SAFE_NO_PAD.encode(&bytes);
+        assert_eq!(refused(&turned, &s, 5, NOW).0, ScimType::InvalidCursor);
+    }
+    // A walk byte naming no list is refused even when signed.
+    let mut body = URL_SAFE_NO_PAD
+        .decode(key().encode(&s, at(), 5, NOW + 60))
+        .unwrap();
+    body.truncate(BODY_LEN);
+    body[1] = BACKWARD | 0x02;
+    let tag = key().mac(&s, &body).finalize().into_bytes();
+    body.extend_from_slice(&tag[..MAC_LEN]);
+    let unknown = URL_SAFE_NO_PAD.encode(&body);
+    assert_eq!(refused(&unknown, &s, 5, NOW).0, ScimType::InvalidCursor);
+}
+
+#[test]
+fn a_next_cursor_is_encoded_as_before_previous_cursors_existed() {
+    // The walk byte of a forward cursor is the list's alone, so cursors
+    // made by a server without previousCursor still decode.
+    let s = scope(None);
+    let token = key().encode(&s, Seek::After(key_in_groups()), 5, NOW + 60);
+    let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+    assert_eq!(bytes[0], 1);
+    assert_eq!(bytes[1], 1);
+    let token = key().encode(&s, Seek::Before(key_in_groups()), 5, NOW + 60);
+    assert_eq!(URL_SAFE_NO_PAD.decode(&token).unwrap()[1], 0x81);
 }

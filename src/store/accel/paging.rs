@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::cursors::{Mark, PageCursors, SETTLE_MICROS};
 use crate::store::conn::{Arg, Conn, Record, SqlBuilder};
-use crate::store::filter_sql::{Bind, ListKey, ListQuery, Page};
+use crate::store::filter_sql::{Bind, Keyset, ListKey, ListQuery, Page};
 use crate::store::Result;
 use crate::time::now_micros;
 
@@ -81,36 +81,47 @@ pub(crate) async fn fetch_page<C: Conn, R: Record + ListKey>(
     Ok((total, rows))
 }
 
-/// A keyset page (RFC 9865 cursors): up to `count` rows after `after` in
-/// the default order, whether more follow, and the total count. The rows
-/// are one index seek wherever the page is; the total is counted as a
-/// first page counts it ([`fetch_page`]: from the marks for a whole
-/// directory, so deep in a large one it counts only the rows after the
-/// last mark).
+/// A keyset page (RFC 9865 cursors): up to `count` rows after the key in
+/// the default order, or up to `count` rows before it (read nearest first,
+/// then turned back to the default order), whether more follow in that
+/// direction, and the total count. The rows are one index seek wherever
+/// the page is, either way; the total is counted as a first page counts
+/// it ([`fetch_page`]: from the marks for a whole directory, so deep in a
+/// large one it counts only the rows after the last mark).
 ///
 /// Returns `(total, rows in order, more)`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn fetch_after<C: Conn, R: Record + ListKey>(
+pub(crate) async fn fetch_keyset<C: Conn, R: Record + ListKey>(
     c: &mut C,
     cursors: &PageCursors,
     query: &ListQuery,
     table: &'static str,
     columns: &str,
     directory_id: Uuid,
-    after: (i64, Uuid),
+    keyset: Keyset,
     count: i64,
 ) -> Result<(i64, Vec<R>, bool)> {
     let mut rows: Vec<R> = Vec::new();
     let mut more = false;
     if count > 0 {
         // One row past the page says whether another page follows.
-        let (sql, binds) = query.select_after_sql(table, columns, after, count + 1);
+        let (sql, binds) = match keyset {
+            Keyset::After(created_at, id) => {
+                query.select_after_sql(table, columns, (created_at, id), count + 1)
+            }
+            Keyset::Before(created_at, id) => {
+                query.select_before_sql(table, columns, (created_at, id), count + 1)
+            }
+        };
         rows = c
             .fetch_all(&sql, &in_directory(directory_id, &binds))
             .await?;
         if rows.len() as i64 > count {
             rows.truncate(count as usize);
             more = true;
+        }
+        if matches!(keyset, Keyset::Before(..)) {
+            rows.reverse();
         }
     }
     let first = Page {
