@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{
+    ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, RawPathParams, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
@@ -262,6 +264,23 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AdminJso
         serde_json::from_value(value)
             .map(AdminJson)
             .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))
+    }
+}
+
+/// An admin route's path parameters. A segment that cannot be decoded
+/// (percent-encoding that is not UTF-8) names no organisation or
+/// directory: `404 not_found`, as a well-formed id that names nothing is,
+/// never axum's plain-text rejection.
+pub struct AdminPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for AdminPath<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| AdminPath(p))
+            .map_err(|_| AdminError::NotFound("no such resource"))
     }
 }
 

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod scim;
 
 /// What every handler may need. axum clones the state for the router,
@@ -85,14 +86,26 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
         .nest("/admin/v1", admin::router())
+        .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// No route: under `/admin/v1` (its bare root, which the nested router
+/// does not see) the admin API's JSON error, elsewhere an empty 404.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/admin/v1") {
+        error::AdminError::NotFound("no such admin endpoint").into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 /// The process is up.

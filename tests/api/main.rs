@@ -20,4 +20,5 @@ mod health;
 mod helpers;
 mod idp;
 mod listing;
+mod openapi;
 mod users;
