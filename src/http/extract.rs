@@ -207,17 +207,8 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Value, Bod
                 BodyFault::Syntax(format!("request body could not be read: {e}"))
             }
         })?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))?;
-    if holds_nul(&body) {
-        // PostgreSQL text cannot hold U+0000, and no directory value
-        // needs it: refused on every store alike, before anything is
-        // written.
-        return Err(BodyFault::Value(
-            "strings may not contain U+0000".to_owned(),
-        ));
-    }
-    Ok(body)
+    serde_json::from_slice(&bytes)
+        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))
 }
 
 /// Whether any string or key in `value` contains U+0000.
@@ -237,7 +228,19 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     type Rejection = ScimApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        json_body(req, state).await.map(ScimJson).map_err(|f| {
+        let body = json_body(req, state).await.and_then(|body| {
+            if holds_nul(&body) {
+                // PostgreSQL text cannot hold U+0000, and no directory
+                // value needs it: refused on every store alike, before
+                // anything is written. (An admin body is checked where
+                // its values are: a name.)
+                return Err(BodyFault::Value(
+                    "strings may not contain U+0000".to_owned(),
+                ));
+            }
+            Ok(ScimJson(body))
+        });
+        body.map_err(|f| {
             match f {
                 BodyFault::TooLarge(m) => ScimError::payload_too_large(m),
                 BodyFault::WrongType(m) => ScimError::unsupported_media_type(m),

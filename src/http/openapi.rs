@@ -10,6 +10,7 @@
 
 use std::sync::LazyLock;
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -20,6 +21,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{directories, orgs, reports};
 use super::error::{AdminErrorBody, AdminErrorCode};
+use super::AppState;
+use utoipa::openapi::schema::Schema;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -168,8 +171,14 @@ impl<T: ToSchema> SchemaRef for T {
     }
 }
 
-/// The document, as a value.
+/// The document, as a value, for a server with the default settings.
 pub fn document() -> utoipa::openapi::OpenApi {
+    document_for(crate::config::defaults::AUDIT_RETENTION_DAYS)
+}
+
+/// The document of a server that keeps audit events `retention_days`
+/// days: the most days `reports/stats` counts.
+fn document_for(retention_days: u32) -> utoipa::openapi::OpenApi {
     let mut doc = AdminApi::openapi();
     for item in doc.paths.paths.values_mut() {
         let ops = [
@@ -190,6 +199,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
                 if p.parameter_in == ParameterIn::Path {
                     p.required = Required::True;
                 }
+                if op.operation_id.as_deref() == Some("provisioningStats") && p.name == "days" {
+                    if let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() {
+                        o.maximum = Some(f64::from(retention_days).into());
+                    }
+                }
             }
         }
     }
@@ -197,9 +211,15 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// The document as pretty JSON with a final newline: what `GET
-/// /openapi.json` serves and `docs/openapi.json` holds.
+/// /openapi.json` serves with the default settings, what `scimd openapi`
+/// prints and `docs/openapi.json` holds.
 pub fn json() -> String {
-    static JSON: LazyLock<String> = LazyLock::new(|| match document().to_pretty_json() {
+    static JSON: LazyLock<String> = LazyLock::new(|| to_json(&document()));
+    JSON.clone()
+}
+
+fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
+    match doc.to_pretty_json() {
         Ok(mut s) => {
             s.push('\n');
             s
@@ -208,13 +228,18 @@ pub fn json() -> String {
             tracing::error!(error = %e, "the OpenAPI document could not be serialised");
             String::new()
         }
-    });
-    JSON.clone()
+    }
 }
 
-/// `GET /openapi.json`, unauthenticated.
-pub async fn serve() -> Response {
-    let mut resp = json().into_response();
+/// `GET /openapi.json`, unauthenticated: the document of this server.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    let retention = state.settings.audit_retention_days;
+    let body = if retention == crate::config::defaults::AUDIT_RETENTION_DAYS {
+        json()
+    } else {
+        to_json(&document_for(retention))
+    };
+    let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -201,9 +201,11 @@ async fn every_body_is_checked_as_documented() {
             let err = assert_admin_error(resp, 400, "bad_request").await;
             assert!(documents(op, 400), "{method} {path}: {what}: {err}");
         }
-        let long = format!("{{\"name\": \"{}\"}}", "é".repeat(201));
-        let resp = send(json_ct, long.into_bytes()).await.unwrap();
-        assert_admin_error(resp, 400, "bad_request").await;
+        for long in ["é".repeat(201), format!(" {} ", "é".repeat(199))] {
+            let long = format!("{{\"name\": \"{long}\"}}");
+            let resp = send(json_ct, long.into_bytes()).await.unwrap();
+            assert_admin_error(resp, 400, "bad_request").await;
+        }
 
         for ct in [
             "text/plain",
@@ -227,11 +229,13 @@ async fn every_body_is_checked_as_documented() {
         .await;
     assert_eq!(dirs["directories"], json!([]));
 
-    // 200 characters (not bytes) is the longest name.
-    let name = "é".repeat(200);
+    // 200 characters (not bytes) is the longest name, white space
+    // around it included; the name is kept trimmed, and keys the API
+    // does not read are ignored whatever they hold.
+    let name = "é".repeat(196);
     let resp = app
         .admin(M::POST, "/orgs")
-        .json(&json!({ "name": format!("  {name}  ") }))
+        .json(&json!({ "name": format!("  {name}  "), "ignored\u{0}": "\u{0}" }))
         .send()
         .await
         .unwrap();
@@ -249,12 +253,19 @@ async fn bad_query_parameters_are_400() {
         "/orgs/default/reports/provisioning?directory=nope",
         "/orgs/default/reports/provisioning?since=yesterday",
         "/orgs/default/reports/provisioning?format=xml",
+        "/orgs/default/reports/provisioning?format=",
+        "/orgs/default/reports/provisioning?since=",
+        "/orgs/default/reports/provisioning?directory=",
         "/orgs/default/reports/provisioning?cursor=zz",
         "/orgs/default/reports/provisioning?outcome=maybe",
         "/orgs/default/reports/provisioning?action=user.exploded",
+        "/orgs/default/reports/provisioning?action=",
+        "/orgs/default/reports/provisioning?action=user.created,,user.deleted",
         "/orgs/default/reports/stats?days=0",
         "/orgs/default/reports/stats?days=x",
         "/orgs/default/reports/stats?directory=nope",
+        "/orgs/default/reports/stats?directory=",
+        "/orgs/default/reports/stats?days=181",
     ] {
         let resp = app.admin(M::GET, query).send().await.unwrap();
         assert_admin_error(resp, 400, "bad_request").await;

@@ -111,13 +111,21 @@ pub(super) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminErr
 /// The longest name of an organisation or directory, in characters.
 pub(super) const MAX_NAME_CHARS: usize = 200;
 
-/// A name as given, trimmed: 1 to [`MAX_NAME_CHARS`] characters.
+/// A name as given, trimmed: 1 to [`MAX_NAME_CHARS`] characters, without
+/// U+0000. (The document says so with a pattern on each name.)
 pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    // The length is the name's as sent, as the document's `maxLength` is.
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
         return Err(AdminError::BadRequest(format!(
             "name must be 1 to {MAX_NAME_CHARS} characters"
         )));
+    }
+    if name.contains('\0') {
+        // PostgreSQL text cannot hold it; refused on both stores alike.
+        return Err(AdminError::BadRequest(
+            "name may not contain U+0000".to_owned(),
+        ));
     }
     Ok(name)
 }

@@ -16,9 +16,14 @@ use crate::store::Org;
 /// A new organisation.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateOrg {
-    /// 1 to 200 characters once leading and trailing white space is
-    /// trimmed.
-    #[schema(min_length = 1, max_length = 200, example = "Acme")]
+    /// 1 to 200 characters, not all white space (leading and trailing
+    /// white space is trimmed), without U+0000.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
+        example = "Acme"
+    )]
     name: String,
 }
 

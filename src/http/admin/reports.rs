@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::KnownFormat;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -114,7 +115,7 @@ impl ReportParams {
                     }
                 }
                 "action" => {
-                    for a in value.split(',').filter(|a| !a.trim().is_empty()) {
+                    for a in value.split(',') {
                         let action =
                             Action::parse(a).ok_or_else(|| bad(format!("unknown action '{a}'")))?;
                         q.actions.push(action.as_str().to_owned());
@@ -139,7 +140,7 @@ impl ReportParams {
                 }
                 "format" => match value.trim().to_ascii_lowercase().as_str() {
                     "csv" => params.csv = true,
-                    "json" | "" => params.csv = false,
+                    "json" => params.csv = false,
                     _ => return Err(bad("'format' must be 'json' or 'csv'")),
                 },
                 _ => {}
@@ -194,6 +195,17 @@ fn action_schema() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(Action::ALL.map(Action::as_str)))
+        .into()
+}
+
+/// Actions, comma-separated.
+fn actions_schema() -> Schema {
+    let one = Action::ALL
+        .map(|a| a.as_str().replace('.', "\\."))
+        .join("|");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^({one})(,({one}))*$")))
         .into()
 }
 
@@ -255,13 +267,16 @@ pub struct ReportQueryDoc {
     /// or former.
     user: Option<String>,
     /// Only these actions, comma-separated (`user.created,user.deleted`).
+    #[param(schema_with = actions_schema)]
     action: Option<String>,
     /// `success` or `failure`.
     #[param(schema_with = outcome_schema)]
     outcome: Option<String>,
     /// Events at or after this time: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+    #[param(schema_with = time_schema)]
     since: Option<String>,
     /// Events before this time: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+    #[param(schema_with = time_schema)]
     until: Option<String>,
     /// The `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -271,6 +286,19 @@ pub struct ReportQueryDoc {
     /// `json` (the default) or `csv`, the whole report streamed.
     #[param(schema_with = format_schema)]
     format: Option<String>,
+}
+
+/// An RFC 3339 time or a date.
+fn time_schema() -> Schema {
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
 }
 
 fn format_schema() -> Schema {
@@ -502,8 +530,9 @@ pub struct Stats {
     reason = "describes the query string for the OpenAPI document"
 )]
 pub struct StatsQueryDoc {
-    /// Days to count, today included: 1 to the audit retention (default
-    /// 30, or the retention if shorter).
+    /// Days to count, today included: 1 to the server's audit retention
+    /// (default 30, or the retention if shorter). The document a server
+    /// serves states its own retention as the maximum.
     #[param(minimum = 1)]
     days: Option<i64>,
     /// Only this directory.
