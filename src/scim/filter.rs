@@ -171,6 +171,18 @@ impl fmt::Display for CompareOp {
 
 impl CompValue {
     /// The JSON value this literal denotes.
+    /// The boolean this value stands for on a boolean attribute: the
+    /// literal, or the string `"true"`/`"false"` in any case, which
+    /// Microsoft Entra ID sends (`primary eq "True"`).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            CompValue::Bool(b) => Some(*b),
+            CompValue::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            CompValue::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            _ => None,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         match self {
             CompValue::Str(s) => Value::String(s.clone()),

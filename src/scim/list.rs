@@ -606,6 +606,7 @@ mod tests {
             (&USER_RESOURCE, r#"filter=name eq "x""#, InvalidFilter, "cannot filter on 'name': a complex attribute needs a sub-attribute"),
             (&USER_RESOURCE, "filter=active gt true", InvalidFilter, "cannot filter on 'active': booleans compare only with eq and ne"),
             (&USER_RESOURCE, r#"filter=active eq "yes""#, InvalidFilter, "cannot filter on 'active': expects true or false"),
+            (&USER_RESOURCE, r#"filter=active gt "true""#, InvalidFilter, "cannot filter on 'active': booleans compare only with eq and ne"),
             (&USER_RESOURCE, "filter=userName eq 1", InvalidFilter, "cannot filter on 'userName': expects a string value"),
             (&USER_RESOURCE, r#"filter=id co "x""#, InvalidFilter, "cannot filter on 'id': ids compare only with eq and ne"),
             (&USER_RESOURCE, "filter=title gt null", InvalidFilter, "cannot filter on 'title': null compares only with eq and ne"),
@@ -669,6 +670,21 @@ mod tests {
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq null"
             ),
             r#"Compare(Operand { field: Document(["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "manager", "value"]), kind: Text { case_exact: false } }, Null { equal: true })"#
+        );
+        // Entra's string booleans, on a column and inside an element.
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"active eq "False""#),
+            r#"Compare(Operand { field: Active, kind: Boolean }, Boolean { equal: true, value: false })"#
+        );
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"emails[primary ne "TRUE"]"#),
+            r#"AnyElement { list: Document(["emails"]), filter: Compare(Operand { field: Element(Some("primary")), kind: Boolean }, Boolean { equal: false, value: true }) }"#
+        );
+        // Entra's `manager eq "id"`: a single-valued complex attribute with
+        // a `value` compares by it.
+        assert_eq!(
+            resolved(&USER_RESOURCE, r#"manager eq "m-1""#),
+            r#"Compare(Operand { field: Document(["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "manager", "value"]), kind: Text { case_exact: false } }, Text { op: Eq, value: "m-1" })"#
         );
         let sort = |path: &str| {
             let path = crate::scim::path::parse_attr_path(path).unwrap();

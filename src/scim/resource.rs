@@ -83,10 +83,19 @@ fn store(map: &mut Map<String, Value>, def: &AttributeDef, value: &Value) -> Res
 /// one although no such schema exists here, as `(resource type, URI)`. They
 /// carry no attributes, so they are accepted and dropped. Microsoft Entra
 /// ID sends its own group schema on every group it creates.
-const IGNORED_CLIENT_SCHEMAS: &[(&str, &str)] = &[(
-    "Group",
-    "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group",
-)];
+/// Its tutorial's user creation also lists the enterprise extension
+/// without the colon before `User`; the extension's attributes, if any,
+/// still come under the right URN.
+const IGNORED_CLIENT_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "Group",
+        "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group",
+    ),
+    (
+        "User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0User",
+    ),
+];
 
 fn ignored_schema(rt: &ResourceTypeDef, urn: &str) -> bool {
     IGNORED_CLIENT_SCHEMAS

@@ -513,28 +513,6 @@ impl Store {
         Ok((total, rows.into_iter().map(UserWithGroups::split).collect()))
     }
 
-    /// Replaces a user (PUT). `expected_version` is the `If-Match` version.
-    pub async fn replace_user(
-        &self,
-        directory_id: Uuid,
-        id: Uuid,
-        user: UserDraft,
-        expected_version: Option<i64>,
-        with_groups: bool,
-        audit: &AuditContext,
-    ) -> Result<(UserRow, Vec<UserGroup>)> {
-        let change = move |_| Ok(user.clone());
-        self.modify_user(
-            directory_id,
-            id,
-            expected_version,
-            with_groups,
-            audit,
-            change,
-        )
-        .await
-    }
-
     /// Read-modify-write of one user, so concurrent writers never lose an
     /// update. `change` gets the current document and returns the user to
     /// store; an error from it writes nothing. The event (deactivated,

@@ -13,39 +13,39 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, TestApp, TestDirectory, M};
 
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// One identity provider's provisioning connection: the base URL and key
 /// pasted into it, and how it labels its requests (only Okta documents a
 /// User-Agent).
-struct Idp<'a> {
-    app: &'a TestApp,
-    dir: TestDirectory,
-    user_agent: Option<&'static str>,
-    content_type: &'static str,
+pub(crate) struct Idp<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) dir: TestDirectory,
+    pub(crate) user_agent: Option<&'static str>,
+    pub(crate) content_type: &'static str,
 }
 
 /// A response as the IdP sees it. `body` is `Null` when there is none.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Reply {
-    fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         self.body["id"]
             .as_str()
             .unwrap_or_else(|| panic!("no id in {}", self.body))
             .to_owned()
     }
 
-    fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -54,7 +54,7 @@ impl Reply {
 
     /// A SCIM list: asserts the envelope (integers, not strings, as Okta
     /// insists) and returns the resources.
-    fn list(&self, total: u64) -> &Vec<Value> {
+    pub(crate) fn list(&self, total: u64) -> &Vec<Value> {
         assert_eq!(self.status, 200, "{}", self.body);
         assert_eq!(self.body["schemas"], json!([LIST]));
         assert_eq!(
@@ -76,7 +76,7 @@ impl Reply {
     }
 
     /// A SCIM error with this status, the way both IdPs read it.
-    fn error(&self, status: u16) {
+    pub(crate) fn error(&self, status: u16) {
         assert_eq!(self.status, status, "{}", self.body);
         assert!(self.content_type().starts_with("application/scim+json"));
         assert_eq!(self.body["schemas"], json!([ERROR]));
@@ -86,7 +86,7 @@ impl Reply {
 
 impl<'a> Idp<'a> {
     /// Entra ID is given the directory's own base URL.
-    async fn entra(app: &'a TestApp) -> Idp<'a> {
+    pub(crate) async fn entra(app: &'a TestApp) -> Idp<'a> {
         Idp {
             app,
             dir: app.create_directory("Microsoft Entra ID").await,
@@ -97,7 +97,7 @@ impl<'a> Idp<'a> {
 
     /// Okta's documentation calls `/scim/v2/...`: the base URL where the key
     /// alone names the directory.
-    async fn okta(app: &'a TestApp) -> Idp<'a> {
+    pub(crate) async fn okta(app: &'a TestApp) -> Idp<'a> {
         let dir = app.create_directory("Okta").await;
         Idp {
             app,
@@ -110,7 +110,7 @@ impl<'a> Idp<'a> {
         }
     }
 
-    async fn google(app: &'a TestApp) -> Idp<'a> {
+    pub(crate) async fn google(app: &'a TestApp) -> Idp<'a> {
         Idp {
             app,
             dir: app.create_directory("Google Workspace").await,
@@ -119,7 +119,19 @@ impl<'a> Idp<'a> {
         }
     }
 
-    async fn send(&self, method: M, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn send(&self, method: M, path: &str, body: Option<Value>) -> Reply {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// `send` with extra headers (`If-Match`, another content type, …);
+    /// a header given here replaces the IdP's own.
+    pub(crate) async fn send_with(
+        &self,
+        method: M,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self
             .app
             .scim(&self.dir, method, path)
@@ -127,10 +139,17 @@ impl<'a> Idp<'a> {
         if let Some(agent) = self.user_agent {
             req = req.header("user-agent", agent);
         }
+        let own_type = !extra
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
         if let Some(body) = body {
-            req = req
-                .header("content-type", self.content_type)
-                .body(body.to_string());
+            if own_type {
+                req = req.header("content-type", self.content_type);
+            }
+            req = req.body(body.to_string());
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
@@ -148,36 +167,43 @@ impl<'a> Idp<'a> {
         }
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.send(M::GET, path, None).await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(M::POST, path, Some(body)).await
     }
 
-    async fn put(&self, path: &str, body: Value) -> Reply {
+    pub(crate) async fn put(&self, path: &str, body: Value) -> Reply {
         self.send(M::PUT, path, Some(body)).await
     }
 
-    async fn patch(&self, path: &str, body: Value) -> Reply {
+    pub(crate) async fn patch(&self, path: &str, body: Value) -> Reply {
         self.send(M::PATCH, path, Some(body)).await
     }
 
-    async fn delete(&self, path: &str) -> Reply {
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
         self.send(M::DELETE, path, None).await
     }
 
     /// `GET {endpoint}?filter=…` with the filter form-encoded, plus any
     /// further raw query.
-    async fn filter(&self, endpoint: &str, filter: &str, extra: &str) -> Reply {
+    pub(crate) async fn filter(&self, endpoint: &str, filter: &str, extra: &str) -> Reply {
         let q = serde_urlencoded::to_string([("filter", filter)]).unwrap();
         let sep = if extra.is_empty() { "" } else { "&" };
         self.get(&format!("{endpoint}?{extra}{sep}{q}")).await
     }
 
+    /// Create a user (201 asserted) and return its id.
+    pub(crate) async fn user(&self, body: Value) -> String {
+        let created = self.post("/Users", body).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        created.id()
+    }
+
     /// Member ids of a group, sorted, read back with a plain GET.
-    async fn members(&self, group_id: &str) -> Vec<String> {
+    pub(crate) async fn members(&self, group_id: &str) -> Vec<String> {
         let g = self.get(&format!("/Groups/{group_id}")).await;
         assert_eq!(g.status, 200);
         let mut ids: Vec<String> = g.body["members"]
@@ -193,13 +219,13 @@ impl<'a> Idp<'a> {
     }
 }
 
-fn sorted(ids: &[&str]) -> Vec<String> {
+pub(crate) fn sorted(ids: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
 }
 
-fn patch_op(ops: Value) -> Value {
+pub(crate) fn patch_op(ops: Value) -> Value {
     json!({ "schemas": [PATCH_OP], "Operations": ops })
 }
 

@@ -19,6 +19,8 @@ mod groups;
 mod health;
 mod helpers;
 mod idp;
+mod idp_entra;
+mod idp_okta;
 mod listing;
 mod openapi;
 mod users;

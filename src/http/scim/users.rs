@@ -167,11 +167,17 @@ fn render_projected(
 /// Parses a POST/PUT body into the user to store. `active` defaults to
 /// true, as Atlassian's directory does.
 fn new_user(body: &Value) -> Result<UserDraft, ScimApiError> {
-    let mut doc = parse_resource(&USER_RESOURCE, body)?;
+    let mut doc = user_doc(body)?;
     doc.entry("active").or_insert(Value::Bool(true));
+    Ok(UserDraft::from_doc(&doc)?)
+}
+
+/// A POST/PUT body as the document to store, `active` as sent (or not).
+fn user_doc(body: &Value) -> Result<Map<String, Value>, ScimApiError> {
+    let mut doc = parse_resource(&USER_RESOURCE, body)?;
     // The Atlassian account link is the server's to set, never the client's.
     doc.remove(ATLASSIAN_EXTENSION);
-    Ok(UserDraft::from_doc(&doc)?)
+    Ok(doc)
 }
 
 pub async fn create(
@@ -350,11 +356,33 @@ pub(super) async fn replace_row(
     version: Option<i64>,
     with_groups: bool,
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
-    let user = new_user(body)?;
-    Ok(state
+    let doc = user_doc(body)?;
+    // Check the body before reading the user, as for any other write.
+    UserDraft::from_doc(&doc)?;
+    state
         .store
-        .replace_user(ctx.directory_id, id, user, version, with_groups, &ctx.audit)
-        .await?)
+        .modify_user(
+            ctx.directory_id,
+            id,
+            version,
+            with_groups,
+            &ctx.audit,
+            move |current: Map<String, Value>| {
+                let mut doc = doc.clone();
+                // A PUT that leaves `active` out keeps the user's status:
+                // Okta changes a status only through `active`, so a whole
+                // profile without it must not reactivate a deactivated user.
+                if !doc.contains_key("active") {
+                    let active = current
+                        .get("active")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true);
+                    doc.insert("active".to_string(), Value::Bool(active));
+                }
+                Ok(UserDraft::from_doc(&doc)?)
+            },
+        )
+        .await
 }
 
 pub(super) async fn patch_row(

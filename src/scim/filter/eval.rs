@@ -18,7 +18,8 @@ use crate::scim::path::AttrPath;
 /// * strings compare case-insensitively unless `case_exact(path)`; inside
 ///   `attr[…]` the callback gets `attr.sub` so callers see full paths;
 /// * `gt`/`ge`/`lt`/`le` order strings lexicographically (fine for RFC 3339
-///   dateTimes) and numbers numerically; booleans support only `eq`/`ne`;
+///   dateTimes) and numbers numerically; booleans support only `eq`/`ne`,
+///   and match the strings `"true"`/`"false"` in any case as well;
 /// * `pr` means present and not null, `[]`, `{}` or `""`; `eq null` means
 ///   "not present" and `ne null` "present"; `ne x` is `not (eq x)`.
 pub fn matches(filter: &Filter, value: &Value, case_exact: &dyn Fn(&AttrPath) -> bool) -> bool {
@@ -133,9 +134,11 @@ fn compare(candidate: &Value, op: CompareOp, lit: &CompValue, exact: bool) -> bo
             }
         }
         (Value::Number(c), CompValue::Num(l)) => compare_numbers(c, l).is_some_and(ordering_ok),
-        (Value::Bool(c), CompValue::Bool(l)) => match op {
-            CompareOp::Eq => c == l,
-            CompareOp::Ne => c != l,
+        // A string literal counts as a boolean only against a boolean
+        // value: Entra's `primary eq "True"`.
+        (Value::Bool(c), lit) => match (op, lit.as_bool()) {
+            (CompareOp::Eq, Some(l)) => *c == l,
+            (CompareOp::Ne, Some(l)) => *c != l,
             _ => false,
         },
         _ => false,

@@ -420,7 +420,16 @@ fn evaluation_basics() {
         &user
     ));
     assert!(m("emails[primary eq true]", &user));
-    assert!(!m("emails[primary eq \"true\"]", &user));
+    // Entra's string booleans match a boolean value, in any case; other
+    // strings never do.
+    assert!(m("emails[primary eq \"true\"]", &user));
+    assert!(m(
+        "emails[primary eq \"TRUE\"] and active ne \"False\"",
+        &user
+    ));
+    assert!(!m("emails[primary eq \"false\"]", &user));
+    assert!(!m("emails[primary eq \"yes\"]", &user));
+    assert!(!m("emails[primary eq \"1\"]", &user));
     assert!(m("active eq true and not (active eq false)", &user));
     assert!(!m("active gt false", &user));
     assert!(m(

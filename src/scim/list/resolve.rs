@@ -366,6 +366,13 @@ impl Resolver {
         }
         keys.push(attr.name);
         if attr.ty == AttrType::Complex && sub.is_none() && !attr.multi_valued {
+            // `manager eq "x"` means `manager.value eq "x"`, as for a
+            // multi-valued attribute below: Entra checks a user's manager
+            // that way.
+            if let Some(value) = attr.sub("value") {
+                keys.push(value.name);
+                return single(Field::Document(keys), kind_of(value));
+            }
             return single(Field::Document(keys), ValueKind::Complex);
         }
         if attr.multi_valued {
@@ -517,15 +524,14 @@ fn compare<'a>(
             (CompValue::Str(_), _) => Err(unsupported(path, "ids compare only with eq and ne")),
             _ => Err(unsupported(path, "expects a string value")),
         },
-        ValueKind::Boolean => match (value, op) {
-            (CompValue::Bool(b), Eq | Ne) => Ok(Comparison::Boolean {
+        // `"True"`/`"false"` in any case count as booleans: Entra sends them.
+        ValueKind::Boolean => match (value.as_bool(), op) {
+            (Some(b), Eq | Ne) => Ok(Comparison::Boolean {
                 equal: op == Eq,
-                value: *b,
+                value: b,
             }),
-            (CompValue::Bool(_), _) => {
-                Err(unsupported(path, "booleans compare only with eq and ne"))
-            }
-            _ => Err(unsupported(path, "expects true or false")),
+            (Some(_), _) => Err(unsupported(path, "booleans compare only with eq and ne")),
+            (None, _) => Err(unsupported(path, "expects true or false")),
         },
         ValueKind::Number => match (value, ordered) {
             (CompValue::Num(n), Some(op)) => Ok(Comparison::Number {

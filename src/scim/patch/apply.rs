@@ -524,8 +524,18 @@ impl Patcher<'_> {
             .map(|(i, _)| i)
             .collect();
         let no_target = || ScimError::no_target(format!("filter \"{}\" matched no value", t.label));
+        // RFC 7644 §3.5.2.3 answers a `replace` whose filter matches nothing
+        // with `noTarget`; Entra sends `Replace emails[type eq "home"].value`
+        // to a user with no home email and expects it added. So such a
+        // replace is an `add` of the element the filter describes, which
+        // needs a filter of `eq` alone (else it is still `noTarget`).
+        let replaced = kind == PatchOpKind::Replace && matched.is_empty();
+        if replaced && element_from_filter(def, filter).is_none() {
+            return Err(no_target());
+        }
+        let kind = if replaced { PatchOpKind::Add } else { kind };
         match (kind, t.sub) {
-            (PatchOpKind::Remove, _) | (PatchOpKind::Replace, _) if matched.is_empty() => {
+            (PatchOpKind::Remove, _) if matched.is_empty() => {
                 return Err(no_target());
             }
             (PatchOpKind::Remove, None) => remove_indices(&mut items, &matched),
@@ -653,7 +663,14 @@ impl Patcher<'_> {
             };
             Value::Array(items.into_iter().map(|i| wrap_scalar(def, i)).collect())
         } else {
-            wrap_scalar(def, raw.clone())
+            match raw {
+                // Entra adds the single-valued `manager` as
+                // `[{"$ref": …, "value": …}]`: one value in an array.
+                Value::Array(a) if a.len() == 1 => {
+                    wrap_scalar(def, a.first().cloned().unwrap_or(Value::Null))
+                }
+                v => wrap_scalar(def, v.clone()),
+            }
         };
         let parsed = (self.parse)(def, &shaped, label)?;
         Ok(parsed.and_then(|v| clean(def, v)))

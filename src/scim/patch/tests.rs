@@ -679,24 +679,89 @@ fn replace_with_value_filter() {
             {"value": "h@h", "type": "home", "primary": true}
         ])
     );
-    let t = fails(
-        &USER_RT,
-        &d,
-        json!([{"op": "replace", "path": "emails[type eq \"other\"].value", "value": "x"}]),
-    );
-    assert_eq!(t, ScimType::NoTarget);
-    let t = fails(
-        &USER_RT,
-        &d,
-        json!([{"op": "replace", "path": "emails[type eq \"other\"]", "value": {"value": "x"}}]),
-    );
-    assert_eq!(t, ScimType::NoTarget);
     // caseExact is honoured: `type` is not caseExact here.
     ok(
         &mut d,
         json!([{"op": "replace", "path": "emails[TYPE eq \"HOME\"].display", "value": "H"}]),
     );
     assert_eq!(d["emails"][1]["display"], json!("H"));
+    // A filter that matches nothing: noTarget unless it describes the value
+    // to add (see `entra_replace_without_match_adds`).
+    let t = fails(
+        &USER_RT,
+        &d,
+        json!([{"op": "replace", "path": "emails[value co \"zz\"].display", "value": "x"}]),
+    );
+    assert_eq!(t, ScimType::NoTarget);
+    let t = fails(
+        &USER_RT,
+        &d,
+        json!([{"op": "replace", "path": "emails[type eq \"other\" or type eq \"x\"]", "value": {"value": "x"}}]),
+    );
+    assert_eq!(t, ScimType::NoTarget);
+}
+
+/// Entra: `Replace emails[type eq "home"].value` on a user with no home
+/// email adds one (RFC 7644 §3.5.2.3 would answer noTarget), with and
+/// without a sub-attribute in the path; a second replace edits it in place.
+#[test]
+fn entra_replace_without_match_adds() {
+    let mut d = base_user();
+    let before = d["emails"].as_array().unwrap().len();
+    ok(
+        &mut d,
+        json!([
+            {"op": "Replace", "path": "emails[type eq \"other\"].value", "value": "o@x"},
+            {"op": "Replace", "path": "phoneNumbers[type eq \"fax\"]", "value": {"value": "555"}},
+            {"op": "Replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"},
+            {"op": "Replace", "path": "emails[type eq \"other\"].value", "value": "o2@x"},
+            {"op": "Replace", "path": "emails[type eq \"fax\"].value", "value": null}
+        ]),
+    );
+    let emails = d["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), before + 1);
+    assert_eq!(emails[before], json!({"type": "other", "value": "o2@x"}));
+    assert_eq!(d["phoneNumbers"], json!([{"type": "fax", "value": "555"}]));
+    assert_eq!(
+        d["addresses"],
+        json!([{"type": "work", "streetAddress": "1 Main St"}])
+    );
+    // `primary eq "True"` in the filter becomes a boolean in the element.
+    let mut d = obj(json!({"userName": "a", "schemas": [USER_ID]}));
+    ok(
+        &mut d,
+        json!([{"op": "Replace", "path": "emails[primary eq \"True\"].value", "value": "p@x"}]),
+    );
+    assert_eq!(d["emails"], json!([{"primary": true, "value": "p@x"}]));
+    // The new element is checked like any other value.
+    let t = fails(
+        &USER_RT,
+        &d,
+        json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": {"a": 1}}]),
+    );
+    assert_eq!(t, ScimType::InvalidValue);
+}
+
+/// Entra adds the single-valued `manager` as a one-element array.
+#[test]
+fn entra_single_value_in_an_array() {
+    let mut d = base_user();
+    ok(
+        &mut d,
+        json!([{"op": "Add", "path": "manager", "value": [{"$ref": "https://x/Users/m-1", "value": "m-1"}]}]),
+    );
+    assert_eq!(d[ENT]["manager"]["value"], json!("m-1"));
+    ok(
+        &mut d,
+        json!([{"op": "replace", "path": "displayName", "value": ["One"]}]),
+    );
+    assert_eq!(d["displayName"], json!("One"));
+    let t = fails(
+        &USER_RT,
+        &d,
+        json!([{"op": "replace", "path": "displayName", "value": ["One", "Two"]}]),
+    );
+    assert_eq!(t, ScimType::InvalidValue);
 }
 
 // ---- remove ----

@@ -230,7 +230,12 @@ pub(super) fn element_from_filter(def: &AttributeDef, f: &Filter) -> Option<Map<
             } if path.urn.is_none() && path.sub_attr.is_none() && *value != CompValue::Null => {
                 match def.sub(&path.attr) {
                     Some(sub) => {
-                        out.insert(sub.name.to_string(), value.to_json());
+                        let v = match value.as_bool() {
+                            // Entra's `emails[primary eq "True"]`.
+                            Some(b) if sub.ty == AttrType::Boolean => Value::Bool(b),
+                            _ => value.to_json(),
+                        };
+                        out.insert(sub.name.to_string(), v);
                         true
                     }
                     None => false,

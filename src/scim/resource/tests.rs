@@ -431,6 +431,47 @@ fn entra_group_schema_is_accepted_and_dropped() {
 }
 
 #[test]
+fn entra_misspelt_enterprise_urn_is_accepted_and_dropped() {
+    const MISSPELT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0User";
+    let doc = user(json!({
+        "schemas": [USER_URN, MISSPELT],
+        "userName": "jyoung@testuser.com",
+        "title": null,
+        "department": null,
+        "manager": null
+    }))
+    .unwrap();
+    assert_eq!(
+        doc,
+        json!({ "schemas": [USER_URN], "userName": "jyoung@testuser.com" })
+    );
+    // With the extension's attributes under the right URN, they are kept.
+    let doc = user(json!({
+        "schemas": [USER_URN, MISSPELT],
+        "userName": "u",
+        ENTERPRISE_USER_URN: { "department": "Sales" }
+    }))
+    .unwrap();
+    assert_eq!(doc[ENTERPRISE_USER_URN]["department"], "Sales");
+    // Only on users, and only that spelling.
+    invalid_value(
+        parse_resource(
+            &GROUP_RESOURCE,
+            &json!({ "schemas": [GROUP_URN, MISSPELT], "displayName": "g" }),
+        )
+        .map(Value::Object),
+        "unknown schema URN",
+    );
+    invalid_value(
+        user(json!({
+            "schemas": [USER_URN, "urn:ietf:params:scim:schemas:extension:enterprise:2.0Group"],
+            "userName": "u"
+        })),
+        "unknown schema URN",
+    );
+}
+
+#[test]
 fn multiple_primaries() {
     invalid_value(
         user(json!({
