@@ -68,6 +68,35 @@ async fn the_committed_document_is_the_served_one() {
     assert_eq!(doc["openapi"], "3.1.0");
 }
 
+/// A server states its own retention as the most days `reports/stats`
+/// counts, and refuses one more.
+#[tokio::test]
+async fn the_served_document_states_the_servers_retention() {
+    let app = spawn_app_with(|c| c.audit_retention_days = 7).await;
+    let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
+    let params = &doc["paths"]["/admin/v1/orgs/{orgId}/reports/stats"]["get"]["parameters"];
+    let days = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "days")
+        .unwrap();
+    assert_eq!(days["schema"]["maximum"], 7);
+    assert_eq!(days["schema"]["minimum"], 1);
+    let resp = app
+        .admin(M::GET, "/orgs/default/reports/stats?days=7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .admin(M::GET, "/orgs/default/reports/stats?days=8")
+        .send()
+        .await
+        .unwrap();
+    assert_admin_error(resp, 400, "bad_request").await;
+}
+
 /// Every operation of the document, `(method, path)`, with its responses.
 fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
     let mut out = Vec::new();

@@ -182,7 +182,8 @@ pub struct EventView {
     scim_type: Option<String>,
     /// A failure's detail.
     detail: Option<String>,
-    /// `api_key`, `admin_token` or `cli`.
+    /// `api_key` (SCIM), `admin_token` (admin API) or `system` (the
+    /// command line).
     actor_type: String,
     /// The API key's or admin token's visible id.
     actor_id: Option<String>,
@@ -263,8 +264,8 @@ pub struct ReportPage {
 pub struct ReportQueryDoc {
     /// Only this directory's events.
     directory: Option<Uuid>,
-    /// Only events about this user: a userName, an email or an id, current
-    /// or former.
+    /// Only events about this user: a userName, an email, an externalId,
+    /// an accountId or a user id, current or former (empty: every user).
     user: Option<String>,
     /// Only these actions, comma-separated (`user.created,user.deleted`).
     #[param(schema_with = actions_schema)]
