@@ -20,7 +20,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
+use crate::store::{RateLimit, Store, StoreError};
 
 const API_KEY_PREFIX: &str = "scimd_";
 const ADMIN_PREFIX: &str = "scimd_admin_";
@@ -115,14 +115,42 @@ fn split<'a>(presented: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
 /// Who a verified credential belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
-    /// A directory's API key (with its org and visible key id, for audit).
+    /// A directory's API key (with its org and visible key id, for audit),
+    /// and the directory's own request rate if it has one, read with the
+    /// key (so a change made elsewhere is seen within the cache window).
     Directory {
         directory_id: Uuid,
         org_id: Uuid,
         key_id: String,
+        rate_limit: Option<RateLimit>,
     },
     /// An admin token (`id` is "env" for the configured one).
     Admin { token_id: String },
+}
+
+impl Principal {
+    /// Whether both stand for the same credential's holder, whatever
+    /// their settings (a changed rate limit needs no new argon2 run).
+    fn same_holder(&self, other: &Principal) -> bool {
+        match (self, other) {
+            (
+                Principal::Directory {
+                    directory_id: a,
+                    org_id: ao,
+                    key_id: ak,
+                    ..
+                },
+                Principal::Directory {
+                    directory_id: b,
+                    org_id: bo,
+                    key_id: bk,
+                    ..
+                },
+            ) => a == b && ao == bo && ak == bk,
+            (Principal::Admin { token_id: a }, Principal::Admin { token_id: b }) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// How long a cached verification is trusted, by default, before the
@@ -191,6 +219,7 @@ impl Authenticator {
                     directory_id: k.directory_id,
                     org_id: k.org_id,
                     key_id: id.to_owned(),
+                    rate_limit: k.rate_limit.get(),
                 };
                 (principal, k.key_hash)
             }))
@@ -219,7 +248,8 @@ impl Authenticator {
             return Ok(None);
         };
         // Still the hash this exact key was verified against: no argon2.
-        let still_valid = cached.is_some_and(|hit| hit.hash == hash && hit.principal == principal);
+        let still_valid =
+            cached.is_some_and(|hit| hit.hash == hash && hit.principal.same_holder(&principal));
         if !still_valid {
             let _permit = self.argon2_permits.acquire().await.ok();
             // While waiting, another request may have verified this key.
@@ -259,6 +289,29 @@ impl Authenticator {
     fn forget(&self, key: &[u8; 32]) {
         if let Ok(mut cache) = self.cache.write() {
             cache.remove(key);
+        }
+    }
+
+    /// A directory's new rate limit, for the keys already verified in this
+    /// process: applied from their next request, without verifying them
+    /// again.
+    pub fn set_directory_rate_limit(&self, directory_id: Uuid, limit: Option<RateLimit>) {
+        if let Ok(mut cache) = self.cache.write() {
+            // A verification in flight read the old limit: it must not
+            // put it back.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            for verified in cache.values_mut() {
+                if let Principal::Directory {
+                    directory_id: d,
+                    rate_limit,
+                    ..
+                } = &mut verified.principal
+                {
+                    if *d == directory_id {
+                        *rate_limit = limit;
+                    }
+                }
+            }
         }
     }
 

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Args, ValueEnum};
 
+use crate::store::RateLimit;
+
 /// Settings shared by every subcommand that touches the database.
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseConfig {
@@ -67,6 +69,13 @@ pub(crate) mod defaults {
     pub const KEY_CACHE_SECONDS: u64 = 30;
     pub const AUDIT_RETENTION_DAYS: u32 = 180;
     pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
+    /// Per directory: 8 times the 25 requests per second Microsoft Entra
+    /// asks of gallery SCIM apps (docs/OPERATIONS.md, "Rate limits").
+    pub const RATE_LIMIT_PER_SECOND: u32 = 200;
+    pub const RATE_LIMIT_BURST: u32 = 1000;
+    /// Per admin token.
+    pub const ADMIN_RATE_LIMIT_PER_SECOND: u32 = 20;
+    pub const ADMIN_RATE_LIMIT_BURST: u32 = 100;
 }
 
 /// Settings of `scimd serve`.
@@ -143,6 +152,44 @@ pub struct ServeConfig {
     )]
     pub trust_forwarded_for: bool,
 
+    /// SCIM requests per second each directory may make (token bucket,
+    /// keyed by the directory its API key belongs to); a directory's own
+    /// limit, set through the admin API, takes precedence. 0 turns the
+    /// default off (directories with their own limit keep it).
+    #[arg(
+        long,
+        env = "SCIMD_RATE_LIMIT_PER_SECOND",
+        default_value_t = defaults::RATE_LIMIT_PER_SECOND
+    )]
+    pub rate_limit_per_second: u32,
+
+    /// SCIM requests a directory may make at once above its rate (the
+    /// bucket's size).
+    #[arg(
+        long,
+        env = "SCIMD_RATE_LIMIT_BURST",
+        default_value_t = defaults::RATE_LIMIT_BURST,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub rate_limit_burst: u32,
+
+    /// Admin API requests per second per admin token. 0 turns it off.
+    #[arg(
+        long,
+        env = "SCIMD_ADMIN_RATE_LIMIT_PER_SECOND",
+        default_value_t = defaults::ADMIN_RATE_LIMIT_PER_SECOND
+    )]
+    pub admin_rate_limit_per_second: u32,
+
+    /// Admin API requests a token may make at once above its rate.
+    #[arg(
+        long,
+        env = "SCIMD_ADMIN_RATE_LIMIT_BURST",
+        default_value_t = defaults::ADMIN_RATE_LIMIT_BURST,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub admin_rate_limit_burst: u32,
+
     /// A fixed admin token (for automation). When unset and the database
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
@@ -150,6 +197,19 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// The default rate of each directory; None when off.
+    pub fn scim_rate_limit(&self) -> Option<RateLimit> {
+        rate_limit(self.rate_limit_per_second, self.rate_limit_burst)
+    }
+
+    /// The rate of each admin token; None when off.
+    pub fn admin_rate_limit(&self) -> Option<RateLimit> {
+        rate_limit(
+            self.admin_rate_limit_per_second,
+            self.admin_rate_limit_burst,
+        )
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
@@ -172,10 +232,80 @@ impl Default for ServeConfig {
             audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
             audit_purge_interval_seconds: defaults::AUDIT_PURGE_INTERVAL_SECONDS,
             trust_forwarded_for: false,
+            rate_limit_per_second: defaults::RATE_LIMIT_PER_SECOND,
+            rate_limit_burst: defaults::RATE_LIMIT_BURST,
+            admin_rate_limit_per_second: defaults::ADMIN_RATE_LIMIT_PER_SECOND,
+            admin_rate_limit_burst: defaults::ADMIN_RATE_LIMIT_BURST,
             admin_token: None,
         }
     }
 }
 
+fn rate_limit(per_second: u32, burst: u32) -> Option<RateLimit> {
+    (per_second > 0).then_some(RateLimit {
+        per_second,
+        burst: burst.max(1),
+    })
+}
+
 /// Default number of results on a list request without `count`.
 pub use crate::scim::list::DEFAULT_PAGE_SIZE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        Serve::try_parse_from(std::iter::once("scimd").chain(args.iter().copied())).map(|s| s.serve)
+    }
+
+    #[test]
+    fn rate_limits_default_to_the_documented_values_and_zero_turns_them_off() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            config.scim_rate_limit(),
+            Some(RateLimit {
+                per_second: 200,
+                burst: 1000
+            })
+        );
+        assert_eq!(
+            config.admin_rate_limit(),
+            Some(RateLimit {
+                per_second: 20,
+                burst: 100
+            })
+        );
+        assert_eq!(
+            ServeConfig::default().scim_rate_limit(),
+            config.scim_rate_limit()
+        );
+        let config = parse(&[
+            "--rate-limit-per-second",
+            "0",
+            "--admin-rate-limit-per-second",
+            "3",
+            "--admin-rate-limit-burst",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(config.scim_rate_limit(), None);
+        assert_eq!(
+            config.admin_rate_limit(),
+            Some(RateLimit {
+                per_second: 3,
+                burst: 4
+            })
+        );
+        assert!(parse(&["--rate-limit-burst", "0"]).is_err());
+        assert!(parse(&["--admin-rate-limit-burst", "0"]).is_err());
+        assert!(parse(&["--rate-limit-per-second", "-1"]).is_err());
+    }
+}

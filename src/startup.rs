@@ -69,6 +69,8 @@ impl Application {
             audit: config.audit,
             trust_forwarded_for: config.trust_forwarded_for,
             audit_retention_days: config.audit_retention_days.max(1),
+            scim_rate_limit: config.scim_rate_limit(),
+            admin_rate_limit: config.admin_rate_limit(),
         };
         let auth = Authenticator::new(
             store.clone(),

@@ -128,6 +128,9 @@ pub enum AdminError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Over the admin token's request rate (the layer adds `Retry-After`).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("internal error")]
     Internal(#[source] Cause),
 }
@@ -243,6 +246,7 @@ impl AdminError {
             AdminError::Conflict(_) => AdminErrorCode::Conflict,
             AdminError::PayloadTooLarge(_) => AdminErrorCode::PayloadTooLarge,
             AdminError::UnsupportedMediaType(_) => AdminErrorCode::UnsupportedMediaType,
+            AdminError::TooManyRequests(_) => AdminErrorCode::TooManyRequests,
             AdminError::Internal(_) => AdminErrorCode::Internal,
         }
     }

@@ -20,7 +20,7 @@ use crate::audit::{Actor, AuditContext, Target};
 use crate::auth::Principal;
 use crate::scim::ScimError;
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
@@ -72,6 +72,24 @@ fn audit_context(parts: &Parts, state: &AppState, actor: Actor) -> AuditContext 
     )
 }
 
+/// Who the bearer credential stands for: as the rate-limit layer already
+/// found (the same request, the same credential), or asked now.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Principal>, crate::store::StoreError> {
+    match parts.extensions.get::<Authenticated>() {
+        Some(Authenticated(principal)) => Ok(Some(principal.clone())),
+        None => state.auth.authenticate(token).await,
+    }
+}
+
+/// A request's verified principal, left in its extensions by the layer
+/// that verified it first.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Principal);
+
 /// The directory a SCIM request acts on, proven by its API key.
 #[derive(Clone, Debug)]
 pub struct ScimContext {
@@ -107,11 +125,12 @@ where
         let state = AppState::from_ref(state);
         let token = bearer(&parts.headers)
             .ok_or(ScimApiError::Unauthorized("a bearer API key is required"))?;
-        let principal = state.auth.authenticate(token).await?;
+        let principal = authenticate(parts, &state, token).await?;
         let Some(Principal::Directory {
             directory_id,
             org_id,
             key_id,
+            ..
         }) = principal
         else {
             return Err(ScimApiError::Unauthorized("the API key is not valid"));
@@ -170,7 +189,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let token = bearer(&parts.headers).ok_or(AdminError::Unauthorized)?;
-        match state.auth.authenticate(token).await? {
+        match authenticate(parts, &state, token).await? {
             Some(Principal::Admin { token_id }) => Ok(AdminContext {
                 audit: audit_context(parts, &state, Actor::AdminToken(token_id.clone())),
                 token_id,

@@ -13,13 +13,15 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
-use crate::store::Store;
+use crate::store::{RateLimit, Store};
+use rate_limit::RateLimits;
 
 pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod scim;
 
 /// What every handler may need. axum clones the state for the router,
@@ -32,6 +34,8 @@ pub struct Shared {
     pub store: Store,
     pub auth: Authenticator,
     pub settings: Arc<Settings>,
+    /// Request-rate buckets per directory and per admin token.
+    pub limits: RateLimits,
 }
 
 impl AppState {
@@ -39,6 +43,7 @@ impl AppState {
         AppState(Arc::new(Shared {
             store,
             auth,
+            limits: RateLimits::new(settings.scim_rate_limit, settings.admin_rate_limit),
             settings: Arc::new(settings),
         }))
     }
@@ -65,6 +70,10 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long events are kept; the widest `reports/stats` window.
     pub audit_retention_days: u32,
+    /// Each directory's request rate unless it has its own; None: off.
+    pub scim_rate_limit: Option<RateLimit>,
+    /// Each admin token's request rate; None: off.
+    pub admin_rate_limit: Option<RateLimit>,
 }
 
 impl Settings {
@@ -77,19 +86,25 @@ impl Settings {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.max_body_bytes;
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    // Rate limits are the outermost layer of the SCIM and admin routers
+    // (and of nothing else): a request over its rate costs no handler, no
+    // database work and no audit event.
     let scim = || {
-        scim::router().layer(from_fn_with_state(
-            state.clone(),
-            audit::record_scim_failures,
-        ))
+        scim::router()
+            .layer(from_fn_with_state(
+                state.clone(),
+                audit::record_scim_failures,
+            ))
+            .layer(from_fn_with_state(state.clone(), rate_limit::limit_scim))
     };
+    let admin = admin::router().layer(from_fn_with_state(state.clone(), rate_limit::limit_admin));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
-        .nest("/admin/v1", admin::router())
+        .nest("/admin/v1", admin)
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))

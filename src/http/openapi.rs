@@ -40,6 +40,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         directories::create,
         directories::list,
         directories::get,
+        directories::update,
         directories::delete,
         directories::rotate_key,
         reports::provisioning,
@@ -155,6 +156,15 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
             utoipa::openapi::HeaderBuilder::new()
                 .schema(String::schema())
                 .description(Some("`Bearer realm=\"scimd-admin\"`"))
+                .build(),
+        );
+    }
+    if code == AdminErrorCode::TooManyRequests {
+        builder = builder.header(
+            "Retry-After",
+            utoipa::openapi::HeaderBuilder::new()
+                .schema(u32::schema())
+                .description(Some("Whole seconds to wait before the next request"))
                 .build(),
         );
     }

@@ -19,6 +19,41 @@ pub struct Directory {
     pub key_created_at: i64,
     pub user_count: i64,
     pub group_count: i64,
+    /// The directory's own request rate, when it has one.
+    #[sqlx(flatten)]
+    pub rate_limit: StoredRateLimit,
+}
+
+/// A token bucket: requests per second, and how many may come at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// A directory's rate-limit columns, both set or neither.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredRateLimit {
+    rate_limit_per_second: Option<i32>,
+    rate_limit_burst: Option<i32>,
+}
+
+impl StoredRateLimit {
+    /// The directory's own limit; None when the server's default applies.
+    /// A value no admin could have set (not positive) counts as none.
+    pub fn get(&self) -> Option<RateLimit> {
+        let per_second = u32::try_from(self.rate_limit_per_second?).ok()?;
+        let burst = u32::try_from(self.rate_limit_burst?).ok()?;
+        (per_second > 0 && burst > 0).then_some(RateLimit { per_second, burst })
+    }
+
+    fn columns(limit: Option<RateLimit>) -> (Option<i32>, Option<i32>) {
+        let to_sql = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        match limit {
+            Some(l) => (Some(to_sql(l.per_second)), Some(to_sql(l.burst))),
+            None => (None, None),
+        }
+    }
 }
 
 /// What authentication needs to check a presented API key.
@@ -27,10 +62,13 @@ pub struct DirectoryKey {
     pub directory_id: Uuid,
     pub org_id: Uuid,
     pub key_hash: String,
+    #[sqlx(flatten)]
+    pub rate_limit: StoredRateLimit,
 }
 
 const DIRECTORY_COLUMNS: &str =
     "d.id, d.org_id, d.name, d.key_id, d.created_at, d.key_created_at, \
+     d.rate_limit_per_second, d.rate_limit_burst, \
      (SELECT COUNT(*) FROM users u WHERE u.directory_id = d.id) AS user_count, \
      (SELECT COUNT(*) FROM groups g WHERE g.directory_id = d.id) AS group_count";
 
@@ -88,6 +126,7 @@ impl Store {
             key_created_at: now,
             user_count: 0,
             group_count: 0,
+            rate_limit: StoredRateLimit::default(),
         })
     }
 
@@ -246,10 +285,62 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the directory's own request rate, or, with None, returns it
+    /// to the server's default.
+    pub async fn set_directory_rate_limit(
+        &self,
+        org_id: Uuid,
+        id: Uuid,
+        limit: Option<RateLimit>,
+        audit: &AuditContext,
+    ) -> Result<()> {
+        let (per_second, burst) = StoredRateLimit::columns(limit);
+        transaction!(self, |_d, tx| {
+            let (name, created_at): (String, i64) = sqlx::query_as(
+                "SELECT name, created_at FROM directories WHERE org_id = $1 AND id = $2",
+            )
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            sqlx::query(
+                "UPDATE directories SET rate_limit_per_second = $1, rate_limit_burst = $2 \
+                 WHERE org_id = $3 AND id = $4",
+            )
+            .bind(per_second)
+            .bind(burst)
+            .bind(org_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if audit.enabled {
+                let detail = match limit {
+                    Some(l) => format!(
+                        "rate limit set to {} requests per second, burst {}",
+                        l.per_second, l.burst
+                    ),
+                    None => "rate limit returned to the server's default".to_owned(),
+                };
+                let event = directory_event(
+                    audit,
+                    org_id,
+                    (id, created_at),
+                    Action::DirectorySettingsChanged,
+                    &name,
+                )
+                .detail(detail);
+                insert_event(&mut *tx, &event).await?;
+            }
+        });
+        Ok(())
+    }
+
     /// Looks a presented key up by its visible key id.
     pub async fn find_directory_key(&self, key_id: &str) -> Result<Option<DirectoryKey>> {
         read!(self, |_d, c| Ok(sqlx::query_as(
-            "SELECT id AS directory_id, org_id, key_hash FROM directories WHERE key_id = $1"
+            "SELECT id AS directory_id, org_id, key_hash, rate_limit_per_second, rate_limit_burst \
+             FROM directories WHERE key_id = $1"
         )
         .bind(key_id)
         .fetch_optional(&mut *c)

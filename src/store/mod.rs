@@ -31,7 +31,7 @@ use accel::{cursors, user_cache};
 use sqlite::{readers, writer};
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
-pub use directories::{Directory, DirectoryKey};
+pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use groups::{GroupRow, MemberRow};

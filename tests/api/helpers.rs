@@ -203,6 +203,14 @@ impl TestApp {
     /// On PostgreSQL, a second server on this one's database, as another
     /// replica behind a load balancer would be; `None` on SQLite.
     pub async fn spawn_replica(&self) -> Option<TestApp> {
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    /// [`Self::spawn_replica`] with its own configuration.
+    pub async fn spawn_replica_with(
+        &self,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> Option<TestApp> {
         let schema = self.db.pg_schema.clone()?;
         let opts = ConnectOptions {
             pool_size: 8,
@@ -214,7 +222,7 @@ impl TestApp {
         let store = Store::connect(&self.db.url, &opts)
             .await
             .expect("connect postgres");
-        Some(serve(store, None, self.db.clone(), |_| {}).await)
+        Some(serve(store, None, self.db.clone(), configure).await)
     }
 
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {

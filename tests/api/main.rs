@@ -23,4 +23,5 @@ mod idp_entra;
 mod idp_okta;
 mod listing;
 mod openapi;
+mod rate_limits;
 mod users;

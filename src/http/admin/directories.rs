@@ -1,10 +1,12 @@
 //! `/admin/v1/orgs/{orgId}/directories`: create a directory (base URL and
-//! API key, the key shown once), list, inspect, delete, rotate the key.
+//! API key, the key shown once), list, inspect, change its settings (its
+//! request rate), delete, rotate the key.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,7 +15,10 @@ use crate::auth::new_api_key;
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
 use crate::http::AppState;
-use crate::store::Directory;
+use crate::store::{Directory, RateLimit};
+
+/// The largest `perSecond` and `burst` a directory may be given.
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 
 /// A new directory.
 #[derive(Deserialize, ToSchema)]
@@ -50,6 +55,48 @@ pub struct DirectoryView {
     user_count: i64,
     #[schema(minimum = 0)]
     group_count: i64,
+    /// The directory's own limit on SCIM requests; null: the server's
+    /// default applies.
+    rate_limit: Option<RateLimitView>,
+    /// The limit that applies: its own, else the server's default; null:
+    /// none.
+    effective_rate_limit: Option<RateLimitView>,
+}
+
+/// A token bucket: `perSecond` requests a second on average, bursts of up
+/// to `burst`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitView {
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    per_second: u32,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    burst: u32,
+}
+
+impl From<RateLimit> for RateLimitView {
+    fn from(l: RateLimit) -> Self {
+        RateLimitView {
+            per_second: l.per_second,
+            burst: l.burst,
+        }
+    }
+}
+
+/// A change to a directory's settings: the fields given change, those
+/// absent stay; at least one is given.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(min_properties = 1)]
+#[expect(
+    dead_code,
+    reason = "describes the body for the OpenAPI document; parse_change reads it"
+)]
+pub struct DirectoryPatch {
+    /// The directory's limit on SCIM requests, or null for the server's
+    /// default.
+    #[schema(nullable)]
+    rate_limit: Option<RateLimitView>,
 }
 
 /// A directory with its new API key, which is shown in this answer only.
@@ -80,8 +127,83 @@ impl DirectoryView {
             key_created_at: time(d.key_created_at),
             user_count: d.user_count,
             group_count: d.group_count,
+            rate_limit: d.rate_limit.get().map(RateLimitView::from),
+            effective_rate_limit: d
+                .rate_limit
+                .get()
+                .or(state.settings.scim_rate_limit)
+                .map(RateLimitView::from),
         }
     }
+}
+
+/// A change to a directory's settings: each field absent (unchanged),
+/// null (back to the default) or a value.
+#[derive(Debug, Default, PartialEq)]
+struct DirectoryChange {
+    rate_limit: Option<Option<RateLimit>>,
+}
+
+/// The fields `PATCH` accepts, for the message that refuses others.
+const PATCHABLE: &str = "rateLimit";
+
+fn parse_change(body: &Value) -> Result<DirectoryChange, String> {
+    let Value::Object(fields) = body else {
+        return Err(format!(
+            "the body must be a JSON object with the fields to change ({PATCHABLE})"
+        ));
+    };
+    if fields.is_empty() {
+        return Err(format!("the body names no field to change ({PATCHABLE})"));
+    }
+    let mut change = DirectoryChange::default();
+    for (name, value) in fields {
+        match name.as_str() {
+            "rateLimit" => change.rate_limit = Some(parse_rate_limit(value)?),
+            other => {
+                return Err(format!(
+                    "unknown field '{other}': a directory's PATCH accepts {PATCHABLE}"
+                ))
+            }
+        }
+    }
+    Ok(change)
+}
+
+fn parse_rate_limit(value: &Value) -> Result<Option<RateLimit>, String> {
+    let fields = match value {
+        Value::Null => return Ok(None),
+        Value::Object(fields) => fields,
+        _ => {
+            return Err(
+                "rateLimit must be an object {\"perSecond\": n, \"burst\": m}, or null for the server's default"
+                    .into(),
+            )
+        }
+    };
+    if let Some(other) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "perSecond" | "burst"))
+    {
+        return Err(format!(
+            "unknown field 'rateLimit.{other}': rateLimit has perSecond and burst"
+        ));
+    }
+    let bounded = |name: &str| -> Result<u32, String> {
+        let raw = fields
+            .get(name)
+            .ok_or_else(|| format!("rateLimit.{name} is required"))?;
+        raw.as_u64()
+            .filter(|n| (1..=u64::from(MAX_RATE_LIMIT)).contains(n))
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                format!("rateLimit.{name} must be an integer from 1 to {MAX_RATE_LIMIT}, not {raw}")
+            })
+    };
+    Ok(Some(RateLimit {
+        per_second: bounded("perSecond")?,
+        burst: bounded("burst")?,
+    }))
 }
 
 async fn resolve(state: &AppState, p: &DirectoryPath) -> Result<(Uuid, Uuid), AdminError> {
@@ -172,6 +294,52 @@ pub async fn get(
     Ok(Json(DirectoryView::new(&state, &dir)))
 }
 
+/// Changes a directory's settings; the fields absent stay as they are.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/orgs/{orgId}/directories/{directoryId}",
+    tag = "directories",
+    operation_id = "updateDirectory",
+    params(DirectoryPath),
+    request_body = DirectoryPatch,
+    responses(
+        (status = 200, description = "The directory, changed", body = DirectoryView),
+        (status = 404, description = "No such organisation, or no such directory in it", body = AdminErrorBody),
+    )
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    admin: AdminContext,
+    AdminPath(p): AdminPath<DirectoryPath>,
+    AdminJson(body): AdminJson<Value>,
+) -> Result<Json<DirectoryView>, AdminError> {
+    let (org, id) = resolve(&state, &p).await?;
+    let change = parse_change(&body).map_err(AdminError::BadRequest)?;
+    if let Some(limit) = change.rate_limit {
+        state
+            .store
+            .set_directory_rate_limit(org, id, limit, &admin.audit)
+            .await
+            .map_err(not_found_directory)?;
+        // This process applies it from the next request; others when they
+        // re-read the key (--key-cache-seconds).
+        state.auth.set_directory_rate_limit(id, limit);
+    }
+    let dir = state
+        .store
+        .get_directory(org, id)
+        .await
+        .map_err(not_found_directory)?;
+    Ok(Json(DirectoryView::new(&state, &dir)))
+}
+
+fn not_found_directory(e: crate::store::StoreError) -> AdminError {
+    match e {
+        crate::store::StoreError::NotFound => AdminError::NotFound("directory not found"),
+        other => other.into(),
+    }
+}
+
 /// Deletes a directory: its users, groups and memberships go with it, and
 /// its key stops working at once.
 #[utoipa::path(
@@ -225,4 +393,44 @@ pub async fn rotate_key(
         directory: DirectoryView::new(&state, &dir),
         api_key: key.secret,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn limit(per_second: u32, burst: u32) -> Option<Option<RateLimit>> {
+        Some(Some(RateLimit { per_second, burst }))
+    }
+
+    #[test]
+    fn a_change_names_each_field_or_is_refused() {
+        let ok = |v: Value| parse_change(&v).unwrap();
+        let err = |v: Value| parse_change(&v).unwrap_err();
+        assert_eq!(
+            ok(json!({"rateLimit": {"perSecond": 5, "burst": 10}})).rate_limit,
+            limit(5, 10)
+        );
+        assert_eq!(ok(json!({"rateLimit": null})).rate_limit, Some(None));
+        assert_eq!(
+            ok(json!({"rateLimit": {"perSecond": MAX_RATE_LIMIT, "burst": 1}})).rate_limit,
+            limit(MAX_RATE_LIMIT, 1)
+        );
+        assert!(err(json!({})).contains("no field"));
+        assert!(err(json!([])).contains("JSON object"));
+        assert!(err(json!({"name": "x"})).contains("unknown field 'name'"));
+        for bad in [
+            json!({"perSecond": 0, "burst": 1}),
+            json!({"perSecond": -1, "burst": 1}),
+            json!({"perSecond": 1.5, "burst": 1}),
+            json!({"perSecond": "5", "burst": 1}),
+            json!({"perSecond": 1, "burst": MAX_RATE_LIMIT + 1}),
+            json!({"perSecond": 1}),
+            json!({"perSecond": 1, "burst": 1, "window": 3}),
+            json!(5),
+        ] {
+            assert!(parse_change(&json!({ "rateLimit": bad })).is_err(), "{bad}");
+        }
+    }
 }

@@ -28,7 +28,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/orgs/{orgId}/directories/{directoryId}",
-            get(directories::get).delete(directories::delete),
+            get(directories::get)
+                .patch(directories::update)
+                .delete(directories::delete),
         )
         .route(
             "/orgs/{orgId}/directories/{directoryId}/api-key",
