@@ -84,10 +84,10 @@ impl From<RateLimit> for RateLimitView {
 }
 
 /// A change to a directory's settings: the fields given change, those
-/// absent stay; at least one is given.
+/// absent stay; at least one is given (today there is one, so it is
+/// required).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(min_properties = 1)]
 #[expect(
     dead_code,
     reason = "describes the body for the OpenAPI document; parse_change reads it"
@@ -95,7 +95,7 @@ impl From<RateLimit> for RateLimitView {
 pub struct DirectoryPatch {
     /// The directory's limit on SCIM requests, or null for the server's
     /// default.
-    #[schema(nullable)]
+    #[schema(nullable, required = true)]
     rate_limit: Option<RateLimitView>,
 }
 
@@ -193,7 +193,13 @@ fn parse_rate_limit(value: &Value) -> Result<Option<RateLimit>, String> {
         let raw = fields
             .get(name)
             .ok_or_else(|| format!("rateLimit.{name} is required"))?;
+        // JSON Schema counts 5.0 as the integer 5; so does this.
         raw.as_u64()
+            .or_else(|| {
+                raw.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                    .map(|f| f as u64)
+            })
             .filter(|n| (1..=u64::from(MAX_RATE_LIMIT)).contains(n))
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| {
@@ -413,6 +419,10 @@ mod tests {
             limit(5, 10)
         );
         assert_eq!(ok(json!({"rateLimit": null})).rate_limit, Some(None));
+        assert_eq!(
+            ok(json!({"rateLimit": {"perSecond": 5.0, "burst": 1e1}})).rate_limit,
+            limit(5, 10)
+        );
         assert_eq!(
             ok(json!({"rateLimit": {"perSecond": MAX_RATE_LIMIT, "burst": 1}})).rate_limit,
             limit(MAX_RATE_LIMIT, 1)
