@@ -64,6 +64,7 @@ pub(crate) mod defaults {
 
     pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
     pub const MAX_PAGE_SIZE: u32 = 1000;
+    pub const CURSOR_TIMEOUT_SECONDS: u64 = 3600;
     pub const MAX_BODY_BYTES: usize = 1_048_576;
     pub const BULK_MAX_OPERATIONS: usize = 1000;
     pub const KEY_CACHE_SECONDS: u64 = 30;
@@ -109,6 +110,11 @@ pub struct ServeConfig {
     /// immediate).
     #[arg(long, env = "SCIMD_KEY_CACHE_SECONDS", default_value_t = defaults::KEY_CACHE_SECONDS)]
     pub key_cache_seconds: u64,
+
+    /// Seconds a paging cursor (`nextCursor`, RFC 9865) stays valid;
+    /// advertised as `cursorTimeout`.
+    #[arg(long, env = "SCIMD_CURSOR_TIMEOUT_SECONDS", default_value_t = defaults::CURSOR_TIMEOUT_SECONDS)]
+    pub cursor_timeout_seconds: u64,
 
     /// Record audit events. Switching them off (`--audit=false`) exists
     /// only to measure what they cost.
@@ -227,6 +233,7 @@ impl Default for ServeConfig {
             max_page_size: defaults::MAX_PAGE_SIZE,
             max_body_bytes: defaults::MAX_BODY_BYTES,
             key_cache_seconds: defaults::KEY_CACHE_SECONDS,
+            cursor_timeout_seconds: defaults::CURSOR_TIMEOUT_SECONDS,
             bulk_max_operations: defaults::BULK_MAX_OPERATIONS,
             audit: true,
             audit_retention_days: defaults::AUDIT_RETENTION_DAYS,

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use crate::auth::{new_admin_token, AuthError, Authenticator};
 use crate::config::ServeConfig;
 use crate::http::{router, AppState, Settings};
+use crate::scim::cursor::CursorKey;
 use crate::store::{Store, StoreError};
 
 /// A bound, ready-to-serve application.
@@ -69,6 +70,8 @@ impl Application {
             audit: config.audit,
             trust_forwarded_for: config.trust_forwarded_for,
             audit_retention_days: config.audit_retention_days.max(1),
+            cursor_key: CursorKey::new(&store.shared_secret("cursor").await?),
+            cursor_timeout_seconds: config.cursor_timeout_seconds.max(1),
             scim_rate_limit: config.scim_rate_limit(),
             admin_rate_limit: config.admin_rate_limit(),
         };

@@ -52,7 +52,11 @@ struct Args {
     /// 1,000), remove (remove them again), members-one (add all in one
     /// request), delete (delete every created user), mixed (--requests
     /// over the created users: 5 in 10 by id, 4 in 10 by userName eq, 1 in
-    /// 10 a PATCH). A phase may repeat; each is set against the last
+    /// 10 a PATCH). With --seeded: seeded-filter, deep-page (startIndex at
+    /// 90% of the directory), cursor-first (the first cursor page),
+    /// cursor-walk (follow nextCursor, one page after another, to 90% of
+    /// the directory), cursor-deep (the page cursor-walk reached, again
+    /// and again). A phase may repeat; each is set against the last
     /// baseline before it.
     #[arg(
         long,
@@ -198,7 +202,12 @@ where
             bodies.extend(b);
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let result = summarise(name, latencies, errors, started.elapsed().as_secs_f64());
+    (result, bodies)
+}
+
+/// A phase's figures from its requests' latencies.
+fn summarise(name: &str, mut latencies: Vec<Duration>, errors: usize, seconds: f64) -> PhaseResult {
     latencies.sort();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -207,7 +216,7 @@ where
         let idx = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         latencies[idx.min(latencies.len() - 1)].as_secs_f64() * 1000.0
     };
-    let result = PhaseResult {
+    PhaseResult {
         phase: name.to_owned(),
         requests: latencies.len(),
         errors,
@@ -221,8 +230,41 @@ where
             .unwrap_or(0.0),
         of_baseline: None,
         server_cpu_us_per_request: None,
-    };
-    (result, bodies)
+    }
+}
+
+/// Follows `nextCursor` from the first page of `GET /Users?count=100` for
+/// `pages` pages, one request at a time (each needs the one before), and
+/// returns the figures of those requests and the last `nextCursor`.
+async fn walk_cursor(
+    name: &str,
+    client: &Client,
+    key: &str,
+    base: &str,
+    pages: u64,
+) -> Result<(PhaseResult, String), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(pages as usize);
+    let mut cursor = String::new();
+    for page in 0..pages {
+        let t = Instant::now();
+        let resp = client
+            .get(format!("{base}/Users?count=100&cursor={cursor}"))
+            .bearer_auth(key)
+            .send()
+            .await?;
+        if resp.status() != 200 {
+            return Err(format!("cursor page {page}: status {}", resp.status()).into());
+        }
+        let body: Value = resp.json().await?;
+        latencies.push(t.elapsed());
+        cursor = body["nextCursor"]
+            .as_str()
+            .ok_or_else(|| format!("cursor page {page} has no nextCursor"))?
+            .to_owned();
+    }
+    let result = summarise(name, latencies, 0, started.elapsed().as_secs_f64());
+    Ok((result, cursor))
 }
 
 /// Creates the empty group the member phases fill.
@@ -323,6 +365,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut user_ids: Vec<String> = Vec::new();
     let mut user_names: Vec<String> = Vec::new();
     let mut group_id: Option<String> = None;
+    let mut deep_cursor: Option<String> = None;
 
     for phase in phases {
         let cpu_before = args.server_pid.and_then(process_cpu);
@@ -538,6 +581,55 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         expect: 204,
                     }
                 })
+                .await
+            }
+            "cursor-first" => {
+                let base = base.clone();
+                run_phase(
+                    phase,
+                    &client,
+                    &key,
+                    args.concurrency,
+                    args.requests.min(2_000),
+                    max,
+                    move |_| Req {
+                        method: Method::GET,
+                        url: format!("{base}/Users?count=100&cursor="),
+                        body: None,
+                        expect: 200,
+                    },
+                )
+                .await
+            }
+            "cursor-walk" => {
+                if args.seeded < 100 {
+                    return Err("cursor-walk needs --seeded <n>".into());
+                }
+                // To the page that starts at 90% of the directory.
+                let pages = args.seeded * 9 / 10 / 100;
+                let (result, cursor) = walk_cursor(phase, &client, &key, &base, pages).await?;
+                deep_cursor = Some(cursor);
+                (result, Vec::new())
+            }
+            "cursor-deep" => {
+                let Some(cursor) = deep_cursor.clone() else {
+                    return Err("the cursor-deep phase needs the cursor-walk phase first".into());
+                };
+                let base = base.clone();
+                run_phase(
+                    phase,
+                    &client,
+                    &key,
+                    args.concurrency,
+                    args.requests.min(2_000),
+                    max,
+                    move |_| Req {
+                        method: Method::GET,
+                        url: format!("{base}/Users?count=100&cursor={cursor}"),
+                        body: None,
+                        expect: 200,
+                    },
+                )
                 .await
             }
             other => return Err(format!("unknown phase '{other}'").into()),

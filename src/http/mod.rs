@@ -70,6 +70,11 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long events are kept; the widest `reports/stats` window.
     pub audit_retention_days: u32,
+    /// Authenticates paging cursors; shared through the database, so every
+    /// replica accepts every other's cursors.
+    pub cursor_key: crate::scim::cursor::CursorKey,
+    /// How long a `nextCursor` stays valid (`cursorTimeout`).
+    pub cursor_timeout_seconds: u64,
     /// Each directory's request rate unless it has its own; None: off.
     pub scim_rate_limit: Option<RateLimit>,
     /// Each admin token's request rate; None: off.

@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-/// `scimType` values from RFC 7644 §3.12 table 9.
+/// `scimType` values from RFC 7644 §3.12 table 9, and the paging errors
+/// RFC 9865 §2.1 adds to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScimType {
     InvalidFilter,
@@ -17,6 +18,12 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865: a cursor that is malformed, altered, or not this query's.
+    InvalidCursor,
+    /// RFC 9865: a cursor older than the server's `cursorTimeout`.
+    ExpiredCursor,
+    /// RFC 9865: a `count` other than the one the cursor's query began with.
+    InvalidCount,
 }
 
 impl ScimType {
@@ -32,6 +39,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }
@@ -72,6 +82,18 @@ impl ScimError {
 
     pub fn invalid_path(detail: impl Into<String>) -> Self {
         Self::bad_request(ScimType::InvalidPath, detail)
+    }
+
+    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidCursor, detail)
+    }
+
+    pub fn expired_cursor(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::ExpiredCursor, detail)
+    }
+
+    pub fn invalid_count(detail: impl Into<String>) -> Self {
+        Self::bad_request(ScimType::InvalidCount, detail)
     }
 
     pub fn no_target(detail: impl Into<String>) -> Self {

@@ -47,6 +47,16 @@ impl Page {
     }
 }
 
+/// How a list request pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Paging<'a> {
+    /// `startIndex` and `count` (RFC 7644 §3.4.2.4).
+    Index(Page),
+    /// A cursor (RFC 9865): `None` for the first page, else the
+    /// `nextCursor` of the page before; `count` already clamped.
+    Cursor { token: Option<&'a str>, count: i64 },
+}
+
 /// `attributes` / `excludedAttributes` of a request.
 #[derive(Clone, Debug, Default)]
 pub struct Projection {
@@ -94,6 +104,11 @@ impl Projection {
 pub struct QueryParams {
     pub filter: Option<Filter>,
     pub start_index: i64,
+    /// Whether the request named `startIndex`.
+    pub start_index_given: bool,
+    /// RFC 9865's `cursor`: empty for the first page of a cursor-paged
+    /// query, else a `nextCursor` this server returned.
+    pub cursor: Option<String>,
     pub count: Option<i64>,
     pub sort_by: Option<AttrPath>,
     pub descending: bool,
@@ -116,7 +131,11 @@ impl QueryParams {
         for (key, value) in pairs {
             match key.to_ascii_lowercase().as_str() {
                 "filter" => params.filter = Some(parse_filter(&value)?),
-                "startindex" => params.start_index = parse_int(&key, &value)?.max(1),
+                "startindex" => {
+                    params.start_index = parse_int(&key, &value)?.max(1);
+                    params.start_index_given = true;
+                }
+                "cursor" => params.cursor = Some(value),
                 "count" => params.count = Some(parse_int(&key, &value)?.max(0)),
                 "sortby" => params.sort_by = Some(parse_attr_path(value.trim())?),
                 "sortorder" => params.descending = parse_sort_order(&value)?,
@@ -183,7 +202,16 @@ impl QueryParams {
                     }
                 }
                 "filter" => params.filter = Some(parse_filter(text("a string")?)?),
-                "startindex" => params.start_index = int()?.max(1),
+                "startindex" => {
+                    params.start_index = int()?.max(1);
+                    params.start_index_given = true;
+                }
+                "cursor" => match value {
+                    Value::String(s) => params.cursor = Some(s.clone()),
+                    // An explicit null is no cursor at all.
+                    Value::Null => {}
+                    _ => return Err(ScimError::invalid_cursor("'cursor' must be a string")),
+                },
                 "count" => params.count = Some(int()?.max(0)),
                 "sortby" => params.sort_by = Some(parse_attr_path(text("a string")?.trim())?),
                 "sortorder" => params.descending = parse_sort_order(text("a string")?)?,
@@ -205,6 +233,32 @@ impl QueryParams {
                 .unwrap_or(i64::from(DEFAULT_PAGE_SIZE))
                 .min(i64::from(max_page_size)),
         }
+    }
+
+    /// How the request pages: by index (the default, as RFC 9865 §2.4
+    /// asks of servers that paged by index before) or, when it names a
+    /// `cursor`, by cursor. A cursor with `startIndex`, or with `sortBy`
+    /// (cursor pages follow the default order only), is refused.
+    pub fn paging(&self, max_page_size: u32) -> Result<Paging<'_>, ScimError> {
+        let page = self.page(max_page_size);
+        let Some(cursor) = &self.cursor else {
+            return Ok(Paging::Index(page));
+        };
+        if self.start_index_given {
+            return Err(ScimError::invalid_value(
+                "'cursor' and 'startIndex' cannot be used together: page by cursor or by index",
+            ));
+        }
+        if self.sort_by.is_some() {
+            return Err(ScimError::invalid_value(
+                "'sortBy' cannot be used with 'cursor': cursor pages follow creation order",
+            ));
+        }
+        let cursor = cursor.trim();
+        Ok(Paging::Cursor {
+            token: (!cursor.is_empty()).then_some(cursor),
+            count: page.count,
+        })
     }
 
     /// This request's filter and sort, resolved against `rt`.
@@ -409,6 +463,89 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn a_cursor_asks_for_cursor_paging() {
+        let paging = |raw: &str| {
+            let p = parse(raw).unwrap();
+            format!("{:?}", p.paging(50))
+        };
+        let paging_of = |p: Result<Paging<'_>, ScimError>| format!("{p:?}");
+        assert_eq!(
+            paging(""),
+            paging_of(Ok(Paging::Index(Page {
+                start_index: 1,
+                count: 50
+            })))
+        );
+        assert_eq!(
+            paging("startIndex=3&count=5"),
+            paging_of(Ok(Paging::Index(Page {
+                start_index: 3,
+                count: 5
+            })))
+        );
+        // `?cursor`, `?cursor=` and a blank cursor all ask for the first page.
+        for raw in ["cursor", "cursor=", "CURSOR=%20&count=7"] {
+            let expected = if raw.contains("count") { 7 } else { 50 };
+            assert_eq!(
+                paging(raw),
+                paging_of(Ok(Paging::Cursor {
+                    token: None,
+                    count: expected
+                })),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            paging("cursor=abc-_&count=500"),
+            paging_of(Ok(Paging::Cursor {
+                token: Some("abc-_"),
+                count: 50
+            }))
+        );
+        let p = QueryParams::from_search(&json!({"cursor": "", "count": 2})).unwrap();
+        assert_eq!(
+            p.paging(50),
+            Ok(Paging::Cursor {
+                token: None,
+                count: 2
+            })
+        );
+        let p = QueryParams::from_search(&json!({"cursor": null})).unwrap();
+        assert_eq!(
+            p.paging(50),
+            Ok(Paging::Index(Page {
+                start_index: 1,
+                count: 50
+            }))
+        );
+        let e = QueryParams::from_search(&json!({"cursor": 5})).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidCursor));
+    }
+
+    #[test]
+    fn a_cursor_goes_with_neither_start_index_nor_sort_by() {
+        for (raw, message) in [
+            (
+                "cursor=&startIndex=1",
+                "'cursor' and 'startIndex' cannot be used together: page by cursor or by index",
+            ),
+            (
+                "cursor=x&sortBy=userName",
+                "'sortBy' cannot be used with 'cursor': cursor pages follow creation order",
+            ),
+        ] {
+            let e = parse(raw).unwrap().paging(50).unwrap_err();
+            assert_eq!(
+                (e.status, e.scim_type, e.detail.as_str()),
+                (400, Some(ScimType::InvalidValue), message),
+                "{raw}"
+            );
+        }
+        let p = QueryParams::from_search(&json!({"cursor": "", "startIndex": 2})).unwrap();
+        assert!(p.paging(50).is_err());
     }
 
     #[test]

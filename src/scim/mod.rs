@@ -1,6 +1,7 @@
 //! The SCIM 2.0 protocol, pure: no I/O, no HTTP, no SQL.
 
 pub mod bulk;
+pub mod cursor;
 pub mod error;
 pub mod filter;
 pub(crate) mod json;

@@ -771,6 +771,8 @@ pub struct ServiceProviderFeatures {
     pub change_password: bool,
     pub sort: bool,
     pub etag: bool,
+    /// Seconds a paging cursor stays valid: RFC 9865's `cursorTimeout`.
+    pub cursor_timeout_seconds: u64,
 }
 
 /// The `/ServiceProviderConfig` document (RFC 7643 §5). Filtering is always
@@ -789,6 +791,17 @@ pub fn service_provider_config_json(c: &ServiceProviderFeatures, location_base: 
         "changePassword": { "supported": c.change_password },
         "sort": { "supported": c.sort },
         "etag": { "supported": c.etag },
+        // RFC 9865 §4: both paging methods, index by default (§2.4: the
+        // default of a server that paged by index before); pages of
+        // `count` up to `maxResults`.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": crate::scim::list::DEFAULT_PAGE_SIZE.min(c.filter_max_results),
+            "maxPageSize": c.filter_max_results,
+            "cursorTimeout": c.cursor_timeout_seconds,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",

@@ -161,6 +161,36 @@ impl ListQuery {
     }
 }
 
+impl ListQuery {
+    /// Up to `limit` rows after the key `(created_at, id)`, in the default
+    /// order: a keyset page (RFC 9865 cursors), an index seek wherever it
+    /// starts. The key follows the filter's values; `LIMIT` is last.
+    pub fn select_after_sql(
+        &self,
+        table: &str,
+        columns: &str,
+        after: (i64, Uuid),
+        limit: i64,
+    ) -> (String, Vec<Bind>) {
+        let mut binds = self.binds.clone();
+        let key = binds.len() + 2;
+        binds.push(Bind::Int(after.0));
+        binds.push(Bind::Uuid(after.1));
+        binds.push(Bind::Int(limit));
+        (
+            format!(
+                "SELECT {columns} FROM {table} WHERE {} \
+                 AND ({table}.created_at, {table}.id) > (${key}, ${}) \
+                 ORDER BY {table}.created_at, {table}.id LIMIT ${}",
+                self.where_clause(table),
+                key + 1,
+                key + 2,
+            ),
+            binds,
+        )
+    }
+}
+
 /// How a filtered value is stored, which decides the SQL that compares it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

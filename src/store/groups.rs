@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::fetch_page;
+use super::accel::paging::{fetch_after, fetch_page};
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListQuery, Page};
@@ -235,6 +235,34 @@ impl Store {
             let cursors = &self.cursors;
             fetch_page::<_, GroupRow>(c, cursors, filter, "groups", &columns, directory_id, page)
                 .await
+        })
+    }
+
+    /// Up to `count` groups matching `request` after the key `after`
+    /// (creation time, id) in the default order; whether more follow; the
+    /// total count. A cursor page (RFC 9865).
+    pub async fn list_groups_after(
+        &self,
+        directory_id: Uuid,
+        request: &ListRequest<'_>,
+        after: (i64, Uuid),
+        count: i64,
+    ) -> Result<(i64, Vec<GroupRow>, bool)> {
+        debug_assert_eq!(request.resource_type().name, "Group");
+        let filter = &ListQuery::build(self.dialect(), request);
+        read!(self, |d, c| {
+            let columns = group_columns(d);
+            fetch_after::<_, GroupRow>(
+                c,
+                &self.cursors,
+                filter,
+                "groups",
+                &columns,
+                directory_id,
+                after,
+                count,
+            )
+            .await
         })
     }
 

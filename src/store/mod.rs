@@ -21,6 +21,7 @@ mod filter_sql;
 mod groups;
 mod orgs;
 mod postgres;
+mod secrets;
 #[cfg(feature = "tools")]
 pub mod seed;
 mod sql;

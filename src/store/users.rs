@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::fetch_page;
+use super::accel::paging::{fetch_after, fetch_page};
 use super::audit::{event_args, insert_event, record_subjects};
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{ListKey, ListQuery, Page};
@@ -511,6 +511,38 @@ impl Store {
             .await?
         });
         Ok((total, rows.into_iter().map(UserWithGroups::split).collect()))
+    }
+
+    /// Up to `count` users matching `request` after the key `after`
+    /// (creation time, id) in the default order, each with its groups
+    /// unless `with_groups` is false; whether more follow; the total count.
+    /// A cursor page (RFC 9865): an index seek, wherever it starts.
+    pub async fn list_users_after(
+        &self,
+        directory_id: Uuid,
+        request: &ListRequest<'_>,
+        after: (i64, Uuid),
+        count: i64,
+        with_groups: bool,
+    ) -> Result<(i64, Vec<(UserRow, Vec<UserGroup>)>, bool)> {
+        debug_assert_eq!(request.resource_type().name, "User");
+        let filter = &ListQuery::build(self.dialect(), request);
+        let (total, rows, more) = read!(self, |d, c| {
+            let columns = format!("{}, {}", user_columns(d), groups_column(d, with_groups));
+            fetch_after::<_, UserWithGroups>(
+                c,
+                &self.cursors,
+                filter,
+                "users",
+                &columns,
+                directory_id,
+                after,
+                count,
+            )
+            .await?
+        });
+        let rows = rows.into_iter().map(UserWithGroups::split).collect();
+        Ok((total, rows, more))
     }
 
     /// Read-modify-write of one user, so concurrent writers never lose an

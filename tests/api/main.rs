@@ -13,6 +13,7 @@ mod auth;
 mod bulk;
 mod caching;
 mod concurrency;
+mod cursor_paging;
 mod discovery;
 mod errors;
 mod groups;

@@ -27,6 +27,7 @@ pub async fn service_provider_config(State(state): State<AppState>, ctx: ScimCon
         change_password: false,
         sort: true,
         etag: true,
+        cursor_timeout_seconds: state.settings.cursor_timeout_seconds,
     };
     let body = service_provider_config_json(&features, &ctx.base_url);
     scim_response(StatusCode::OK, &body, None, None)

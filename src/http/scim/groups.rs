@@ -10,18 +10,23 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::users::IdParam;
-use super::{list_response, meta, not_modified, query, resource_id, scim_response, ResourceJson};
+use super::{
+    cursor_list_response, list_response, meta, not_modified, query, resource_id, scim_response,
+    CursorPage, CursorPaging, ResourceJson,
+};
 use crate::audit::{Target, TargetType};
 use crate::directory::{group::member_ids, GroupChange, GroupDraft};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{etag, if_match, ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::list::{ListRequest, Page, Projection, QueryParams};
+use crate::scim::cursor::{CursorList, Position};
+use crate::scim::list::{ListRequest, Page, Paging, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch, MemberChange};
 use crate::scim::resource::{
     drop_write_only, parse_attribute_value, parse_members, parse_resource,
 };
 use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::ScimError;
 use crate::store::{GroupRow, MemberRow};
 
 /// One entry of a group's `members`.
@@ -166,9 +171,52 @@ async fn respond_list(
     params: &QueryParams,
 ) -> Result<Response, ScimApiError> {
     let request = params.list_request(&GROUP_RESOURCE)?;
-    let page = params.page(state.settings.max_page_size);
-    let (total, resources) = list_page(state, ctx, params, &request, page).await?;
-    Ok(list_response(total, page.start_index, resources))
+    match params.paging(state.settings.max_page_size)? {
+        Paging::Index(page) => {
+            let (total, resources) = list_page(state, ctx, params, &request, page).await?;
+            Ok(list_response(total, page.start_index, resources))
+        }
+        Paging::Cursor { token, count } => {
+            let cursors = CursorPaging::new(state, ctx, "Groups", params, count);
+            let at = cursors.start(token, CursorList::Groups)?;
+            if at.list != CursorList::Groups {
+                return Err(ScimError::invalid_cursor("the cursor is not one of this list").into());
+            }
+            let found = cursor_page(state, ctx, params, &request, at, count).await?;
+            let next = found.next.map(|at| cursors.next(at));
+            Ok(cursor_list_response(
+                found.total,
+                found.resources,
+                next.as_deref(),
+            ))
+        }
+    }
+}
+
+/// A cursor page of groups (RFC 9865): up to `count` after `at`.
+pub(super) async fn cursor_page(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    request: &ListRequest<'_>,
+    at: Position,
+    count: i64,
+) -> Result<CursorPage, ScimApiError> {
+    let (total, rows, more) = state
+        .store
+        .list_groups_after(ctx.directory_id, request, (at.created_at, at.id), count)
+        .await?;
+    let next = rows.last().filter(|_| more).map(|row| Position {
+        list: CursorList::Groups,
+        created_at: row.created_at,
+        id: row.id,
+    });
+    let resources = rendered(state, ctx, params, &rows).await?;
+    Ok(CursorPage {
+        total,
+        resources,
+        next,
+    })
 }
 
 /// One page of groups, rendered and projected, and the total count.
@@ -183,6 +231,16 @@ pub(super) async fn list_page(
         .store
         .list_groups(ctx.directory_id, request, page)
         .await?;
+    Ok((total, rendered(state, ctx, params, &rows).await?))
+}
+
+/// Groups of a page, with their members unless the projection drops them.
+async fn rendered(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    rows: &[GroupRow],
+) -> Result<Vec<ResourceJson>, ScimApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let members = members_for(state, &ids, &params.projection).await?;
     let mut by_group: HashMap<Uuid, Vec<&MemberRow>> = HashMap::new();
@@ -201,7 +259,7 @@ pub(super) async fn list_page(
                 .into()
         })
         .collect();
-    Ok((total, resources))
+    Ok(resources)
 }
 
 pub async fn replace(

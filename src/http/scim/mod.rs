@@ -11,9 +11,11 @@ use serde_json::{json, Value};
 use super::error::{scim_error_response, ScimApiError, SCIM_CONTENT_TYPE};
 use super::extract::etag;
 use super::AppState;
+use crate::http::extract::ScimContext;
+use crate::scim::cursor::{CursorList, CursorScope, Position};
 use crate::scim::list::QueryParams;
 use crate::scim::ScimError;
-use crate::time::format_micros;
+use crate::time::{format_micros, now_micros};
 
 mod bulk;
 mod discovery;
@@ -198,15 +200,39 @@ impl From<Value> for ResourceJson {
 }
 
 pub fn list_response(total: i64, start_index: i64, resources: Vec<ResourceJson>) -> Response {
+    list_body(
+        &format!("\"totalResults\":{total},\"startIndex\":{start_index},"),
+        resources,
+    )
+}
+
+/// A page of a cursor-paged list (RFC 9865 §2): no `startIndex`, and a
+/// `nextCursor` unless it is the last page.
+pub fn cursor_list_response(
+    total: i64,
+    resources: Vec<ResourceJson>,
+    next_cursor: Option<&str>,
+) -> Response {
+    let mut head = format!("\"totalResults\":{total},");
+    if let Some(next) = next_cursor {
+        // Unreserved characters only: nothing to escape.
+        head.push_str("\"nextCursor\":");
+        push_json_string(&mut head, &[next]);
+        head.push(',');
+    }
+    list_body(&head, resources)
+}
+
+fn list_body(head: &str, resources: Vec<ResourceJson>) -> Response {
     use std::fmt::Write;
     // Sized once: the envelope is under 200 bytes.
-    let mut body =
-        String::with_capacity(200 + resources.iter().map(|r| r.0.len() + 1).sum::<usize>());
+    let mut body = String::with_capacity(
+        200 + head.len() + resources.iter().map(|r| r.0.len() + 1).sum::<usize>(),
+    );
     let _ = write!(
         body,
         "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\
-         \"totalResults\":{total},\"startIndex\":{start_index},\"itemsPerPage\":{},\
-         \"Resources\":[",
+         {head}\"itemsPerPage\":{},\"Resources\":[",
         resources.len()
     );
     for (i, resource) in resources.iter().enumerate() {
@@ -217,6 +243,64 @@ pub fn list_response(total: i64, start_index: i64, resources: Vec<ResourceJson>)
     }
     body.push_str("]}");
     scim_text_response(StatusCode::OK, body, None, None)
+}
+
+/// A cursor page: the total, the page's resources, and where the next
+/// page starts, if one follows.
+pub struct CursorPage {
+    pub total: i64,
+    pub resources: Vec<ResourceJson>,
+    pub next: Option<Position>,
+}
+
+/// The cursors of one cursor-paged query (RFC 9865): checks the cursor a
+/// request brings and makes the `nextCursor` of its response.
+pub struct CursorPaging<'a> {
+    state: &'a AppState,
+    scope: CursorScope,
+    count: i64,
+}
+
+impl<'a> CursorPaging<'a> {
+    /// `endpoint` names the list (`Users`, `Groups`, `search`); with the
+    /// directory and the filter it is what a cursor is bound to.
+    pub fn new(
+        state: &'a AppState,
+        ctx: &ScimContext,
+        endpoint: &str,
+        params: &QueryParams,
+        count: i64,
+    ) -> Self {
+        CursorPaging {
+            state,
+            scope: CursorScope::new(ctx.directory_id, endpoint, params.filter.as_ref()),
+            count,
+        }
+    }
+
+    /// Where the page starts: before `first` without a cursor, else
+    /// where the cursor says.
+    pub fn start(&self, token: Option<&str>, first: CursorList) -> Result<Position, ScimError> {
+        match token {
+            None => Ok(Position::start(first)),
+            Some(token) => self.state.settings.cursor_key.decode(
+                token,
+                &self.scope,
+                self.count,
+                now_micros() / 1_000_000,
+            ),
+        }
+    }
+
+    /// The cursor of the page after `at`, valid for `cursorTimeout`.
+    pub fn next(&self, at: Position) -> String {
+        let timeout = i64::try_from(self.state.settings.cursor_timeout_seconds).unwrap_or(i64::MAX);
+        let expires_at = (now_micros() / 1_000_000).saturating_add(timeout);
+        self.state
+            .settings
+            .cursor_key
+            .encode(&self.scope, at, self.count, expires_at)
+    }
 }
 
 /// A resource id from the path; a malformed one cannot exist.

@@ -1,15 +1,16 @@
 //! Root `POST /.search` (RFC 7644 §3.4.3): one query across Users and
 //! Groups. Users come first, then groups; `startIndex`/`count` page over
-//! the concatenation.
+//! the concatenation, and so do cursors: a cursor names the list it is in.
 
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{groups, list_response, users};
+use super::{cursor_list_response, groups, list_response, users, CursorPaging};
 use crate::http::error::ScimApiError;
 use crate::http::extract::{ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::list::QueryParams;
+use crate::scim::cursor::{CursorList, Position};
+use crate::scim::list::{ListRequest, Paging, QueryParams};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
 pub async fn search(
@@ -19,7 +20,15 @@ pub async fn search(
 ) -> Result<Response, ScimApiError> {
     let params = QueryParams::from_search(&body)?;
     let (user_request, group_request) = params.list_requests(&USER_RESOURCE, &GROUP_RESOURCE)?;
-    let page = params.page(state.settings.max_page_size);
+    let page = match params.paging(state.settings.max_page_size)? {
+        Paging::Index(page) => page,
+        Paging::Cursor { token, count } => {
+            let cursors = CursorPaging::new(&state, &ctx, "search", &params, count);
+            let at = cursors.start(token, CursorList::Users)?;
+            let lists = (user_request.as_ref(), group_request.as_ref());
+            return cursor_search(&state, &ctx, &params, lists, &cursors, at, count).await;
+        }
+    };
     let mut resources = Vec::new();
     let mut user_total = 0;
     if let Some(request) = &user_request {
@@ -39,4 +48,58 @@ pub async fn search(
         page.start_index,
         resources,
     ))
+}
+
+/// A cursor page of the users, then the groups: a cursor in the users
+/// continues them and fills what room is left with the first groups; one
+/// in the groups continues the groups. Both totals are counted each time.
+async fn cursor_search(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    (user_request, group_request): (Option<&ListRequest<'_>>, Option<&ListRequest<'_>>),
+    cursors: &CursorPaging<'_>,
+    at: Position,
+    count: i64,
+) -> Result<Response, ScimApiError> {
+    let in_users = at.list == CursorList::Users;
+    let mut resources = Vec::new();
+    let mut next = None;
+    let mut total = 0;
+    if let Some(request) = user_request {
+        // Past the users, only their total is read.
+        let (from, room) = if in_users {
+            (at, count)
+        } else {
+            (Position::start(CursorList::Users), 0)
+        };
+        let found = users::cursor_page(state, ctx, params, request, from, room).await?;
+        total += found.total;
+        resources.extend(found.resources);
+        next = found.next;
+    }
+    if let Some(request) = group_request {
+        let (from, room) = if in_users {
+            let left = if next.is_some() {
+                0
+            } else {
+                count - resources.len() as i64
+            };
+            (Position::start(CursorList::Groups), left.max(0))
+        } else {
+            (at, count)
+        };
+        let found = groups::cursor_page(state, ctx, params, request, from, room).await?;
+        total += found.total;
+        resources.extend(found.resources);
+        if next.is_none() {
+            next = found.next;
+            // The users filled the page and groups follow.
+            if next.is_none() && in_users && room == 0 && count > 0 && found.total > 0 {
+                next = Some(Position::start(CursorList::Groups));
+            }
+        }
+    }
+    let next = next.map(|at| cursors.next(at));
+    Ok(cursor_list_response(total, resources, next.as_deref()))
 }

@@ -8,18 +8,20 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    list_response, meta, not_modified, push_json_string, push_meta, query, resource_id,
-    scim_text_response, ResourceJson,
+    cursor_list_response, list_response, meta, not_modified, push_json_string, push_meta, query,
+    resource_id, scim_text_response, CursorPage, CursorPaging, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
 use crate::directory::UserDraft;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
 use crate::http::AppState;
-use crate::scim::list::{ListRequest, Page, Projection, QueryParams};
+use crate::scim::cursor::{CursorList, Position};
+use crate::scim::list::{ListRequest, Page, Paging, Projection, QueryParams};
 use crate::scim::patch::{apply_patch, parse_patch};
 use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resource};
 use crate::scim::schema::USER_RESOURCE;
+use crate::scim::ScimError;
 use crate::store::{UserGroup, UserRow};
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
@@ -247,9 +249,64 @@ async fn respond_list(
     params: &QueryParams,
 ) -> Result<Response, ScimApiError> {
     let request = params.list_request(&USER_RESOURCE)?;
-    let page = params.page(state.settings.max_page_size);
-    let (total, resources) = list_page(state, ctx, params, &request, page).await?;
-    Ok(list_response(total, page.start_index, resources))
+    match params.paging(state.settings.max_page_size)? {
+        Paging::Index(page) => {
+            let (total, resources) = list_page(state, ctx, params, &request, page).await?;
+            Ok(list_response(total, page.start_index, resources))
+        }
+        Paging::Cursor { token, count } => {
+            let cursors = CursorPaging::new(state, ctx, "Users", params, count);
+            let at = cursors.start(token, CursorList::Users)?;
+            if at.list != CursorList::Users {
+                return Err(ScimError::invalid_cursor("the cursor is not one of this list").into());
+            }
+            let found = cursor_page(state, ctx, params, &request, at, count).await?;
+            let next = found.next.map(|at| cursors.next(at));
+            Ok(cursor_list_response(
+                found.total,
+                found.resources,
+                next.as_deref(),
+            ))
+        }
+    }
+}
+
+/// A cursor page of users (RFC 9865): up to `count` after `at`.
+pub(super) async fn cursor_page(
+    state: &AppState,
+    ctx: &ScimContext,
+    params: &QueryParams,
+    request: &ListRequest<'_>,
+    at: Position,
+    count: i64,
+) -> Result<CursorPage, ScimApiError> {
+    let (total, rows, more) = state
+        .store
+        .list_users_after(
+            ctx.directory_id,
+            request,
+            (at.created_at, at.id),
+            count,
+            !params.projection.excludes("groups"),
+        )
+        .await?;
+    let next = rows.last().filter(|_| more).map(|(row, _)| Position {
+        list: CursorList::Users,
+        created_at: row.created_at,
+        id: row.id,
+    });
+    let resources = rows
+        .iter()
+        .map(|(row, groups)| {
+            let groups: Vec<&UserGroup> = groups.iter().collect();
+            ResourceJson::from_rendered(render_projected(ctx, row, &groups, &params.projection))
+        })
+        .collect();
+    Ok(CursorPage {
+        total,
+        resources,
+        next,
+    })
 }
 
 /// One page of users, rendered and projected, and the total count.

@@ -365,8 +365,20 @@ fn service_provider_config_document() {
         change_password: false,
         sort: false,
         etag: true,
+        cursor_timeout_seconds: 600,
     };
     let v = service_provider_config_json(&features, BASE);
+    assert_eq!(
+        v["pagination"],
+        json!({
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": 100,
+            "maxPageSize": 100,
+            "cursorTimeout": 600,
+        })
+    );
     assert_eq!(v["schemas"], json!([SERVICE_PROVIDER_CONFIG_URN]));
     assert_eq!(v["patch"], json!({ "supported": true }));
     assert_eq!(
@@ -404,6 +416,16 @@ fn service_provider_config_document() {
         v["bulk"],
         json!({ "supported": true, "maxOperations": 1000, "maxPayloadSize": 1_048_576 })
     );
+    // A smaller maximum page is also the default page.
+    let v = service_provider_config_json(
+        &ServiceProviderFeatures {
+            filter_max_results: 20,
+            ..features
+        },
+        BASE,
+    );
+    assert_eq!(v["pagination"]["defaultPageSize"], 20);
+    assert_eq!(v["pagination"]["maxPageSize"], 20);
 }
 
 static SHARED_A: SchemaDef = SchemaDef {

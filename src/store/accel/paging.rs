@@ -81,6 +81,47 @@ pub(crate) async fn fetch_page<C: Conn, R: Record + ListKey>(
     Ok((total, rows))
 }
 
+/// A keyset page (RFC 9865 cursors): up to `count` rows after `after` in
+/// the default order, whether more follow, and the total count. The rows
+/// are one index seek wherever the page is; the total is counted as a
+/// first page counts it ([`fetch_page`]: from the marks for a whole
+/// directory, so deep in a large one it counts only the rows after the
+/// last mark).
+///
+/// Returns `(total, rows in order, more)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fetch_after<C: Conn, R: Record + ListKey>(
+    c: &mut C,
+    cursors: &PageCursors,
+    query: &ListQuery,
+    table: &'static str,
+    columns: &str,
+    directory_id: Uuid,
+    after: (i64, Uuid),
+    count: i64,
+) -> Result<(i64, Vec<R>, bool)> {
+    let mut rows: Vec<R> = Vec::new();
+    let mut more = false;
+    if count > 0 {
+        // One row past the page says whether another page follows.
+        let (sql, binds) = query.select_after_sql(table, columns, after, count + 1);
+        rows = c
+            .fetch_all(&sql, &in_directory(directory_id, &binds))
+            .await?;
+        if rows.len() as i64 > count {
+            rows.truncate(count as usize);
+            more = true;
+        }
+    }
+    let first = Page {
+        start_index: 1,
+        count: 1,
+    };
+    let (total, _) =
+        fetch_page::<C, R>(c, cursors, query, table, columns, directory_id, first).await?;
+    Ok((total, rows, more))
+}
+
 /// `$1`, the directory, then the filter's own values.
 fn in_directory(directory_id: Uuid, binds: &[Bind]) -> Vec<Arg<'_>> {
     let mut args = Vec::with_capacity(binds.len() + 1);

@@ -291,3 +291,32 @@ fn resolved_requests_compile_and_refusals_are_the_clients_errors() {
     }
     assert!(accepted > 5_000 && refused > 5_000, "{accepted} {refused}");
 }
+
+/// A keyset page: the key follows the filter's values, the limit is last,
+/// and the order ends with the key's columns, so the seek and the order
+/// are the same index's.
+#[test]
+fn keyset_pages_seek_after_the_key() {
+    let id = Uuid::from_u128(7);
+    for d in [Dialect::Sqlite, Dialect::Postgres] {
+        let q = users(d, r#"title eq "x""#);
+        let (sql, binds) = q.select_after_sql("users", "users.id", (42, id), 11);
+        assert!(
+            sql.ends_with(
+                "AND (users.created_at, users.id) > ($3, $4) \
+                 ORDER BY users.created_at, users.id LIMIT $5"
+            ),
+            "{sql}"
+        );
+        assert_eq!(&binds[1..], [Bind::Int(42), Bind::Uuid(id), Bind::Int(11)]);
+        let plain = compile(&USER_RESOURCE, d, None, None, false);
+        let (sql, binds) = plain.select_after_sql("users", "users.id", (1, id), 3);
+        assert_eq!(
+            sql,
+            "SELECT users.id FROM users WHERE users.directory_id = $1 \
+             AND (users.created_at, users.id) > ($2, $3) \
+             ORDER BY users.created_at, users.id LIMIT $4"
+        );
+        assert_eq!(binds, [Bind::Int(1), Bind::Uuid(id), Bind::Int(3)]);
+    }
+}
