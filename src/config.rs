@@ -59,7 +59,7 @@ pub enum LogFormat {
 
 /// The defaults of [`ServeConfig`], stated once for the flags and for
 /// `ServeConfig::default()` (which tests start from).
-mod defaults {
+pub(crate) mod defaults {
     use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
     pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));

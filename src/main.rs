@@ -55,6 +55,9 @@ enum Command {
     /// Manage admin tokens.
     #[command(subcommand, name = "admin-token")]
     AdminToken(AdminTokenCommand),
+    /// Print the admin API's OpenAPI document (what `GET /openapi.json`
+    /// serves) and exit.
+    Openapi,
     /// Load a directory with synthetic users and groups (for measuring
     /// large directories; users are named seed-<n>@example.com).
     #[cfg(feature = "tools")]
@@ -188,8 +191,16 @@ async fn connect(db: &DatabaseConfig, serving: bool) -> Result<Store, Box<dyn st
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let command = cli.command.unwrap_or(Command::Serve);
-    let store = connect(&cli.db, matches!(command, Command::Serve)).await?;
+    let store = match command {
+        // The only command that needs no database.
+        Command::Openapi => {
+            print!("{}", scimd::http::openapi::json());
+            return Ok(());
+        }
+        _ => connect(&cli.db, matches!(command, Command::Serve)).await?,
+    };
     match command {
+        Command::Openapi => {}
         Command::Serve => {
             let app = Application::build(&cli.serve, store.clone()).await?;
             if let Some(token) = &app.generated_admin_token {

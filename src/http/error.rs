@@ -4,7 +4,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::scim::ScimError;
@@ -115,6 +116,9 @@ pub enum AdminError {
     Unauthorized,
     #[error("{0}")]
     NotFound(&'static str),
+    /// The path exists but not with this method.
+    #[error("this path does not accept this method")]
+    MethodNotAllowed,
     #[error("{0}")]
     BadRequest(String),
     /// The request would break a uniqueness rule (a name in use).
@@ -151,26 +155,106 @@ impl From<AuthError> for AdminError {
     }
 }
 
-impl AdminError {
-    fn parts(&self) -> (StatusCode, &'static str) {
+/// The stable code of an admin error: clients branch on it, never on the
+/// message. Each code has one HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminErrorCode {
+    /// 400: a malformed body, query parameter or value.
+    BadRequest,
+    /// 401: no admin token, or not a valid one.
+    Unauthorized,
+    /// 404: no such path, organisation or directory (a path id that is not
+    /// a UUID names nothing, so it is 404 too).
+    NotFound,
+    /// 405: the path exists, the method does not (`Allow` lists those that do).
+    MethodNotAllowed,
+    /// 409: a name that must be unique is taken.
+    Conflict,
+    /// 413: the body is larger than `--max-body-bytes`.
+    PayloadTooLarge,
+    /// 415: a body that is not JSON.
+    UnsupportedMediaType,
+    /// 429: too many requests; retry after `Retry-After` seconds.
+    TooManyRequests,
+    /// 500: a fault of the server; the cause is in its log, never here.
+    Internal,
+}
+
+impl AdminErrorCode {
+    /// Every code, in the order of the table in docs/ADMIN_API.md.
+    pub const ALL: [AdminErrorCode; 9] = [
+        AdminErrorCode::BadRequest,
+        AdminErrorCode::Unauthorized,
+        AdminErrorCode::NotFound,
+        AdminErrorCode::MethodNotAllowed,
+        AdminErrorCode::Conflict,
+        AdminErrorCode::PayloadTooLarge,
+        AdminErrorCode::UnsupportedMediaType,
+        AdminErrorCode::TooManyRequests,
+        AdminErrorCode::Internal,
+    ];
+
+    pub fn status(self) -> StatusCode {
         match self {
-            AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            AdminError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            AdminError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            AdminError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AdminErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            AdminErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminErrorCode::NotFound => StatusCode::NOT_FOUND,
+            AdminErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AdminErrorCode::Conflict => StatusCode::CONFLICT,
+            AdminErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AdminErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            AdminErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminErrorCode::BadRequest => "bad_request",
+            AdminErrorCode::Unauthorized => "unauthorized",
+            AdminErrorCode::NotFound => "not_found",
+            AdminErrorCode::MethodNotAllowed => "method_not_allowed",
+            AdminErrorCode::Conflict => "conflict",
+            AdminErrorCode::PayloadTooLarge => "payload_too_large",
+            AdminErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            AdminErrorCode::TooManyRequests => "too_many_requests",
+            AdminErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// The body of every admin error.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": 404, "error": "not_found", "message": "directory not found"}))]
+pub struct AdminErrorBody {
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    pub error: AdminErrorCode,
+    /// For people: what went wrong, in English. May change between versions.
+    pub message: String,
+}
+
+impl AdminError {
+    fn code(&self) -> AdminErrorCode {
+        match self {
+            AdminError::Unauthorized => AdminErrorCode::Unauthorized,
+            AdminError::NotFound(_) => AdminErrorCode::NotFound,
+            AdminError::MethodNotAllowed => AdminErrorCode::MethodNotAllowed,
+            AdminError::BadRequest(_) => AdminErrorCode::BadRequest,
+            AdminError::Conflict(_) => AdminErrorCode::Conflict,
+            AdminError::PayloadTooLarge(_) => AdminErrorCode::PayloadTooLarge,
+            AdminError::UnsupportedMediaType(_) => AdminErrorCode::UnsupportedMediaType,
+            AdminError::TooManyRequests(_) => AdminErrorCode::TooManyRequests,
+            AdminError::Internal(_) => AdminErrorCode::Internal,
         }
     }
 }
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        let (status, code) = self.parts();
+        let code = self.code();
         let message = match &self {
             AdminError::Internal(_) => {
                 tracing::error!(error = %ErrorChain(&self), "admin request failed");
@@ -179,11 +263,13 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized => "a valid admin token is required".to_owned(),
             other => other.to_string(),
         };
-        let mut resp = (
-            status,
-            axum::Json(json!({ "status": status.as_u16(), "error": code, "message": message })),
-        )
-            .into_response();
+        let status = code.status();
+        let body = AdminErrorBody {
+            status: status.as_u16(),
+            error: code,
+            message,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
         if matches!(self, AdminError::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -239,9 +325,33 @@ mod tests {
         assert!(ErrorChain(&e).to_string().starts_with("internal error: "));
     }
 
+    /// Each code's status, and its name as clients see it (the serialised
+    /// name, the one the OpenAPI document lists, is the same string).
+    #[test]
+    fn admin_error_codes_have_one_status_and_one_name() {
+        let expected = [
+            (400, "bad_request"),
+            (401, "unauthorized"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (409, "conflict"),
+            (413, "payload_too_large"),
+            (415, "unsupported_media_type"),
+            (429, "too_many_requests"),
+            (500, "internal"),
+        ];
+        assert_eq!(AdminErrorCode::ALL.len(), expected.len());
+        for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {
+            assert_eq!(code.status().as_u16(), status);
+            assert_eq!(code.as_str(), name);
+            assert_eq!(serde_json::to_value(code).unwrap(), name);
+        }
+    }
+
     #[test]
     fn admin_conflicts_are_409() {
         let e = AdminError::from(StoreError::Conflict("name"));
-        assert_eq!(e.parts(), (StatusCode::CONFLICT, "conflict"));
+        assert_eq!(e.code(), AdminErrorCode::Conflict);
+        assert_eq!(e.code().status(), StatusCode::CONFLICT);
     }
 }

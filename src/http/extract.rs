@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{
+    ConnectInfo, FromRef, FromRequest, FromRequestParts, Path, RawPathParams, Request,
+};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::Value;
@@ -225,17 +227,8 @@ async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Value, Bod
                 BodyFault::Syntax(format!("request body could not be read: {e}"))
             }
         })?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))?;
-    if holds_nul(&body) {
-        // PostgreSQL text cannot hold U+0000, and no directory value
-        // needs it: refused on every store alike, before anything is
-        // written.
-        return Err(BodyFault::Value(
-            "strings may not contain U+0000".to_owned(),
-        ));
-    }
-    Ok(body)
+    serde_json::from_slice(&bytes)
+        .map_err(|e| BodyFault::Syntax(format!("request body is not valid JSON: {e}")))
 }
 
 /// Whether any string or key in `value` contains U+0000.
@@ -255,7 +248,19 @@ impl<S: Send + Sync> FromRequest<S> for ScimJson {
     type Rejection = ScimApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        json_body(req, state).await.map(ScimJson).map_err(|f| {
+        let body = json_body(req, state).await.and_then(|body| {
+            if holds_nul(&body) {
+                // PostgreSQL text cannot hold U+0000, and no directory
+                // value needs it: refused on every store alike, before
+                // anything is written. (An admin body is checked where
+                // its values are: a name.)
+                return Err(BodyFault::Value(
+                    "strings may not contain U+0000".to_owned(),
+                ));
+            }
+            Ok(ScimJson(body))
+        });
+        body.map_err(|f| {
             match f {
                 BodyFault::TooLarge(m) => ScimError::payload_too_large(m),
                 BodyFault::WrongType(m) => ScimError::unsupported_media_type(m),
@@ -282,6 +287,23 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AdminJso
         serde_json::from_value(value)
             .map(AdminJson)
             .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))
+    }
+}
+
+/// An admin route's path parameters. A segment that cannot be decoded
+/// (percent-encoding that is not UTF-8) names no organisation or
+/// directory: `404 not_found`, as a well-formed id that names nothing is,
+/// never axum's plain-text rejection.
+pub struct AdminPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for AdminPath<T> {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| AdminPath(p))
+            .map_err(|_| AdminError::NotFound("no such resource"))
     }
 }
 

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod scim;
 
@@ -112,15 +113,27 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
         .nest("/admin/v1", admin)
+        .fallback(not_found)
         .with_state(state.clone())
         .layer(from_fn_with_state(state, metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// No route: under `/admin/v1` (its bare root, which the nested router
+/// does not see) the admin API's JSON error, elsewhere an empty 404.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/admin/v1") {
+        error::AdminError::NotFound("no such admin endpoint").into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 /// The process is up.

@@ -24,5 +24,6 @@ mod idp_entra;
 mod idp_okta;
 mod listing;
 mod metrics;
+mod openapi;
 mod rate_limits;
 mod users;

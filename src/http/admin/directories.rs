@@ -2,61 +2,139 @@
 //! API key, the key shown once), list, inspect, change its settings (its
 //! request rate), delete, rotate the key.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{org_id, time};
+use super::{check_name, org_id, time, DirectoryPath, OrgPath};
 use crate::auth::new_api_key;
-use crate::http::error::AdminError;
-use crate::http::extract::{AdminContext, AdminJson};
+use crate::http::error::{AdminError, AdminErrorBody};
+use crate::http::extract::{AdminContext, AdminJson, AdminPath};
 use crate::http::AppState;
 use crate::store::{Directory, RateLimit};
 
 /// The largest `perSecond` and `burst` a directory may be given.
 pub const MAX_RATE_LIMIT: u32 = 1_000_000;
 
-#[derive(Deserialize)]
+/// A new directory.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateDirectory {
+    /// 1 to 200 characters, not all white space (leading and trailing
+    /// white space is trimmed), without U+0000.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
+        example = "Okta"
+    )]
     name: String,
 }
 
-#[derive(Deserialize)]
-pub struct OrgPath {
-    org_id: String,
+/// A directory: what one identity provider provisions into. Never its key.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryView {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    /// The SCIM base URL to give the identity provider.
+    base_url: String,
+    /// The visible part of the API key (`scimd_<keyId>.…`).
+    key_id: String,
+    /// RFC 3339, UTC, to the microsecond.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// When the current key was issued.
+    #[schema(format = DateTime)]
+    key_created_at: String,
+    #[schema(minimum = 0)]
+    user_count: i64,
+    #[schema(minimum = 0)]
+    group_count: i64,
+    /// The directory's own limit on SCIM requests; null: the server's
+    /// default applies.
+    rate_limit: Option<RateLimitView>,
+    /// The limit that applies: its own, else the server's default; null:
+    /// none.
+    effective_rate_limit: Option<RateLimitView>,
 }
 
-#[derive(Deserialize)]
-pub struct DirectoryPath {
-    org_id: String,
-    directory_id: String,
+/// A token bucket: `perSecond` requests a second on average, bursts of up
+/// to `burst`.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitView {
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    per_second: u32,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    burst: u32,
 }
 
-fn directory_json(state: &AppState, d: &Directory) -> Value {
-    json!({
-        "id": d.id,
-        "orgId": d.org_id,
-        "name": d.name,
-        "baseUrl": state.settings.directory_base_url(d.id),
-        "keyId": d.key_id,
-        "createdAt": time(d.created_at),
-        "keyCreatedAt": time(d.key_created_at),
-        "userCount": d.user_count,
-        "groupCount": d.group_count,
-        "rateLimit": d.rate_limit.get().map(rate_limit_json),
-        "effectiveRateLimit": d
-            .rate_limit
-            .get()
-            .or(state.settings.scim_rate_limit)
-            .map(rate_limit_json),
-    })
+impl From<RateLimit> for RateLimitView {
+    fn from(l: RateLimit) -> Self {
+        RateLimitView {
+            per_second: l.per_second,
+            burst: l.burst,
+        }
+    }
 }
 
-fn rate_limit_json(l: RateLimit) -> Value {
-    json!({ "perSecond": l.per_second, "burst": l.burst })
+/// A change to a directory's settings: the fields given change, those
+/// absent stay; at least one is given (today there is one, so it is
+/// required).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "describes the body for the OpenAPI document; parse_change reads it"
+)]
+pub struct DirectoryPatch {
+    /// The directory's limit on SCIM requests, or null for the server's
+    /// default.
+    #[schema(nullable, required = true)]
+    rate_limit: Option<RateLimitView>,
+}
+
+/// A directory with its new API key, which is shown in this answer only.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryWithKey {
+    #[serde(flatten)]
+    directory: DirectoryView,
+    /// `scimd_<keyId>.<secret>`: the bearer key for the SCIM base URL.
+    api_key: String,
+}
+
+/// An organisation's directories.
+#[derive(Serialize, ToSchema)]
+pub struct DirectoryList {
+    directories: Vec<DirectoryView>,
+}
+
+impl DirectoryView {
+    fn new(state: &AppState, d: &Directory) -> Self {
+        DirectoryView {
+            id: d.id,
+            org_id: d.org_id,
+            name: d.name.clone(),
+            base_url: state.settings.directory_base_url(d.id),
+            key_id: d.key_id.clone(),
+            created_at: time(d.created_at),
+            key_created_at: time(d.key_created_at),
+            user_count: d.user_count,
+            group_count: d.group_count,
+            rate_limit: d.rate_limit.get().map(RateLimitView::from),
+            effective_rate_limit: d
+                .rate_limit
+                .get()
+                .or(state.settings.scim_rate_limit)
+                .map(RateLimitView::from),
+        }
+    }
 }
 
 /// A change to a directory's settings: each field absent (unchanged),
@@ -115,7 +193,13 @@ fn parse_rate_limit(value: &Value) -> Result<Option<RateLimit>, String> {
         let raw = fields
             .get(name)
             .ok_or_else(|| format!("rateLimit.{name} is required"))?;
+        // JSON Schema counts 5.0 as the integer 5; so does this.
         raw.as_u64()
+            .or_else(|| {
+                raw.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                    .map(|f| f as u64)
+            })
             .filter(|n| (1..=u64::from(MAX_RATE_LIMIT)).contains(n))
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| {
@@ -135,57 +219,106 @@ async fn resolve(state: &AppState, p: &DirectoryPath) -> Result<(Uuid, Uuid), Ad
     Ok((org, id))
 }
 
+/// Creates a directory and its API key.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/orgs/{orgId}/directories",
+    tag = "directories",
+    operation_id = "createDirectory",
+    params(OrgPath),
+    request_body = CreateDirectory,
+    responses(
+        (status = 201, description = "The directory, with its API key (shown this once)", body = DirectoryWithKey),
+        (status = 404, description = "No such organisation", body = AdminErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     admin: AdminContext,
-    Path(p): Path<OrgPath>,
+    AdminPath(p): AdminPath<OrgPath>,
     AdminJson(body): AdminJson<CreateDirectory>,
-) -> Result<(StatusCode, Json<Value>), AdminError> {
+) -> Result<(StatusCode, Json<DirectoryWithKey>), AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let name = body.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(AdminError::BadRequest(
-            "name must be 1 to 200 characters".into(),
-        ));
-    }
+    let name = check_name(&body.name)?;
     let key = new_api_key().await?;
     let dir = state
         .store
         .create_directory(org, name, &key.id, &key.hash, &admin.audit)
         .await?;
-    let mut body = directory_json(&state, &dir);
-    body["apiKey"] = Value::String(key.secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(DirectoryWithKey {
+            directory: DirectoryView::new(&state, &dir),
+            api_key: key.secret,
+        }),
+    ))
 }
 
+/// Lists an organisation's directories.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orgs/{orgId}/directories",
+    tag = "directories",
+    operation_id = "listDirectories",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "The organisation's directories", body = DirectoryList),
+        (status = 404, description = "No such organisation", body = AdminErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminContext,
-    Path(p): Path<OrgPath>,
-) -> Result<Json<Value>, AdminError> {
+    AdminPath(p): AdminPath<OrgPath>,
+) -> Result<Json<DirectoryList>, AdminError> {
     let org = org_id(&state, &p.org_id).await?;
     let dirs = state.store.list_directories(org).await?;
-    let list: Vec<Value> = dirs.iter().map(|d| directory_json(&state, d)).collect();
-    Ok(Json(json!({ "directories": list })))
+    Ok(Json(DirectoryList {
+        directories: dirs.iter().map(|d| DirectoryView::new(&state, d)).collect(),
+    }))
 }
 
+/// Reads a directory, with its user and group counts.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orgs/{orgId}/directories/{directoryId}",
+    tag = "directories",
+    operation_id = "getDirectory",
+    params(DirectoryPath),
+    responses(
+        (status = 200, description = "The directory", body = DirectoryView),
+        (status = 404, description = "No such organisation, or no such directory in it", body = AdminErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     _admin: AdminContext,
-    Path(p): Path<DirectoryPath>,
-) -> Result<Json<Value>, AdminError> {
+    AdminPath(p): AdminPath<DirectoryPath>,
+) -> Result<Json<DirectoryView>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
     let dir = state.store.get_directory(org, id).await?;
-    Ok(Json(directory_json(&state, &dir)))
+    Ok(Json(DirectoryView::new(&state, &dir)))
 }
 
 /// Changes a directory's settings; the fields absent stay as they are.
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/orgs/{orgId}/directories/{directoryId}",
+    tag = "directories",
+    operation_id = "updateDirectory",
+    params(DirectoryPath),
+    request_body = DirectoryPatch,
+    responses(
+        (status = 200, description = "The directory, changed", body = DirectoryView),
+        (status = 404, description = "No such organisation, or no such directory in it", body = AdminErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     admin: AdminContext,
-    Path(p): Path<DirectoryPath>,
+    AdminPath(p): AdminPath<DirectoryPath>,
     AdminJson(body): AdminJson<Value>,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<DirectoryView>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
     let change = parse_change(&body).map_err(AdminError::BadRequest)?;
     if let Some(limit) = change.rate_limit {
@@ -203,7 +336,7 @@ pub async fn update(
         .get_directory(org, id)
         .await
         .map_err(not_found_directory)?;
-    Ok(Json(directory_json(&state, &dir)))
+    Ok(Json(DirectoryView::new(&state, &dir)))
 }
 
 fn not_found_directory(e: crate::store::StoreError) -> AdminError {
@@ -213,10 +346,23 @@ fn not_found_directory(e: crate::store::StoreError) -> AdminError {
     }
 }
 
+/// Deletes a directory: its users, groups and memberships go with it, and
+/// its key stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/orgs/{orgId}/directories/{directoryId}",
+    tag = "directories",
+    operation_id = "deleteDirectory",
+    params(DirectoryPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such organisation, or no such directory in it", body = AdminErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     admin: AdminContext,
-    Path(p): Path<DirectoryPath>,
+    AdminPath(p): AdminPath<DirectoryPath>,
 ) -> Result<StatusCode, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
     state.store.delete_directory(org, id, &admin.audit).await?;
@@ -225,11 +371,22 @@ pub async fn delete(
 }
 
 /// Issues a new key; the old one stops working immediately.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/orgs/{orgId}/directories/{directoryId}/api-key",
+    tag = "directories",
+    operation_id = "rotateDirectoryKey",
+    params(DirectoryPath),
+    responses(
+        (status = 200, description = "The directory, with its new API key (shown this once)", body = DirectoryWithKey),
+        (status = 404, description = "No such organisation, or no such directory in it", body = AdminErrorBody),
+    )
+)]
 pub async fn rotate_key(
     State(state): State<AppState>,
     admin: AdminContext,
-    Path(p): Path<DirectoryPath>,
-) -> Result<Json<Value>, AdminError> {
+    AdminPath(p): AdminPath<DirectoryPath>,
+) -> Result<Json<DirectoryWithKey>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
     let key = new_api_key().await?;
     state
@@ -238,14 +395,16 @@ pub async fn rotate_key(
         .await?;
     state.auth.forget_directory(id);
     let dir = state.store.get_directory(org, id).await?;
-    let mut body = directory_json(&state, &dir);
-    body["apiKey"] = Value::String(key.secret);
-    Ok(Json(body))
+    Ok(Json(DirectoryWithKey {
+        directory: DirectoryView::new(&state, &dir),
+        api_key: key.secret,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn limit(per_second: u32, burst: u32) -> Option<Option<RateLimit>> {
         Some(Some(RateLimit { per_second, burst }))
@@ -260,6 +419,10 @@ mod tests {
             limit(5, 10)
         );
         assert_eq!(ok(json!({"rateLimit": null})).rate_limit, Some(None));
+        assert_eq!(
+            ok(json!({"rateLimit": {"perSecond": 5.0, "burst": 1e1}})).rate_limit,
+            limit(5, 10)
+        );
         assert_eq!(
             ok(json!({"rateLimit": {"perSecond": MAX_RATE_LIMIT, "burst": 1}})).rate_limit,
             limit(MAX_RATE_LIMIT, 1)

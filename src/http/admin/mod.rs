@@ -1,45 +1,99 @@
 //! The admin REST API (`/admin/v1`), authenticated with an admin token.
+//! Every handler is described for the OpenAPI document (`http/openapi.rs`)
+//! next to its code, so the document cannot say what the code does not.
 
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::KnownFormat;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::error::AdminError;
 use super::AppState;
 
-mod directories;
-mod orgs;
-mod reports;
+pub(crate) mod directories;
+pub(crate) mod orgs;
+pub(crate) mod reports;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orgs", get(orgs::list).post(orgs::create))
-        .route("/orgs/{org_id}", get(orgs::get))
+        .route("/orgs/{orgId}", get(orgs::get))
         .route(
-            "/orgs/{org_id}/directories",
+            "/orgs/{orgId}/directories",
             get(directories::list).post(directories::create),
         )
         .route(
-            "/orgs/{org_id}/directories/{directory_id}",
+            "/orgs/{orgId}/directories/{directoryId}",
             get(directories::get)
                 .patch(directories::update)
                 .delete(directories::delete),
         )
         .route(
-            "/orgs/{org_id}/directories/{directory_id}/api-key",
+            "/orgs/{orgId}/directories/{directoryId}/api-key",
             post(directories::rotate_key),
         )
         .route(
-            "/orgs/{org_id}/reports/provisioning",
+            "/orgs/{orgId}/reports/provisioning",
             get(reports::provisioning),
         )
-        .route("/orgs/{org_id}/reports/stats", get(reports::stats))
+        .route("/orgs/{orgId}/reports/stats", get(reports::stats))
         .fallback(not_found)
+        // After the routes: it applies to the routes already added.
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn not_found() -> Response {
     AdminError::NotFound("no such admin endpoint").into_response()
+}
+
+/// axum keeps the `Allow` header it computed for the path.
+async fn method_not_allowed() -> Response {
+    AdminError::MethodNotAllowed.into_response()
+}
+
+/// `{orgId}`: an organisation's id, or `default`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgPath {
+    /// An organisation's id, or `default` for the default organisation.
+    /// Anything else names no organisation: 404.
+    #[param(schema_with = org_id_schema)]
+    pub org_id: String,
+}
+
+/// `{orgId}` and `{directoryId}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryPath {
+    /// An organisation's id, or `default` for the default organisation.
+    /// Anything else names no organisation: 404.
+    #[param(schema_with = org_id_schema)]
+    pub org_id: String,
+    /// A directory's id. One that is not a UUID names no directory: 404.
+    #[param(value_type = Uuid)]
+    pub directory_id: String,
+}
+
+/// A UUID, or the word `default`.
+fn org_id_schema() -> Schema {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["default"])),
+        )
+        .into()
 }
 
 /// Resolves an org id from the path; `default` names the default org.
@@ -54,6 +108,28 @@ pub(super) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminErr
         .await?
         .map(|o| o.id)
         .ok_or(AdminError::NotFound("organisation not found"))
+}
+
+/// The longest name of an organisation or directory, in characters.
+pub(super) const MAX_NAME_CHARS: usize = 200;
+
+/// A name as given, trimmed: 1 to [`MAX_NAME_CHARS`] characters, without
+/// U+0000. (The document says so with a pattern on each name.)
+pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
+    let name = raw.trim();
+    // The length is the name's as sent, as the document's `maxLength` is.
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
+        return Err(AdminError::BadRequest(format!(
+            "name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.contains('\0') {
+        // PostgreSQL text cannot hold it; refused on both stores alike.
+        return Err(AdminError::BadRequest(
+            "name may not contain U+0000".to_owned(),
+        ));
+    }
+    Ok(name)
 }
 
 /// Stored microseconds as RFC 3339 for JSON responses.

@@ -6,19 +6,21 @@ use crate::telemetry::ErrorChain;
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::KnownFormat;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{org_id, time};
+use super::{org_id, time, OrgPath};
 use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, DAY_MICROS};
-use crate::http::error::AdminError;
-use crate::http::extract::AdminContext;
+use crate::http::error::{AdminError, AdminErrorBody};
+use crate::http::extract::{AdminContext, AdminPath};
 use crate::http::AppState;
 use crate::store::{EventRow, ReportQuery, StoreError};
 use crate::time::now_micros;
@@ -53,11 +55,6 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "source_ip",
     "request_id",
 ];
-
-#[derive(Deserialize)]
-pub struct OrgPath {
-    org_id: String,
-}
 
 fn bad(message: impl Into<String>) -> AdminError {
     AdminError::BadRequest(message.into())
@@ -118,7 +115,7 @@ impl ReportParams {
                     }
                 }
                 "action" => {
-                    for a in value.split(',').filter(|a| !a.trim().is_empty()) {
+                    for a in value.split(',') {
                         let action =
                             Action::parse(a).ok_or_else(|| bad(format!("unknown action '{a}'")))?;
                         q.actions.push(action.as_str().to_owned());
@@ -143,7 +140,7 @@ impl ReportParams {
                 }
                 "format" => match value.trim().to_ascii_lowercase().as_str() {
                     "csv" => params.csv = true,
-                    "json" | "" => params.csv = false,
+                    "json" => params.csv = false,
                     _ => return Err(bad("'format' must be 'json' or 'csv'")),
                 },
                 _ => {}
@@ -153,27 +150,163 @@ impl ReportParams {
     }
 }
 
-fn event_json(e: &EventRow) -> Value {
-    json!({
-        "id": e.id.to_string(),
-        "time": time(e.occurred_at),
-        "directoryId": e.directory_id,
-        "action": e.action,
-        "outcome": e.outcome,
-        "targetType": e.target_type,
-        "targetId": e.target_id,
-        "targetIdentifier": e.target_identifier,
-        "changedAttributes": e.changed(),
-        "membersAdded": e.members_added,
-        "membersRemoved": e.members_removed,
-        "status": e.status,
-        "scimType": e.scim_type,
-        "detail": e.detail,
-        "actorType": e.actor_type,
-        "actorId": e.actor_id,
-        "sourceIp": e.source_ip,
-        "requestId": e.request_id,
-    })
+/// One event of the audit log.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView {
+    /// The event's id, as a string of digits.
+    id: String,
+    /// RFC 3339, UTC, to the microsecond.
+    #[schema(format = DateTime)]
+    time: String,
+    /// The directory, if the event is about one (not an organisation's
+    /// creation).
+    directory_id: Option<Uuid>,
+    #[schema(schema_with = action_schema)]
+    action: String,
+    #[schema(schema_with = outcome_schema)]
+    outcome: String,
+    /// `user`, `group`, `directory`, `org`, ….
+    target_type: String,
+    /// The target's id, when it has one (a failed creation has none).
+    target_id: Option<Uuid>,
+    /// The target's name as it was (a userName, a group's displayName, …).
+    target_identifier: Option<String>,
+    /// Top-level attributes an update changed.
+    changed_attributes: Vec<String>,
+    members_added: Option<i64>,
+    members_removed: Option<i64>,
+    /// A failure's HTTP status.
+    status: Option<i32>,
+    /// A failure's SCIM `scimType`.
+    scim_type: Option<String>,
+    /// A failure's detail.
+    detail: Option<String>,
+    /// `api_key` (SCIM), `admin_token` (admin API) or `system` (the
+    /// command line).
+    actor_type: String,
+    /// The API key's or admin token's visible id.
+    actor_id: Option<String>,
+    source_ip: Option<String>,
+    request_id: Option<String>,
+}
+
+/// Every action the log records.
+fn action_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(Action::ALL.map(Action::as_str)))
+        .into()
+}
+
+/// Actions, comma-separated.
+fn actions_schema() -> Schema {
+    let one = Action::ALL
+        .map(|a| a.as_str().replace('.', "\\."))
+        .join("|");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^({one})(,({one}))*$")))
+        .into()
+}
+
+fn outcome_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(
+            [Outcome::Success, Outcome::Failure].map(Outcome::as_str),
+        ))
+        .into()
+}
+
+impl From<&EventRow> for EventView {
+    fn from(e: &EventRow) -> Self {
+        EventView {
+            id: e.id.to_string(),
+            time: time(e.occurred_at),
+            directory_id: e.directory_id,
+            action: e.action.clone(),
+            outcome: e.outcome.clone(),
+            target_type: e.target_type.clone(),
+            target_id: e.target_id,
+            target_identifier: e.target_identifier.clone(),
+            changed_attributes: e.changed().into_iter().map(str::to_owned).collect(),
+            members_added: e.members_added,
+            members_removed: e.members_removed,
+            status: e.status,
+            scim_type: e.scim_type.clone(),
+            detail: e.detail.clone(),
+            actor_type: e.actor_type.clone(),
+            actor_id: e.actor_id.clone(),
+            source_ip: e.source_ip.clone(),
+            request_id: e.request_id.clone(),
+        }
+    }
+}
+
+/// A page of the provisioning report, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportPage {
+    events: Vec<EventView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The report's query string (read by `ReportParams::parse`, which gives
+/// each bad value its own message; this describes it for the document).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "describes the query string for the OpenAPI document"
+)]
+pub struct ReportQueryDoc {
+    /// Only this directory's events.
+    directory: Option<Uuid>,
+    /// Only events about this user: a userName, an email, an externalId,
+    /// an accountId or a user id, current or former (empty: every user).
+    user: Option<String>,
+    /// Only these actions, comma-separated (`user.created,user.deleted`).
+    #[param(schema_with = actions_schema)]
+    action: Option<String>,
+    /// `success` or `failure`.
+    #[param(schema_with = outcome_schema)]
+    outcome: Option<String>,
+    /// Events at or after this time: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+    #[param(schema_with = time_schema)]
+    since: Option<String>,
+    /// Events before this time: RFC 3339, or `YYYY-MM-DD` (midnight UTC).
+    #[param(schema_with = time_schema)]
+    until: Option<String>,
+    /// The `nextCursor` of the previous page.
+    cursor: Option<String>,
+    /// Events per page (JSON, default 100), or in all (CSV, default all);
+    /// clamped to 1..=1000.
+    limit: Option<i64>,
+    /// `json` (the default) or `csv`, the whole report streamed.
+    #[param(schema_with = format_schema)]
+    format: Option<String>,
+}
+
+/// An RFC 3339 time or a date.
+fn time_schema() -> Schema {
+    let string = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    OneOfBuilder::new()
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
+}
+
+fn format_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["json", "csv"]))
+        .into()
 }
 
 /// A spreadsheet would run a cell that starts like a formula; such cells
@@ -215,11 +348,28 @@ fn csv_record(e: &EventRow) -> Vec<String> {
     ]
 }
 
-/// `GET /orgs/{orgId}/reports/provisioning`.
+/// The provisioning report: the audit log, newest first, as JSON pages or
+/// the whole of it as CSV.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orgs/{orgId}/reports/provisioning",
+    tag = "reports",
+    operation_id = "provisioningReport",
+    params(OrgPath, ReportQueryDoc),
+    responses(
+        (status = 200, description = "A page of events (JSON), or every event that matches (CSV, streamed, with a header row)",
+            content(
+                (ReportPage = "application/json"),
+                (String = "text/csv"),
+            )
+        ),
+        (status = 404, description = "No such organisation", body = AdminErrorBody),
+    )
+)]
 pub async fn provisioning(
     State(state): State<AppState>,
     _admin: AdminContext,
-    Path(p): Path<OrgPath>,
+    AdminPath(p): AdminPath<OrgPath>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, AdminError> {
     let org = org_id(&state, &p.org_id).await?;
@@ -238,8 +388,11 @@ pub async fn provisioning(
     } else {
         None
     };
-    let events: Vec<Value> = rows.iter().map(event_json).collect();
-    Ok(Json(json!({ "events": events, "nextCursor": next })).into_response())
+    Ok(Json(ReportPage {
+        events: rows.iter().map(EventView::from).collect(),
+        next_cursor: next,
+    })
+    .into_response())
 }
 
 /// Streams the report as CSV: rows go from the database's cursor through a
@@ -321,13 +474,91 @@ fn date(day: i64) -> String {
         .unwrap_or_default()
 }
 
-/// `GET /orgs/{orgId}/reports/stats?days=30`.
+/// Counters of one directory over a day or a window.
+#[derive(Clone, Copy, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    users_created: i64,
+    users_deactivated: i64,
+    users_deleted: i64,
+    /// Failed SCIM writes.
+    failures: i64,
+}
+
+/// One UTC day's counters.
+#[derive(Serialize, ToSchema)]
+pub struct DailyCounters {
+    /// `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    date: String,
+    #[serde(flatten)]
+    counters: Counters,
+}
+
+/// One directory's counters.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryStats {
+    directory_id: Uuid,
+    /// Null once the directory is deleted.
+    name: Option<String>,
+    deleted: bool,
+    totals: Counters,
+    /// One entry per day of the window, oldest first, zeros included.
+    daily: Vec<DailyCounters>,
+}
+
+/// Daily counters of an organisation's directories.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// Days in the window, today included.
+    days: i64,
+    /// The first day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    from: String,
+    /// The last day (today, UTC).
+    #[schema(format = Date)]
+    to: String,
+    /// Every current directory, then deleted ones with events in the window.
+    directories: Vec<DirectoryStats>,
+}
+
+/// The stats endpoint's query string (read by `stats`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "describes the query string for the OpenAPI document"
+)]
+pub struct StatsQueryDoc {
+    /// Days to count, today included: 1 to the server's audit retention
+    /// (default 30, or the retention if shorter). The document a server
+    /// serves states its own retention as the maximum.
+    #[param(minimum = 1)]
+    days: Option<i64>,
+    /// Only this directory.
+    directory: Option<Uuid>,
+}
+
+/// Users created, deactivated and deleted, and failures, per directory and
+/// UTC day.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/orgs/{orgId}/reports/stats",
+    tag = "reports",
+    operation_id = "provisioningStats",
+    params(OrgPath, StatsQueryDoc),
+    responses(
+        (status = 200, description = "Counters per directory and day", body = Stats),
+        (status = 404, description = "No such organisation", body = AdminErrorBody),
+    )
+)]
 pub async fn stats(
     State(state): State<AppState>,
     _admin: AdminContext,
-    Path(p): Path<OrgPath>,
+    AdminPath(p): AdminPath<OrgPath>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Json<Stats>, AdminError> {
     let org = org_id(&state, &p.org_id).await?;
     let retention = i64::from(state.settings.audit_retention_days);
     let mut days = 30.min(retention);
@@ -362,16 +593,16 @@ pub async fn stats(
         .store
         .audit_stats(org, directory, first * DAY_MICROS, (today + 1) * DAY_MICROS)
         .await?;
-    let mut per_dir: BTreeMap<Uuid, BTreeMap<i64, [i64; 4]>> = BTreeMap::new();
+    let mut per_dir: BTreeMap<Uuid, BTreeMap<i64, Counters>> = BTreeMap::new();
     for r in &rows {
         per_dir.entry(r.directory_id).or_default().insert(
             r.day,
-            [
-                r.users_created,
-                r.users_deactivated,
-                r.users_deleted,
-                r.failures,
-            ],
+            Counters {
+                users_created: r.users_created,
+                users_deactivated: r.users_deactivated,
+                users_deleted: r.users_deleted,
+                failures: r.failures,
+            },
         );
     }
     // Every current directory, with zeros where nothing happened, then
@@ -389,45 +620,39 @@ pub async fn stats(
             order.push((*id, None));
         }
     }
-    let counters = |c: &[i64; 4]| {
-        json!({
-            "usersCreated": c[0],
-            "usersDeactivated": c[1],
-            "usersDeleted": c[2],
-            "failures": c[3],
-        })
-    };
-    let directories: Vec<Value> = order
+    let directories = order
         .into_iter()
         .map(|(id, name)| {
             let by_day = per_dir.remove(&id).unwrap_or_default();
-            let mut totals = [0i64; 4];
-            let daily: Vec<Value> = (first..=today)
+            let mut totals = Counters::default();
+            let daily = (first..=today)
                 .map(|day| {
                     let c = by_day.get(&day).copied().unwrap_or_default();
-                    for (t, v) in totals.iter_mut().zip(c) {
-                        *t += v;
+                    totals.users_created += c.users_created;
+                    totals.users_deactivated += c.users_deactivated;
+                    totals.users_deleted += c.users_deleted;
+                    totals.failures += c.failures;
+                    DailyCounters {
+                        date: date(day),
+                        counters: c,
                     }
-                    let mut v = counters(&c);
-                    v["date"] = Value::String(date(day));
-                    v
                 })
                 .collect();
-            json!({
-                "directoryId": id,
-                "name": name,
-                "deleted": name.is_none(),
-                "totals": counters(&totals),
-                "daily": daily,
-            })
+            DirectoryStats {
+                directory_id: id,
+                deleted: name.is_none(),
+                name,
+                totals,
+                daily,
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "days": days,
-        "from": date(first),
-        "to": date(today),
-        "directories": directories,
-    })))
+    Ok(Json(Stats {
+        days,
+        from: date(first),
+        to: date(today),
+        directories,
+    }))
 }
 
 #[cfg(test)]

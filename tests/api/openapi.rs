@@ -1,0 +1,350 @@
+//! The admin API's contract: the OpenAPI document served at
+//! `/openapi.json` is the committed `docs/openapi.json`, and every
+//! operation it lists answers its errors as the document says, as JSON
+//! `{"status", "error", "message"}`, never as axum's plain text.
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN, M};
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+
+/// Asserts an admin error: the status, the JSON body with its code, and
+/// that the document lists this status for the operation.
+async fn assert_admin_error(resp: Response, status: u16, code: &str) -> Value {
+    let url = resp.url().to_string();
+    assert_eq!(resp.status(), status, "{url}");
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/json", "{url}");
+    let body: Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], code, "{url}: {body}");
+    assert_eq!(body["status"], status, "{url}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+async fn served_document(app: &TestApp) -> String {
+    // No token: the document is public.
+    let resp = app
+        .client
+        .get(format!("{}/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    resp.text().await.unwrap()
+}
+
+/// The committed document is what the code generates. When the admin API
+/// changes, regenerate it with
+/// `UPDATE_OPENAPI=1 cargo test --test api openapi` (or
+/// `scimd openapi > docs/openapi.json`) and commit the difference.
+#[tokio::test]
+async fn the_committed_document_is_the_served_one() {
+    let app = spawn_app().await;
+    let served = served_document(&app).await;
+    assert_eq!(served, scimd::http::openapi::json());
+    if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+        std::fs::write(COMMITTED, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == served,
+        "docs/openapi.json is not the document the code generates; regenerate it with \
+         `UPDATE_OPENAPI=1 cargo test --test api openapi` (or `scimd openapi > docs/openapi.json`) \
+         and commit it"
+    );
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+}
+
+/// A server states its own retention as the most days `reports/stats`
+/// counts, and refuses one more.
+#[tokio::test]
+async fn the_served_document_states_the_servers_retention() {
+    let app = spawn_app_with(|c| c.audit_retention_days = 7).await;
+    let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
+    let params = &doc["paths"]["/admin/v1/orgs/{orgId}/reports/stats"]["get"]["parameters"];
+    let days = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "days")
+        .unwrap();
+    assert_eq!(days["schema"]["maximum"], 7);
+    assert_eq!(days["schema"]["minimum"], 1);
+    let resp = app
+        .admin(M::GET, "/orgs/default/reports/stats?days=7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .admin(M::GET, "/orgs/default/reports/stats?days=8")
+        .send()
+        .await
+        .unwrap();
+    assert_admin_error(resp, 400, "bad_request").await;
+}
+
+/// Every operation of the document, `(method, path)`, with its responses.
+fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            out.push((method, path.clone(), op.clone()));
+        }
+    }
+    out
+}
+
+/// The operation's path with these ids, without the `/admin/v1` prefix.
+fn fill(path: &str, org: &str, directory: &str) -> String {
+    path.trim_start_matches("/admin/v1")
+        .replace("{orgId}", org)
+        .replace("{directoryId}", directory)
+}
+
+/// The request the operation expects, with a valid body if it takes one.
+fn request(app: &TestApp, method: &Method, path: &str, op: &Value) -> RequestBuilder {
+    let req = app.admin(method.clone(), path);
+    if op.get("requestBody").is_none() {
+        return req;
+    }
+    if op["operationId"] == "updateDirectory" {
+        req.json(&json!({ "rateLimit": null }))
+    } else {
+        req.json(&json!({ "name": "Contract" }))
+    }
+}
+
+fn documents(op: &Value, status: u16) -> bool {
+    op["responses"].get(status.to_string()).is_some()
+}
+
+/// For every documented operation: a wrong or missing token is 401, an
+/// unknown organisation or directory 404, an id that is not a UUID 404
+/// (as is one that cannot be decoded), each status listed by the document.
+#[tokio::test]
+async fn every_operation_answers_auth_and_path_errors_as_documented() {
+    let app = spawn_app().await;
+    let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
+    let dir = app.create_directory("Real").await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let ops = operations(&doc);
+    assert!(ops.len() >= 10);
+    for (method, path, op) in &ops {
+        let real = fill(path, "default", &dir.id);
+        let url = format!("{}/admin/v1{real}", app.address);
+
+        for token in [
+            None,
+            Some("scimd_admin_0000000000000000.wrong"),
+            Some("nonsense"),
+        ] {
+            let mut req = app.client.request(method.clone(), &url);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.json(&json!({ "name": "x" })).send().await.unwrap();
+            assert_eq!(
+                resp.headers()["www-authenticate"],
+                "Bearer realm=\"scimd-admin\""
+            );
+            assert_admin_error(resp, 401, "unauthorized").await;
+            assert!(documents(op, 401), "{method} {path}");
+        }
+
+        if !path.contains('{') {
+            continue;
+        }
+        let mut bad_ids = vec![
+            fill(path, &unknown, &dir.id),
+            fill(path, "not-a-uuid", &dir.id),
+            fill(path, "%FF%FE", &dir.id),
+        ];
+        if path.contains("{directoryId}") {
+            bad_ids.push(fill(path, "default", &unknown));
+            bad_ids.push(fill(path, "default", "not-a-uuid"));
+            bad_ids.push(fill(path, "default", "%C3%28"));
+        }
+        for bad in bad_ids {
+            let resp = request(&app, method, &bad, op).send().await.unwrap();
+            assert_admin_error(resp, 404, "not_found").await;
+            assert!(documents(op, 404), "{method} {path}");
+        }
+    }
+    // Nothing of the above reached the directory: it is still there.
+    let resp = app
+        .admin(M::GET, &format!("/orgs/default/directories/{}", dir.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+/// For every documented operation that takes a body: malformed JSON and
+/// a body of the wrong shape are 400, another content type 415, a body
+/// over the limit 413; and nothing is written.
+#[tokio::test]
+async fn every_body_is_checked_as_documented() {
+    let app = spawn_app_with(|c| c.max_body_bytes = 1024).await;
+    let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
+    let with_body: Vec<_> = operations(&doc)
+        .into_iter()
+        .filter(|(_, _, op)| op.get("requestBody").is_some())
+        .collect();
+    assert!(with_body.len() >= 2);
+    let orgs_before = app.ok_json(app.admin(M::GET, "/orgs")).await["orgs"]
+        .as_array()
+        .unwrap()
+        .len();
+    let dir = app.create_directory("Real").await;
+    for (method, path, op) in &with_body {
+        let path = fill(path, "default", &dir.id);
+        let send = |ct: &'static str, body: Vec<u8>| {
+            app.admin(method.clone(), &path)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+        };
+        let json_ct = "application/json";
+        for (body, what) in [
+            (&b"{\"name\": "[..], "truncated JSON"),
+            (b"not json", "not JSON"),
+            (b"", "an empty body"),
+            (b"[]", "an array"),
+            (b"{}", "no name"),
+            (b"{\"name\": 7}", "a name that is not a string"),
+            (b"{\"name\": \"   \"}", "a blank name"),
+            (b"{\"name\": \"a\\u0000b\"}", "a name with U+0000"),
+        ] {
+            let resp = send(json_ct, body.to_vec()).await.unwrap();
+            let err = assert_admin_error(resp, 400, "bad_request").await;
+            assert!(documents(op, 400), "{method} {path}: {what}: {err}");
+        }
+        for long in ["é".repeat(201), format!(" {} ", "é".repeat(199))] {
+            let long = format!("{{\"name\": \"{long}\"}}");
+            let resp = send(json_ct, long.into_bytes()).await.unwrap();
+            assert_admin_error(resp, 400, "bad_request").await;
+        }
+
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/xml",
+        ] {
+            let resp = send(ct, b"{\"name\": \"x\"}".to_vec()).await.unwrap();
+            assert_admin_error(resp, 415, "unsupported_media_type").await;
+            assert!(documents(op, 415), "{method} {path}");
+        }
+
+        let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(4096));
+        let resp = send(json_ct, huge.into_bytes()).await.unwrap();
+        assert_admin_error(resp, 413, "payload_too_large").await;
+        assert!(documents(op, 413), "{method} {path}");
+    }
+    let orgs = app.ok_json(app.admin(M::GET, "/orgs")).await;
+    assert_eq!(orgs["orgs"].as_array().unwrap().len(), orgs_before);
+    let dirs = app
+        .ok_json(app.admin(M::GET, "/orgs/default/directories"))
+        .await;
+    assert_eq!(dirs["directories"].as_array().unwrap().len(), 1);
+    assert_eq!(dirs["directories"][0]["rateLimit"], Value::Null);
+
+    // 200 characters (not bytes) is the longest name, white space
+    // around it included; the name is kept trimmed, and keys the API
+    // does not read are ignored whatever they hold.
+    let name = "é".repeat(196);
+    let resp = app
+        .admin(M::POST, "/orgs")
+        .json(&json!({ "name": format!("  {name}  "), "ignored\u{0}": "\u{0}" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let org: Value = resp.json().await.unwrap();
+    assert_eq!(org["name"], name);
+}
+
+/// Query parameters the document lists are checked: a bad value is 400.
+#[tokio::test]
+async fn bad_query_parameters_are_400() {
+    let app = spawn_app().await;
+    for query in [
+        "/orgs/default/reports/provisioning?limit=many",
+        "/orgs/default/reports/provisioning?directory=nope",
+        "/orgs/default/reports/provisioning?since=yesterday",
+        "/orgs/default/reports/provisioning?format=xml",
+        "/orgs/default/reports/provisioning?format=",
+        "/orgs/default/reports/provisioning?since=",
+        "/orgs/default/reports/provisioning?directory=",
+        "/orgs/default/reports/provisioning?cursor=zz",
+        "/orgs/default/reports/provisioning?outcome=maybe",
+        "/orgs/default/reports/provisioning?action=user.exploded",
+        "/orgs/default/reports/provisioning?action=",
+        "/orgs/default/reports/provisioning?action=user.created,,user.deleted",
+        "/orgs/default/reports/stats?days=0",
+        "/orgs/default/reports/stats?days=x",
+        "/orgs/default/reports/stats?directory=nope",
+        "/orgs/default/reports/stats?directory=",
+        "/orgs/default/reports/stats?days=181",
+    ] {
+        let resp = app.admin(M::GET, query).send().await.unwrap();
+        assert_admin_error(resp, 400, "bad_request").await;
+    }
+}
+
+/// Paths the API does not have are 404, methods a path does not take 405
+/// with `Allow`, both as JSON; the token is not needed to learn either.
+#[tokio::test]
+async fn unknown_paths_and_methods_are_json_errors() {
+    let app = spawn_app().await;
+    for path in [
+        "/nope",
+        "/orgs/default/nope",
+        "/orgs/default/directories/x/y/z",
+        "/",
+        "",
+    ] {
+        let resp = app.admin(M::GET, path).send().await.unwrap();
+        assert_admin_error(resp, 404, "not_found").await;
+    }
+    for (method, path, allow) in [
+        (M::DELETE, "/orgs", "GET,HEAD,POST"),
+        (M::PUT, "/orgs/default", "GET,HEAD"),
+        (M::PATCH, "/orgs/default/reports/stats", "GET,HEAD"),
+        (M::GET, "/orgs/default/directories/x/api-key", "POST"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}/admin/v1{path}", app.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let got: Vec<String> = resp.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .collect();
+        let mut got = got;
+        got.sort();
+        let mut want: Vec<&str> = allow.split(',').collect();
+        want.sort();
+        assert_eq!(got, want, "{method} {path}");
+        assert_admin_error(resp, 405, "method_not_allowed").await;
+    }
+}
