@@ -125,6 +125,9 @@ async fn orgs_can_be_created_listed_and_read() {
         .await
         .unwrap();
     assert_eq!(other_org.status(), 404);
+    let body: Value = other_org.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert_eq!(body["message"], "directory not found");
 }
 
 #[tokio::test]

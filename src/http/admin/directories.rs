@@ -296,7 +296,11 @@ pub async fn get(
     AdminPath(p): AdminPath<DirectoryPath>,
 ) -> Result<Json<DirectoryView>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
-    let dir = state.store.get_directory(org, id).await?;
+    let dir = state
+        .store
+        .get_directory(org, id)
+        .await
+        .map_err(not_found_directory)?;
     Ok(Json(DirectoryView::new(&state, &dir)))
 }
 
@@ -339,6 +343,9 @@ pub async fn update(
     Ok(Json(DirectoryView::new(&state, &dir)))
 }
 
+/// A directory the path names but the store does not hold: every
+/// directory operation says which thing was missing, as `resolve` does for
+/// an id that is not one.
 fn not_found_directory(e: crate::store::StoreError) -> AdminError {
     match e {
         crate::store::StoreError::NotFound => AdminError::NotFound("directory not found"),
@@ -365,7 +372,11 @@ pub async fn delete(
     AdminPath(p): AdminPath<DirectoryPath>,
 ) -> Result<StatusCode, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
-    state.store.delete_directory(org, id, &admin.audit).await?;
+    state
+        .store
+        .delete_directory(org, id, &admin.audit)
+        .await
+        .map_err(not_found_directory)?;
     state.auth.forget_directory(id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -392,7 +403,8 @@ pub async fn rotate_key(
     state
         .store
         .set_directory_key(org, id, &key.id, &key.hash, &admin.audit)
-        .await?;
+        .await
+        .map_err(not_found_directory)?;
     state.auth.forget_directory(id);
     let dir = state.store.get_directory(org, id).await?;
     Ok(Json(DirectoryWithKey {
