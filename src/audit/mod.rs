@@ -43,16 +43,35 @@ pub enum Action {
     DirectoryCreated,
     DirectoryDeleted,
     DirectoryKeyRotated,
-    // Reserved for admin features to come; their writes record these.
     DirectorySettingsChanged,
+    // Reserved for the sync engine; its runs record these.
     SyncStarted,
     SyncFinished,
+    /// A group's product grants changed (added or removed).
     GrantsChanged,
     DomainVerified,
+    DomainAdded,
+    DomainUnverified,
+    DomainDeleted,
+    DomainDirectoryChanged,
+    AccountDeactivated,
+    AccountReactivated,
+    AccountEmailChanged,
+    AccountUnlinked,
+    AccountRelinked,
+    AccountDeleted,
+    SiteCreated,
+    SiteDeleted,
+    ProductAdded,
+    ProductRemoved,
+    ProductSettingsChanged,
+    OrgGroupCreated,
+    OrgGroupUpdated,
+    OrgGroupDeleted,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 38] = [
         Action::UserCreated,
         Action::UserUpdated,
         Action::UserDeactivated,
@@ -73,6 +92,24 @@ impl Action {
         Action::SyncFinished,
         Action::GrantsChanged,
         Action::DomainVerified,
+        Action::DomainAdded,
+        Action::DomainUnverified,
+        Action::DomainDeleted,
+        Action::DomainDirectoryChanged,
+        Action::AccountDeactivated,
+        Action::AccountReactivated,
+        Action::AccountEmailChanged,
+        Action::AccountUnlinked,
+        Action::AccountRelinked,
+        Action::AccountDeleted,
+        Action::SiteCreated,
+        Action::SiteDeleted,
+        Action::ProductAdded,
+        Action::ProductRemoved,
+        Action::ProductSettingsChanged,
+        Action::OrgGroupCreated,
+        Action::OrgGroupUpdated,
+        Action::OrgGroupDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +134,24 @@ impl Action {
             Action::SyncFinished => "sync.finished",
             Action::GrantsChanged => "grants.changed",
             Action::DomainVerified => "domain.verified",
+            Action::DomainAdded => "domain.added",
+            Action::DomainUnverified => "domain.unverified",
+            Action::DomainDeleted => "domain.deleted",
+            Action::DomainDirectoryChanged => "domain.directory_changed",
+            Action::AccountDeactivated => "account.deactivated",
+            Action::AccountReactivated => "account.reactivated",
+            Action::AccountEmailChanged => "account.email_changed",
+            Action::AccountUnlinked => "account.unlinked",
+            Action::AccountRelinked => "account.relinked",
+            Action::AccountDeleted => "account.deleted",
+            Action::SiteCreated => "site.created",
+            Action::SiteDeleted => "site.deleted",
+            Action::ProductAdded => "product.added",
+            Action::ProductRemoved => "product.removed",
+            Action::ProductSettingsChanged => "product.settings_changed",
+            Action::OrgGroupCreated => "org_group.created",
+            Action::OrgGroupUpdated => "org_group.updated",
+            Action::OrgGroupDeleted => "org_group.deleted",
         }
     }
 
@@ -166,6 +221,14 @@ pub enum TargetType {
     Group,
     Directory,
     Org,
+    Domain,
+    /// An org-level account (its SCIM users are `User` targets).
+    Account,
+    Site,
+    /// A product of a site.
+    Product,
+    /// A group the admin keeps in the org, not a SCIM group.
+    OrgGroup,
     /// A whole request (a rejected `POST /Bulk`).
     Request,
 }
@@ -177,6 +240,11 @@ impl TargetType {
             TargetType::Group => "group",
             TargetType::Directory => "directory",
             TargetType::Org => "org",
+            TargetType::Domain => "domain",
+            TargetType::Account => "account",
+            TargetType::Site => "site",
+            TargetType::Product => "product",
+            TargetType::OrgGroup => "org_group",
             TargetType::Request => "request",
         }
     }

@@ -317,7 +317,7 @@ impl Store {
                  UNION SELECT u.created_at, u.id FROM user_emails e JOIN users u ON u.id = e.user_id \
                  WHERE e.{in_org} AND e.value_ci = $2 \
                  UNION SELECT created_at, id FROM users WHERE {in_org} AND external_id = $3 \
-                 UNION SELECT created_at, id FROM users WHERE {in_org} AND account_id = $3 \
+                 UNION SELECT created_at, id FROM users WHERE {in_org} AND account_id = $7 \
                  UNION SELECT created_at, id FROM users WHERE {in_org} AND id = $7 \
                  UNION SELECT target_created_at, target_id FROM audit_subjects \
                  WHERE org_id = $1 AND value IN ($4, $5, $6) \
