@@ -2,6 +2,9 @@
 
 use serde_json::{Map, Value};
 
+use uuid::Uuid;
+
+use super::account::{linked_account, set_link};
 use crate::scim::ScimError;
 
 /// A user ready to be written: the canonical SCIM document and the values
@@ -18,11 +21,38 @@ pub struct UserDraft {
     pub display_name: Option<String>,
     /// Every email value, lowercased, sorted and de-duplicated.
     pub emails: Vec<String>,
+    /// The account the document names (see [`super::account`]).
+    pub account_id: Option<Uuid>,
     /// The canonical document as JSON text.
     pub doc: String,
 }
 
+/// The columns of a stored document that an update compares with the
+/// new ones, read without making a whole draft.
+pub struct UserColumns {
+    pub active: bool,
+    pub primary_email: Option<String>,
+    pub external_id: Option<String>,
+}
+
 impl UserDraft {
+    /// [`UserColumns`] of a canonical document, as [`Self::from_doc`]
+    /// derives them.
+    pub fn columns_of(doc: &Map<String, Value>) -> UserColumns {
+        UserColumns {
+            active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+            primary_email: doc
+                .get("emails")
+                .and_then(Value::as_array)
+                .and_then(|emails| primary_email(emails))
+                .map(str::to_lowercase),
+            external_id: doc
+                .get("externalId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+
     /// A draft from a canonical user document (one that
     /// `scim::resource::parse_resource` or a PATCH produced); refuses a
     /// document without a userName.
@@ -46,9 +76,28 @@ impl UserDraft {
             external_id: text("externalId"),
             display_name: text("displayName"),
             active: doc.get("active").and_then(Value::as_bool).unwrap_or(true),
+            account_id: linked_account(doc),
             user_name,
             doc: Value::Object(doc.clone()).to_string(),
         })
+    }
+
+    /// The same user linked to `account` (or to none): the link is the
+    /// store's to keep, whatever a change did to the document.
+    pub fn with_link(self, account: Option<Uuid>) -> UserDraft {
+        if self.account_id == account {
+            return self;
+        }
+        let mut doc = match serde_json::from_str(&self.doc) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        set_link(&mut doc, account);
+        UserDraft {
+            account_id: account,
+            doc: Value::Object(doc).to_string(),
+            ..self
+        }
     }
 }
 

@@ -40,6 +40,7 @@ impl From<StoreError> for ScimApiError {
             StoreError::Conflict(attr) => {
                 ScimError::uniqueness(format!("{attr} is already in use in this directory")).into()
             }
+            StoreError::Taken(detail) => ScimError::uniqueness(detail).into(),
             StoreError::PreconditionFailed => ScimError::precondition_failed(
                 "the resource has changed: If-Match does not match its current version",
             )
@@ -140,6 +141,7 @@ impl From<StoreError> for AdminError {
         match e {
             StoreError::NotFound => AdminError::NotFound("not found"),
             StoreError::Conflict(attr) => AdminError::Conflict(format!("{attr} already exists")),
+            StoreError::Taken(detail) => AdminError::Conflict(detail),
             StoreError::UnknownMembers => AdminError::BadRequest(e.to_string()),
             other => AdminError::Internal(other.into()),
         }
@@ -289,6 +291,11 @@ mod tests {
         let cases: Vec<(StoreError, u16, Option<&str>)> = vec![
             (StoreError::NotFound, 404, None),
             (StoreError::Conflict("userName"), 409, Some("uniqueness")),
+            (
+                StoreError::Taken("externalId 'x' is taken".into()),
+                409,
+                Some("uniqueness"),
+            ),
             (StoreError::PreconditionFailed, 412, None),
             (StoreError::UnknownMembers, 400, Some("invalidValue")),
             (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),

@@ -8,6 +8,10 @@ pub enum StoreError {
     /// A unique constraint rejected the write; names the SCIM attribute.
     #[error("{0} is already taken")]
     Conflict(&'static str),
+    /// A unique constraint rejected the write, said in full (which value
+    /// is taken, and by what).
+    #[error("{0}")]
+    Taken(String),
     /// `If-Match` named a version that is no longer current.
     #[error("version mismatch")]
     PreconditionFailed,
@@ -88,6 +92,7 @@ mod tests {
         for client in [
             StoreError::NotFound,
             StoreError::Conflict("userName"),
+            StoreError::Taken("externalId 'x' is already used by user 1".into()),
             StoreError::PreconditionFailed,
             StoreError::UnknownMembers,
         ] {

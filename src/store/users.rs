@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::accel::paging::{fetch_keyset, fetch_page};
+use super::accounts;
 use super::audit::{event_args, insert_event, record_subjects};
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{Keyset, ListKey, ListQuery, Page};
@@ -14,11 +15,20 @@ use super::sql::users::{
 use super::user_cache::Change;
 use super::{read, write_job, OnConflict, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event};
+use crate::directory::account::{email_domain, linked_account};
 use crate::directory::events::{self, deleted_user_subjects, user_created, user_updated};
 use crate::directory::user::email_values;
 use crate::directory::UserDraft;
 use crate::scim::list::ListRequest;
 use crate::time::now_micros;
+
+/// The refusal of a user whose externalId another user of its directory
+/// holds.
+fn external_id_taken(external_id: &str, holder: Uuid) -> StoreError {
+    StoreError::Taken(format!(
+        "externalId '{external_id}' is already used by user {holder}"
+    ))
+}
 
 /// A stored user.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -77,7 +87,9 @@ impl UserWithGroups {
 mod batches;
 
 pub(super) use batches::UserBatches;
-use batches::{insert_users, update_users, NewUserRow, PendingUpdate, PendingUser, UpdateRow};
+use batches::{
+    insert_users, update_users, CreatedUser, NewUserRow, PendingUpdate, PendingUser, UpdateRow,
+};
 
 /// A user found by its lowercased userName.
 #[derive(Clone, sqlx::FromRow)]
@@ -169,6 +181,25 @@ struct UserUpdate {
     /// found by them.
     gone: Vec<String>,
     emails_changed: bool,
+    /// What the change does to the user's account, if anything.
+    account: AccountChange,
+}
+
+/// What an update of a linked user asks of its account and its identity.
+#[derive(Default)]
+struct AccountChange {
+    /// `active` changed: the account follows its links.
+    active: bool,
+    /// The primary email changed: the account may follow it.
+    email: bool,
+    /// The externalId changed: it must not be another user's.
+    external_id: bool,
+}
+
+impl AccountChange {
+    fn any(&self) -> bool {
+        self.active || self.email || self.external_id
+    }
 }
 
 impl UserUpdate {
@@ -191,8 +222,18 @@ impl UserUpdate {
         }
         let before = current.doc_map();
         let old_emails = email_values(&before);
+        let old = UserDraft::columns_of(&before);
+        let link = linked_account(&before);
         let kept = audit.enabled.then(|| before.clone());
-        let user = change(before)?;
+        // The account link is the store's, whatever the change did to it.
+        let user = change(before)?.with_link(link);
+        let account = AccountChange {
+            active: link.is_some() && user.active != old.active,
+            email: link.is_some()
+                && user.primary_email.is_some()
+                && user.primary_email != old.primary_email,
+            external_id: user.external_id.is_some() && user.external_id != old.external_id,
+        };
         let (event, gone) = match &kept {
             Some(before) => {
                 let stored = (current.id, current.created_at);
@@ -211,12 +252,13 @@ impl UserUpdate {
             event,
             gone,
             emails_changed,
+            account,
         })
     }
 
     /// Whether the UPDATE (with its event) is all there is to write.
     fn is_one_statement(&self) -> bool {
-        !self.emails_changed && self.gone.is_empty()
+        !self.emails_changed && self.gone.is_empty() && !self.account.any()
     }
 
     fn row(&self, id: Uuid) -> UserRow {
@@ -284,17 +326,38 @@ async fn write_user_update<C: Conn>(
     update: &UserUpdate,
     org_id: Uuid,
 ) -> Result<bool> {
+    if update.account.external_id {
+        if let Some(external_id) = &update.user.external_id {
+            let sql = "SELECT id FROM users WHERE directory_id = $1 AND external_id = $2 \
+                       AND id <> $3";
+            let args = [directory_id.into(), external_id.as_str().into(), id.into()];
+            if let Some((holder,)) = c.fetch_optional::<(Uuid,)>(sql, &args).await? {
+                return Err(external_id_taken(external_id, holder));
+            }
+        }
+    }
     let written = update_user_row(c, directory_id, id, update).await? > 0;
     if written {
         if update.emails_changed {
             store_emails(c, directory_id, id, &update.user.emails, true).await?;
         }
         record_subjects(c, org_id, (id, update.created_at), &update.gone).await?;
+        if let Some(account_id) = update.user.account_id {
+            if update.account.active {
+                accounts::follow_links_active(c, account_id, update.now).await?;
+            }
+            if let (true, Some(email)) = (update.account.email, &update.user.primary_email) {
+                let link = (account_id, directory_id, id);
+                accounts::follow_user_email(c, org_id, link, email, update.now).await?;
+            }
+        }
     }
     Ok(written)
 }
 
 impl Store {
+    /// Creates a user linked to its org's account with its email, or to a
+    /// new account (the id its document names); see `INSERT_USERS`.
     pub async fn insert_user(
         &self,
         directory_id: Uuid,
@@ -303,16 +366,33 @@ impl Store {
     ) -> Result<UserRow> {
         let id = Uuid::new_v4();
         let now = now_micros();
+        // Every user is linked: one that names no account yet gets a new id.
+        let user = match user.account_id {
+            Some(_) => user,
+            None => user.with_link(Some(Uuid::new_v4())),
+        };
+        let account_id = user.account_id.unwrap_or_default();
         let event = audit
             .enabled
             .then(|| user_created(audit, directory_id, (id, now), &user));
         let doc = user.doc.clone();
+        let external_id = user.external_id.clone();
+        let user_name_ci = user.user_name.to_lowercase();
         let emails = Value::from(user.emails.as_slice()).to_string();
+        let email_domain = user
+            .primary_email
+            .as_deref()
+            .and_then(email_domain)
+            .map(str::to_owned);
         // Creations made at the same time share one call (see
         // `INSERT_USERS`).
         let pending = PendingUser(std::sync::Arc::new(NewUserRow {
             id,
             directory_id,
+            org_id: audit.org_id,
+            account_id,
+            account_text: account_id.to_string(),
+            email_domain,
             user,
             now,
             emails,
@@ -328,13 +408,19 @@ impl Store {
                     let db = self.db.clone();
                     async move { insert_users(&db, with_events, batch).await }
                 },
-                PendingUser::clone,
+                |created| created.0.clone(),
             )
             .await?;
-        // Skipped: its userName is taken.
-        if created.is_none() {
-            return Err(StoreError::Conflict("userName"));
-        }
+        // Skipped: its userName or its externalId is taken.
+        let Some(CreatedUser(_, linked)) = created else {
+            return Err(self
+                .creation_conflict(directory_id, &user_name_ci, external_id)
+                .await);
+        };
+        let doc = match linked == account_id {
+            true => doc,
+            false => doc.replace(&account_id.to_string(), &linked.to_string()),
+        };
         Ok(UserRow {
             id,
             doc,
@@ -342,6 +428,50 @@ impl Store {
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// Why a creation was skipped: its externalId names a user of the
+    /// directory (said with that user's id: an identity provider that
+    /// re-keyed a user learns which record holds it), or its userName is
+    /// taken.
+    async fn creation_conflict(
+        &self,
+        directory_id: Uuid,
+        user_name_ci: &str,
+        external_id: Option<String>,
+    ) -> StoreError {
+        let Some(external_id) = external_id else {
+            return StoreError::Conflict("userName");
+        };
+        let holder = self
+            .external_id_holder(directory_id, &external_id, user_name_ci)
+            .await;
+        match holder {
+            Ok(Some(holder)) => external_id_taken(&external_id, holder),
+            Ok(None) => StoreError::Conflict("userName"),
+            Err(e) => e,
+        }
+    }
+
+    /// The user of `directory_id` other than the one named `user_name_ci`
+    /// whose externalId is `external_id`.
+    async fn external_id_holder(
+        &self,
+        directory_id: Uuid,
+        external_id: &str,
+        user_name_ci: &str,
+    ) -> Result<Option<Uuid>> {
+        Ok(read!(self, |_d, c| {
+            sqlx::query_scalar(
+                "SELECT id FROM users WHERE directory_id = $1 AND external_id = $2 \
+                 AND user_name_ci <> $3",
+            )
+            .bind(directory_id)
+            .bind(external_id)
+            .bind(user_name_ci)
+            .fetch_optional(&mut *c)
+            .await?
+        }))
     }
 
     pub async fn get_user(&self, directory_id: Uuid, id: Uuid) -> Result<UserRow> {
@@ -674,16 +804,23 @@ impl Store {
         let audit = audit.clone();
         let changed = self.change_guard(Change::User(id));
         let changed = write_job!(self, |_d, tx| {
-            type Current = (i64, i64, String, Option<String>, Option<String>);
+            type Current = (
+                i64,
+                i64,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<Uuid>,
+            );
             let current: Option<Current> = sqlx::query_as(
-                "SELECT version, created_at, user_name, primary_email, external_id FROM users \
-                     WHERE directory_id = $1 AND id = $2",
+                "SELECT version, created_at, user_name, primary_email, external_id, account_id \
+                     FROM users WHERE directory_id = $1 AND id = $2",
             )
             .bind(directory_id)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
-            let (version, created_at, user_name, email, external_id) =
+            let (version, created_at, user_name, email, external_id, account_id) =
                 current.ok_or(StoreError::NotFound)?;
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
@@ -708,6 +845,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             super::bump_list_epoch(&mut *tx, directory_id).await?;
+            if let Some(account_id) = account_id {
+                accounts::after_user_deleted(&mut *tx, audit.org_id, account_id, now_micros())
+                    .await?;
+            }
             if audit.enabled {
                 let event = events::user_event(
                     &audit,

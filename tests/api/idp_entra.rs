@@ -537,7 +537,11 @@ async fn entra_create_with_nulls_and_a_misspelt_schema() {
     ] {
         assert!(u.get(absent).is_none(), "{absent} in {u}");
     }
-    assert_eq!(u["schemas"], json!([USER]));
+    // The account link (Atlassian's extension) is the server's own.
+    assert_eq!(
+        u["schemas"],
+        json!([USER, "urn:scim:schemas:extension:atlassian-external:1.0"])
+    );
     assert_eq!(u["displayName"], "Joy Young");
     // Example 1: the lookup by the matching attribute (externalId, quoted
     // as Entra sends it in "Get User by query").

@@ -22,7 +22,9 @@ fn okta_user(name: &str) -> Value {
         "emails": [{ "primary": true, "value": name, "type": "work" }],
         "displayName": "Test User",
         "locale": "en-US",
-        "externalId": format!("00u{}", name.len()),
+        // Okta's user id: one per user (a directory refuses a second
+        // user with one externalId).
+        "externalId": format!("00u{}", name.split('@').next().unwrap_or(name)),
         "groups": [],
         "password": "1mz050nq",
         "active": true

@@ -12,6 +12,7 @@ use super::{
     scim_text_response, CursorPage, CursorPaging, ResourceJson,
 };
 use crate::audit::{Target, TargetType};
+use crate::directory::account::{linked_account, set_link};
 use crate::directory::UserDraft;
 use crate::http::error::ScimApiError;
 use crate::http::extract::{if_match, ScimContext, ScimJson};
@@ -166,11 +167,14 @@ fn render_projected(
         .to_string()
 }
 
-/// Parses a POST/PUT body into the user to store. `active` defaults to
-/// true, as Atlassian's directory does.
+/// Parses a POST body into the user to store. `active` defaults to
+/// true, as Atlassian's directory does. It names a new account id, which
+/// the store keeps if no account of the org has the user's email (and
+/// replaces with that account's otherwise).
 fn new_user(body: &Value) -> Result<UserDraft, ScimApiError> {
     let mut doc = user_doc(body)?;
     doc.entry("active").or_insert(Value::Bool(true));
+    set_link(&mut doc, Some(Uuid::new_v4()));
     Ok(UserDraft::from_doc(&doc)?)
 }
 
@@ -424,6 +428,8 @@ pub(super) async fn replace_row(
             &ctx.audit,
             move |current: Map<String, Value>| {
                 let mut doc = doc.clone();
+                // The account link is the server's: it stays as it was.
+                set_link(&mut doc, linked_account(&current));
                 // A PUT that leaves `active` out keeps the user's status:
                 // Okta changes a status only through `active`, so a whole
                 // profile without it must not reactivate a deactivated user.

@@ -200,15 +200,30 @@ fn update_user(d: Dialect, with_event: bool) -> String {
     }
 }
 
-/// Creating users, with their emails and their events or without, in one
-/// call that evaluates to the ids of the users created. A user whose
-/// userName is taken is skipped with its emails and event, so one conflict
-/// costs the others nothing. Each user binds 11 values (id, directory, the
-/// 7 stored columns, the time, its emails as a JSON array); the events
-/// follow, 23 values each.
+/// Creating users, linked to their accounts, with their emails and their
+/// events or without, in one call that evaluates to the ids of the users
+/// created and the accounts they are linked to. A user whose userName or
+/// externalId is taken is skipped with its emails and event, so one
+/// conflict costs the others nothing. Each user binds [`INSERT_VALUES`]
+/// values (id, directory, the 7 stored columns, the time, its emails as a
+/// JSON array, its org, the id of the account to make for it, that id as
+/// its document writes it, its email's domain); the events follow, 23
+/// values each.
 ///
-/// On PostgreSQL it is one statement of data-modifying CTEs. On SQLite it
-/// is three statements in one hand-off to the connection's thread; ids are
+/// A user links to the account of its org with its (lowercased primary)
+/// email, or to a new one; users of a batch with one email share one new
+/// id (the caller's doing). The document names the new id, replaced by
+/// the linked one.
+///
+/// On PostgreSQL it is one statement of data-modifying CTEs. Accounts
+/// come first, `ON CONFLICT … DO UPDATE … RETURNING`: under READ
+/// COMMITTED that returns the account another transaction committed while
+/// this one waited on the unique index, which `DO NOTHING` would not
+/// (and the snapshot does not show), so two creations of one new email
+/// end with one account. Accounts are written in (org, email) order, so
+/// two batches wait for each other's emails in one order, never in a
+/// cycle. On SQLite, whose single writer runs one batch at a time, it is
+/// five statements in one hand-off to the connection's thread; ids are
 /// new, so a user's emails and event are written exactly when a row with
 /// its id exists.
 pub(crate) static INSERT_USERS: LazyLock<PerStore<Batches>> = LazyLock::new(|| {
@@ -220,40 +235,103 @@ pub(crate) static INSERT_USERS: LazyLock<PerStore<Batches>> = LazyLock::new(|| {
     })
 });
 
-fn insert_rows(d: Dialect, rows: usize) -> String {
+/// The values each user of [`INSERT_USERS`] binds.
+pub(crate) const INSERT_VALUES: usize = 15;
+
+/// The parameters of user `i` of a creation batch.
+fn insert_params(i: usize) -> Vec<String> {
+    (1..=INSERT_VALUES)
+        .map(|n| format!("${}", i * INSERT_VALUES + n))
+        .collect()
+}
+
+/// The `VALUES` rows of a creation batch, the parameters at `pick` of
+/// each user, with PostgreSQL's casts.
+fn insert_rows(d: Dialect, rows: usize, pick: &[usize]) -> String {
     let users: Vec<String> = (0..rows)
         .map(|i| {
-            let p = row_params(i);
-            match d {
-                Dialect::Postgres => format!(
-                    "({}, {}::jsonb, {}, {}::jsonb)",
-                    p[..8].join(", "),
-                    p[8],
-                    p[9],
-                    p[10]
-                ),
-                Dialect::Sqlite => {
-                    format!("({}, 1, {}, {})", p[..9].join(", "), p[9], p[9])
-                }
-            }
+            let p = insert_params(i);
+            let values: Vec<String> = pick
+                .iter()
+                .map(|&k| match (d, k) {
+                    (Dialect::Postgres, 10) => format!("{}::jsonb", p[k]),
+                    (Dialect::Postgres, 0 | 1 | 11 | 12) => format!("{}::uuid", p[k]),
+                    (Dialect::Postgres, 5) => format!("{}::boolean", p[k]),
+                    (Dialect::Postgres, 9) => format!("{}::bigint", p[k]),
+                    (Dialect::Postgres, _) => format!("{}::text", p[k]),
+                    (Dialect::Sqlite, _) => p[k].clone(),
+                })
+                .collect();
+            format!("({})", values.join(", "))
         })
         .collect();
     users.join(", ")
 }
 
+/// The columns of [`INSERT_VALUES`], by position.
+const INSERT_COLUMNS: [&str; INSERT_VALUES] = [
+    "id",
+    "directory_id",
+    "user_name",
+    "user_name_ci",
+    "external_id",
+    "active",
+    "primary_email",
+    "display_name",
+    "doc",
+    "now",
+    "emails",
+    "org_id",
+    "account_id",
+    "account_text",
+    "email_domain",
+];
+
+/// `v (columns) AS (VALUES …)` of the values at `pick`.
+fn insert_cte(d: Dialect, rows: usize, pick: &[usize]) -> String {
+    let names: Vec<&str> = pick.iter().map(|&k| INSERT_COLUMNS[k]).collect();
+    format!(
+        "v ({}) AS (VALUES {})",
+        names.join(", "),
+        insert_rows(d, rows, pick)
+    )
+}
+
+/// A user whose userName or externalId is taken in its directory gets no
+/// account made for it (its creation will be skipped).
+const NOT_TAKEN: &str = "NOT EXISTS (SELECT 1 FROM users u WHERE u.directory_id = v.directory_id \
+     AND u.user_name_ci = v.user_name_ci) \
+     AND NOT EXISTS (SELECT 1 FROM users u WHERE u.directory_id = v.directory_id \
+     AND u.external_id = v.external_id)";
+
+const ALL_VALUES: [usize; INSERT_VALUES] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+
 fn insert_users_postgres(rows: usize, with_events: bool) -> String {
     let mut sql = format!(
-        "WITH v (id, directory_id, user_name, user_name_ci, external_id, active, \
-         primary_email, display_name, doc, now, emails) AS (VALUES {}), \
+        "WITH {}, \
+         linked AS (INSERT INTO accounts (id, org_id, email, email_domain, display_name, \
+         active, created_at, updated_at) \
+         SELECT DISTINCT ON (org_id, primary_email, account_id) account_id, org_id, \
+         primary_email, email_domain, display_name, active, now, now FROM v WHERE {NOT_TAKEN} \
+         ORDER BY org_id, primary_email, account_id \
+         ON CONFLICT (org_id, email) WHERE email IS NOT NULL DO UPDATE \
+         SET active = accounts.active OR EXCLUDED.active, \
+         updated_at = CASE WHEN accounts.active OR NOT EXCLUDED.active \
+         THEN accounts.updated_at ELSE EXCLUDED.updated_at END \
+         RETURNING id, org_id, email), \
+         l AS (SELECT v.*, linked.id AS linked_id FROM v JOIN linked \
+         ON linked.org_id = v.org_id AND (linked.email = v.primary_email \
+         OR (v.primary_email IS NULL AND linked.id = v.account_id))), \
          written AS (INSERT INTO users (id, directory_id, user_name, user_name_ci, \
-         external_id, active, primary_email, display_name, doc, version, created_at, \
-         updated_at) SELECT id, directory_id, user_name, user_name_ci, external_id, active, \
-         primary_email, display_name, doc, 1, now, now FROM v \
-         ON CONFLICT DO NOTHING RETURNING id), \
+         external_id, active, primary_email, display_name, account_id, doc, version, \
+         created_at, updated_at) SELECT id, directory_id, user_name, user_name_ci, \
+         external_id, active, primary_email, display_name, linked_id, \
+         replace(doc, account_text, linked_id::text)::jsonb, 1, now, now FROM l \
+         ON CONFLICT DO NOTHING RETURNING id, account_id), \
          emails AS (INSERT INTO user_emails (user_id, directory_id, value_ci) \
          SELECT v.id, v.directory_id, e FROM v JOIN written USING (id), \
          jsonb_array_elements_text(v.emails) AS e)",
-        insert_rows(Dialect::Postgres, rows)
+        insert_cte(Dialect::Postgres, rows, &ALL_VALUES)
     );
     if with_events {
         sql.push_str(&format!(
@@ -261,38 +339,63 @@ fn insert_users_postgres(rows: usize, with_events: bool) -> String {
              logged AS ({} SELECT events.* FROM events \
              JOIN written ON written.id = events.target_id)",
             EVENT_WRITTEN_COLUMNS,
-            event_rows(rows, rows * 11, false),
+            event_rows(rows, rows * INSERT_VALUES, false),
             EVENT_INSERT_COLUMNS,
         ));
     }
-    sql.push_str(" SELECT id FROM written");
+    sql.push_str(" SELECT id, account_id FROM written");
     sql
 }
 
+/// A BLOB id as the hyphenated lowercase text a document holds.
+fn sqlite_uuid_text(blob: &str) -> String {
+    let part = |from: usize, len: usize| format!("substr(hex({blob}), {from}, {len})");
+    format!(
+        "lower({} || '-' || {} || '-' || {} || '-' || {} || '-' || {})",
+        part(1, 8),
+        part(9, 4),
+        part(13, 4),
+        part(17, 4),
+        part(21, 12)
+    )
+}
+
 fn insert_users_sqlite(rows: usize, with_events: bool) -> String {
-    let emails: Vec<String> = (0..rows)
-        .map(|i| {
-            let p = row_params(i);
-            format!("({}, {}, {})", p[0], p[1], p[10])
-        })
-        .collect();
     let mut sql = format!(
-        "INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
-         primary_email, display_name, doc, version, created_at, updated_at) VALUES {} \
-         ON CONFLICT DO NOTHING RETURNING id; \
-         WITH v (id, directory_id, emails) AS (VALUES {}) \
-         INSERT INTO user_emails (user_id, directory_id, value_ci) \
+        "WITH {} INSERT INTO accounts (id, org_id, email, email_domain, display_name, active, \
+         created_at, updated_at) SELECT account_id, org_id, primary_email, email_domain, \
+         display_name, active, now, now FROM v WHERE {NOT_TAKEN} ON CONFLICT DO NOTHING; \
+         WITH {}, \
+         l AS (SELECT v.*, COALESCE((SELECT a.id FROM accounts a WHERE a.org_id = v.org_id \
+         AND a.email = v.primary_email), (SELECT a.id FROM accounts a \
+         WHERE a.id = v.account_id)) AS linked_id FROM v) \
+         INSERT INTO users (id, directory_id, user_name, user_name_ci, external_id, active, \
+         primary_email, display_name, account_id, doc, version, created_at, updated_at) \
+         SELECT id, directory_id, user_name, user_name_ci, external_id, active, primary_email, \
+         display_name, linked_id, replace(doc, account_text, {}), 1, now, now FROM l \
+         WHERE linked_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING id, account_id; \
+         WITH {} UPDATE accounts SET active = 1, updated_at = v.now FROM v \
+         WHERE accounts.active = 0 AND v.active \
+         AND accounts.id = (SELECT account_id FROM users WHERE users.id = v.id); \
+         WITH {} INSERT INTO user_emails (user_id, directory_id, value_ci) \
          SELECT v.id, v.directory_id, e.value FROM v, json_each(v.emails) AS e \
          WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.id)",
-        insert_rows(Dialect::Sqlite, rows),
-        emails.join(", ")
+        insert_cte(Dialect::Sqlite, rows, &[0, 1, 3, 4, 5, 6, 7, 9, 11, 12, 14]),
+        insert_cte(
+            Dialect::Sqlite,
+            rows,
+            &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
+        ),
+        sqlite_uuid_text("linked_id"),
+        insert_cte(Dialect::Sqlite, rows, &[0, 5, 9]),
+        insert_cte(Dialect::Sqlite, rows, &[0, 1, 10]),
     );
     if with_events {
         sql.push_str(&format!(
             "; WITH events ({}) AS (VALUES {}) {} SELECT * FROM events \
              WHERE EXISTS (SELECT 1 FROM users WHERE users.id = events.target_id)",
             EVENT_WRITTEN_COLUMNS,
-            event_rows(rows, rows * 11, false),
+            event_rows(rows, rows * INSERT_VALUES, false),
             EVENT_INSERT_COLUMNS,
         ));
     }
@@ -421,10 +524,14 @@ mod tests {
                         .collect();
                     params.sort();
                     params.dedup();
+                    let values = match sql.contains("INSERT INTO accounts") {
+                        true => INSERT_VALUES,
+                        false => 11,
+                    };
                     let per_row = match (with_events, sql.starts_with("INSERT INTO audit_events")) {
                         (_, true) => 23,
-                        (true, false) => 11 + 23,
-                        (false, false) => 11,
+                        (true, false) => values + 23,
+                        (false, false) => values,
                     };
                     assert_eq!(params, (1..=rows * per_row).collect::<Vec<_>>(), "{sql}");
                 }

@@ -2,6 +2,8 @@
 //! statements (see [`crate::store::accel::coalesce`]): creations, and
 //! PATCH and PUT that are one statement.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use super::{update_args, user_args, NamedUser, UserUpdate};
@@ -12,7 +14,7 @@ use crate::store::audit::event_args;
 use crate::store::conn::{Arg, Conn};
 use crate::store::sql::audit::EVENT_VALUES;
 use crate::store::sql::users::{
-    INSERT_EVENTS, INSERT_USERS, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE,
+    INSERT_EVENTS, INSERT_USERS, INSERT_VALUES, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE,
 };
 use crate::store::{Db, OnConflict, Result};
 
@@ -25,7 +27,7 @@ pub(crate) struct UserBatches {
     /// keyed by the lowercased userName.
     pub(super) by_name: Coalescer<(Uuid, bool), String, NamedUser>,
     /// `POST /Users`, grouped by whether events are written.
-    pub(super) inserts: Coalescer<bool, PendingUser, PendingUser>,
+    pub(super) inserts: Coalescer<bool, PendingUser, CreatedUser>,
     /// PATCH and PUT that are one statement (see
     /// [`UserUpdate::is_one_statement`]), grouped by whether events are
     /// written.
@@ -52,6 +54,12 @@ pub(super) struct PendingUser(pub(super) std::sync::Arc<NewUserRow>);
 pub(super) struct NewUserRow {
     pub(super) id: Uuid,
     pub(super) directory_id: Uuid,
+    pub(super) org_id: Uuid,
+    /// The new account's id its document names ([`UserDraft::account_id`]).
+    pub(super) account_id: Uuid,
+    /// That id as the document writes it.
+    pub(super) account_text: String,
+    pub(super) email_domain: Option<String>,
     pub(super) user: UserDraft,
     pub(super) now: i64,
     /// `user.emails` as a JSON array.
@@ -66,17 +74,32 @@ impl PartialEq for PendingUser {
 }
 
 /// Creates `batch` (all with events, or all without) on `c`: the ids of
-/// the users created (see [`INSERT_USERS`]).
+/// the users created, each with the account it is linked to (see
+/// [`INSERT_USERS`]).
 async fn insert_users_on<C: Conn>(
     c: &mut C,
     with_events: bool,
     batch: &[PendingUser],
-) -> Result<Vec<Uuid>> {
-    let mut args = Vec::with_capacity(batch.len() * (11 + EVENT_VALUES));
+) -> Result<Vec<(Uuid, Uuid)>> {
+    // Users of the batch with one email share one new account id: the
+    // statement makes one account of them.
+    let mut shared: HashMap<(Uuid, &str), Uuid> = HashMap::new();
+    let mut args = Vec::with_capacity(batch.len() * (INSERT_VALUES + EVENT_VALUES));
     for p in batch {
-        args.extend([p.0.id.into(), p.0.directory_id.into()]);
-        args.extend(user_args(&p.0.user));
-        args.extend([p.0.now.into(), (&p.0.emails).into()]);
+        let u = &p.0;
+        let account = match u.user.primary_email.as_deref() {
+            Some(email) => *shared.entry((u.org_id, email)).or_insert(u.account_id),
+            None => u.account_id,
+        };
+        args.extend([u.id.into(), u.directory_id.into()]);
+        args.extend(user_args(&u.user));
+        args.extend([u.now.into(), (&u.emails).into()]);
+        args.extend([
+            u.org_id.into(),
+            account.into(),
+            u.account_text.as_str().into(),
+            u.email_domain.as_deref().into(),
+        ]);
     }
     if with_events {
         // Batches are grouped by whether they write events, so each has
@@ -87,18 +110,19 @@ async fn insert_users_on<C: Conn>(
         }
     }
     let sql = INSERT_USERS.of(C::DIALECT).get(batch.len(), with_events);
-    let created: Vec<(Uuid,)> = c.fetch_all(sql, &args).await.on_conflict("userName")?;
-    Ok(created.into_iter().map(|(id,)| id).collect())
+    let created: Vec<(Uuid, Uuid)> = c.fetch_all(sql, &args).await.on_conflict("userName")?;
+    Ok(created)
 }
 
 /// Creates `batch` (all with events, or all without) in one call;
-/// evaluates to those created (see [`INSERT_USERS`]).
+/// evaluates to those created, each with the account it is linked to (see
+/// [`INSERT_USERS`]).
 pub(super) async fn insert_users(
     db: &Db,
     with_events: bool,
     batch: Vec<PendingUser>,
-) -> Result<Vec<PendingUser>> {
-    let created: Vec<Uuid> = match db {
+) -> Result<Vec<CreatedUser>> {
+    let created: Vec<(Uuid, Uuid)> = match db {
         // A job of the writer, committed with its other jobs; bound there,
         // so that event times follow the writer's order.
         Db::Sqlite { writer, .. } => {
@@ -117,9 +141,16 @@ pub(super) async fn insert_users(
     };
     Ok(batch
         .into_iter()
-        .filter(|p| created.contains(&p.0.id))
+        .filter_map(|p| {
+            let (_, account) = created.iter().find(|(id, _)| *id == p.0.id)?;
+            Some(CreatedUser(p, *account))
+        })
         .collect())
 }
+
+/// A user created, with the account it was linked to.
+#[derive(Clone)]
+pub(super) struct CreatedUser(pub(super) PendingUser, pub(super) Uuid);
 
 /// An update of one user waiting for a shared statement. Two updates of
 /// one user may share a batch, so each has a key of its own.
