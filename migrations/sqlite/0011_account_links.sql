@@ -22,3 +22,7 @@ CREATE INDEX account_email_conflicts_account ON account_email_conflicts (account
 DROP INDEX users_directory_external_id;
 -- (Users without one are NULL, and NULLs are distinct in both stores.)
 CREATE UNIQUE INDEX users_directory_external_id ON users (directory_id, external_id);
+
+-- Reports find a user by its account through `users_account` as well; a
+-- second index on the column cost every creation a write for nothing.
+DROP INDEX users_directory_account_id;

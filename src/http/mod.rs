@@ -110,6 +110,8 @@ pub fn router(state: AppState) -> Router {
             .layer(from_fn_with_state(state.clone(), rate_limit::limit_scim))
     };
     let admin = admin::router().layer(from_fn_with_state(state.clone(), rate_limit::limit_admin));
+    let atlassian = admin::atlassian::router()
+        .layer(from_fn_with_state(state.clone(), rate_limit::limit_admin));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -117,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
         .nest("/admin/v1", admin)
+        .nest(admin::atlassian::PREFIX, atlassian)
         .fallback(not_found)
         .with_state(state.clone())
         .layer(from_fn_with_state(state, metrics::track))

@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::admin::{directories, orgs, reports};
+use super::admin::{accounts, atlassian, directories, orgs, reports};
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
 use utoipa::openapi::schema::Schema;
@@ -45,6 +45,17 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         directories::rotate_key,
         reports::provisioning,
         reports::stats,
+        accounts::list,
+        accounts::get,
+        accounts::deactivate,
+        accounts::reactivate,
+        accounts::unlinked_users,
+        accounts::relink,
+        accounts::scim_links_for_group,
+        atlassian::get_scim_links,
+        atlassian::get_scim_links_for_email,
+        atlassian::unlink,
+        atlassian::only_delete_user_in_db,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -53,6 +64,8 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "orgs", description = "Organisations"),
         (name = "directories", description = "Directories: what one identity provider provisions into"),
         (name = "reports", description = "The provisioning report and its counters"),
+        (name = "accounts", description = "Org-level accounts, which SCIM users link to"),
+        (name = "atlassian", description = "Atlassian's user provisioning admin routes, same paths and shapes"),
     )
 )]
 struct AdminApi;
@@ -265,7 +278,16 @@ mod tests {
     /// `(METHOD, /admin/v1/path)` of every `.route(…)` in the admin
     /// router's source, path parameters spelt as in the document.
     fn routed() -> BTreeSet<(String, String)> {
-        let src = include_str!("admin/mod.rs");
+        let mut out = routed_in(include_str!("admin/mod.rs"), "/admin/v1");
+        out.extend(routed_in(
+            include_str!("admin/atlassian.rs"),
+            atlassian::PREFIX,
+        ));
+        out
+    }
+
+    /// [`routed`] of one router's source, mounted at `prefix`.
+    fn routed_in(src: &str, prefix: &str) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         for (start, _) in src.match_indices(".route(") {
             // The call's text, up to its closing parenthesis.
@@ -291,7 +313,7 @@ mod tests {
                     .match_indices(&format!("{method}("))
                     .any(|(i, _)| i > 0 && matches!(&call[i - 1..i], "(" | "." | " " | "\n"));
                 if called {
-                    out.insert((method.to_uppercase(), format!("/admin/v1{path}")));
+                    out.insert((method.to_uppercase(), format!("{prefix}{path}")));
                 }
             }
         }

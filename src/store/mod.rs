@@ -33,6 +33,9 @@ mod users;
 use accel::{cursors, user_cache};
 use sqlite::{readers, writer};
 
+pub use accounts::{
+    AccountGroupRow, AccountQuery, AccountRow, DeleteRecordsRefused, EmailConflictRow, LinkRow,
+};
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub(crate) use error::OnConflict;

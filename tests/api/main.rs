@@ -8,6 +8,7 @@
 
 mod accounts;
 mod admin;
+mod atlassian_links;
 mod attribute_names;
 mod audit;
 mod auth;

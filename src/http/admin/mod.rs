@@ -3,7 +3,7 @@
 //! next to its code, so the document cannot say what the code does not.
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
@@ -14,6 +14,8 @@ use uuid::Uuid;
 use super::error::AdminError;
 use super::AppState;
 
+pub(crate) mod accounts;
+pub(crate) mod atlassian;
 pub(crate) mod directories;
 pub(crate) mod orgs;
 pub(crate) mod reports;
@@ -41,6 +43,28 @@ pub fn router() -> Router<AppState> {
             get(reports::provisioning),
         )
         .route("/orgs/{orgId}/reports/stats", get(reports::stats))
+        .route("/orgs/{orgId}/accounts", get(accounts::list))
+        .route("/orgs/{orgId}/accounts/{accountId}", get(accounts::get))
+        .route(
+            "/orgs/{orgId}/accounts/{accountId}/deactivate",
+            post(accounts::deactivate),
+        )
+        .route(
+            "/orgs/{orgId}/accounts/{accountId}/reactivate",
+            post(accounts::reactivate),
+        )
+        .route(
+            "/orgs/{orgId}/unlinked-users",
+            get(accounts::unlinked_users),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/users/{userId}/account",
+            put(accounts::relink),
+        )
+        .route(
+            "/orgs/{orgId}/scim-links",
+            get(accounts::scim_links_for_group),
+        )
         .fallback(not_found)
         // After the routes: it applies to the routes already added.
         .method_not_allowed_fallback(method_not_allowed)
@@ -81,7 +105,7 @@ pub struct DirectoryPath {
 }
 
 /// A UUID, or the word `default`.
-fn org_id_schema() -> Schema {
+pub(super) fn org_id_schema() -> Schema {
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()

@@ -222,10 +222,12 @@ fn update_user(d: Dialect, with_event: bool) -> String {
 /// (and the snapshot does not show), so two creations of one new email
 /// end with one account. Accounts are written in (org, email) order, so
 /// two batches wait for each other's emails in one order, never in a
-/// cycle. On SQLite, whose single writer runs one batch at a time, it is
-/// five statements in one hand-off to the connection's thread; ids are
-/// new, so a user's emails and event are written exactly when a row with
-/// its id exists.
+/// cycle. An account a user links to again is made active again if the
+/// user is. On SQLite, whose single writer runs one batch at a time, it
+/// is four statements in one hand-off to the connection's thread (users
+/// of one email share one account id, so a batch's accounts are grouped
+/// by it); ids are new, so a user's emails and event are written exactly
+/// when a row with its id exists.
 pub(crate) static INSERT_USERS: LazyLock<PerStore<Batches>> = LazyLock::new(|| {
     PerStore::build(|d| {
         Batches::build(match d {
@@ -364,7 +366,10 @@ fn insert_users_sqlite(rows: usize, with_events: bool) -> String {
     let mut sql = format!(
         "WITH {} INSERT INTO accounts (id, org_id, email, email_domain, display_name, active, \
          created_at, updated_at) SELECT account_id, org_id, primary_email, email_domain, \
-         display_name, active, now, now FROM v WHERE {NOT_TAKEN} ON CONFLICT DO NOTHING; \
+         display_name, max(active), now, now FROM v WHERE {NOT_TAKEN} GROUP BY account_id \
+         ON CONFLICT (org_id, email) WHERE email IS NOT NULL DO UPDATE \
+         SET active = 1, updated_at = excluded.updated_at \
+         WHERE excluded.active AND NOT accounts.active; \
          WITH {}, \
          l AS (SELECT v.*, COALESCE((SELECT a.id FROM accounts a WHERE a.org_id = v.org_id \
          AND a.email = v.primary_email), (SELECT a.id FROM accounts a \
@@ -374,9 +379,6 @@ fn insert_users_sqlite(rows: usize, with_events: bool) -> String {
          SELECT id, directory_id, user_name, user_name_ci, external_id, active, primary_email, \
          display_name, linked_id, replace(doc, account_text, {}), 1, now, now FROM l \
          WHERE linked_id IS NOT NULL ON CONFLICT DO NOTHING RETURNING id, account_id; \
-         WITH {} UPDATE accounts SET active = 1, updated_at = v.now FROM v \
-         WHERE accounts.active = 0 AND v.active \
-         AND accounts.id = (SELECT account_id FROM users WHERE users.id = v.id); \
          WITH {} INSERT INTO user_emails (user_id, directory_id, value_ci) \
          SELECT v.id, v.directory_id, e.value FROM v, json_each(v.emails) AS e \
          WHERE EXISTS (SELECT 1 FROM users WHERE users.id = v.id)",
@@ -387,7 +389,6 @@ fn insert_users_sqlite(rows: usize, with_events: bool) -> String {
             &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
         ),
         sqlite_uuid_text("linked_id"),
-        insert_cte(Dialect::Sqlite, rows, &[0, 5, 9]),
         insert_cte(Dialect::Sqlite, rows, &[0, 1, 10]),
     );
     if with_events {
