@@ -14,9 +14,10 @@ use crate::store::audit::event_args;
 use crate::store::conn::{Arg, Conn};
 use crate::store::sql::audit::EVENT_VALUES;
 use crate::store::sql::users::{
-    INSERT_EVENTS, INSERT_USERS, INSERT_VALUES, UPDATE_USERS_POSTGRES, UPDATE_USERS_SQLITE,
+    INSERT_EVENTS, INSERT_USERS, INSERT_VALUES, SQLITE_INSERT_PICKS, UPDATE_USERS_POSTGRES,
+    UPDATE_USERS_SQLITE,
 };
-use crate::store::{Db, OnConflict, Result};
+use crate::store::{Db, Dialect, OnConflict, Result};
 
 /// Single-user statements made at the same time, answered by shared
 /// statements (see [`crate::store::accel::coalesce`]).
@@ -84,22 +85,45 @@ async fn insert_users_on<C: Conn>(
     // Users of the batch with one email share one new account id: the
     // statement makes one account of them.
     let mut shared: HashMap<(Uuid, &str), Uuid> = HashMap::new();
-    let mut args = Vec::with_capacity(batch.len() * (INSERT_VALUES + EVENT_VALUES));
-    for p in batch {
-        let u = &p.0;
-        let account = match u.user.primary_email.as_deref() {
-            Some(email) => *shared.entry((u.org_id, email)).or_insert(u.account_id),
-            None => u.account_id,
-        };
-        args.extend([u.id.into(), u.directory_id.into()]);
-        args.extend(user_args(&u.user));
-        args.extend([u.now.into(), (&u.emails).into()]);
-        args.extend([
-            u.org_id.into(),
-            account.into(),
-            u.account_text.as_str().into(),
-            u.email_domain.as_deref().into(),
-        ]);
+    let values: Vec<[Arg; INSERT_VALUES]> = batch
+        .iter()
+        .map(|p| {
+            let u = &p.0;
+            let account = match u.user.primary_email.as_deref() {
+                Some(email) => *shared.entry((u.org_id, email)).or_insert(u.account_id),
+                None => u.account_id,
+            };
+            let [a, b, c, d, e, f, g] = user_args(&u.user);
+            [
+                u.id.into(),
+                u.directory_id.into(),
+                a,
+                b,
+                c,
+                d,
+                e,
+                f,
+                g,
+                u.now.into(),
+                (&u.emails).into(),
+                u.org_id.into(),
+                account.into(),
+                u.account_text.as_str().into(),
+                u.email_domain.as_deref().into(),
+            ]
+        })
+        .collect();
+    let mut args = Vec::with_capacity(batch.len() * (INSERT_VALUES * 2 + EVENT_VALUES));
+    match C::DIALECT {
+        Dialect::Postgres => args.extend(values.iter().flatten().cloned()),
+        // Each statement's values in turn (see `SQLITE_INSERT_PICKS`).
+        Dialect::Sqlite => {
+            for pick in SQLITE_INSERT_PICKS {
+                for user in &values {
+                    args.extend(pick.iter().map(|&k| user[k].clone()));
+                }
+            }
+        }
     }
     if with_events {
         // Batches are grouped by whether they write events, so each has
