@@ -519,3 +519,40 @@ async fn concurrent_creations_of_one_external_id_make_one_user() {
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
     assert_eq!(app.db().count("SELECT COUNT(*) FROM users").await, 1);
 }
+
+#[tokio::test]
+async fn an_orgs_accounts_go_with_it() {
+    let app = spawn_app().await;
+    let resp = app
+        .admin(M::POST, "/orgs")
+        .json(&json!({ "name": "Gone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let org: Value = resp.json().await.unwrap();
+    let org_id = org["id"].as_str().unwrap();
+    let resp = app
+        .admin(M::POST, &format!("/orgs/{org_id}/directories"))
+        .json(&json!({ "name": "Okta" }))
+        .send()
+        .await
+        .unwrap();
+    let dir: Value = resp.json().await.unwrap();
+    let dir = TestDirectory {
+        id: dir["id"].as_str().unwrap().to_owned(),
+        base_url: dir["baseUrl"].as_str().unwrap().to_owned(),
+        api_key: dir["apiKey"].as_str().unwrap().to_owned(),
+        key_id: dir["keyId"].as_str().unwrap().to_owned(),
+    };
+    app.create_user(&dir, "ann@gone.example").await;
+    let kept = app.create_directory("Kept").await;
+    app.create_user(&kept, "bob@kept.example").await;
+    assert_eq!(accounts(&app, "TRUE").await, 2);
+    let org_is = id_is(&app, org_id);
+    app.db()
+        .execute(&format!("DELETE FROM orgs WHERE {org_is}"))
+        .await;
+    assert_eq!(accounts(&app, "TRUE").await, 1);
+    assert_eq!(accounts(&app, "email = 'bob@kept.example'").await, 1);
+}
