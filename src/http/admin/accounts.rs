@@ -565,8 +565,11 @@ pub async fn scim_links_for_group(
         }
     }
     let name = name
-        .filter(|n| !n.trim().is_empty() && !n.contains('\0'))
+        .filter(|n| !super::trim_space(n).is_empty() && !n.contains('\0'))
         .ok_or_else(|| bad("'groupName' is required: a group's displayName"))?;
-    let links = state.store.links_for_group_name(org, name.trim()).await?;
+    let links = state
+        .store
+        .links_for_group_name(org, super::trim_space(&name))
+        .await?;
     Ok(Json(super::atlassian::ScimLinks::new(org, &links)))
 }

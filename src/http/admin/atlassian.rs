@@ -176,7 +176,7 @@ pub async fn get_scim_links_for_email(
     AdminJson(body): AdminJson<EmailLookup>,
 ) -> Result<Json<ScimLinks>, AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let email = body.email.trim();
+    let email = super::trim_space(&body.email);
     if email.is_empty() || body.email.chars().count() > 320 || email.contains('\0') {
         return Err(AdminError::BadRequest(
             "email must be 1 to 320 characters, without U+0000".into(),

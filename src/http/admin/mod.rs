@@ -134,13 +134,35 @@ pub(super) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminErr
         .ok_or(AdminError::NotFound("organisation not found"))
 }
 
+/// White space as the document's patterns mean it (`\s` of ECMAScript
+/// regular expressions): Rust's own counts U+0085 and not U+FEFF, so a
+/// name the document allows could have been refused as blank.
+pub(super) fn is_pattern_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// `raw` without leading and trailing [`is_pattern_space`].
+pub(super) fn trim_space(raw: &str) -> &str {
+    raw.trim_matches(is_pattern_space)
+}
+
 /// The longest name of an organisation or directory, in characters.
 pub(super) const MAX_NAME_CHARS: usize = 200;
 
 /// A name as given, trimmed: 1 to [`MAX_NAME_CHARS`] characters, without
 /// U+0000. (The document says so with a pattern on each name.)
 pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
-    let name = raw.trim();
+    let name = trim_space(raw);
     // The length is the name's as sent, as the document's `maxLength` is.
     if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
         return Err(AdminError::BadRequest(format!(
@@ -159,4 +181,20 @@ pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
 /// Stored microseconds as RFC 3339 for JSON responses.
 pub(super) fn time(micros: i64) -> String {
     crate::time::format_micros(micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blank is what the document's pattern calls blank: a name of U+0085
+    /// alone is a name, one of U+FEFF alone is not.
+    #[test]
+    fn names_are_blank_as_the_document_says() {
+        assert_eq!(check_name("\u{85}").unwrap(), "\u{85}");
+        assert_eq!(check_name(" Okta\u{feff}").unwrap(), "Okta");
+        for blank in ["", " ", "\u{feff}", "\u{3000}\t"] {
+            assert!(check_name(blank).is_err(), "{blank:?}");
+        }
+    }
 }
