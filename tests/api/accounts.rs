@@ -556,3 +556,35 @@ async fn an_orgs_accounts_go_with_it() {
     assert_eq!(accounts(&app, "TRUE").await, 1);
     assert_eq!(accounts(&app, "email = 'bob@kept.example'").await, 1);
 }
+
+/// Two links deactivated at once: each sees the other still active in
+/// its own snapshot, unless the account's row is locked first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_links_deactivated_at_once_deactivate_the_account() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let okta = std::sync::Arc::new(app.create_directory("Okta").await);
+    let entra = std::sync::Arc::new(app.create_directory("Entra").await);
+    for round in 0..5 {
+        let email = format!("pair{round}@example.com");
+        let a = app.create_user(&okta, &email).await;
+        let b = app
+            .create_user_from(
+                &entra,
+                &body_with(&format!("pair{round}"), Some(&email), None),
+            )
+            .await;
+        let account = account_of(&a);
+        let mut tasks = Vec::new();
+        for (dir, user) in [(okta.clone(), a), (entra.clone(), b)] {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = user["id"].as_str().unwrap().to_owned();
+                set_active(&app, &dir, &id, false).await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(!account_active(&app, &account).await, "round {round}");
+    }
+}
