@@ -89,12 +89,13 @@ pub(super) async fn after_user_deleted<C: Conn>(
 /// Whether the account's email moved.
 pub(super) async fn follow_user_email<C: Conn>(
     c: &mut C,
-    org_id: Uuid,
+    audit: &AuditContext,
     link: (Uuid, Uuid, Uuid),
     scim_email: &str,
     now: i64,
 ) -> Result<bool> {
     let (account_id, directory_id, user_id) = link;
+    let org_id = audit.org_id;
     let sql = format!(
         "SELECT email FROM accounts WHERE id = $1{}",
         lock(C::DIALECT)
@@ -133,6 +134,21 @@ pub(super) async fn follow_user_email<C: Conn>(
             ],
         )
         .await?;
+        // Rare, and the account's identity: recorded, unlike the account
+        // work every creation does.
+        if audit.enabled {
+            let mut target = Target::new(TargetType::Account, Some(account_id));
+            target.identifier = Some(scim_email.to_owned());
+            target.email = Some(scim_email.to_owned());
+            let from = account_email.as_deref().unwrap_or("no email");
+            let event = audit
+                .event(Action::AccountEmailChanged)
+                .target(target)
+                .detail(format!(
+                    "from {from}, following SCIM user {user_id} of directory {directory_id}"
+                ));
+            insert_event(c, &event).await?;
+        }
     }
     match outcome {
         EmailChange::Agree | EmailChange::Move => clear_conflict(c, user_id).await?,

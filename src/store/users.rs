@@ -324,8 +324,9 @@ async fn write_user_update<C: Conn>(
     directory_id: Uuid,
     id: Uuid,
     update: &UserUpdate,
-    org_id: Uuid,
+    audit: &AuditContext,
 ) -> Result<bool> {
+    let org_id = audit.org_id;
     if update.account.external_id {
         if let Some(external_id) = &update.user.external_id {
             let sql = "SELECT id FROM users WHERE directory_id = $1 AND external_id = $2 \
@@ -348,7 +349,7 @@ async fn write_user_update<C: Conn>(
             }
             if let (true, Some(email)) = (update.account.email, &update.user.primary_email) {
                 let link = (account_id, directory_id, id);
-                accounts::follow_user_email(c, org_id, link, email, update.now).await?;
+                accounts::follow_user_email(c, audit, link, email, update.now).await?;
             }
         }
     }
@@ -766,7 +767,7 @@ impl Store {
             let changed = self.change_guard(Change::User(id));
             let (row, changed) = write_job!(self, |_d, tx| {
                 let written =
-                    write_user_update(&mut *tx, directory_id, id, &update, audit.org_id).await?;
+                    write_user_update(&mut *tx, directory_id, id, &update, &audit).await?;
                 (written.then(|| update.into_row(id)), changed)
             });
             drop(changed);
@@ -786,7 +787,7 @@ impl Store {
                     Ok(update) => update,
                     Err(refused) => return Ok((Err(refused), changed)),
                 };
-            write_user_update(&mut *tx, directory_id, id, &update, audit.org_id).await?;
+            write_user_update(&mut *tx, directory_id, id, &update, &audit).await?;
             (Ok((update.into_row(id), groups)), changed)
         });
         drop(changed);

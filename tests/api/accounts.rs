@@ -395,6 +395,21 @@ async fn an_email_change_moves_the_account_only_to_a_free_verified_address() {
         id_is(&app, &account)
     );
     assert_eq!(accounts(&app, &moved).await, 1);
+    let resp = app
+        .admin(
+            M::GET,
+            "/orgs/default/reports/provisioning?action=account.email_changed",
+        )
+        .send()
+        .await
+        .unwrap();
+    let report: Value = resp.json().await.unwrap();
+    assert_eq!(report["events"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["events"][0]["targetId"], account);
+    assert_eq!(
+        report["events"][0]["targetIdentifier"],
+        "ann.new@corp.example"
+    );
     // Not verified: it stays, and the conflict is recorded.
     patch_user(&app, &dir, id, email_is("ann@elsewhere.example")).await;
     assert_eq!(accounts(&app, &moved).await, 1);
