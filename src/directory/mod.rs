@@ -8,6 +8,7 @@
 //! The organisation model (domains, accounts, sites, product access) grows
 //! here too.
 
+pub mod access;
 pub mod events;
 pub mod group;
 pub mod user;

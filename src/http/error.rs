@@ -45,6 +45,8 @@ impl From<StoreError> for ScimApiError {
             )
             .into(),
             StoreError::UnknownMembers => ScimError::invalid_value(e.to_string()).into(),
+            StoreError::Missing(m) => ScimError::not_found(m).into(),
+            StoreError::Refused(m) => ScimError::uniqueness(m).into(),
             other if other.is_unavailable() => ScimApiError::Unavailable(other.into()),
             other => ScimApiError::Internal(other.into()),
         }
@@ -116,6 +118,9 @@ pub enum AdminError {
     Unauthorized,
     #[error("{0}")]
     NotFound(&'static str),
+    /// [`AdminError::NotFound`] naming the missing thing (an id).
+    #[error("{0}")]
+    Missing(String),
     /// The path exists but not with this method.
     #[error("this path does not accept this method")]
     MethodNotAllowed,
@@ -141,6 +146,8 @@ impl From<StoreError> for AdminError {
             StoreError::NotFound => AdminError::NotFound("not found"),
             StoreError::Conflict(attr) => AdminError::Conflict(format!("{attr} already exists")),
             StoreError::UnknownMembers => AdminError::BadRequest(e.to_string()),
+            StoreError::Missing(m) => AdminError::Missing(m),
+            StoreError::Refused(m) => AdminError::Conflict(m),
             other => AdminError::Internal(other.into()),
         }
     }
@@ -240,7 +247,7 @@ impl AdminError {
     fn code(&self) -> AdminErrorCode {
         match self {
             AdminError::Unauthorized => AdminErrorCode::Unauthorized,
-            AdminError::NotFound(_) => AdminErrorCode::NotFound,
+            AdminError::NotFound(_) | AdminError::Missing(_) => AdminErrorCode::NotFound,
             AdminError::MethodNotAllowed => AdminErrorCode::MethodNotAllowed,
             AdminError::BadRequest(_) => AdminErrorCode::BadRequest,
             AdminError::Conflict(_) => AdminErrorCode::Conflict,

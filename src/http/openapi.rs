@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::admin::{directories, orgs, reports};
+use super::admin::{access, directories, org_groups, orgs, reports, sites};
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
 use utoipa::openapi::schema::Schema;
@@ -45,6 +45,27 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         directories::rotate_key,
         reports::provisioning,
         reports::stats,
+        sites::create_site,
+        sites::list_sites,
+        sites::get_site,
+        sites::delete_site,
+        sites::add_product,
+        sites::list_products,
+        sites::get_product,
+        sites::remove_product,
+        sites::set_product_settings,
+        sites::add_grant,
+        sites::list_grants,
+        sites::revoke_grant,
+        access::product_users,
+        access::account_access,
+        org_groups::create,
+        org_groups::list,
+        org_groups::get,
+        org_groups::update,
+        org_groups::delete,
+        org_groups::add_members,
+        org_groups::remove_member,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -53,6 +74,9 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "orgs", description = "Organisations"),
         (name = "directories", description = "Directories: what one identity provider provisions into"),
         (name = "reports", description = "The provisioning report and its counters"),
+        (name = "sites", description = "Sites, their products, and the groups granted access to them"),
+        (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
+        (name = "access", description = "Product access as it is: who can use what, through which group"),
     )
 )]
 struct AdminApi;

@@ -15,6 +15,13 @@ pub enum StoreError {
     /// directory; nothing was written.
     #[error("one or more members do not exist in this directory")]
     UnknownMembers,
+    /// A thing an admin write names does not exist; says which.
+    #[error("{0}")]
+    Missing(String),
+    /// An admin write refused by a rule of the organisation model (a
+    /// name another kind of group holds, a synced default group); says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration failed")]

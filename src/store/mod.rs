@@ -19,11 +19,13 @@ mod directories;
 mod error;
 mod filter_sql;
 mod groups;
+mod org_groups;
 mod orgs;
 mod postgres;
 mod secrets;
 #[cfg(feature = "tools")]
 pub mod seed;
+mod sites;
 mod sql;
 mod sqlite;
 mod stats;
@@ -38,7 +40,9 @@ pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use filter_sql::Keyset;
 pub use groups::{GroupRow, MemberRow};
+pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
 pub use orgs::Org;
+pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
 pub use users::{UserGroup, UserRow};
 

@@ -25,5 +25,7 @@ mod idp_okta;
 mod listing;
 mod metrics;
 mod openapi;
+mod org_groups;
 mod rate_limits;
+mod sites;
 mod users;

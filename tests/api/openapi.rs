@@ -109,24 +109,109 @@ fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
     out
 }
 
-/// The operation's path with these ids, without the `/admin/v1` prefix.
+/// The operation's path with these ids, without the `/admin/v1` prefix;
+/// the ids of things inside the org are those of `Things`.
 fn fill(path: &str, org: &str, directory: &str) -> String {
     path.trim_start_matches("/admin/v1")
         .replace("{orgId}", org)
         .replace("{directoryId}", directory)
 }
 
+/// Things of the default org that paths name: a site with a product, an
+/// org group and an account in it.
+struct Things {
+    site: String,
+    key: String,
+    group: String,
+    account: String,
+}
+
+impl Things {
+    async fn make(app: &TestApp) -> Things {
+        let site = app
+            .ok_json_created(
+                app.admin(M::POST, "/orgs/default/sites")
+                    .json(&json!({ "name": "Real", "url": "https://real.example" })),
+            )
+            .await;
+        let site = site["id"].as_str().unwrap().to_owned();
+        app.ok_json_created(
+            app.admin(M::POST, &format!("/orgs/default/sites/{site}/products"))
+                .json(&json!({ "key": "confluence" })),
+        )
+        .await;
+        let group = app
+            .ok_json_created(
+                app.admin(M::POST, "/orgs/default/groups")
+                    .json(&json!({ "name": "Real" })),
+            )
+            .await;
+        let org = app.ok_json(app.admin(M::GET, "/orgs/default")).await;
+        let org: uuid::Uuid = org["id"].as_str().unwrap().parse().unwrap();
+        let account = crate::sites::insert_account(app, org, "real@example.com").await;
+        Things {
+            site,
+            key: "confluence".to_owned(),
+            group: group["id"].as_str().unwrap().to_owned(),
+            account: account.to_string(),
+        }
+    }
+
+    /// `path` with the ids of these things, one of them replaced by `bad`
+    /// when `bad` names its parameter.
+    fn fill(&self, path: &str, bad: Option<(&str, &str)>) -> String {
+        let mut out = path.to_owned();
+        for (param, real) in [
+            ("{siteId}", &self.site),
+            ("{key}", &self.key),
+            ("{groupId}", &self.group),
+            ("{accountId}", &self.account),
+        ] {
+            let value = match bad {
+                Some((p, v)) if p == param => v,
+                _ => real.as_str(),
+            };
+            out = out.replace(param, value);
+        }
+        out
+    }
+
+    /// Values that name none of the thing a parameter names.
+    fn bad_values(param: &str) -> Vec<String> {
+        let unknown = uuid::Uuid::new_v4().to_string();
+        match param {
+            "{key}" => vec![
+                "unknown-product".into(),
+                "NOT_A_KEY".into(),
+                "%C3%28".into(),
+            ],
+            _ => vec![unknown, "not-a-uuid".into(), "%C3%28".into()],
+        }
+    }
+}
+
 /// The request the operation expects, with a valid body if it takes one.
-fn request(app: &TestApp, method: &Method, path: &str, op: &Value) -> RequestBuilder {
+fn request(
+    app: &TestApp,
+    method: &Method,
+    path: &str,
+    op: &Value,
+    things: &Things,
+) -> RequestBuilder {
     let req = app.admin(method.clone(), path);
     if op.get("requestBody").is_none() {
         return req;
     }
-    if op["operationId"] == "updateDirectory" {
-        req.json(&json!({ "rateLimit": null }))
-    } else {
-        req.json(&json!({ "name": "Contract" }))
-    }
+    let body = match op["operationId"].as_str().unwrap_or("") {
+        "updateDirectory" => json!({ "rateLimit": null }),
+        "createSite" => json!({ "name": "Contract", "url": "https://contract.example" }),
+        "addProduct" => json!({ "key": "bitbucket" }),
+        "setProductSettings" => json!({ "newUsersGetAccess": false, "defaultGroups": [] }),
+        "addGrant" => json!({ "groupId": things.group, "role": "user" }),
+        "addOrgGroupMembers" => json!({ "accountIds": [things.account] }),
+        _ => json!({ "name": "Contract" }),
+    };
+    req.json(&body)
 }
 
 fn documents(op: &Value, status: u16) -> bool {
@@ -138,14 +223,16 @@ fn documents(op: &Value, status: u16) -> bool {
 /// (as is one that cannot be decoded), each status listed by the document.
 #[tokio::test]
 async fn every_operation_answers_auth_and_path_errors_as_documented() {
-    let app = spawn_app().await;
+    // Hundreds of requests: the admin rate limit has its own tests.
+    let app = spawn_app_with(|c| c.admin_rate_limit_per_second = 0).await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let dir = app.create_directory("Real").await;
+    let things = Things::make(&app).await;
     let unknown = uuid::Uuid::new_v4().to_string();
     let ops = operations(&doc);
     assert!(ops.len() >= 10);
     for (method, path, op) in &ops {
-        let real = fill(path, "default", &dir.id);
+        let real = things.fill(&fill(path, "default", &dir.id), None);
         let url = format!("{}/admin/v1{real}", app.address);
 
         for token in [
@@ -179,8 +266,20 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             bad_ids.push(fill(path, "default", "not-a-uuid"));
             bad_ids.push(fill(path, "default", "%C3%28"));
         }
+        let mut bad_ids: Vec<String> = bad_ids.iter().map(|p| things.fill(p, None)).collect();
+        for param in ["{siteId}", "{key}", "{groupId}", "{accountId}"] {
+            if path.contains(param) {
+                for value in Things::bad_values(param) {
+                    let bad = things.fill(&fill(path, "default", &dir.id), Some((param, &value)));
+                    bad_ids.push(bad);
+                }
+            }
+        }
         for bad in bad_ids {
-            let resp = request(&app, method, &bad, op).send().await.unwrap();
+            let resp = request(&app, method, &bad, op, &things)
+                .send()
+                .await
+                .unwrap();
             assert_admin_error(resp, 404, "not_found").await;
             assert!(documents(op, 404), "{method} {path}");
         }
@@ -199,7 +298,11 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
 /// over the limit 413; and nothing is written.
 #[tokio::test]
 async fn every_body_is_checked_as_documented() {
-    let app = spawn_app_with(|c| c.max_body_bytes = 1024).await;
+    let app = spawn_app_with(|c| {
+        c.max_body_bytes = 1024;
+        c.admin_rate_limit_per_second = 0;
+    })
+    .await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let with_body: Vec<_> = operations(&doc)
         .into_iter()
@@ -211,8 +314,9 @@ async fn every_body_is_checked_as_documented() {
         .unwrap()
         .len();
     let dir = app.create_directory("Real").await;
+    let things = Things::make(&app).await;
     for (method, path, op) in &with_body {
-        let path = fill(path, "default", &dir.id);
+        let path = things.fill(&fill(path, "default", &dir.id), None);
         let send = |ct: &'static str, body: Vec<u8>| {
             app.admin(method.clone(), &path)
                 .header("content-type", ct)
