@@ -322,3 +322,39 @@ async fn scim_groups_and_org_groups_never_share_a_name_in_the_org() {
     )
     .await;
 }
+
+/// The check and the write it guards are one: an org group and a SCIM
+/// group created with one name at the same moment never both succeed.
+#[tokio::test]
+async fn racing_creates_of_one_name_never_both_succeed() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let mut scim_won = 0;
+    for i in 0..20 {
+        let name = format!("race-{i}");
+        let org_side = app
+            .admin(M::POST, "/orgs/default/groups")
+            .json(&json!({ "name": name }))
+            .send();
+        let scim_side = app
+            .scim(&dir, M::POST, "/Groups")
+            .json(&json!({ "schemas": [GROUP], "displayName": name.to_uppercase() }))
+            .send();
+        let (org_resp, scim_resp) = tokio::join!(org_side, scim_side);
+        let (org_status, scim_status) = (org_resp.unwrap().status(), scim_resp.unwrap().status());
+        assert!(
+            (org_status == 201) != (scim_status == 201),
+            "{name}: org {org_status}, SCIM {scim_status}"
+        );
+        assert!(org_status == 201 || org_status == 409, "{org_status}");
+        assert!(scim_status == 201 || scim_status == 409, "{scim_status}");
+        scim_won += usize::from(scim_status == 201);
+    }
+    let org_groups = app.ok_json(app.admin(M::GET, "/orgs/default/groups")).await;
+    let scim_groups = app.get_json(&dir, "/Groups?count=100").await;
+    assert_eq!(scim_groups["totalResults"], scim_won);
+    assert_eq!(
+        org_groups["groups"].as_array().unwrap().len(),
+        20 - scim_won
+    );
+}
