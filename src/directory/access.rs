@@ -49,7 +49,8 @@ impl fmt::Display for ProductKey {
     }
 }
 
-/// The longest site URL, in bytes once normalised.
+/// The longest site URL, in characters as sent and in bytes once
+/// normalised.
 pub const MAX_SITE_URL: usize = 2048;
 
 /// A site's address: an absolute `http` or `https` URL with a host and no
@@ -62,6 +63,9 @@ pub struct SiteUrl(String);
 impl SiteUrl {
     pub fn parse(raw: &str) -> Result<SiteUrl, String> {
         let refuse = |why: &str| Err(format!("url must be an absolute http(s) URL: {why}"));
+        if raw.chars().count() > MAX_SITE_URL {
+            return refuse("it is too long");
+        }
         let url = match url::Url::parse(raw.trim()) {
             Ok(url) => url,
             Err(e) => return refuse(&e.to_string()),

@@ -241,6 +241,12 @@ fn document_for(retention_days: u32) -> utoipa::openapi::OpenApi {
             }
         }
     }
+    // A PATCH names at least one field. (utoipa 5.5's `min_properties`
+    // writes `maxProperties`, so it is set here.)
+    let schemas = doc.components.as_mut().map(|c| &mut c.schemas);
+    if let Some(RefOr::T(Schema::Object(o))) = schemas.and_then(|s| s.get_mut("OrgGroupPatch")) {
+        o.min_properties = Some(1);
+    }
     doc
 }
 

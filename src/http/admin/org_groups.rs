@@ -77,7 +77,9 @@ pub struct CreateOrgGroup {
     reason = "describes the body for the OpenAPI document; parse_change reads it"
 )]
 pub struct OrgGroupPatch {
+    /// Not null: a group always has a name.
     #[schema(
+        nullable = false,
         min_length = 1,
         max_length = 200,
         pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
@@ -97,12 +99,11 @@ pub struct AddMembers {
     account_ids: Vec<Uuid>,
 }
 
-/// An org group.
+/// An org group (of the org in the path).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgGroupView {
     id: Uuid,
-    org_id: Uuid,
     name: String,
     description: Option<String>,
     #[schema(minimum = 0)]
@@ -117,7 +118,6 @@ impl From<&OrgGroupRow> for OrgGroupView {
     fn from(g: &OrgGroupRow) -> Self {
         OrgGroupView {
             id: g.id,
-            org_id: g.org_id,
             name: g.name.clone(),
             description: g.description.clone(),
             member_count: g.member_count,

@@ -80,20 +80,16 @@ pub struct CreateSite {
     /// An absolute `http` or `https` URL, without credentials, query or
     /// fragment; unique in the org once normalised (scheme and host
     /// lowercased, default port and a bare trailing `/` dropped).
-    #[schema(
-        max_length = 2048,
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
-        example = "https://acme.atlassian.net"
-    )]
+    #[schema(max_length = 2048, example = "https://acme.atlassian.net")]
     url: String,
 }
 
-/// A site of the organisation.
+/// A site of the organisation (the one in the path: `default` and the
+/// org's id name one org, so the answer does not repeat it).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SiteView {
     id: Uuid,
-    org_id: Uuid,
     name: String,
     /// The normalised URL.
     url: String,
@@ -106,7 +102,6 @@ impl From<&SiteRow> for SiteView {
     fn from(s: &SiteRow) -> Self {
         SiteView {
             id: s.id,
-            org_id: s.org_id,
             name: s.name.clone(),
             url: s.url.clone(),
             created_at: time(s.created_at),
