@@ -8,9 +8,11 @@
 //! The organisation model (domains, accounts, sites, product access) grows
 //! here too.
 
+pub mod domain;
 pub mod events;
 pub mod group;
 pub mod user;
 
+pub use domain::DomainName;
 pub use group::{GroupChange, GroupDraft, MemberChange};
 pub use user::UserDraft;

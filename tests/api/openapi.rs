@@ -114,6 +114,20 @@ fn fill(path: &str, org: &str, directory: &str) -> String {
     path.trim_start_matches("/admin/v1")
         .replace("{orgId}", org)
         .replace("{directoryId}", directory)
+        .replace("{domainName}", DOMAIN)
+}
+
+/// The domain of the default organisation that `{domainName}` names.
+const DOMAIN: &str = "contract.example";
+
+async fn add_domain(app: &TestApp) {
+    let resp = app
+        .admin(M::POST, "/orgs/default/domains")
+        .json(&json!({ "name": DOMAIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
 }
 
 /// The request the operation expects, with a valid body if it takes one.
@@ -124,6 +138,10 @@ fn request(app: &TestApp, method: &Method, path: &str, op: &Value) -> RequestBui
     }
     if op["operationId"] == "updateDirectory" {
         req.json(&json!({ "rateLimit": null }))
+    } else if op["operationId"] == "verifyDomain" {
+        req.json(&json!({ "method": "dns" }))
+    } else if op["operationId"] == "setDomainDirectory" {
+        req.json(&json!({ "directoryId": null }))
     } else {
         req.json(&json!({ "name": "Contract" }))
     }
@@ -141,6 +159,7 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
     let app = spawn_app().await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let dir = app.create_directory("Real").await;
+    add_domain(&app).await;
     let unknown = uuid::Uuid::new_v4().to_string();
     let ops = operations(&doc);
     assert!(ops.len() >= 10);
@@ -179,6 +198,12 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             bad_ids.push(fill(path, "default", "not-a-uuid"));
             bad_ids.push(fill(path, "default", "%C3%28"));
         }
+        if path.contains("{domainName}") {
+            let real = fill(path, "default", &dir.id);
+            bad_ids.push(real.replace(DOMAIN, "missing.example"));
+            bad_ids.push(real.replace(DOMAIN, "not%20a%20name"));
+            bad_ids.push(real.replace(DOMAIN, "%C3%28"));
+        }
         for bad in bad_ids {
             let resp = request(&app, method, &bad, op).send().await.unwrap();
             assert_admin_error(resp, 404, "not_found").await;
@@ -211,6 +236,7 @@ async fn every_body_is_checked_as_documented() {
         .unwrap()
         .len();
     let dir = app.create_directory("Real").await;
+    add_domain(&app).await;
     for (method, path, op) in &with_body {
         let path = fill(path, "default", &dir.id);
         let send = |ct: &'static str, body: Vec<u8>| {
@@ -220,6 +246,13 @@ async fn every_body_is_checked_as_documented() {
                 .send()
         };
         let json_ct = "application/json";
+        // A domain's name is a name of its own kind, refused with its own
+        // code.
+        let name_code = if path.ends_with("/domains") {
+            "invalid_domain"
+        } else {
+            "bad_request"
+        };
         for (body, what) in [
             (&b"{\"name\": "[..], "truncated JSON"),
             (b"not json", "not JSON"),
@@ -231,13 +264,18 @@ async fn every_body_is_checked_as_documented() {
             (b"{\"name\": \"a\\u0000b\"}", "a name with U+0000"),
         ] {
             let resp = send(json_ct, body.to_vec()).await.unwrap();
-            let err = assert_admin_error(resp, 400, "bad_request").await;
+            let code = if matches!(what, "a blank name" | "a name with U+0000") {
+                name_code
+            } else {
+                "bad_request"
+            };
+            let err = assert_admin_error(resp, 400, code).await;
             assert!(documents(op, 400), "{method} {path}: {what}: {err}");
         }
         for long in ["é".repeat(201), format!(" {} ", "é".repeat(199))] {
             let long = format!("{{\"name\": \"{long}\"}}");
             let resp = send(json_ct, long.into_bytes()).await.unwrap();
-            assert_admin_error(resp, 400, "bad_request").await;
+            assert_admin_error(resp, 400, name_code).await;
         }
 
         for ct in [

@@ -3,7 +3,7 @@
 //! next to its code, so the document cannot say what the code does not.
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
@@ -15,6 +15,7 @@ use super::error::AdminError;
 use super::AppState;
 
 pub(crate) mod directories;
+pub(crate) mod domains;
 pub(crate) mod orgs;
 pub(crate) mod reports;
 
@@ -35,6 +36,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/directories/{directoryId}/api-key",
             post(directories::rotate_key),
+        )
+        .route(
+            "/orgs/{orgId}/domains",
+            get(domains::list).post(domains::add),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}",
+            get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/verify",
+            post(domains::verify),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/directory",
+            put(domains::set_directory),
         )
         .route(
             "/orgs/{orgId}/reports/provisioning",
@@ -81,7 +98,7 @@ pub struct DirectoryPath {
 }
 
 /// A UUID, or the word `default`.
-fn org_id_schema() -> Schema {
+pub(super) fn org_id_schema() -> Schema {
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
