@@ -89,21 +89,54 @@ impl From<RateLimit> for RateLimitView {
 }
 
 /// A change to a directory's settings: the fields given change, those
-/// absent stay; at least one is given.
+/// absent stay; at least one is given. (Its schema is
+/// [`DirectoryPatchFields`]' with `minProperties: 1`, which utoipa's
+/// attribute of that name does not write.)
+pub struct DirectoryPatch;
+
+impl utoipa::PartialSchema for DirectoryPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let mut schema = DirectoryPatchFields::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.min_properties = Some(1);
+            object.description = Some(
+                "A change to a directory's settings: the fields given change, those absent \
+                 stay; at least one is given."
+                    .to_owned(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for DirectoryPatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <DirectoryPatchFields as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The fields of [`DirectoryPatch`].
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(min_properties = 1)]
 #[expect(
     dead_code,
     reason = "describes the body for the OpenAPI document; parse_change reads it"
 )]
-pub struct DirectoryPatch {
+pub struct DirectoryPatchFields {
     /// The directory's limit on SCIM requests, or null for the server's
     /// default.
     #[schema(nullable)]
     rate_limit: Option<RateLimitView>,
     /// Refuse SCIM users whose primary email is not in a verified domain
     /// of the organisation (and users without an email).
+    #[schema(value_type = bool, required = false)]
     require_verified_domain: Option<bool>,
 }
 

@@ -52,18 +52,18 @@ pub struct AddDomain {
 /// How a check is made.
 #[derive(Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Method {
+pub enum VerificationMethod {
     /// A TXT record on the domain.
     Dns,
     /// A file at `/.well-known/scimd-verification.txt` on the domain.
     Http,
 }
 
-impl From<Method> for CheckMethod {
-    fn from(m: Method) -> Self {
+impl From<VerificationMethod> for CheckMethod {
+    fn from(m: VerificationMethod) -> Self {
         match m {
-            Method::Dns => CheckMethod::Dns,
-            Method::Http => CheckMethod::Http,
+            VerificationMethod::Dns => CheckMethod::Dns,
+            VerificationMethod::Http => CheckMethod::Http,
         }
     }
 }
@@ -72,7 +72,7 @@ impl From<Method> for CheckMethod {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyDomain {
-    method: Method,
+    method: VerificationMethod,
 }
 
 /// A domain's status: managed accounts are those in `verified` domains.
@@ -119,7 +119,7 @@ pub struct Verification {
 pub struct LastCheck {
     #[schema(format = DateTime)]
     checked_at: String,
-    method: Method,
+    method: VerificationMethod,
     /// What the check found, in a sentence.
     reason: String,
 }
@@ -151,8 +151,8 @@ impl From<&DomainRow> for DomainView {
             (Some(at), Some(method)) => Some(LastCheck {
                 checked_at: time(at),
                 method: match CheckMethod::parse(method) {
-                    Some(CheckMethod::Http) => Method::Http,
-                    _ => Method::Dns,
+                    Some(CheckMethod::Http) => VerificationMethod::Http,
+                    _ => VerificationMethod::Dns,
                 },
                 reason: row.check_reason.clone().unwrap_or_default(),
             }),
