@@ -366,4 +366,37 @@ mod tests {
         assert!(parse(&["--admin-rate-limit-burst", "0"]).is_err());
         assert!(parse(&["--rate-limit-per-second", "-1"]).is_err());
     }
+
+    #[test]
+    fn domain_checks_default_to_the_system_resolver_and_standard_ports() {
+        let checker = parse(&[]).unwrap().domain_verification.checker();
+        assert_eq!(checker.nameserver, None);
+        assert_eq!((checker.https_port, checker.http_port), (None, None));
+        assert_eq!(checker.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            ServeConfig::default().domain_verification.checker().timeout,
+            checker.timeout
+        );
+        let checker = parse(&[
+            "--dns-nameserver",
+            "127.0.0.1:5353",
+            "--domain-verification-https-port",
+            "8443",
+            "--domain-verification-http-port",
+            "8080",
+            "--domain-verification-timeout-seconds",
+            "2",
+        ])
+        .unwrap()
+        .domain_verification
+        .checker();
+        assert_eq!(checker.nameserver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            (checker.https_port, checker.http_port),
+            (Some(8443), Some(8080))
+        );
+        assert_eq!(checker.timeout, std::time::Duration::from_secs(2));
+        assert!(parse(&["--dns-nameserver", "dns.example:53"]).is_err());
+        assert!(parse(&["--domain-verification-timeout-seconds", "0"]).is_err());
+    }
 }

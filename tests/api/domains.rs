@@ -332,6 +332,32 @@ async fn domains_are_added_normalised_listed_and_refused_when_not_claimable() {
         admin_error(resp, 404, "not_found").await;
     }
     assert_eq!(events(app, "domain.added").await, 2);
+    let report = app
+        .ok_json(app.admin(
+            Method::GET,
+            "/orgs/default/reports/provisioning?action=domain.added",
+        ))
+        .await;
+    let added: Vec<(&str, &str)> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["actorType"], "admin_token");
+            (
+                e["targetType"].as_str().unwrap(),
+                e["targetIdentifier"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        added,
+        [
+            ("domain", "xn--bcher-kva.example"),
+            ("domain", "example.com")
+        ],
+        "newest first"
+    );
 }
 
 #[tokio::test]
