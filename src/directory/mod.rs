@@ -9,9 +9,11 @@
 //! here too.
 
 pub mod access;
+pub mod domain;
 pub mod events;
 pub mod group;
 pub mod user;
 
+pub use domain::DomainName;
 pub use group::{GroupChange, GroupDraft, MemberChange};
 pub use user::UserDraft;

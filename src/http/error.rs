@@ -129,6 +129,15 @@ pub enum AdminError {
     /// The request would break a uniqueness rule (a name in use).
     #[error("{0}")]
     Conflict(String),
+    /// A domain name that is not a hostname.
+    #[error("{0}")]
+    InvalidDomain(String),
+    /// A public mail domain, which no organisation can own.
+    #[error("{0}")]
+    PublicMailDomain(String),
+    /// Only a verified domain can do this (be linked to a directory).
+    #[error("{0}")]
+    DomainNotVerified(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -186,11 +195,18 @@ pub enum AdminErrorCode {
     TooManyRequests,
     /// 500: a fault of the server; the cause is in its log, never here.
     Internal,
+    /// 400: a domain name that is not a hostname.
+    InvalidDomain,
+    /// 400: a public mail domain (gmail.com, …), which no organisation
+    /// can own.
+    PublicMailDomain,
+    /// 409: the domain must be verified first.
+    DomainNotVerified,
 }
 
 impl AdminErrorCode {
     /// Every code, in the order of the table in docs/ADMIN_API.md.
-    pub const ALL: [AdminErrorCode; 9] = [
+    pub const ALL: [AdminErrorCode; 12] = [
         AdminErrorCode::BadRequest,
         AdminErrorCode::Unauthorized,
         AdminErrorCode::NotFound,
@@ -200,6 +216,9 @@ impl AdminErrorCode {
         AdminErrorCode::UnsupportedMediaType,
         AdminErrorCode::TooManyRequests,
         AdminErrorCode::Internal,
+        AdminErrorCode::InvalidDomain,
+        AdminErrorCode::PublicMailDomain,
+        AdminErrorCode::DomainNotVerified,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -213,6 +232,10 @@ impl AdminErrorCode {
             AdminErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AdminErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             AdminErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminErrorCode::InvalidDomain | AdminErrorCode::PublicMailDomain => {
+                StatusCode::BAD_REQUEST
+            }
+            AdminErrorCode::DomainNotVerified => StatusCode::CONFLICT,
         }
     }
 
@@ -227,6 +250,9 @@ impl AdminErrorCode {
             AdminErrorCode::UnsupportedMediaType => "unsupported_media_type",
             AdminErrorCode::TooManyRequests => "too_many_requests",
             AdminErrorCode::Internal => "internal",
+            AdminErrorCode::InvalidDomain => "invalid_domain",
+            AdminErrorCode::PublicMailDomain => "public_mail_domain",
+            AdminErrorCode::DomainNotVerified => "domain_not_verified",
         }
     }
 }
@@ -255,6 +281,9 @@ impl AdminError {
             AdminError::UnsupportedMediaType(_) => AdminErrorCode::UnsupportedMediaType,
             AdminError::TooManyRequests(_) => AdminErrorCode::TooManyRequests,
             AdminError::Internal(_) => AdminErrorCode::Internal,
+            AdminError::InvalidDomain(_) => AdminErrorCode::InvalidDomain,
+            AdminError::PublicMailDomain(_) => AdminErrorCode::PublicMailDomain,
+            AdminError::DomainNotVerified(_) => AdminErrorCode::DomainNotVerified,
         }
     }
 }
@@ -346,6 +375,9 @@ mod tests {
             (415, "unsupported_media_type"),
             (429, "too_many_requests"),
             (500, "internal"),
+            (400, "invalid_domain"),
+            (400, "public_mail_domain"),
+            (409, "domain_not_verified"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {

@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::admin::{access, directories, org_groups, orgs, reports, sites};
+use super::admin::{access, directories, domains, org_groups, orgs, reports, sites};
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
 use utoipa::openapi::schema::Schema;
@@ -43,6 +43,12 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         directories::update,
         directories::delete,
         directories::rotate_key,
+        domains::add,
+        domains::list,
+        domains::get,
+        domains::verify,
+        domains::delete,
+        domains::set_directory,
         reports::provisioning,
         reports::stats,
         sites::create_site,
@@ -73,6 +79,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
     tags(
         (name = "orgs", description = "Organisations"),
         (name = "directories", description = "Directories: what one identity provider provisions into"),
+        (name = "domains", description = "The email domains an organisation claims, their verification, and the directory that manages each"),
         (name = "reports", description = "The provisioning report and its counters"),
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
@@ -165,6 +172,9 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         }
         AdminErrorCode::TooManyRequests => "Too many requests; retry after `Retry-After` seconds",
         AdminErrorCode::Internal => "A fault of the server; the cause is in its log",
+        AdminErrorCode::InvalidDomain => "Not a domain name",
+        AdminErrorCode::PublicMailDomain => "A public mail domain, which no organisation can own",
+        AdminErrorCode::DomainNotVerified => "The domain must be verified first",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))
@@ -240,12 +250,6 @@ fn document_for(retention_days: u32) -> utoipa::openapi::OpenApi {
                 }
             }
         }
-    }
-    // A PATCH names at least one field. (utoipa 5.5's `min_properties`
-    // writes `maxProperties`, so it is set here.)
-    let schemas = doc.components.as_mut().map(|c| &mut c.schemas);
-    if let Some(RefOr::T(Schema::Object(o))) = schemas.and_then(|s| s.get_mut("OrgGroupPatch")) {
-        o.min_properties = Some(1);
     }
     doc
 }

@@ -16,6 +16,7 @@ mod accel;
 pub mod audit;
 mod conn;
 mod directories;
+mod domains;
 mod error;
 mod filter_sql;
 mod groups;
@@ -36,6 +37,7 @@ use sqlite::{readers, writer};
 
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
+pub use domains::{CheckRecorded, DirectoryMoved, DomainRow, LinkError};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use filter_sql::Keyset;

@@ -15,6 +15,7 @@ mod caching;
 mod concurrency;
 mod cursor_paging;
 mod discovery;
+mod domains;
 mod errors;
 mod groups;
 mod health;

@@ -115,6 +115,20 @@ fn fill(path: &str, org: &str, directory: &str) -> String {
     path.trim_start_matches("/admin/v1")
         .replace("{orgId}", org)
         .replace("{directoryId}", directory)
+        .replace("{domainName}", DOMAIN)
+}
+
+/// The domain of the default organisation that `{domainName}` names.
+const DOMAIN: &str = "contract.example";
+
+async fn add_domain(app: &TestApp) {
+    let resp = app
+        .admin(M::POST, "/orgs/default/domains")
+        .json(&json!({ "name": DOMAIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
 }
 
 /// Things of the default org that paths name: a site with a product, an
@@ -204,6 +218,8 @@ fn request(
     }
     let body = match op["operationId"].as_str().unwrap_or("") {
         "updateDirectory" => json!({ "rateLimit": null }),
+        "verifyDomain" => json!({ "method": "dns" }),
+        "setDomainDirectory" => json!({ "directoryId": null }),
         "createSite" => json!({ "name": "Contract", "url": "https://contract.example" }),
         "addProduct" => json!({ "key": "bitbucket" }),
         "setProductSettings" => json!({ "newUsersGetAccess": false, "defaultGroups": [] }),
@@ -227,6 +243,7 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
     let app = spawn_app_with(|c| c.admin_rate_limit_per_second = 0).await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let dir = app.create_directory("Real").await;
+    add_domain(&app).await;
     let things = Things::make(&app).await;
     let unknown = uuid::Uuid::new_v4().to_string();
     let ops = operations(&doc);
@@ -265,6 +282,12 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             bad_ids.push(fill(path, "default", &unknown));
             bad_ids.push(fill(path, "default", "not-a-uuid"));
             bad_ids.push(fill(path, "default", "%C3%28"));
+        }
+        if path.contains("{domainName}") {
+            let real = fill(path, "default", &dir.id);
+            bad_ids.push(real.replace(DOMAIN, "missing.example"));
+            bad_ids.push(real.replace(DOMAIN, "not%20a%20name"));
+            bad_ids.push(real.replace(DOMAIN, "%C3%28"));
         }
         let mut bad_ids: Vec<String> = bad_ids.iter().map(|p| things.fill(p, None)).collect();
         for param in ["{siteId}", "{key}", "{groupId}", "{accountId}"] {
@@ -314,6 +337,7 @@ async fn every_body_is_checked_as_documented() {
         .unwrap()
         .len();
     let dir = app.create_directory("Real").await;
+    add_domain(&app).await;
     let things = Things::make(&app).await;
     for (method, path, op) in &with_body {
         let path = things.fill(&fill(path, "default", &dir.id), None);
@@ -324,6 +348,13 @@ async fn every_body_is_checked_as_documented() {
                 .send()
         };
         let json_ct = "application/json";
+        // A domain's name is a name of its own kind, refused with its own
+        // code.
+        let name_code = if path.ends_with("/domains") {
+            "invalid_domain"
+        } else {
+            "bad_request"
+        };
         for (body, what) in [
             (&b"{\"name\": "[..], "truncated JSON"),
             (b"not json", "not JSON"),
@@ -335,13 +366,18 @@ async fn every_body_is_checked_as_documented() {
             (b"{\"name\": \"a\\u0000b\"}", "a name with U+0000"),
         ] {
             let resp = send(json_ct, body.to_vec()).await.unwrap();
-            let err = assert_admin_error(resp, 400, "bad_request").await;
+            let code = if matches!(what, "a blank name" | "a name with U+0000") {
+                name_code
+            } else {
+                "bad_request"
+            };
+            let err = assert_admin_error(resp, 400, code).await;
             assert!(documents(op, 400), "{method} {path}: {what}: {err}");
         }
         for long in ["é".repeat(201), format!(" {} ", "é".repeat(199))] {
             let long = format!("{{\"name\": \"{long}\"}}");
             let resp = send(json_ct, long.into_bytes()).await.unwrap();
-            assert_admin_error(resp, 400, "bad_request").await;
+            assert_admin_error(resp, 400, name_code).await;
         }
 
         for ct in [

@@ -16,6 +16,7 @@ use super::AppState;
 
 pub(crate) mod access;
 pub(crate) mod directories;
+pub(crate) mod domains;
 pub(crate) mod org_groups;
 pub(crate) mod orgs;
 pub(crate) mod reports;
@@ -38,6 +39,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/directories/{directoryId}/api-key",
             post(directories::rotate_key),
+        )
+        .route(
+            "/orgs/{orgId}/domains",
+            get(domains::list).post(domains::add),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}",
+            get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/verify",
+            post(domains::verify),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/directory",
+            put(domains::set_directory),
         )
         .route(
             "/orgs/{orgId}/reports/provisioning",
@@ -139,7 +156,7 @@ pub struct DirectoryPath {
 }
 
 /// A UUID, or the word `default`.
-fn org_id_schema() -> Schema {
+pub(super) fn org_id_schema() -> Schema {
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()

@@ -69,14 +69,47 @@ pub struct CreateOrgGroup {
 }
 
 /// A change to an org group: the fields given change (`description` null
-/// clears it), those absent stay; at least one is given.
+/// clears it), those absent stay; at least one is given. (Its schema is
+/// [`OrgGroupPatchFields`]' with `minProperties: 1`, which utoipa's
+/// attribute of that name does not write.)
+pub struct OrgGroupPatch;
+
+impl utoipa::PartialSchema for OrgGroupPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let mut schema = OrgGroupPatchFields::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.min_properties = Some(1);
+            object.description = Some(
+                "A change to an org group: the fields given change (`description` null clears \
+                 it), those absent stay; at least one is given."
+                    .to_owned(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for OrgGroupPatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <OrgGroupPatchFields as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The fields of [`OrgGroupPatch`].
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[expect(
     dead_code,
     reason = "describes the body for the OpenAPI document; parse_change reads it"
 )]
-pub struct OrgGroupPatch {
+pub struct OrgGroupPatchFields {
     /// Not null: a group always has a name.
     #[schema(
         nullable = false,
