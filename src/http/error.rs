@@ -327,6 +327,8 @@ mod tests {
             (StoreError::Conflict("userName"), 409, Some("uniqueness")),
             (StoreError::PreconditionFailed, 412, None),
             (StoreError::UnknownMembers, 400, Some("invalidValue")),
+            (StoreError::Missing("x".into()), 404, None),
+            (StoreError::Refused("x".into()), 409, Some("uniqueness")),
             (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),
             (
                 StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),

@@ -97,6 +97,8 @@ mod tests {
             StoreError::Conflict("userName"),
             StoreError::PreconditionFailed,
             StoreError::UnknownMembers,
+            StoreError::Missing("group 1 not found".into()),
+            StoreError::Refused("a synced group".into()),
         ] {
             assert!(!client.is_database_failure(), "{client}");
         }

@@ -745,7 +745,13 @@ async fn access_is_read_by_account_and_by_product_with_pages() {
         assert_admin_error(resp, 400, "bad_request").await;
     }
 
-    // Recomputing a batch drops what is no longer given and keeps the rest.
+    // Recomputing a batch drops what is no longer given and keeps the
+    // rest, with the time it was first given.
+    let before = app
+        .ok_json(app.admin(M::GET, &format!("/orgs/default/accounts/{a}/access")))
+        .await;
+    let first_granted = before["access"][1]["grantedAt"].clone();
+    assert!(first_granted.is_string());
     app.store
         .replace_effective_access(f.org, &[a], &[(a, via_local)])
         .await
@@ -755,6 +761,8 @@ async fn access_is_read_by_account_and_by_product_with_pages() {
         .await;
     assert_eq!(access["access"].as_array().unwrap().len(), 1);
     assert_eq!(access["access"][0]["via"].as_array().unwrap().len(), 1);
+    assert_eq!(access["access"][0]["via"][0]["name"], "jira-users");
+    assert_eq!(access["access"][0]["grantedAt"], first_granted);
 
     // Removing c from the org group removes the access it gave at once.
     let resp = app
