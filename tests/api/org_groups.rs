@@ -357,3 +357,36 @@ async fn racing_creates_of_one_name_never_both_succeed() {
         20 - scim_won
     );
 }
+
+/// SCIM sees only its directory's groups: an org group's id names nothing
+/// there, so SCIM can neither read, change nor delete it.
+#[tokio::test]
+async fn scim_cannot_read_or_write_an_org_group() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let id = create_group(&app, "Kept here").await;
+    let path = format!("/Groups/{id}");
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "displayName", "value": "Taken" }]
+    });
+    for (method, body) in [
+        (M::GET, None),
+        (M::PATCH, Some(patch)),
+        (
+            M::PUT,
+            Some(json!({ "schemas": [GROUP], "displayName": "Taken" })),
+        ),
+        (M::DELETE, None),
+    ] {
+        let mut req = app.scim(&dir, method, &path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        assert_scim_error(req.send().await.unwrap(), 404, None).await;
+    }
+    let group = app
+        .ok_json(app.admin(M::GET, &format!("/orgs/default/groups/{id}")))
+        .await;
+    assert_eq!(group["name"], "Kept here");
+}

@@ -263,3 +263,51 @@ pub async fn product_users(
         .collect();
     Ok(Json(ProductUserPage { users, next_after }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(role: &str, group: &str) -> AccessRow {
+        AccessRow {
+            account_id: Uuid::nil(),
+            email: None,
+            display_name: None,
+            site_id: Uuid::nil(),
+            site_name: "Acme".into(),
+            site_url: "https://acme.example".into(),
+            product_key: "confluence".into(),
+            role: role.into(),
+            group_id: Uuid::new_v4(),
+            group_name: group.into(),
+            kind: "org".into(),
+            directory_id: None,
+            granted_at: 0,
+        }
+    }
+
+    /// Consecutive rows of one key make one entry with each row's group.
+    #[test]
+    fn runs_of_one_key_become_one_entry() {
+        let rows = [row("admin", "a"), row("user", "b"), row("user", "c")];
+        let entries = group_rows(
+            &rows,
+            |r| r.role.clone(),
+            |first, via| {
+                (
+                    first.role.clone(),
+                    via.iter().map(|v| v.name.clone()).collect::<Vec<_>>(),
+                )
+            },
+        );
+        assert_eq!(
+            entries,
+            [
+                ("admin".to_owned(), vec!["a".to_owned()]),
+                ("user".to_owned(), vec!["b".to_owned(), "c".to_owned()]),
+            ]
+        );
+        let none = group_rows(&[], |r: &AccessRow| r.role.clone(), |_, via| via.len());
+        assert!(none.is_empty());
+    }
+}
