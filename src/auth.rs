@@ -126,6 +126,9 @@ pub enum Principal {
         org_id: Uuid,
         key_id: String,
         rate_limit: Option<RateLimit>,
+        /// The directory refuses users outside the org's verified domains
+        /// (read with the key, like the rate).
+        require_verified_domain: bool,
     },
     /// An admin token (`id` is "env" for the configured one).
     Admin { token_id: String },
@@ -281,6 +284,7 @@ impl Authenticator {
                     org_id: k.org_id,
                     key_id: id.to_owned(),
                     rate_limit: k.rate_limit.get(),
+                    require_verified_domain: k.require_verified_domain,
                 };
                 (principal, k.key_hash)
             }))
@@ -396,6 +400,26 @@ impl Authenticator {
                 {
                     if *d == directory_id {
                         *rate_limit = limit;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A directory's new `requireVerifiedDomain`, for the keys already
+    /// verified in this process, as [`Self::set_directory_rate_limit`].
+    pub fn set_directory_require_verified_domain(&self, directory_id: Uuid, required: bool) {
+        if let Ok(mut cache) = self.cache.write() {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            for verified in cache.values_mut() {
+                if let Principal::Directory {
+                    directory_id: d,
+                    require_verified_domain,
+                    ..
+                } = &mut verified.principal
+                {
+                    if *d == directory_id {
+                        *require_verified_domain = required;
                     }
                 }
             }

@@ -77,6 +77,7 @@ pub(crate) mod defaults {
     /// Per admin token.
     pub const ADMIN_RATE_LIMIT_PER_SECOND: u32 = 20;
     pub const ADMIN_RATE_LIMIT_BURST: u32 = 100;
+    pub const DOMAIN_VERIFICATION_TIMEOUT_SECONDS: u64 = 5;
 }
 
 /// Settings of `scimd serve`.
@@ -207,6 +208,47 @@ pub struct ServeConfig {
     /// has no admin token, one is generated and printed once at start.
     #[arg(long, env = "SCIMD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    #[command(flatten)]
+    pub domain_verification: DomainVerificationConfig,
+}
+
+/// How `POST …/domains/{name}/verify` reaches the domain.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DomainVerificationConfig {
+    /// The DNS server (`IP:PORT`) that domain checks ask, for TXT records
+    /// and for the address of the HTTP check. Unset: the system's
+    /// resolver configuration (`/etc/resolv.conf`).
+    #[arg(long, env = "SCIMD_DNS_NAMESERVER")]
+    pub dns_nameserver: Option<SocketAddr>,
+
+    /// The port of the HTTP check's `https://` request. Unset: 443.
+    #[arg(long, env = "SCIMD_DOMAIN_VERIFICATION_HTTPS_PORT")]
+    pub domain_verification_https_port: Option<u16>,
+
+    /// The port of the HTTP check's `http://` request, made when
+    /// `https://` cannot connect. Unset: 80.
+    #[arg(long, env = "SCIMD_DOMAIN_VERIFICATION_HTTP_PORT")]
+    pub domain_verification_http_port: Option<u16>,
+
+    /// Seconds a DNS query, a connection or a whole HTTP request of a
+    /// domain check may take. Unset: 5.
+    #[arg(long, env = "SCIMD_DOMAIN_VERIFICATION_TIMEOUT_SECONDS", value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub domain_verification_timeout_seconds: Option<u64>,
+}
+
+impl DomainVerificationConfig {
+    pub fn checker(&self) -> crate::domain_check::DomainChecker {
+        crate::domain_check::DomainChecker {
+            nameserver: self.dns_nameserver,
+            https_port: self.domain_verification_https_port,
+            http_port: self.domain_verification_http_port,
+            timeout: std::time::Duration::from_secs(
+                self.domain_verification_timeout_seconds
+                    .unwrap_or(defaults::DOMAIN_VERIFICATION_TIMEOUT_SECONDS),
+            ),
+        }
+    }
 }
 
 impl ServeConfig {
@@ -252,6 +294,7 @@ impl Default for ServeConfig {
             admin_rate_limit_burst: defaults::ADMIN_RATE_LIMIT_BURST,
             metrics_listen: None,
             admin_token: None,
+            domain_verification: DomainVerificationConfig::default(),
         }
     }
 }
@@ -322,5 +365,38 @@ mod tests {
         assert!(parse(&["--rate-limit-burst", "0"]).is_err());
         assert!(parse(&["--admin-rate-limit-burst", "0"]).is_err());
         assert!(parse(&["--rate-limit-per-second", "-1"]).is_err());
+    }
+
+    #[test]
+    fn domain_checks_default_to_the_system_resolver_and_standard_ports() {
+        let checker = parse(&[]).unwrap().domain_verification.checker();
+        assert_eq!(checker.nameserver, None);
+        assert_eq!((checker.https_port, checker.http_port), (None, None));
+        assert_eq!(checker.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(
+            ServeConfig::default().domain_verification.checker().timeout,
+            checker.timeout
+        );
+        let checker = parse(&[
+            "--dns-nameserver",
+            "127.0.0.1:5353",
+            "--domain-verification-https-port",
+            "8443",
+            "--domain-verification-http-port",
+            "8080",
+            "--domain-verification-timeout-seconds",
+            "2",
+        ])
+        .unwrap()
+        .domain_verification
+        .checker();
+        assert_eq!(checker.nameserver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            (checker.https_port, checker.http_port),
+            (Some(8443), Some(8080))
+        );
+        assert_eq!(checker.timeout, std::time::Duration::from_secs(2));
+        assert!(parse(&["--dns-nameserver", "dns.example:53"]).is_err());
+        assert!(parse(&["--domain-verification-timeout-seconds", "0"]).is_err());
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod directory;
+pub mod domain_check;
 pub mod http;
 pub mod metrics;
 pub mod scim;

@@ -85,6 +85,7 @@ impl Application {
             cursor_timeout_seconds: config.cursor_timeout_seconds.max(1),
             scim_rate_limit: config.scim_rate_limit(),
             admin_rate_limit: config.admin_rate_limit(),
+            domain_checker: config.domain_verification.checker(),
         };
         let auth = Authenticator::new(
             store.clone(),

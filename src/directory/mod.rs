@@ -8,10 +8,13 @@
 //! The organisation model (domains, accounts, sites, product access) grows
 //! here too.
 
+pub mod access;
 pub mod account;
+pub mod domain;
 pub mod events;
 pub mod group;
 pub mod user;
 
+pub use domain::DomainName;
 pub use group::{GroupChange, GroupDraft, MemberChange};
 pub use user::UserDraft;

@@ -46,6 +46,8 @@ impl From<StoreError> for ScimApiError {
             )
             .into(),
             StoreError::UnknownMembers => ScimError::invalid_value(e.to_string()).into(),
+            StoreError::Missing(m) => ScimError::not_found(m).into(),
+            StoreError::Refused(m) => ScimError::uniqueness(m).into(),
             other if other.is_unavailable() => ScimApiError::Unavailable(other.into()),
             other => ScimApiError::Internal(other.into()),
         }
@@ -117,6 +119,9 @@ pub enum AdminError {
     Unauthorized,
     #[error("{0}")]
     NotFound(&'static str),
+    /// [`AdminError::NotFound`] naming the missing thing (an id).
+    #[error("{0}")]
+    Missing(String),
     /// The path exists but not with this method.
     #[error("this path does not accept this method")]
     MethodNotAllowed,
@@ -125,6 +130,15 @@ pub enum AdminError {
     /// The request would break a uniqueness rule (a name in use).
     #[error("{0}")]
     Conflict(String),
+    /// A domain name that is not a hostname.
+    #[error("{0}")]
+    InvalidDomain(String),
+    /// A public mail domain, which no organisation can own.
+    #[error("{0}")]
+    PublicMailDomain(String),
+    /// Only a verified domain can do this (be linked to a directory).
+    #[error("{0}")]
+    DomainNotVerified(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -143,6 +157,8 @@ impl From<StoreError> for AdminError {
             StoreError::Conflict(attr) => AdminError::Conflict(format!("{attr} already exists")),
             StoreError::Taken(detail) => AdminError::Conflict(detail),
             StoreError::UnknownMembers => AdminError::BadRequest(e.to_string()),
+            StoreError::Missing(m) => AdminError::Missing(m),
+            StoreError::Refused(m) => AdminError::Conflict(m),
             other => AdminError::Internal(other.into()),
         }
     }
@@ -181,11 +197,18 @@ pub enum AdminErrorCode {
     TooManyRequests,
     /// 500: a fault of the server; the cause is in its log, never here.
     Internal,
+    /// 400: a domain name that is not a hostname.
+    InvalidDomain,
+    /// 400: a public mail domain (gmail.com, …), which no organisation
+    /// can own.
+    PublicMailDomain,
+    /// 409: the domain must be verified first.
+    DomainNotVerified,
 }
 
 impl AdminErrorCode {
     /// Every code, in the order of the table in docs/ADMIN_API.md.
-    pub const ALL: [AdminErrorCode; 9] = [
+    pub const ALL: [AdminErrorCode; 12] = [
         AdminErrorCode::BadRequest,
         AdminErrorCode::Unauthorized,
         AdminErrorCode::NotFound,
@@ -195,6 +218,9 @@ impl AdminErrorCode {
         AdminErrorCode::UnsupportedMediaType,
         AdminErrorCode::TooManyRequests,
         AdminErrorCode::Internal,
+        AdminErrorCode::InvalidDomain,
+        AdminErrorCode::PublicMailDomain,
+        AdminErrorCode::DomainNotVerified,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -208,6 +234,10 @@ impl AdminErrorCode {
             AdminErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AdminErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             AdminErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminErrorCode::InvalidDomain | AdminErrorCode::PublicMailDomain => {
+                StatusCode::BAD_REQUEST
+            }
+            AdminErrorCode::DomainNotVerified => StatusCode::CONFLICT,
         }
     }
 
@@ -222,6 +252,9 @@ impl AdminErrorCode {
             AdminErrorCode::UnsupportedMediaType => "unsupported_media_type",
             AdminErrorCode::TooManyRequests => "too_many_requests",
             AdminErrorCode::Internal => "internal",
+            AdminErrorCode::InvalidDomain => "invalid_domain",
+            AdminErrorCode::PublicMailDomain => "public_mail_domain",
+            AdminErrorCode::DomainNotVerified => "domain_not_verified",
         }
     }
 }
@@ -242,7 +275,7 @@ impl AdminError {
     fn code(&self) -> AdminErrorCode {
         match self {
             AdminError::Unauthorized => AdminErrorCode::Unauthorized,
-            AdminError::NotFound(_) => AdminErrorCode::NotFound,
+            AdminError::NotFound(_) | AdminError::Missing(_) => AdminErrorCode::NotFound,
             AdminError::MethodNotAllowed => AdminErrorCode::MethodNotAllowed,
             AdminError::BadRequest(_) => AdminErrorCode::BadRequest,
             AdminError::Conflict(_) => AdminErrorCode::Conflict,
@@ -250,6 +283,9 @@ impl AdminError {
             AdminError::UnsupportedMediaType(_) => AdminErrorCode::UnsupportedMediaType,
             AdminError::TooManyRequests(_) => AdminErrorCode::TooManyRequests,
             AdminError::Internal(_) => AdminErrorCode::Internal,
+            AdminError::InvalidDomain(_) => AdminErrorCode::InvalidDomain,
+            AdminError::PublicMailDomain(_) => AdminErrorCode::PublicMailDomain,
+            AdminError::DomainNotVerified(_) => AdminErrorCode::DomainNotVerified,
         }
     }
 }
@@ -298,6 +334,8 @@ mod tests {
             ),
             (StoreError::PreconditionFailed, 412, None),
             (StoreError::UnknownMembers, 400, Some("invalidValue")),
+            (StoreError::Missing("x".into()), 404, None),
+            (StoreError::Refused("x".into()), 409, Some("uniqueness")),
             (StoreError::Database(sqlx::Error::PoolTimedOut), 503, None),
             (
                 StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
@@ -346,6 +384,9 @@ mod tests {
             (415, "unsupported_media_type"),
             (429, "too_many_requests"),
             (500, "internal"),
+            (400, "invalid_domain"),
+            (400, "public_mail_domain"),
+            (409, "domain_not_verified"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {

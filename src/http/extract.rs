@@ -95,6 +95,9 @@ pub struct Authenticated(pub Option<Principal>);
 #[derive(Clone, Debug)]
 pub struct ScimContext {
     pub directory_id: Uuid,
+    pub org_id: Uuid,
+    /// Users must have a primary email in a verified domain of the org.
+    pub require_verified_domain: bool,
     pub key_id: String,
     /// Base of `meta.location`: the mount the client used.
     pub base_url: String,
@@ -131,6 +134,7 @@ where
             directory_id,
             org_id,
             key_id,
+            require_verified_domain,
             ..
         }) = principal
         else {
@@ -163,6 +167,8 @@ where
         }
         Ok(ScimContext {
             directory_id,
+            org_id,
+            require_verified_domain,
             key_id,
             base_url,
             audit,

@@ -86,6 +86,8 @@ pub struct Settings {
     pub scim_rate_limit: Option<RateLimit>,
     /// Each admin token's request rate; None: off.
     pub admin_rate_limit: Option<RateLimit>,
+    /// How domain ownership is checked (DNS server, HTTP ports, timeout).
+    pub domain_checker: crate::domain_check::DomainChecker,
 }
 
 impl Settings {

@@ -19,7 +19,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::admin::{accounts, atlassian, directories, orgs, reports};
+use super::admin::{
+    access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites,
+};
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
 use utoipa::openapi::schema::Schema;
@@ -43,6 +45,12 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         directories::update,
         directories::delete,
         directories::rotate_key,
+        domains::add,
+        domains::list,
+        domains::get,
+        domains::verify,
+        domains::delete,
+        domains::set_directory,
         reports::provisioning,
         reports::stats,
         accounts::list,
@@ -56,6 +64,27 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         atlassian::get_scim_links_for_email,
         atlassian::unlink,
         atlassian::only_delete_user_in_db,
+        sites::create_site,
+        sites::list_sites,
+        sites::get_site,
+        sites::delete_site,
+        sites::add_product,
+        sites::list_products,
+        sites::get_product,
+        sites::remove_product,
+        sites::set_product_settings,
+        sites::add_grant,
+        sites::list_grants,
+        sites::revoke_grant,
+        access::product_users,
+        access::account_access,
+        org_groups::create,
+        org_groups::list,
+        org_groups::get,
+        org_groups::update,
+        org_groups::delete,
+        org_groups::add_members,
+        org_groups::remove_member,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -63,9 +92,13 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
     tags(
         (name = "orgs", description = "Organisations"),
         (name = "directories", description = "Directories: what one identity provider provisions into"),
+        (name = "domains", description = "The email domains an organisation claims, their verification, and the directory that manages each"),
         (name = "reports", description = "The provisioning report and its counters"),
         (name = "accounts", description = "Org-level accounts, which SCIM users link to"),
         (name = "atlassian", description = "Atlassian's user provisioning admin routes, same paths and shapes"),
+        (name = "sites", description = "Sites, their products, and the groups granted access to them"),
+        (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
+        (name = "access", description = "Product access as it is: who can use what, through which group"),
     )
 )]
 struct AdminApi;
@@ -154,6 +187,9 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         }
         AdminErrorCode::TooManyRequests => "Too many requests; retry after `Retry-After` seconds",
         AdminErrorCode::Internal => "A fault of the server; the cause is in its log",
+        AdminErrorCode::InvalidDomain => "Not a domain name",
+        AdminErrorCode::PublicMailDomain => "A public mail domain, which no organisation can own",
+        AdminErrorCode::DomainNotVerified => "The domain must be verified first",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))

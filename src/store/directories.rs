@@ -22,6 +22,8 @@ pub struct Directory {
     /// The directory's own request rate, when it has one.
     #[sqlx(flatten)]
     pub rate_limit: StoredRateLimit,
+    /// SCIM users must have a primary email in a verified domain of the org.
+    pub require_verified_domain: bool,
 }
 
 /// A token bucket: requests per second, and how many may come at once.
@@ -64,11 +66,12 @@ pub struct DirectoryKey {
     pub key_hash: String,
     #[sqlx(flatten)]
     pub rate_limit: StoredRateLimit,
+    pub require_verified_domain: bool,
 }
 
 const DIRECTORY_COLUMNS: &str =
     "d.id, d.org_id, d.name, d.key_id, d.created_at, d.key_created_at, \
-     d.rate_limit_per_second, d.rate_limit_burst, \
+     d.rate_limit_per_second, d.rate_limit_burst, d.require_verified_domain, \
      (SELECT COUNT(*) FROM users u WHERE u.directory_id = d.id) AS user_count, \
      (SELECT COUNT(*) FROM groups g WHERE g.directory_id = d.id) AS group_count";
 
@@ -127,6 +130,7 @@ impl Store {
             user_count: 0,
             group_count: 0,
             rate_limit: StoredRateLimit::default(),
+            require_verified_domain: false,
         })
     }
 
@@ -338,13 +342,15 @@ impl Store {
 
     /// Looks a presented key up by its visible key id.
     pub async fn find_directory_key(&self, key_id: &str) -> Result<Option<DirectoryKey>> {
-        read!(self, |_d, c| Ok(sqlx::query_as(
-            "SELECT id AS directory_id, org_id, key_hash, rate_limit_per_second, rate_limit_burst \
-             FROM directories WHERE key_id = $1"
+        read!(self, |_d, c| {
+            Ok(sqlx::query_as(
+            "SELECT id AS directory_id, org_id, key_hash, rate_limit_per_second, rate_limit_burst, \
+             require_verified_domain FROM directories WHERE key_id = $1"
         )
         .bind(key_id)
         .fetch_optional(&mut *c)
-        .await?))
+        .await?)
+        })
     }
 
     /// The directory's organisation, if the directory exists.

@@ -19,6 +19,13 @@ pub enum StoreError {
     /// directory; nothing was written.
     #[error("one or more members do not exist in this directory")]
     UnknownMembers,
+    /// A thing an admin write names does not exist; says which.
+    #[error("{0}")]
+    Missing(String),
+    /// An admin write refused by a rule of the organisation model (a
+    /// name another kind of group holds, a synced default group); says why.
+    #[error("{0}")]
+    Refused(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration failed")]
@@ -95,6 +102,8 @@ mod tests {
             StoreError::Taken("externalId 'x' is already used by user 1".into()),
             StoreError::PreconditionFailed,
             StoreError::UnknownMembers,
+            StoreError::Missing("group 1 not found".into()),
+            StoreError::Refused("a synced group".into()),
         ] {
             assert!(!client.is_database_failure(), "{client}");
         }

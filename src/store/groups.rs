@@ -10,6 +10,7 @@ use super::accel::paging::{fetch_keyset, fetch_page};
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::filter_sql::{Keyset, ListQuery, Page};
+use super::org_groups::refuse_org_group_name;
 use super::sql::groups::{group_columns, MEMBER_SELECT};
 use super::user_cache::Change;
 use super::{read, write_job, OnConflict, Result, Store, StoreError};
@@ -171,7 +172,9 @@ impl Store {
         let changes = [MemberChange::Add(members)];
         let audit = audit.clone();
         let doc = group.doc.clone();
+        let name_ci = group.display_name.to_lowercase();
         let changed = write_job!(self, |d, tx| {
+            refuse_org_group_name(&mut *tx, directory_id, &name_ci).await?;
             let sql = format!(
                 "INSERT INTO groups (id, directory_id, display_name, display_name_ci, external_id, \
                  doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, {}, 1, $7, $7)",
@@ -181,7 +184,7 @@ impl Store {
                 .bind(id)
                 .bind(directory_id)
                 .bind(&group.display_name)
-                .bind(group.display_name.to_lowercase())
+                .bind(&name_ci)
                 .bind(&group.external_id)
                 .bind(&group.doc)
                 .bind(now)
@@ -324,6 +327,10 @@ impl Store {
                 return Err(StoreError::PreconditionFailed);
             }
             let before = current.doc_map();
+            let name_before = before
+                .get("displayName")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase);
             let kept = audit.enabled.then(|| before.clone());
             // A refusal ends the job before it wrote anything.
             let GroupChange {
@@ -333,6 +340,11 @@ impl Store {
                 Ok(change) => change,
                 Err(refused) => return Ok((Err(refused), changed)),
             };
+            let name_ci = group.display_name.to_lowercase();
+            if name_before.as_deref() != Some(name_ci.as_str()) {
+                // Renamed: the new name may be an org group's.
+                refuse_org_group_name(&mut *tx, directory_id, &name_ci).await?;
+            }
             let now = now_micros();
             let version = current.version + 1;
             let sql = format!(
@@ -342,7 +354,7 @@ impl Store {
             );
             sqlx::query(&sql)
                 .bind(&group.display_name)
-                .bind(group.display_name.to_lowercase())
+                .bind(&name_ci)
                 .bind(&group.external_id)
                 .bind(&group.doc)
                 .bind(version)

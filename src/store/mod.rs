@@ -17,14 +17,17 @@ mod accounts;
 pub mod audit;
 mod conn;
 mod directories;
+mod domains;
 mod error;
 mod filter_sql;
 mod groups;
+mod org_groups;
 mod orgs;
 mod postgres;
 mod secrets;
 #[cfg(feature = "tools")]
 pub mod seed;
+mod sites;
 mod sql;
 mod sqlite;
 mod stats;
@@ -38,11 +41,14 @@ pub use accounts::{
 };
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
+pub use domains::{CheckRecorded, DirectoryMoved, DomainRow, LinkError};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
 pub use filter_sql::Keyset;
 pub use groups::{GroupRow, MemberRow};
+pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
 pub use orgs::Org;
+pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
 pub use users::{UserGroup, UserRow};
 

@@ -277,6 +277,13 @@ impl TestApp {
         resp.json().await.expect("json")
     }
 
+    /// Sends `request`, which must answer 201, and returns its JSON body.
+    pub async fn ok_json_created(&self, request: RequestBuilder) -> Value {
+        let resp = request.send().await.expect("request");
+        assert_eq!(resp.status(), 201, "{}", resp.url());
+        resp.json().await.expect("json")
+    }
+
     pub async fn create_user(&self, dir: &TestDirectory, user_name: &str) -> Value {
         self.create_user_from(dir, &user_body(user_name)).await
     }

@@ -109,12 +109,13 @@ fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
     out
 }
 
-/// The operation's path with these ids (any other id: one that names
-/// nothing).
+/// The operation's path (with its prefix: `/admin/v1`, or that of
+/// Atlassian's routes) with these ids; the ids of things inside the org
+/// are those of `Things`, a SCIM user's one that names none.
 fn fill(path: &str, org: &str, directory: &str) -> String {
     path.replace("{orgId}", org)
         .replace("{directoryId}", directory)
-        .replace("{accountId}", "00000000-0000-4000-8000-000000000000")
+        .replace("{domainName}", DOMAIN)
         .replace("{userId}", "00000000-0000-4000-8000-000000000000")
 }
 
@@ -125,20 +126,118 @@ fn at(app: &TestApp, method: Method, path: &str) -> RequestBuilder {
         .bearer_auth(ADMIN_TOKEN)
 }
 
+/// The domain of the default organisation that `{domainName}` names.
+const DOMAIN: &str = "contract.example";
+
+async fn add_domain(app: &TestApp) {
+    let resp = app
+        .admin(M::POST, "/orgs/default/domains")
+        .json(&json!({ "name": DOMAIN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+/// Things of the default org that paths name: a site with a product, an
+/// org group and an account in it.
+struct Things {
+    site: String,
+    key: String,
+    group: String,
+    account: String,
+}
+
+impl Things {
+    async fn make(app: &TestApp) -> Things {
+        let site = app
+            .ok_json_created(
+                app.admin(M::POST, "/orgs/default/sites")
+                    .json(&json!({ "name": "Real", "url": "https://real.example" })),
+            )
+            .await;
+        let site = site["id"].as_str().unwrap().to_owned();
+        app.ok_json_created(
+            app.admin(M::POST, &format!("/orgs/default/sites/{site}/products"))
+                .json(&json!({ "key": "confluence" })),
+        )
+        .await;
+        let group = app
+            .ok_json_created(
+                app.admin(M::POST, "/orgs/default/groups")
+                    .json(&json!({ "name": "Real" })),
+            )
+            .await;
+        let org = app.ok_json(app.admin(M::GET, "/orgs/default")).await;
+        let org: uuid::Uuid = org["id"].as_str().unwrap().parse().unwrap();
+        let account = crate::sites::insert_account(app, org, "real@example.com").await;
+        Things {
+            site,
+            key: "confluence".to_owned(),
+            group: group["id"].as_str().unwrap().to_owned(),
+            account: account.to_string(),
+        }
+    }
+
+    /// `path` with the ids of these things, one of them replaced by `bad`
+    /// when `bad` names its parameter.
+    fn fill(&self, path: &str, bad: Option<(&str, &str)>) -> String {
+        let mut out = path.to_owned();
+        for (param, real) in [
+            ("{siteId}", &self.site),
+            ("{key}", &self.key),
+            ("{groupId}", &self.group),
+            ("{accountId}", &self.account),
+        ] {
+            let value = match bad {
+                Some((p, v)) if p == param => v,
+                _ => real.as_str(),
+            };
+            out = out.replace(param, value);
+        }
+        out
+    }
+
+    /// Values that name none of the thing a parameter names.
+    fn bad_values(param: &str) -> Vec<String> {
+        let unknown = uuid::Uuid::new_v4().to_string();
+        match param {
+            "{key}" => vec![
+                "unknown-product".into(),
+                "NOT_A_KEY".into(),
+                "%C3%28".into(),
+            ],
+            _ => vec![unknown, "not-a-uuid".into(), "%C3%28".into()],
+        }
+    }
+}
+
 /// The request the operation expects, with a valid body if it takes one.
-fn request(app: &TestApp, method: &Method, path: &str, op: &Value) -> RequestBuilder {
+fn request(
+    app: &TestApp,
+    method: &Method,
+    path: &str,
+    op: &Value,
+    things: &Things,
+) -> RequestBuilder {
     let req = at(app, method.clone(), path);
     if op.get("requestBody").is_none() {
         return req;
     }
-    match op["operationId"].as_str() {
-        Some("updateDirectory") => req.json(&json!({ "rateLimit": null })),
-        Some("relinkScimUser") => {
-            req.json(&json!({ "accountId": "00000000-0000-4000-8000-000000000000" }))
-        }
-        Some("getScimLinksForEmail") => req.json(&json!({ "email": "a@example.com" })),
-        _ => req.json(&json!({ "name": "Contract" })),
-    }
+    let body = match op["operationId"].as_str().unwrap_or("") {
+        "updateDirectory" => json!({ "rateLimit": null }),
+        "verifyDomain" => json!({ "method": "dns" }),
+        "setDomainDirectory" => json!({ "directoryId": null }),
+        "createSite" => json!({ "name": "Contract", "url": "https://contract.example" }),
+        "addProduct" => json!({ "key": "bitbucket" }),
+        "setProductSettings" => json!({ "newUsersGetAccess": false, "defaultGroups": [] }),
+        "addGrant" => json!({ "groupId": things.group, "role": "user" }),
+        "addOrgGroupMembers" => json!({ "accountIds": [things.account] }),
+        "relinkScimUser" => json!({ "accountId": things.account }),
+        "getScimLinksForEmail" => json!({ "email": "a@example.com" }),
+        _ => json!({ "name": "Contract" }),
+    };
+    req.json(&body)
 }
 
 fn documents(op: &Value, status: u16) -> bool {
@@ -150,14 +249,17 @@ fn documents(op: &Value, status: u16) -> bool {
 /// (as is one that cannot be decoded), each status listed by the document.
 #[tokio::test]
 async fn every_operation_answers_auth_and_path_errors_as_documented() {
-    let app = spawn_app().await;
+    // Hundreds of requests: the admin rate limit has its own tests.
+    let app = spawn_app_with(|c| c.admin_rate_limit_per_second = 0).await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let dir = app.create_directory("Real").await;
+    add_domain(&app).await;
+    let things = Things::make(&app).await;
     let unknown = uuid::Uuid::new_v4().to_string();
     let ops = operations(&doc);
     assert!(ops.len() >= 10);
     for (method, path, op) in &ops {
-        let real = fill(path, "default", &dir.id);
+        let real = things.fill(&fill(path, "default", &dir.id), None);
         let url = format!("{}{real}", app.address);
 
         for token in [
@@ -191,8 +293,26 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             bad_ids.push(fill(path, "default", "not-a-uuid"));
             bad_ids.push(fill(path, "default", "%C3%28"));
         }
+        if path.contains("{domainName}") {
+            let real = fill(path, "default", &dir.id);
+            bad_ids.push(real.replace(DOMAIN, "missing.example"));
+            bad_ids.push(real.replace(DOMAIN, "not%20a%20name"));
+            bad_ids.push(real.replace(DOMAIN, "%C3%28"));
+        }
+        let mut bad_ids: Vec<String> = bad_ids.iter().map(|p| things.fill(p, None)).collect();
+        for param in ["{siteId}", "{key}", "{groupId}", "{accountId}"] {
+            if path.contains(param) {
+                for value in Things::bad_values(param) {
+                    let bad = things.fill(&fill(path, "default", &dir.id), Some((param, &value)));
+                    bad_ids.push(bad);
+                }
+            }
+        }
         for bad in bad_ids {
-            let resp = request(&app, method, &bad, op).send().await.unwrap();
+            let resp = request(&app, method, &bad, op, &things)
+                .send()
+                .await
+                .unwrap();
             assert_admin_error(resp, 404, "not_found").await;
             assert!(documents(op, 404), "{method} {path}");
         }
@@ -211,7 +331,11 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
 /// over the limit 413; and nothing is written.
 #[tokio::test]
 async fn every_body_is_checked_as_documented() {
-    let app = spawn_app_with(|c| c.max_body_bytes = 1024).await;
+    let app = spawn_app_with(|c| {
+        c.max_body_bytes = 1024;
+        c.admin_rate_limit_per_second = 0;
+    })
+    .await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let with_body: Vec<_> = operations(&doc)
         .into_iter()
@@ -223,16 +347,24 @@ async fn every_body_is_checked_as_documented() {
         .unwrap()
         .len();
     let dir = app.create_directory("Real").await;
-    let app_ref = &app;
+    add_domain(&app).await;
+    let things = Things::make(&app).await;
     for (method, path, op) in &with_body {
-        let path = fill(path, "default", &dir.id);
+        let path = things.fill(&fill(path, "default", &dir.id), None);
         let send = |ct: &'static str, body: Vec<u8>| {
-            at(app_ref, method.clone(), &path)
+            at(&app, method.clone(), &path)
                 .header("content-type", ct)
                 .body(body)
                 .send()
         };
         let json_ct = "application/json";
+        // A domain's name is a name of its own kind, refused with its own
+        // code.
+        let name_code = if path.ends_with("/domains") {
+            "invalid_domain"
+        } else {
+            "bad_request"
+        };
         for (body, what) in [
             (&b"{\"name\": "[..], "truncated JSON"),
             (b"not json", "not JSON"),
@@ -244,13 +376,18 @@ async fn every_body_is_checked_as_documented() {
             (b"{\"name\": \"a\\u0000b\"}", "a name with U+0000"),
         ] {
             let resp = send(json_ct, body.to_vec()).await.unwrap();
-            let err = assert_admin_error(resp, 400, "bad_request").await;
+            let code = if matches!(what, "a blank name" | "a name with U+0000") {
+                name_code
+            } else {
+                "bad_request"
+            };
+            let err = assert_admin_error(resp, 400, code).await;
             assert!(documents(op, 400), "{method} {path}: {what}: {err}");
         }
         for long in ["é".repeat(201), format!(" {} ", "é".repeat(199))] {
             let long = format!("{{\"name\": \"{long}\"}}");
             let resp = send(json_ct, long.into_bytes()).await.unwrap();
-            assert_admin_error(resp, 400, "bad_request").await;
+            assert_admin_error(resp, 400, name_code).await;
         }
 
         for ct in [

@@ -61,6 +61,11 @@ pub struct DirectoryView {
     /// The limit that applies: its own, else the server's default; null:
     /// none.
     effective_rate_limit: Option<RateLimitView>,
+    /// SCIM users must have a primary email in a verified domain of the
+    /// organisation.
+    require_verified_domain: bool,
+    /// The domains this directory manages.
+    domains: Vec<String>,
 }
 
 /// A token bucket: `perSecond` requests a second on average, bursts of up
@@ -84,19 +89,55 @@ impl From<RateLimit> for RateLimitView {
 }
 
 /// A change to a directory's settings: the fields given change, those
-/// absent stay; at least one is given (today there is one, so it is
-/// required).
+/// absent stay; at least one is given. (Its schema is
+/// [`DirectoryPatchFields`]' with `minProperties: 1`, which utoipa's
+/// attribute of that name does not write.)
+pub struct DirectoryPatch;
+
+impl utoipa::PartialSchema for DirectoryPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        let mut schema = DirectoryPatchFields::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.min_properties = Some(1);
+            object.description = Some(
+                "A change to a directory's settings: the fields given change, those absent \
+                 stay; at least one is given."
+                    .to_owned(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for DirectoryPatch {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <DirectoryPatchFields as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The fields of [`DirectoryPatch`].
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[expect(
     dead_code,
     reason = "describes the body for the OpenAPI document; parse_change reads it"
 )]
-pub struct DirectoryPatch {
+pub struct DirectoryPatchFields {
     /// The directory's limit on SCIM requests, or null for the server's
     /// default.
-    #[schema(nullable, required = true)]
+    #[schema(nullable)]
     rate_limit: Option<RateLimitView>,
+    /// Refuse SCIM users whose primary email is not in a verified domain
+    /// of the organisation (and users without an email).
+    #[schema(value_type = bool, required = false)]
+    require_verified_domain: Option<bool>,
 }
 
 /// A directory with its new API key, which is shown in this answer only.
@@ -133,7 +174,15 @@ impl DirectoryView {
                 .get()
                 .or(state.settings.scim_rate_limit)
                 .map(RateLimitView::from),
+            require_verified_domain: d.require_verified_domain,
+            domains: Vec::new(),
         }
+    }
+
+    /// With the domains it manages (one indexed read).
+    async fn with_domains(mut self, state: &AppState) -> Result<Self, AdminError> {
+        self.domains = state.store.directory_domains(self.id).await?;
+        Ok(self)
     }
 }
 
@@ -142,10 +191,11 @@ impl DirectoryView {
 #[derive(Debug, Default, PartialEq)]
 struct DirectoryChange {
     rate_limit: Option<Option<RateLimit>>,
+    require_verified_domain: Option<bool>,
 }
 
 /// The fields `PATCH` accepts, for the message that refuses others.
-const PATCHABLE: &str = "rateLimit";
+const PATCHABLE: &str = "rateLimit, requireVerifiedDomain";
 
 fn parse_change(body: &Value) -> Result<DirectoryChange, String> {
     let Value::Object(fields) = body else {
@@ -160,6 +210,11 @@ fn parse_change(body: &Value) -> Result<DirectoryChange, String> {
     for (name, value) in fields {
         match name.as_str() {
             "rateLimit" => change.rate_limit = Some(parse_rate_limit(value)?),
+            "requireVerifiedDomain" => {
+                change.require_verified_domain = Some(value.as_bool().ok_or_else(|| {
+                    format!("requireVerifiedDomain must be true or false, not {value}")
+                })?)
+            }
             other => {
                 return Err(format!(
                     "unknown field '{other}': a directory's PATCH accepts {PATCHABLE}"
@@ -273,8 +328,21 @@ pub async fn list(
 ) -> Result<Json<DirectoryList>, AdminError> {
     let org = org_id(&state, &p.org_id).await?;
     let dirs = state.store.list_directories(org).await?;
+    // One read of the org's domains for every directory.
+    let domains = state.store.list_domains(org).await?;
     Ok(Json(DirectoryList {
-        directories: dirs.iter().map(|d| DirectoryView::new(&state, d)).collect(),
+        directories: dirs
+            .iter()
+            .map(|d| {
+                let mut view = DirectoryView::new(&state, d);
+                view.domains = domains
+                    .iter()
+                    .filter(|x| x.directory_id == Some(d.id))
+                    .map(|x| x.name.clone())
+                    .collect();
+                view
+            })
+            .collect(),
     }))
 }
 
@@ -301,7 +369,11 @@ pub async fn get(
         .get_directory(org, id)
         .await
         .map_err(not_found_directory)?;
-    Ok(Json(DirectoryView::new(&state, &dir)))
+    Ok(Json(
+        DirectoryView::new(&state, &dir)
+            .with_domains(&state)
+            .await?,
+    ))
 }
 
 /// Changes a directory's settings; the fields absent stay as they are.
@@ -335,12 +407,26 @@ pub async fn update(
         // re-read the key (--key-cache-seconds).
         state.auth.set_directory_rate_limit(id, limit);
     }
+    if let Some(required) = change.require_verified_domain {
+        state
+            .store
+            .set_directory_require_verified_domain(org, id, required, &admin.audit)
+            .await
+            .map_err(not_found_directory)?;
+        state
+            .auth
+            .set_directory_require_verified_domain(id, required);
+    }
     let dir = state
         .store
         .get_directory(org, id)
         .await
         .map_err(not_found_directory)?;
-    Ok(Json(DirectoryView::new(&state, &dir)))
+    Ok(Json(
+        DirectoryView::new(&state, &dir)
+            .with_domains(&state)
+            .await?,
+    ))
 }
 
 /// A directory the path names but the store does not hold: every
@@ -408,7 +494,9 @@ pub async fn rotate_key(
     state.auth.forget_directory(id);
     let dir = state.store.get_directory(org, id).await?;
     Ok(Json(DirectoryWithKey {
-        directory: DirectoryView::new(&state, &dir),
+        directory: DirectoryView::new(&state, &dir)
+            .with_domains(&state)
+            .await?,
         api_key: key.secret,
     }))
 }

@@ -3,7 +3,7 @@
 //! next to its code, so the document cannot say what the code does not.
 
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
@@ -14,11 +14,15 @@ use uuid::Uuid;
 use super::error::AdminError;
 use super::AppState;
 
+pub(crate) mod access;
 pub(crate) mod accounts;
 pub(crate) mod atlassian;
 pub(crate) mod directories;
+pub(crate) mod domains;
+pub(crate) mod org_groups;
 pub(crate) mod orgs;
 pub(crate) mod reports;
+pub(crate) mod sites;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,6 +41,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/directories/{directoryId}/api-key",
             post(directories::rotate_key),
+        )
+        .route(
+            "/orgs/{orgId}/domains",
+            get(domains::list).post(domains::add),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}",
+            get(domains::get).delete(domains::delete),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/verify",
+            post(domains::verify),
+        )
+        .route(
+            "/orgs/{orgId}/domains/{domainName}/directory",
+            put(domains::set_directory),
         )
         .route(
             "/orgs/{orgId}/reports/provisioning",
@@ -64,6 +84,61 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/scim-links",
             get(accounts::scim_links_for_group),
+        )
+        // Sites, products, grants, org groups and product access.
+        .route(
+            "/orgs/{orgId}/sites",
+            get(sites::list_sites).post(sites::create_site),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}",
+            get(sites::get_site).delete(sites::delete_site),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products",
+            get(sites::list_products).post(sites::add_product),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products/{key}",
+            get(sites::get_product).delete(sites::remove_product),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products/{key}/settings",
+            put(sites::set_product_settings),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products/{key}/grants",
+            get(sites::list_grants).post(sites::add_grant),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products/{key}/grants/{groupId}",
+            delete(sites::revoke_grant),
+        )
+        .route(
+            "/orgs/{orgId}/sites/{siteId}/products/{key}/users",
+            get(access::product_users),
+        )
+        .route(
+            "/orgs/{orgId}/accounts/{accountId}/access",
+            get(access::account_access),
+        )
+        .route(
+            "/orgs/{orgId}/groups",
+            get(org_groups::list).post(org_groups::create),
+        )
+        .route(
+            "/orgs/{orgId}/groups/{groupId}",
+            get(org_groups::get)
+                .patch(org_groups::update)
+                .delete(org_groups::delete),
+        )
+        .route(
+            "/orgs/{orgId}/groups/{groupId}/members",
+            post(org_groups::add_members),
+        )
+        .route(
+            "/orgs/{orgId}/groups/{groupId}/members/{accountId}",
+            delete(org_groups::remove_member),
         )
         .fallback(not_found)
         // After the routes: it applies to the routes already added.

@@ -24,6 +24,7 @@ mod group_stream;
 mod groups;
 mod search;
 mod users;
+mod verified_domain;
 
 pub fn router() -> Router<AppState> {
     Router::new()

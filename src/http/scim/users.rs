@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::verified_domain;
 use super::{
     keyset, list_response, meta, not_modified, push_json_string, push_meta, query, resource_id,
     scim_text_response, CursorPage, CursorPaging, ResourceJson,
@@ -401,6 +402,7 @@ pub(super) async fn create_row(
 ) -> Result<UserRow, ScimApiError> {
     ctx.note_target(|| Target::from_body(TargetType::User, None, body));
     let user = new_user(body)?;
+    verified_domain::check_user(state, ctx, &user).await?;
     Ok(state
         .store
         .insert_user(ctx.directory_id, user, &ctx.audit)
@@ -417,7 +419,8 @@ pub(super) async fn replace_row(
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let doc = user_doc(body)?;
     // Check the body before reading the user, as for any other write.
-    UserDraft::from_doc(&doc)?;
+    let draft = UserDraft::from_doc(&doc)?;
+    verified_domain::check_user(state, ctx, &draft).await?;
     state
         .store
         .modify_user(
@@ -455,6 +458,7 @@ pub(super) async fn patch_row(
     with_groups: bool,
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let request = parse_patch(body)?;
+    let guard = verified_domain::DomainGuard::for_patch(state, ctx, id, &request).await?;
     state
         .store
         .modify_user(
@@ -467,7 +471,7 @@ pub(super) async fn patch_row(
                 apply_patch(&USER_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 // PATCH may set `password`; it is accepted but never stored.
                 drop_write_only(&USER_RESOURCE, &mut doc);
-                Ok(UserDraft::from_doc(&doc)?)
+                guard.check(UserDraft::from_doc(&doc)?)
             },
         )
         .await
