@@ -214,6 +214,33 @@ impl Store {
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let was_verified = row.is_verified();
+            // Another organisation holding the domain wins: a domain is
+            // verified by one organisation at a time (the index
+            // `domains_verified_once` settles a race of two checks).
+            let held_elsewhere: Option<(Uuid,)> = if verified && !was_verified {
+                sqlx::query_as(
+                    "SELECT org_id FROM domains WHERE name = $1 AND org_id <> $2 \
+                     AND status = 'verified'",
+                )
+                .bind(name.as_str())
+                .bind(org_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            } else {
+                None
+            };
+            let (verified, reason) = match held_elsewhere {
+                Some(_) => (
+                    false,
+                    format!(
+                        "{} is already verified by another organisation; it must remove \
+                         the domain before this one can verify it",
+                        name.as_str()
+                    ),
+                ),
+                None => (verified, reason.to_owned()),
+            };
+            let reason = reason.as_str();
             row.status = if verified { VERIFIED } else { UNVERIFIED }.to_owned();
             row.checked_at = Some(now);
             row.check_method = Some(method.as_str().to_owned());
@@ -235,7 +262,8 @@ impl Store {
             .bind(org_id)
             .bind(name.as_str())
             .execute(&mut *tx)
-            .await?;
+            .await
+            .on_conflict("domain")?;
             let accounts_now_external = if was_verified && !verified {
                 count_accounts(&mut *tx, org_id, name.as_str()).await?
             } else {

@@ -928,3 +928,77 @@ async fn a_directory_that_requires_verified_domains_refuses_other_users() {
     set_required(app, &dir, false).await;
     app.create_user(&dir, "late@other.example").await;
 }
+
+/// A domain is verified by one organisation at a time: another
+/// organisation that publishes its own token too is told who holds it, and
+/// verifies once the first lets it go.
+#[tokio::test]
+async fn a_domain_verified_by_one_organisation_is_not_verified_by_another() {
+    let w = world().await;
+    let app = &w.app;
+    let first = added(app, "shared.example").await;
+    let other: Value = app
+        .ok_json_created(
+            app.admin(Method::POST, "/orgs")
+                .json(&json!({ "name": "Other" })),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    let resp = app
+        .admin(Method::POST, &format!("/orgs/{other}/domains"))
+        .json(&json!({ "name": "shared.example" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let second: Value = resp.json().await.unwrap();
+    w.zone(
+        "shared.example",
+        Zone {
+            txt: vec![txt_value(&first), txt_value(&second)],
+            ..Zone::default()
+        },
+    );
+    assert_eq!(
+        verify(app, "shared.example", "dns").await["status"],
+        "verified"
+    );
+
+    let verify_other = || async {
+        let resp = app
+            .admin(
+                Method::POST,
+                &format!("/orgs/{other}/domains/shared.example/verify"),
+            )
+            .json(&json!({ "method": "dns" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()
+    };
+    let refused = verify_other().await;
+    assert_eq!(refused["status"], "unverified", "{refused}");
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("already verified by another organisation"),
+        "{reason}"
+    );
+    assert_eq!(
+        refused["lastCheck"]["reason"], refused["reason"],
+        "{refused}"
+    );
+    // The holder keeps it.
+    let held = app
+        .ok_json(app.admin(Method::GET, "/orgs/default/domains/shared.example"))
+        .await;
+    assert_eq!(held["status"], "verified");
+
+    let resp = app
+        .admin(Method::DELETE, "/orgs/default/domains/shared.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(verify_other().await["status"], "verified");
+}

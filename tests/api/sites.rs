@@ -842,3 +842,92 @@ async fn access_is_read_by_account_and_by_product_with_pages() {
         assert_eq!(n, 0, "{table}");
     }
 }
+
+/// An account made for a new SCIM user joins the default groups; a user
+/// that links to an existing account does not put it back in a group the
+/// admin took it out of.
+#[tokio::test]
+async fn accounts_made_by_scim_creations_join_the_default_groups() {
+    let f = fixture().await;
+    let app = &f.app;
+    let group_path = format!("/orgs/default/groups/{}", f.local);
+    let members = || async {
+        let group = app.ok_json(app.admin(M::GET, &group_path)).await;
+        let mut ids: Vec<String> = group["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["accountId"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let account_of = |user: &Value| {
+        user["urn:scim:schemas:extension:atlassian-external:1.0"]["atlassianAccountId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let with_email = |name: &str, email: &str| {
+        let mut body = crate::helpers::user_body(name);
+        body["emails"] = json!([{ "value": email, "primary": true }]);
+        body
+    };
+
+    // Switched off: a new account joins nothing.
+    app.create_user_from(&f.dir_a, &with_email("before", "before@acme.example"))
+        .await;
+    assert!(members().await.is_empty());
+
+    app.ok_json(
+        app.admin(M::PUT, &format!("{}/settings", f.product))
+            .json(&json!({ "newUsersGetAccess": true, "defaultGroups": [f.local] })),
+    )
+    .await;
+    // Created alone and together (a Bulk request's creations share
+    // statements), with and without an email.
+    let ann = app
+        .create_user_from(&f.dir_a, &with_email("ann", "Ann@Acme.example"))
+        .await;
+    let no_email = app.create_user(&f.dir_a, "no-email").await;
+    let ops: Vec<Value> = (0..5)
+        .map(|i| {
+            let body = with_email(&format!("bulk{i}"), &format!("bulk{i}@acme.example"));
+            json!({ "method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": body })
+        })
+        .collect();
+    let response = app
+        .ok_json(app.scim(&f.dir_a, M::POST, "/Bulk").json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": ops,
+        })))
+        .await;
+    let mut expected = vec![account_of(&ann), account_of(&no_email)];
+    for op in response["Operations"].as_array().unwrap() {
+        assert_eq!(op["status"], "201", "{op}");
+        let location = op["location"].as_str().unwrap();
+        let id = location.rsplit('/').next().unwrap();
+        let user = app.get_json(&f.dir_a, &format!("/Users/{id}")).await;
+        expected.push(account_of(&user));
+    }
+    expected.sort();
+    assert_eq!(members().await, expected);
+
+    // The admin takes Ann out; Ann provisioned by a second directory links
+    // to her account, which stays out.
+    let resp = app
+        .admin(
+            M::DELETE,
+            &format!("{group_path}/members/{}", account_of(&ann)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let google = app.create_directory("Google").await;
+    let again = app
+        .create_user_from(&google, &with_email("ann-again", "ann@acme.example"))
+        .await;
+    assert_eq!(account_of(&again), account_of(&ann));
+    assert!(!members().await.contains(&account_of(&ann)));
+}

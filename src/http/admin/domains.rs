@@ -386,6 +386,7 @@ pub async fn get(
     responses(
         (status = 200, description = "What the check found, and the domain as it now is", body = VerifyResult),
         (status = 404, description = "No such organisation, or no such domain in it", body = AdminErrorBody),
+        (status = 409, description = "Another organisation verified the domain during this check", body = AdminErrorBody),
     )
 )]
 pub async fn verify(
@@ -421,10 +422,21 @@ pub async fn verify(
             &admin.audit,
         )
         .await
-        .map_err(not_found_domain)?;
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AdminError::Conflict(format!(
+                "{name} was verified by another organisation during this check"
+            )),
+            other => not_found_domain(other),
+        })?;
     Ok(Json(VerifyResult {
         domain: DomainView::from(&recorded.domain),
-        reason: outcome.reason,
+        // The store's verdict: a domain another organisation holds is not
+        // verified whatever the check found.
+        reason: recorded
+            .domain
+            .check_reason
+            .clone()
+            .unwrap_or(outcome.reason),
         accounts_now_external: recorded.accounts_now_external,
     }))
 }

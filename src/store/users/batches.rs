@@ -135,7 +135,33 @@ async fn insert_users_on<C: Conn>(
     }
     let sql = INSERT_USERS.of(C::DIALECT).get(batch.len(), with_events);
     let created: Vec<(Uuid, Uuid)> = c.fetch_all(sql, &args).await.on_conflict("userName")?;
+    join_default_groups(c, batch, &created).await?;
     Ok(created)
+}
+
+/// New accounts join their products' default groups (where a product's
+/// `newUsersGetAccess` is on). An account is new when its id is one this
+/// batch made up: an account found by email keeps its own id. On SQLite
+/// this is inside the writer's transaction; on PostgreSQL it follows the
+/// creation's statement on the same connection, and is idempotent.
+async fn join_default_groups<C: Conn>(
+    c: &mut C,
+    batch: &[PendingUser],
+    created: &[(Uuid, Uuid)],
+) -> Result<()> {
+    let mut new_accounts: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (_, account) in created {
+        if let Some(p) = batch.iter().find(|p| p.0.account_id == *account) {
+            let accounts = new_accounts.entry(p.0.org_id).or_default();
+            if !accounts.contains(account) {
+                accounts.push(*account);
+            }
+        }
+    }
+    for (org_id, accounts) in new_accounts {
+        crate::store::org_groups::join_default_groups(c, org_id, &accounts).await?;
+    }
+    Ok(())
 }
 
 /// Creates `batch` (all with events, or all without) in one call;
