@@ -13,6 +13,7 @@ pub mod account;
 pub mod domain;
 pub mod events;
 pub mod group;
+pub mod sync_settings;
 pub mod user;
 
 pub use domain::DomainName;

@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
     access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites,
+    sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -85,6 +86,8 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         org_groups::delete,
         org_groups::add_members,
         org_groups::remove_member,
+        sync_settings::get,
+        sync_settings::put,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),

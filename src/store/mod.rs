@@ -31,6 +31,7 @@ mod sites;
 mod sql;
 mod sqlite;
 mod stats;
+mod sync_settings;
 mod users;
 
 use accel::{cursors, user_cache};
@@ -50,6 +51,7 @@ pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
 pub use orgs::Org;
 pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
+pub use sync_settings::{StoredSyncSettings, SyncSettingsError};
 pub use users::{UserGroup, UserRow};
 
 /// The SQL dialect of the connected store.

@@ -31,4 +31,5 @@ mod openapi;
 mod org_groups;
 mod rate_limits;
 mod sites;
+mod sync_settings;
 mod users;

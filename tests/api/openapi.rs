@@ -235,6 +235,13 @@ fn request(
         "addOrgGroupMembers" => json!({ "accountIds": [things.account] }),
         "relinkScimUser" => json!({ "accountId": things.account }),
         "getScimLinksForEmail" => json!({ "email": "a@example.com" }),
+        "putSyncSettings" => json!({
+            "mode": "continuous",
+            "intervalMinutes": 240,
+            "scope": { "type": "all" },
+            "domains": { "type": "all" },
+            "emailNewUsers": false,
+        }),
         _ => json!({ "name": "Contract" }),
     };
     req.json(&body)

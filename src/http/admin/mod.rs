@@ -23,6 +23,7 @@ pub(crate) mod org_groups;
 pub(crate) mod orgs;
 pub(crate) mod reports;
 pub(crate) mod sites;
+pub(crate) mod sync_settings;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,6 +42,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/directories/{directoryId}/api-key",
             post(directories::rotate_key),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/sync-settings",
+            get(sync_settings::get).put(sync_settings::put),
         )
         .route(
             "/orgs/{orgId}/domains",
