@@ -52,6 +52,18 @@ fn corrupt(what: &str) -> StoreError {
     )))
 }
 
+/// A selected group or domain deleted between its check and the insert
+/// (another transaction, on PostgreSQL): the foreign key refuses the row.
+/// The same answer as if it had been missing at the check.
+fn deleted_meanwhile(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation => {
+            StoreError::Missing("a selected group or domain was deleted meanwhile".to_owned())
+        }
+        _ => e.into(),
+    }
+}
+
 async fn directory_row<C: Conn>(c: &mut C, org_id: Uuid, id: Uuid) -> Result<(String, i64)> {
     c.fetch_optional(
         "SELECT name, created_at FROM directories WHERE org_id = $1 AND id = $2",
@@ -240,7 +252,9 @@ impl Store {
                             q.push_values(chunk.iter().enumerate(), |(i, g)| {
                                 vec![id.into(), (*g).into(), ((n * 200 + i) as i64).into()]
                             });
-                            Conn::execute(&mut *tx, q.sql(), q.args()).await?;
+                            Conn::execute(&mut *tx, q.sql(), q.args())
+                                .await
+                                .map_err(deleted_meanwhile)?;
                         }
                     }
                     if let DomainSelection::List(names) = &settings.domains {
@@ -257,7 +271,9 @@ impl Store {
                                     ((n * 200 + i) as i64).into(),
                                 ]
                             });
-                            Conn::execute(&mut *tx, q.sql(), q.args()).await?;
+                            Conn::execute(&mut *tx, q.sql(), q.args())
+                                .await
+                                .map_err(deleted_meanwhile)?;
                         }
                     }
                     if audit.enabled {
