@@ -179,7 +179,6 @@ async fn bad_bodies_are_refused_with_400() {
 #[tokio::test]
 async fn selected_groups_and_domains_must_be_the_directorys_and_verified() {
     let app = spawn_app().await;
-    let org = default_org(&app).await;
     let dir = app.create_directory("Entra").await;
     let other = app.create_directory("Okta").await;
     let foreign = app.create_group(&other, "Okta people", &[]).await;
@@ -218,7 +217,6 @@ async fn selected_groups_and_domains_must_be_the_directorys_and_verified() {
     assert_admin_error(put(&app, &dir, &b).await, 404, "not_found").await;
     assert_eq!(get(&app, &dir).await["updatedAt"], Value::Null);
     assert!(settings_events(&app).await.is_empty());
-    let _ = org;
 }
 
 #[tokio::test]
@@ -315,5 +313,28 @@ async fn a_deleted_scim_group_drops_out_of_the_scope() {
     assert_eq!(
         get(&app, &dir).await["scope"],
         json!({ "type": "groups", "groupIds": [] })
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_domain_drops_out_of_the_list() {
+    let app = spawn_app().await;
+    let org = default_org(&app).await;
+    for name in ["corp.example", "labs.example"] {
+        app.store.put_verified_domain(org, name).await.unwrap();
+    }
+    let dir = app.create_directory("Entra").await;
+    let mut settings = body();
+    settings["domains"] = json!({ "type": "list", "names": ["labs.example", "corp.example"] });
+    assert_eq!(put(&app, &dir, &settings).await.status(), 200);
+    let resp = app
+        .admin(M::DELETE, "/orgs/default/domains/labs.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        get(&app, &dir).await["domains"],
+        json!({ "type": "list", "names": ["corp.example"] })
     );
 }
