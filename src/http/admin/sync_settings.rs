@@ -168,11 +168,11 @@ pub struct SyncSettingsView {
     domains: DomainsView,
     email_new_users: bool,
     /// The directory's own limit; null: the server's default, 10000.
-    #[schema(minimum = 1, maximum = 1000000)]
+    #[schema(minimum = 1, maximum = 1000000, required = true)]
     group_user_limit: Option<u32>,
     /// When the settings were last saved (RFC 3339); null: never, these are
     /// the defaults.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     updated_at: Option<String>,
 }
 
