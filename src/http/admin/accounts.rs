@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{org_id, time, OrgPath};
+use super::{org_id, query_pairs, time, OrgPath};
 use crate::directory::account::AccountType;
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
@@ -197,11 +197,6 @@ pub struct AccountQueryDoc {
 
 fn bad(message: impl Into<String>) -> AdminError {
     AdminError::BadRequest(message.into())
-}
-
-pub(super) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AdminError> {
-    serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| bad(format!("malformed query string: {e}")))
 }
 
 /// A page's `limit`: 1 to [`MAX_LIMIT`].

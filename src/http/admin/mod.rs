@@ -259,6 +259,13 @@ pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
 }
 
 /// Stored microseconds as RFC 3339 for JSON responses.
+/// The pairs of a query string, in order (a parameter may repeat); a
+/// malformed one is the client's 400.
+pub(super) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AdminError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| AdminError::BadRequest(format!("malformed query string: {e}")))
+}
+
 pub(super) fn time(micros: i64) -> String {
     crate::time::format_micros(micros)
 }

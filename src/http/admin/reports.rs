@@ -17,7 +17,7 @@ use utoipa::openapi::KnownFormat;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{org_id, time, OrgPath};
+use super::{org_id, query_pairs, time, OrgPath};
 use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, DAY_MICROS};
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminPath};
@@ -58,11 +58,6 @@ pub const CSV_COLUMNS: [&str; 18] = [
 
 fn bad(message: impl Into<String>) -> AdminError {
     AdminError::BadRequest(message.into())
-}
-
-fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AdminError> {
-    serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| bad(format!("malformed query string: {e}")))
 }
 
 /// An RFC 3339 time or a `YYYY-MM-DD` date (midnight UTC), in microseconds.
