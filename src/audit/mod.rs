@@ -44,9 +44,14 @@ pub enum Action {
     DirectoryDeleted,
     DirectoryKeyRotated,
     DirectorySettingsChanged,
-    // Reserved for the sync engine; its runs record these.
+    /// A sync run began and ended (its counts are the detail).
     SyncStarted,
     SyncFinished,
+    /// An account gained access to products (a sync run or the continuous
+    /// path), one event per account and run.
+    AccessGranted,
+    /// An account lost access to products.
+    AccessRevoked,
     /// A group's product grants changed (added or removed).
     GrantsChanged,
     DomainVerified,
@@ -71,7 +76,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 40] = [
         Action::UserCreated,
         Action::UserUpdated,
         Action::UserDeactivated,
@@ -90,6 +95,8 @@ impl Action {
         Action::DirectorySettingsChanged,
         Action::SyncStarted,
         Action::SyncFinished,
+        Action::AccessGranted,
+        Action::AccessRevoked,
         Action::GrantsChanged,
         Action::DomainVerified,
         Action::DomainAdded,
@@ -132,6 +139,8 @@ impl Action {
             Action::DirectorySettingsChanged => "directory.settings_changed",
             Action::SyncStarted => "sync.started",
             Action::SyncFinished => "sync.finished",
+            Action::AccessGranted => "access.granted",
+            Action::AccessRevoked => "access.revoked",
             Action::GrantsChanged => "grants.changed",
             Action::DomainVerified => "domain.verified",
             Action::DomainAdded => "domain.added",
