@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::audit::insert_event;
+use super::audit::{insert_event, insert_events};
 use super::conn::{Conn, SqlBuilder};
 use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
@@ -444,9 +444,7 @@ async fn write_batch<C: Conn>(
                 events.push(event);
             }
         }
-        for e in &events {
-            insert_event(&mut *c, e).await?;
-        }
+        insert_events(&mut *c, &events).await?;
     }
     if let Some(lease) = run {
         c.execute(
