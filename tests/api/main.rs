@@ -6,6 +6,7 @@
 // failure is the report (the crate denies these lints elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_audit;
 mod accounts;
 mod admin;
 mod atlassian_links;

@@ -1,0 +1,253 @@
+//! The sync engine's events in the provisioning report and the counters:
+//! `sync.started` / `sync.finished` about a directory, and
+//! `access.granted` / `access.revoked` about an account, with the detail
+//! the engine writes. The events are written through the store, as the
+//! engine writes them.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use scimd::audit::{access_detail, Action, AuditContext, GrantDetail, Target, TargetType};
+
+use crate::accounts::{account_of, default_org};
+use crate::helpers::{TestApp, TestDirectory, M};
+
+async fn report(app: &TestApp, query: &str) -> Vec<Value> {
+    let page = app
+        .ok_json(app.admin(
+            M::GET,
+            &format!("/orgs/default/reports/provisioning?{query}"),
+        ))
+        .await;
+    page["events"].as_array().unwrap().clone()
+}
+
+fn actions(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
+}
+
+/// An access event of one run, as the engine records it.
+async fn access_event(
+    app: &TestApp,
+    dir: &TestDirectory,
+    action: Action,
+    account: Uuid,
+    email: &str,
+    run: Uuid,
+    grants: &[GrantDetail],
+) {
+    let org = default_org(app).await;
+    let dir_id: Uuid = dir.id.parse().unwrap();
+    let detail = access_detail(dir_id, run, "manual", grants);
+    let event = AuditContext::system("sync")
+        .in_directory(org, dir_id)
+        .event(action)
+        .target(Target::named(TargetType::Account, account, 1, email))
+        .detail(detail);
+    app.store.record_event(&event).await.unwrap();
+}
+
+async fn run_event(app: &TestApp, dir: &TestDirectory, action: Action, run: Uuid) {
+    let org = default_org(app).await;
+    let event = AuditContext::system("sync")
+        .in_directory(org, dir.id.parse().unwrap())
+        .event(action)
+        .target(Target::new(
+            TargetType::Directory,
+            Some(dir.id.parse().unwrap()),
+        ))
+        .detail(json!({ "runId": run }).to_string());
+    app.store.record_event(&event).await.unwrap();
+}
+
+/// Two directories, a run in each: Okta grants Ann two products and
+/// revokes Bob's, Entra grants Cid one.
+async fn two_runs(app: &TestApp) -> (TestDirectory, TestDirectory, [String; 3]) {
+    let okta = app.create_directory("Okta").await;
+    let entra = app.create_directory("Entra").await;
+    let ann = account_of(&app.create_user(&okta, "ann@corp.example").await);
+    let bob = account_of(&app.create_user(&okta, "bob@corp.example").await);
+    let cid = account_of(&app.create_user(&entra, "cid@corp.example").await);
+    let site = Uuid::new_v4();
+    let grant = |key: &str, role: &str| GrantDetail {
+        site_id: site,
+        product_key: key.to_owned(),
+        role: role.to_owned(),
+    };
+    let run = Uuid::new_v4();
+    run_event(app, &okta, Action::SyncStarted, run).await;
+    access_event(
+        app,
+        &okta,
+        Action::AccessGranted,
+        ann.parse().unwrap(),
+        "ann@corp.example",
+        run,
+        &[grant("jira-software", "user"), grant("confluence", "admin")],
+    )
+    .await;
+    access_event(
+        app,
+        &okta,
+        Action::AccessRevoked,
+        bob.parse().unwrap(),
+        "bob@corp.example",
+        run,
+        &[grant("jira-software", "user")],
+    )
+    .await;
+    run_event(app, &okta, Action::SyncFinished, run).await;
+    let run = Uuid::new_v4();
+    run_event(app, &entra, Action::SyncStarted, run).await;
+    access_event(
+        app,
+        &entra,
+        Action::AccessGranted,
+        cid.parse().unwrap(),
+        "cid@corp.example",
+        run,
+        &[grant("confluence", "user")],
+    )
+    .await;
+    run_event(app, &entra, Action::SyncFinished, run).await;
+    (okta, entra, [ann, bob, cid])
+}
+
+#[tokio::test]
+async fn the_report_filters_sync_and_access_events_by_action_target_type_and_directory() {
+    let app = crate::helpers::spawn_app().await;
+    let (okta, entra, [ann, bob, cid]) = two_runs(&app).await;
+
+    let access = report(&app, "action=access.granted,access.revoked").await;
+    assert_eq!(
+        actions(&access),
+        ["access.granted", "access.revoked", "access.granted"]
+    );
+    let targets: Vec<&str> = access
+        .iter()
+        .map(|e| e["targetId"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, [cid.as_str(), bob.as_str(), ann.as_str()]);
+
+    let okta_access = report(
+        &app,
+        &format!("action=access.granted,access.revoked&directory={}", okta.id),
+    )
+    .await;
+    assert_eq!(actions(&okta_access), ["access.revoked", "access.granted"]);
+    let granted = &okta_access[1];
+    assert_eq!(granted["targetType"], "account");
+    assert_eq!(granted["targetIdentifier"], "ann@corp.example");
+    assert_eq!(granted["directoryId"], okta.id);
+    assert_eq!(granted["actorType"], "system");
+    let detail: Value = serde_json::from_str(granted["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["directoryId"], okta.id);
+    assert_eq!(detail["trigger"], "manual");
+    assert_eq!(detail["grants"][1]["productKey"], "confluence");
+    assert_eq!(detail["grants"][1]["role"], "admin");
+
+    // Every event about an account: the access events, and nothing the
+    // SCIM writes recorded about users.
+    let about_accounts = report(&app, "targetType=account").await;
+    assert_eq!(
+        actions(&about_accounts),
+        ["access.granted", "access.revoked", "access.granted"]
+    );
+    assert!(about_accounts.iter().all(|e| e["targetType"] == "account"));
+    let users_or_accounts = report(
+        &app,
+        &format!("targetType=user,account&directory={}", entra.id),
+    )
+    .await;
+    assert_eq!(
+        actions(&users_or_accounts),
+        ["access.granted", "user.created"]
+    );
+
+    let runs = report(
+        &app,
+        &format!("action=sync.started,sync.finished&directory={}", entra.id),
+    )
+    .await;
+    assert_eq!(actions(&runs), ["sync.finished", "sync.started"]);
+    assert!(runs
+        .iter()
+        .all(|e| e["targetType"] == "directory" && e["targetId"] == entra.id.as_str()));
+    let by_type = report(&app, "targetType=directory&action=sync.finished").await;
+    assert_eq!(by_type.len(), 2);
+
+    // The CSV export filters alike.
+    let csv = app
+        .admin(
+            M::GET,
+            "/orgs/default/reports/provisioning?format=csv&targetType=account&action=access.revoked",
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].contains(&bob), "{csv}");
+
+    for bad in [
+        "targetType=",
+        "targetType=person",
+        "targetType=account,,user",
+        "action=access.lost",
+    ] {
+        let resp = app
+            .admin(M::GET, &format!("/orgs/default/reports/provisioning?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        crate::sites::assert_admin_error(resp, 400, "bad_request").await;
+    }
+}
+
+#[tokio::test]
+async fn the_counters_count_access_granted_and_revoked_per_directory() {
+    let app = crate::helpers::spawn_app().await;
+    let (okta, entra, _) = two_runs(&app).await;
+    let stats = app
+        .ok_json(app.admin(M::GET, "/orgs/default/reports/stats?days=2"))
+        .await;
+    let of = |dir: &TestDirectory| {
+        stats["directories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["directoryId"] == dir.id.as_str())
+            .unwrap()
+            .clone()
+    };
+    let okta_stats = of(&okta);
+    assert_eq!(
+        okta_stats["totals"],
+        json!({ "usersCreated": 2, "usersDeactivated": 0, "usersDeleted": 0, "failures": 0,
+                "accessGranted": 1, "accessRevoked": 1 })
+    );
+    let today = &okta_stats["daily"][1];
+    assert_eq!(today["date"], stats["to"]);
+    assert_eq!(today["accessGranted"], 1);
+    assert_eq!(today["accessRevoked"], 1);
+    assert_eq!(okta_stats["daily"][0]["accessGranted"], 0);
+    let entra_stats = of(&entra);
+    assert_eq!(entra_stats["totals"]["accessGranted"], 1);
+    assert_eq!(entra_stats["totals"]["accessRevoked"], 0);
+
+    // One directory alone.
+    let one = app
+        .ok_json(app.admin(
+            M::GET,
+            &format!("/orgs/default/reports/stats?days=1&directory={}", entra.id),
+        ))
+        .await;
+    assert_eq!(one["directories"].as_array().unwrap().len(), 1);
+    assert_eq!(one["directories"][0]["totals"]["accessGranted"], 1);
+}
