@@ -13,6 +13,7 @@ mod atlassian_links;
 mod attribute_names;
 mod audit;
 mod auth;
+mod billing;
 mod bulk;
 mod caching;
 mod concurrency;
