@@ -153,6 +153,8 @@ pub struct ReportQuery {
     pub actions: Vec<String>,
     /// Only events about these kinds of target (`account`, `user`, …).
     pub target_types: Vec<String>,
+    /// Only events about this org-level account.
+    pub account_id: Option<Uuid>,
     pub outcome: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -213,6 +215,11 @@ impl ReportQuery {
                 .map(|t| next(&mut binds, Bind::Text(t.clone())))
                 .collect();
             sql += &format!(" AND target_type IN ({})", list.join(", "));
+        }
+        if let Some(a) = self.account_id {
+            let kind = next(&mut binds, Bind::Text(TargetType::Account.as_str().into()));
+            let id = next(&mut binds, Bind::Uuid(a));
+            sql += &format!(" AND target_type = {kind} AND target_id = {id}");
         }
         if let Some(o) = &self.outcome {
             sql += &format!(" AND outcome = {}", next(&mut binds, Bind::Text(o.clone())));

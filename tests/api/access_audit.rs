@@ -157,6 +157,12 @@ async fn the_report_filters_sync_and_access_events_by_action_target_type_and_dir
         ["access.granted", "access.revoked", "access.granted"]
     );
     assert!(about_accounts.iter().all(|e| e["targetType"] == "account"));
+    // One account's history.
+    let anns = report(&app, &format!("account={ann}")).await;
+    assert_eq!(actions(&anns), ["access.granted"]);
+    assert_eq!(anns[0]["targetId"], ann.as_str());
+    let bobs = report(&app, &format!("account={bob}&action=access.granted")).await;
+    assert!(bobs.is_empty(), "{bobs:?}");
     let users_or_accounts = report(
         &app,
         &format!("targetType=user,account&directory={}", entra.id),
@@ -200,6 +206,7 @@ async fn the_report_filters_sync_and_access_events_by_action_target_type_and_dir
         "targetType=person",
         "targetType=account,,user",
         "action=access.lost",
+        "account=ann",
     ] {
         let resp = app
             .admin(M::GET, &format!("/orgs/default/reports/provisioning?{bad}"))

@@ -116,6 +116,12 @@ impl ReportParams {
                         q.actions.push(action.as_str().to_owned());
                     }
                 }
+                "account" => {
+                    q.account_id = Some(
+                        Uuid::parse_str(value.trim())
+                            .map_err(|_| bad("'account' must be an account id"))?,
+                    )
+                }
                 "targetType" => {
                     for t in value.split(',') {
                         let kind = TargetType::parse(t)
@@ -289,6 +295,9 @@ pub struct ReportQueryDoc {
     /// Only these actions, comma-separated (`user.created,user.deleted`).
     #[param(schema_with = actions_schema)]
     action: Option<String>,
+    /// Only events about this org-level account (its access granted and
+    /// revoked, its deactivation, …).
+    account: Option<Uuid>,
     /// Only events about these kinds of target, comma-separated
     /// (`account` for the access the sync engine grants and revokes).
     #[param(rename = "targetType", schema_with = target_types_schema)]
@@ -717,6 +726,7 @@ mod tests {
             "targetType=",
             "targetType=account,,user",
             "targetType=person",
+            "account=ann",
             "outcome=maybe",
             "since=yesterday",
             "cursor=zz",
