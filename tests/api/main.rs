@@ -33,5 +33,7 @@ mod openapi;
 mod org_groups;
 mod rate_limits;
 mod sites;
+mod sync;
+mod sync_crash;
 mod sync_settings;
 mod users;
