@@ -520,49 +520,6 @@ pub fn changed_attributes(
     names.into_iter().filter(|n| n != "members").collect()
 }
 
-/// One grant an `access.granted` or `access.revoked` event names.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GrantDetail {
-    pub site_id: Uuid,
-    pub product_key: String,
-    pub role: String,
-}
-
-/// The detail of an `access.granted` or `access.revoked` event, the shape
-/// reports document: `{"directoryId", "runId", "trigger", "grants":
-/// [{"siteId", "productKey", "role"}]}`. A detail is cut at its limit,
-/// which would leave broken JSON; so grants past it are left out and
-/// counted in `"more"`, and the detail is always whole JSON.
-pub fn access_detail(
-    directory_id: Uuid,
-    run_id: Uuid,
-    trigger: &str,
-    grants: &[GrantDetail],
-) -> String {
-    let build = |shown: &[GrantDetail]| {
-        let mut detail = serde_json::json!({
-            "directoryId": directory_id,
-            "runId": run_id,
-            "trigger": trigger,
-            "grants": shown,
-        });
-        if shown.len() < grants.len() {
-            detail["more"] = Value::from(grants.len() - shown.len());
-        }
-        detail.to_string()
-    };
-    // A grant takes more than 50 characters: no more than this many fit.
-    let mut shown = grants.len().min(MAX_DETAIL / 50);
-    loop {
-        let detail = build(grants.get(..shown).unwrap_or_default());
-        if detail.chars().count() <= MAX_DETAIL || shown == 0 {
-            return detail;
-        }
-        shown -= 1;
-    }
-}
-
 /// The time of a new event: now, in microseconds, but always after the
 /// previous event of this process, so the events of one transaction (and,
 /// on SQLite's single writer, of all transactions) keep their order.
@@ -717,45 +674,6 @@ mod tests {
             keys,
             ["i:ada.l@example.com", "i:ada@example.com", "x:00u-X"]
         );
-    }
-
-    #[test]
-    fn access_details_are_whole_json_however_many_grants() {
-        let grant = |i: u128| GrantDetail {
-            site_id: Uuid::from_u128(i),
-            product_key: "jira-software".to_owned(),
-            role: "user".to_owned(),
-        };
-        let (dir, run) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let few: Vec<GrantDetail> = (0..2).map(grant).collect();
-        let detail: Value = serde_json::from_str(&access_detail(dir, run, "manual", &few)).unwrap();
-        assert_eq!(detail["directoryId"], dir.to_string());
-        assert_eq!(detail["runId"], run.to_string());
-        assert_eq!(detail["trigger"], "manual");
-        assert_eq!(
-            detail["grants"][1]["siteId"],
-            Uuid::from_u128(1).to_string()
-        );
-        assert_eq!(detail["grants"][0]["productKey"], "jira-software");
-        assert_eq!(detail["grants"][0]["role"], "user");
-        assert!(detail.get("more").is_none());
-
-        let many: Vec<GrantDetail> = (0..100).map(grant).collect();
-        let text = access_detail(dir, run, "scheduled", &many);
-        assert!(text.chars().count() <= MAX_DETAIL);
-        let detail: Value = serde_json::from_str(&text).unwrap();
-        let shown = detail["grants"].as_array().unwrap().len();
-        assert!(shown > 5, "{text}");
-        assert_eq!(detail["more"], 100 - shown);
-        // It still fits once written.
-        let event = AuditContext::system("sync")
-            .event(Action::AccessGranted)
-            .detail(&text);
-        assert_eq!(event.detail.as_deref(), Some(text.as_str()));
-        let none: Value =
-            serde_json::from_str(&access_detail(dir, run, "continuous", &[])).unwrap();
-        assert_eq!(none["grants"], serde_json::json!([]));
-        assert!(none.get("more").is_none());
     }
 
     #[test]

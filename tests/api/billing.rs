@@ -1,7 +1,8 @@
 //! Billable users: distinct active accounts with effective access, per
 //! site and product and in all, read from the access table at request
 //! time. The access rows are written through the store, as the sync
-//! engine writes them.
+//! engine writes them (with the engine off, so it does not rewrite them);
+//! `access_audit.rs` has real runs write them.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -11,6 +12,7 @@ use scimd::directory::access::{ProductKey, Role};
 use crate::accounts::account_of;
 use crate::helpers::{spawn_app, TestApp, M};
 use crate::sites::{assert_admin_error, create_org, created, default_org, insert_account};
+use crate::sync::{put_settings, settings};
 
 async fn billing(app: &TestApp, org: &str) -> Value {
     app.ok_json(app.admin(M::GET, &format!("/orgs/{org}/billing")))
@@ -114,6 +116,10 @@ async fn billable_users_are_distinct_active_accounts_per_product_and_in_all() {
     let app = spawn_app().await;
     let org = default_org(&app).await;
     let okta = app.create_directory("Okta").await;
+    // The access rows are this test's own: the sync engine leaves them be.
+    let mut off = settings("scheduled", json!({"type": "all"}), json!({"type": "all"}));
+    off["enabled"] = json!(false);
+    put_settings(&app, &okta, &off).await;
     let mut accounts = Vec::new();
     for name in ["ann", "bob", "cid", "dan"] {
         let user = app
