@@ -293,8 +293,12 @@ fn grant_detail(
     trigger: &str,
     grants: &[&Grant],
 ) -> String {
+    // An event's detail holds 1,024 characters: the first grants are
+    // listed whole and the rest counted, so the detail stays valid JSON.
+    const LISTED: usize = 3;
     let list: Vec<serde_json::Value> = grants
         .iter()
+        .take(LISTED)
         .map(|g| {
             serde_json::json!({
                 "grantId": g.id, "groupId": g.group_id, "siteId": g.site_id,
@@ -302,10 +306,13 @@ fn grant_detail(
             })
         })
         .collect();
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "directoryId": directory_id, "runId": run_id, "trigger": trigger, "grants": list,
-    })
-    .to_string()
+    });
+    if grants.len() > LISTED {
+        detail["moreGrants"] = serde_json::json!(grants.len() - LISTED);
+    }
+    detail.to_string()
 }
 
 /// Writes one batch in the caller's transaction: access rows, newly synced
@@ -1116,4 +1123,32 @@ async fn reconcile_org_group_access<C: Conn>(
         )
         .await? as i64;
     Ok((added, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_event_detail_stays_json_within_the_events_limit() {
+        let grants: Vec<Grant> = (0..10)
+            .map(|n| Grant {
+                id: Uuid::new_v4(),
+                group_id: Uuid::new_v4(),
+                site_id: Uuid::new_v4(),
+                product_key: format!("p{n}{}", "k".repeat(62)),
+                role: "admin".to_owned(),
+            })
+            .collect();
+        let refs: Vec<&Grant> = grants.iter().collect();
+        let detail = grant_detail(Uuid::new_v4(), Some(Uuid::new_v4()), "scheduled", &refs);
+        assert!(detail.len() <= 1024, "{} characters", detail.len());
+        let parsed: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        assert_eq!(parsed["grants"].as_array().unwrap().len(), 3);
+        assert_eq!(parsed["moreGrants"], 7);
+        let one = grant_detail(Uuid::new_v4(), None, "continuous", &refs[..1]);
+        let parsed: serde_json::Value = serde_json::from_str(&one).unwrap();
+        assert!(parsed.get("moreGrants").is_none());
+        assert_eq!(parsed["runId"], serde_json::Value::Null);
+    }
 }
