@@ -19,6 +19,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     purge_every: Duration,
+    /// `--smtp-url`: the outbox's delivery worker, started by `run_until`.
+    mailer: Option<(crate::mail::delivery::Mailer, crate::mail::delivery::Timing)>,
     /// An admin token generated at this start (first start, empty database,
     /// no configured token); `main` prints it once.
     pub generated_admin_token: Option<String>,
@@ -37,6 +39,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Mailer(#[from] crate::mail::delivery::MailerError),
 }
 
 impl Application {
@@ -54,6 +58,18 @@ impl Application {
             } else {
                 None
             };
+        // Checked before the listener binds: a mistyped URL stops the
+        // start instead of leaving email unsent.
+        let mailer = match &config.smtp.smtp_url {
+            Some(url) => Some((
+                crate::mail::delivery::Mailer::new(url, &config.smtp.smtp_from)?,
+                crate::mail::delivery::Timing {
+                    retry_base: config.smtp.smtp_retry_base,
+                    poll: config.smtp.smtp_poll,
+                },
+            )),
+            None => None,
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -97,6 +113,7 @@ impl Application {
             metrics_listener,
             state: AppState::new(store, auth, settings),
             purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
+            mailer,
             generated_admin_token,
         })
     }
@@ -119,8 +136,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; in-flight requests then finish.
-    /// The audit purge runs in the background meanwhile, and so does the
-    /// metrics listener if there is one; otherwise `/metrics` is merged
+    /// The audit purge runs in the background meanwhile, and so do the
+    /// outbox's delivery worker (with `--smtp-url`) and the metrics
+    /// listener if there is one; otherwise `/metrics` is merged
     /// into the main router after its layers, so a scrape is neither
     /// counted nor traced.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
@@ -132,6 +150,9 @@ impl Application {
             self.state.settings.audit_retention_days,
             self.purge_every,
         );
+        let delivery = self.mailer.map(|(mailer, timing)| {
+            crate::mail::delivery::spawn(self.state.store.clone(), mailer, timing)
+        });
         let metrics = crate::http::metrics::router(self.state.clone());
         let (app, metrics_server) = match self.metrics_listener {
             Some(listener) => (
@@ -162,6 +183,12 @@ impl Application {
         }
         purger.abort();
         let _ = purger.await;
+        // A send cut short here leaves its message `sending`; its lease
+        // expiring makes it `uncertain`, never sent twice.
+        if let Some(delivery) = delivery {
+            delivery.abort();
+            let _ = delivery.await;
+        }
         self.state.store.close().await;
         served
     }

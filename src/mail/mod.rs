@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+pub mod delivery;
 pub mod welcome;
 
 /// The longest recipient address accepted (RFC 5321's path limit).
