@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
-    access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites,
+    access, accounts, atlassian, directories, domains, org_groups, orgs, outbox, reports, sites,
     sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
@@ -88,6 +88,9 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         org_groups::remove_member,
         sync_settings::get,
         sync_settings::put,
+        outbox::list,
+        outbox::get,
+        outbox::retry,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -102,6 +105,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group"),
+        (name = "outbox", description = "Email to provisioned users: queued, sent, or waiting for an admin"),
     )
 )]
 struct AdminApi;
