@@ -9,8 +9,10 @@
 
 use uuid::Uuid;
 
+use super::audit::insert_event;
 use super::conn::{Conn, SqlBuilder};
 use super::{read, transaction, Dialect, Result, Store};
+use crate::audit::{Action, AuditContext, Target, TargetType};
 use crate::mail::{NewEmail, OutboxState};
 use crate::time::now_micros;
 
@@ -162,14 +164,22 @@ impl Store {
     }
 
     /// Queues a `failed` or `uncertain` message again, due at once with
-    /// its attempts counted from zero, and wakes the worker.
+    /// its attempts counted from zero, records `email.retried` with it,
+    /// and wakes the worker.
     pub async fn retry_outbox_message(
         &self,
         org_id: Uuid,
         id: Uuid,
+        audit: &AuditContext,
     ) -> Result<std::result::Result<OutboxRow, RetryRefused>> {
         let now = now_micros();
         let outcome = transaction!(self, |_d, tx| {
+            let before: Option<(String,)> = Conn::fetch_optional(
+                &mut *tx,
+                "SELECT state FROM outbox WHERE id = $1 AND org_id = $2",
+                &[id.into(), org_id.into()],
+            )
+            .await?;
             let changed = Conn::execute(
                 &mut *tx,
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $3, \
@@ -181,7 +191,25 @@ impl Store {
             match message_in(&mut *tx, org_id, id).await? {
                 None => Err(RetryRefused::NotFound),
                 Some(row) if changed == 0 => Err(RetryRefused::State(row.state)),
-                Some(row) => Ok(row),
+                Some(row) => {
+                    if audit.enabled {
+                        let mut target = Target::new(TargetType::Email, Some(row.id));
+                        target.created_at = Some(row.created_at);
+                        target.identifier = Some(row.recipient.clone());
+                        target.email = Some(row.recipient.to_lowercase());
+                        let was = before.map_or_else(String::new, |(s,)| s);
+                        let scope = match row.directory_id {
+                            Some(dir) => audit.in_directory(org_id, dir),
+                            None => audit.in_org(org_id),
+                        };
+                        let event = scope
+                            .event(Action::EmailRetried)
+                            .target(target)
+                            .detail(format!("{} message, was {was}: {}", row.kind, row.subject));
+                        insert_event(&mut *tx, &event).await?;
+                    }
+                    Ok(row)
+                }
             }
         });
         if outcome.is_ok() {

@@ -298,6 +298,20 @@ async fn a_refusal_for_good_fails_until_an_admin_retries() {
     assert_eq!(smtp.received().len(), 1);
     let resp = retry(&app, &id).await;
     assert_admin_error(resp, 409, "conflict").await;
+
+    // The admin's retry is on record, once (the refused one is not).
+    let report = app
+        .ok_json(app.admin(
+            M::GET,
+            "/orgs/default/reports/provisioning?action=email.retried",
+        ))
+        .await;
+    let events = report["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{report}");
+    assert_eq!(events[0]["targetType"], "email");
+    assert_eq!(events[0]["targetId"], id.as_str());
+    assert_eq!(events[0]["targetIdentifier"], "nobody@acme.example");
+    assert!(events[0]["detail"].as_str().unwrap().contains("was failed"));
 }
 
 #[tokio::test]

@@ -212,7 +212,8 @@ pub async fn get(
 
 /// Sends a `failed` or `uncertain` message again: it becomes `pending`,
 /// due at once, with its attempts counted from zero. An `uncertain` one
-/// may then arrive twice; that is the admin's call.
+/// may then arrive twice; that is the admin's call. Records
+/// `email.retried`.
 #[utoipa::path(
     post,
     path = "/admin/v1/orgs/{orgId}/outbox/{messageId}/retry",
@@ -227,11 +228,15 @@ pub async fn get(
 )]
 pub async fn retry(
     State(state): State<AppState>,
-    _admin: AdminContext,
+    admin: AdminContext,
     AdminPath(p): AdminPath<MessagePath>,
 ) -> Result<Json<OutboxMessage>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
-    match state.store.retry_outbox_message(org, id).await? {
+    match state
+        .store
+        .retry_outbox_message(org, id, &admin.audit)
+        .await?
+    {
         Ok(row) => Ok(Json(OutboxMessage::from(&row))),
         Err(RetryRefused::NotFound) => Err(AdminError::NotFound("message not found")),
         Err(RetryRefused::State(s)) => Err(AdminError::Conflict(format!(
