@@ -115,7 +115,9 @@ pub struct OutboxQueryDoc {
     /// 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page (its creation time in
+    /// microseconds and its id: only a cursor this list returned is one).
+    #[param(pattern = r"^-?[0-9]{1,18}\.[0-9a-f]{32}$")]
     cursor: Option<String>,
 }
 
