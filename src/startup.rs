@@ -183,11 +183,8 @@ impl Application {
         }
         purger.abort();
         let _ = purger.await;
-        // A send cut short here leaves its message `sending`; its lease
-        // expiring makes it `uncertain`, never sent twice.
         if let Some(delivery) = delivery {
-            delivery.abort();
-            let _ = delivery.await;
+            delivery.stop().await;
         }
         self.state.store.close().await;
         served

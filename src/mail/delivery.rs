@@ -166,13 +166,37 @@ pub struct Timing {
     pub poll: Duration,
 }
 
-/// Starts the worker; it runs until aborted.
-pub fn spawn(store: Store, mailer: Mailer, timing: Timing) -> JoinHandle<()> {
-    tokio::spawn(async move {
+/// The running worker.
+pub struct Worker {
+    task: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Worker {
+    /// Stops the worker between rounds: sends in flight finish (within
+    /// [`SEND_TIMEOUT`]) and their outcomes are recorded, so a restart
+    /// leaves no message `uncertain`. Past `SEND_TIMEOUT` and a little
+    /// more it is aborted, and what it was sending becomes `uncertain`
+    /// when its lease ends.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        let grace = SEND_TIMEOUT + Duration::from_secs(5);
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the worker; it runs until [`Worker::stop`].
+pub fn spawn(store: Store, mailer: Mailer, timing: Timing) -> Worker {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
         let owner = Uuid::new_v4();
         let wake = store.outbox_waker();
         let mailer = Arc::new(mailer);
-        loop {
+        while !*stopped.borrow() {
             let claimed = round(&store, &mailer, owner, timing).await;
             if claimed == BATCH {
                 continue;
@@ -181,9 +205,17 @@ pub fn spawn(store: Store, mailer: Mailer, timing: Timing) -> JoinHandle<()> {
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
+                // Dropped without `stop`: nothing can stop it any more,
+                // so it stops now.
+                changed = stopped.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
-    })
+    });
+    Worker { task, stop }
 }
 
 /// Until the next pending message is due, at most `poll`.

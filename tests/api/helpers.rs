@@ -177,6 +177,21 @@ async fn serve(
     db: TestDb,
     configure: impl FnOnce(&mut ServeConfig),
 ) -> TestApp {
+    serve_until(store, dir, db, configure, std::future::pending())
+        .await
+        .0
+}
+
+/// The server's task, which ends when it has shut down.
+pub type Served = tokio::task::JoinHandle<Result<(), scimd::startup::StartupError>>;
+
+async fn serve_until(
+    store: Store,
+    dir: Option<tempfile::TempDir>,
+    db: TestDb,
+    configure: impl FnOnce(&mut ServeConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, Served) {
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -188,15 +203,26 @@ async fn serve(
         .expect("build app");
     let address = app.public_url().to_owned();
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
-    tokio::spawn(app.run_until(std::future::pending()));
-    TestApp {
+    let served = tokio::spawn(app.run_until(shutdown));
+    let app = TestApp {
         address,
         metrics_address,
         client: reqwest::Client::new(),
         store,
         db,
         _dir: dir,
-    }
+    };
+    (app, served)
+}
+
+/// [`spawn_app_with`], shut down gracefully when `shutdown` resolves; the
+/// database outlives it (reach it with `spawn_on_same_db_with`).
+pub async fn spawn_app_until(
+    configure: impl FnOnce(&mut ServeConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, Served) {
+    let (store, dir, db) = connect_test_db().await;
+    serve_until(store, dir, db, configure, shutdown).await
 }
 
 impl TestApp {
@@ -392,6 +418,8 @@ struct SmtpBehaviour {
     failures: std::collections::VecDeque<&'static str>,
     /// Close the connection after the next messages' data, without a reply.
     drops: usize,
+    /// Wait this long before answering the next message's data.
+    delay: Option<std::time::Duration>,
     received: Vec<ReceivedMail>,
 }
 
@@ -434,6 +462,12 @@ impl SmtpServer {
     /// without a reply, as a server that crashed would.
     pub fn drop_next(&self, n: usize) {
         self.behaviour.lock().unwrap().drops += n;
+    }
+
+    /// The next message's data is answered only after `delay`, as a slow
+    /// server's would.
+    pub fn delay_next(&self, delay: std::time::Duration) {
+        self.behaviour.lock().unwrap().delay = Some(delay);
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
@@ -508,6 +542,10 @@ async fn smtp_session(
                     to: std::mem::take(&mut to),
                     data,
                 };
+                let delay = behaviour.lock().unwrap().delay.take();
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
                 let mut b = behaviour.lock().unwrap();
                 if b.drops > 0 {
                     b.drops -= 1;

@@ -12,7 +12,7 @@ use scimd::config::ServeConfig;
 use scimd::mail::welcome::{welcome_email, ProductAccess, Welcome};
 use scimd::mail::{NewEmail, Recipient};
 
-use crate::helpers::{spawn_app, spawn_app_with, SmtpServer, TestApp, M};
+use crate::helpers::{spawn_app, spawn_app_until, spawn_app_with, SmtpServer, TestApp, M};
 use crate::sites::{assert_admin_error, create_org, default_org, insert_account};
 
 /// Delivery through `smtp`, with retries a few hundred milliseconds
@@ -405,4 +405,34 @@ async fn two_processes_send_each_message_once() {
     let before = to.len();
     to.dedup();
     assert_eq!((before, to.len()), (30, 30));
+}
+
+/// A server told to stop lets the send in flight finish and records it:
+/// a restart leaves no message `uncertain`.
+#[tokio::test]
+async fn stopping_the_server_lets_a_send_in_flight_finish() {
+    let smtp = SmtpServer::start().await;
+    smtp.delay_next(Duration::from_millis(800));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (app, served) = spawn_app_until(deliver_to(&smtp), async {
+        let _ = stopped.await;
+    })
+    .await;
+    let org = default_org(&app).await;
+    assert!(app
+        .store
+        .enqueue_email(&plain(org, "ada@acme.example", "hello"))
+        .await
+        .unwrap());
+    let id = messages(&app, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for(&app, &id, in_state("sending")).await;
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+    assert_eq!(smtp.received().len(), 1);
+    let after = app.spawn_on_same_db_with(|_| {}).await;
+    let sent = message(&after, &id).await;
+    assert_eq!(sent["state"], "sent", "{sent}");
 }
