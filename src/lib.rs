@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod scim;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod time;
 

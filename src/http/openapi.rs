@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
     access, accounts, atlassian, directories, domains, org_groups, orgs, outbox, reports, sites,
-    sync_settings,
+    sync, sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -91,6 +91,10 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         outbox::list,
         outbox::get,
         outbox::retry,
+        sync::start,
+        sync::status,
+        sync::list,
+        sync::get,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -106,6 +110,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group"),
         (name = "outbox", description = "Email to provisioned users: queued, sent, or waiting for an admin"),
+        (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
 )]
 struct AdminApi;
@@ -197,6 +202,8 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         AdminErrorCode::InvalidDomain => "Not a domain name",
         AdminErrorCode::PublicMailDomain => "A public mail domain, which no organisation can own",
         AdminErrorCode::DomainNotVerified => "The domain must be verified first",
+        AdminErrorCode::SyncRunning => "A sync run of the directory is running",
+        AdminErrorCode::SyncDisabled => "Sync is switched off for the directory",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))
