@@ -249,6 +249,20 @@ pub enum TargetType {
 }
 
 impl TargetType {
+    pub const ALL: [TargetType; 11] = [
+        TargetType::User,
+        TargetType::Group,
+        TargetType::Directory,
+        TargetType::Org,
+        TargetType::Domain,
+        TargetType::Account,
+        TargetType::Site,
+        TargetType::Product,
+        TargetType::OrgGroup,
+        TargetType::Request,
+        TargetType::Email,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetType::User => "user",
@@ -263,6 +277,12 @@ impl TargetType {
             TargetType::Request => "request",
             TargetType::Email => "email",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<TargetType> {
+        TargetType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -637,6 +657,10 @@ mod tests {
             assert_eq!(Action::parse(a.as_str()), Some(a));
         }
         assert_eq!(Action::parse("user.nope"), None);
+        for t in TargetType::ALL {
+            assert_eq!(TargetType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(TargetType::parse(""), None);
         assert_eq!(
             attempted(TargetType::User, "patch"),
             Some(Action::UserUpdated)

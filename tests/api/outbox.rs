@@ -303,7 +303,7 @@ async fn a_refusal_for_good_fails_until_an_admin_retries() {
     let report = app
         .ok_json(app.admin(
             M::GET,
-            "/orgs/default/reports/provisioning?action=email.retried",
+            "/orgs/default/reports/provisioning?action=email.retried&targetType=email",
         ))
         .await;
     let events = report["events"].as_array().unwrap();
