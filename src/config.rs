@@ -78,6 +78,12 @@ pub(crate) mod defaults {
     pub const ADMIN_RATE_LIMIT_PER_SECOND: u32 = 20;
     pub const ADMIN_RATE_LIMIT_BURST: u32 = 100;
     pub const DOMAIN_VERIFICATION_TIMEOUT_SECONDS: u64 = 5;
+    pub const SMTP_FROM: &str = "scimd@localhost";
+    /// The outbox's first retry comes after this; later ones after
+    /// multiples of it (`mail::backoff`).
+    pub const SMTP_RETRY_BASE: std::time::Duration = std::time::Duration::from_secs(30);
+    /// How often the delivery worker looks for mail other processes queued.
+    pub const SMTP_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 }
 
 /// Settings of `scimd serve`.
@@ -213,6 +219,9 @@ pub struct ServeConfig {
     pub domain_verification: DomainVerificationConfig,
 
     #[command(flatten)]
+    pub smtp: SmtpConfig,
+
+    #[command(flatten)]
     pub sync: SyncEngineConfig,
 }
 
@@ -261,6 +270,42 @@ impl Default for SyncEngineConfig {
             sync_lease_seconds: 30,
             sync_tick_ms: 2000,
             sync_batch_pause_ms: 0,
+        }
+    }
+}
+
+/// How the email outbox is delivered.
+#[derive(Args, Clone, Debug)]
+pub struct SmtpConfig {
+    /// The SMTP server that delivers the outbox's email:
+    /// `smtp://host:port` (plain), `smtp://host?tls=required` (STARTTLS,
+    /// port 587 by default), `smtps://host` (TLS, port 465 by default),
+    /// with `user:password@` to authenticate. Unset: email stays in the
+    /// outbox (`GET /admin/v1/orgs/{orgId}/outbox`), unsent.
+    #[arg(long, env = "SCIMD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of the outbox's email (`addr` or `Name <addr>`).
+    #[arg(long, env = "SCIMD_SMTP_FROM", default_value = defaults::SMTP_FROM)]
+    pub smtp_from: String,
+
+    /// The first retry's delay (tests shorten it).
+    #[arg(skip = defaults::SMTP_RETRY_BASE)]
+    pub smtp_retry_base: std::time::Duration,
+
+    /// How often the worker looks for mail queued by other processes
+    /// (tests shorten it).
+    #[arg(skip = defaults::SMTP_POLL)]
+    pub smtp_poll: std::time::Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            smtp_url: None,
+            smtp_from: defaults::SMTP_FROM.to_owned(),
+            smtp_retry_base: defaults::SMTP_RETRY_BASE,
+            smtp_poll: defaults::SMTP_POLL,
         }
     }
 }
@@ -347,6 +392,7 @@ impl Default for ServeConfig {
             metrics_listen: None,
             admin_token: None,
             domain_verification: DomainVerificationConfig::default(),
+            smtp: SmtpConfig::default(),
             sync: SyncEngineConfig::default(),
         }
     }
@@ -418,6 +464,27 @@ mod tests {
         assert!(parse(&["--rate-limit-burst", "0"]).is_err());
         assert!(parse(&["--admin-rate-limit-burst", "0"]).is_err());
         assert!(parse(&["--rate-limit-per-second", "-1"]).is_err());
+    }
+
+    #[test]
+    fn smtp_is_off_unless_a_url_is_given() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.smtp.smtp_url, None);
+        assert_eq!(config.smtp.smtp_from, "scimd@localhost");
+        assert_eq!(config.smtp.smtp_retry_base.as_secs(), 30);
+        assert_eq!(ServeConfig::default().smtp.smtp_from, config.smtp.smtp_from);
+        let config = parse(&[
+            "--smtp-url",
+            "smtp://127.0.0.1:2525",
+            "--smtp-from",
+            "Directory <dir@example.com>",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.smtp.smtp_url.as_deref(),
+            Some("smtp://127.0.0.1:2525")
+        );
+        assert_eq!(config.smtp.smtp_from, "Directory <dir@example.com>");
     }
 
     #[test]

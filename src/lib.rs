@@ -9,6 +9,7 @@ pub mod config;
 pub mod directory;
 pub mod domain_check;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 pub mod scim;
 pub mod startup;

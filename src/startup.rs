@@ -19,6 +19,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     purge_every: Duration,
+    /// `--smtp-url`: the outbox's delivery worker, started by `run_until`.
+    mailer: Option<(crate::mail::delivery::Mailer, crate::mail::delivery::Timing)>,
     /// What the sync engine's continuous worker reads.
     touches: tokio::sync::mpsc::UnboundedReceiver<crate::sync::Touch>,
     /// An admin token generated at this start (first start, empty database,
@@ -39,6 +41,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("server error")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Mailer(#[from] crate::mail::delivery::MailerError),
 }
 
 impl Application {
@@ -56,6 +60,18 @@ impl Application {
             } else {
                 None
             };
+        // Checked before the listener binds: a mistyped URL stops the
+        // start instead of leaving email unsent.
+        let mailer = match &config.smtp.smtp_url {
+            Some(url) => Some((
+                crate::mail::delivery::Mailer::new(url, &config.smtp.smtp_from)?,
+                crate::mail::delivery::Timing {
+                    retry_base: config.smtp.smtp_retry_base,
+                    poll: config.smtp.smtp_poll,
+                },
+            )),
+            None => None,
+        };
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -102,6 +118,7 @@ impl Application {
             touches,
             state: AppState::new(store, auth, settings, engine),
             purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
+            mailer,
             generated_admin_token,
         })
     }
@@ -124,8 +141,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves; in-flight requests then finish.
-    /// The audit purge runs in the background meanwhile, and so does the
-    /// metrics listener if there is one; otherwise `/metrics` is merged
+    /// The audit purge runs in the background meanwhile, and so do the
+    /// outbox's delivery worker (with `--smtp-url`) and the metrics
+    /// listener if there is one; otherwise `/metrics` is merged
     /// into the main router after its layers, so a scrape is neither
     /// counted nor traced.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
@@ -138,6 +156,9 @@ impl Application {
             self.state.settings.audit_retention_days,
             self.purge_every,
         );
+        let delivery = self.mailer.map(|(mailer, timing)| {
+            crate::mail::delivery::spawn(self.state.store.clone(), mailer, timing)
+        });
         let metrics = crate::http::metrics::router(self.state.clone());
         let (app, metrics_server) = match self.metrics_listener {
             Some(listener) => (
@@ -168,6 +189,9 @@ impl Application {
         }
         purger.abort();
         let _ = purger.await;
+        if let Some(delivery) = delivery {
+            delivery.stop().await;
+        }
         self.state.store.close().await;
         served
     }

@@ -73,10 +73,12 @@ pub enum Action {
     OrgGroupCreated,
     OrgGroupUpdated,
     OrgGroupDeleted,
+    /// An admin queued a failed or uncertain outbox message again.
+    EmailRetried,
 }
 
 impl Action {
-    pub const ALL: [Action; 40] = [
+    pub const ALL: [Action; 41] = [
         Action::UserCreated,
         Action::UserUpdated,
         Action::UserDeactivated,
@@ -117,6 +119,7 @@ impl Action {
         Action::OrgGroupCreated,
         Action::OrgGroupUpdated,
         Action::OrgGroupDeleted,
+        Action::EmailRetried,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -161,6 +164,7 @@ impl Action {
             Action::OrgGroupCreated => "org_group.created",
             Action::OrgGroupUpdated => "org_group.updated",
             Action::OrgGroupDeleted => "org_group.deleted",
+            Action::EmailRetried => "email.retried",
         }
     }
 
@@ -240,10 +244,12 @@ pub enum TargetType {
     OrgGroup,
     /// A whole request (a rejected `POST /Bulk`).
     Request,
+    /// A message of the email outbox.
+    Email,
 }
 
 impl TargetType {
-    pub const ALL: [TargetType; 10] = [
+    pub const ALL: [TargetType; 11] = [
         TargetType::User,
         TargetType::Group,
         TargetType::Directory,
@@ -254,6 +260,7 @@ impl TargetType {
         TargetType::Product,
         TargetType::OrgGroup,
         TargetType::Request,
+        TargetType::Email,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -268,6 +275,7 @@ impl TargetType {
             TargetType::Product => "product",
             TargetType::OrgGroup => "org_group",
             TargetType::Request => "request",
+            TargetType::Email => "email",
         }
     }
 

@@ -20,8 +20,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
-    access, accounts, atlassian, billing, directories, domains, org_groups, orgs, reports, sites,
-    sync, sync_settings,
+    access, accounts, atlassian, billing, directories, domains, org_groups, orgs, outbox, reports,
+    sites, sync, sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -89,6 +89,9 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         org_groups::remove_member,
         sync_settings::get,
         sync_settings::put,
+        outbox::list,
+        outbox::get,
+        outbox::retry,
         sync::start,
         sync::status,
         sync::list,
@@ -107,6 +110,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group, and the billable users it makes"),
+        (name = "outbox", description = "Email to provisioned users: queued, sent, or waiting for an admin"),
         (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
 )]

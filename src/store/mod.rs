@@ -24,6 +24,8 @@ mod filter_sql;
 mod groups;
 mod org_groups;
 mod orgs;
+/// `outbox::enqueue_email` queues mail in a caller's transaction.
+pub(crate) mod outbox;
 mod postgres;
 mod secrets;
 #[cfg(feature = "tools")]
@@ -52,6 +54,7 @@ pub use filter_sql::Keyset;
 pub use groups::{GroupRow, MemberRow};
 pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
 pub use orgs::Org;
+pub use outbox::{ClaimedEmail, OutboxQuery, OutboxRow, RetryRefused};
 pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
 pub use sync::{
@@ -233,6 +236,9 @@ pub struct Store {
     change_feed: Option<std::sync::Arc<ChangeFeed>>,
     /// What this store counts for `/metrics`.
     metrics: std::sync::Arc<StoreMetrics>,
+    /// Woken when this process queues email, so the delivery worker sends
+    /// it at once instead of at its next poll.
+    outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The listening task of [`postgres::changes`], stopped with the last handle of
@@ -331,6 +337,7 @@ impl Store {
             cache,
             change_feed,
             metrics: std::sync::Arc::new(metrics),
+            outbox_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             db: std::sync::Arc::new(db),
             cursors: std::sync::Arc::new(match opts.list_hop {
                 0 => cursors::PageCursors::default(),

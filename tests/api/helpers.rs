@@ -177,6 +177,21 @@ async fn serve(
     db: TestDb,
     configure: impl FnOnce(&mut ServeConfig),
 ) -> TestApp {
+    serve_until(store, dir, db, configure, std::future::pending())
+        .await
+        .0
+}
+
+/// The server's task, which ends when it has shut down.
+pub type Served = tokio::task::JoinHandle<Result<(), scimd::startup::StartupError>>;
+
+async fn serve_until(
+    store: Store,
+    dir: Option<tempfile::TempDir>,
+    db: TestDb,
+    configure: impl FnOnce(&mut ServeConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, Served) {
     let mut config = ServeConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         admin_token: Some(ADMIN_TOKEN.into()),
@@ -188,15 +203,26 @@ async fn serve(
         .expect("build app");
     let address = app.public_url().to_owned();
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
-    tokio::spawn(app.run_until(std::future::pending()));
-    TestApp {
+    let served = tokio::spawn(app.run_until(shutdown));
+    let app = TestApp {
         address,
         metrics_address,
         client: reqwest::Client::new(),
         store,
         db,
         _dir: dir,
-    }
+    };
+    (app, served)
+}
+
+/// [`spawn_app_with`], shut down gracefully when `shutdown` resolves; the
+/// database outlives it (reach it with `spawn_on_same_db_with`).
+pub async fn spawn_app_until(
+    configure: impl FnOnce(&mut ServeConfig),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (TestApp, Served) {
+    let (store, dir, db) = connect_test_db().await;
+    serve_until(store, dir, db, configure, shutdown).await
 }
 
 impl TestApp {
@@ -227,6 +253,21 @@ impl TestApp {
             .await
             .expect("connect postgres");
         Some(serve(store, None, self.db.clone(), configure).await)
+    }
+
+    /// A second server on this one's database, on either store, as the
+    /// same deployment started again (after a crash, say) would be; this
+    /// one keeps running.
+    pub async fn spawn_on_same_db_with(&self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let opts = ConnectOptions {
+            pool_size: 8,
+            pg_schema: self.db.pg_schema.clone(),
+            list_hop: TEST_LIST_HOP,
+            lookup_statements: 1,
+            user_cache_bytes: None,
+        };
+        let store = Store::connect(&self.db.url, &opts).await.expect("connect");
+        serve(store, None, self.db.clone(), configure).await
     }
 
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
@@ -349,3 +390,184 @@ pub async fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&s
 }
 
 pub use reqwest::Method as M;
+
+/// A message the test SMTP server took.
+#[derive(Clone, Debug)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    /// The message as sent after `DATA`, dot-unstuffed, CRLF line ends.
+    pub data: String,
+}
+
+impl ReceivedMail {
+    /// The value of header `name` (not unfolded: the tests' are short).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next()?;
+        head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// What the test SMTP server does with the next messages.
+#[derive(Default)]
+struct SmtpBehaviour {
+    /// Replies to give at the end of `DATA` instead of 250, first first.
+    failures: std::collections::VecDeque<&'static str>,
+    /// Close the connection after the next messages' data, without a reply.
+    drops: usize,
+    /// Wait this long before answering the next message's data.
+    delay: Option<std::time::Duration>,
+    received: Vec<ReceivedMail>,
+}
+
+/// A tiny SMTP server on 127.0.0.1: enough of RFC 5321 for lettre
+/// (greeting, EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT). It records
+/// what it takes, and can be told to refuse or drop the next messages.
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub url: String,
+    behaviour: std::sync::Arc<std::sync::Mutex<SmtpBehaviour>>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = SmtpServer {
+            url: format!("smtp://{addr}"),
+            behaviour: Default::default(),
+        };
+        let behaviour = server.behaviour.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(smtp_session(stream, behaviour.clone()));
+            }
+        });
+        server
+    }
+
+    /// The next messages' `DATA` is answered with these replies (e.g.
+    /// `"451 4.3.0 try again later"`), one a message.
+    pub fn fail_next(&self, replies: &[&'static str]) {
+        self.behaviour.lock().unwrap().failures.extend(replies);
+    }
+
+    /// The next `n` messages are taken and the connection then closed
+    /// without a reply, as a server that crashed would.
+    pub fn drop_next(&self, n: usize) {
+        self.behaviour.lock().unwrap().drops += n;
+    }
+
+    /// The next message's data is answered only after `delay`, as a slow
+    /// server's would.
+    pub fn delay_next(&self, delay: std::time::Duration) {
+        self.behaviour.lock().unwrap().delay = Some(delay);
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.behaviour.lock().unwrap().received.clone()
+    }
+}
+
+async fn smtp_session(
+    stream: tokio::net::TcpStream,
+    behaviour: std::sync::Arc<std::sync::Mutex<SmtpBehaviour>>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut from = String::new();
+    let mut to = Vec::new();
+    if write
+        .write_all(b"220 localhost test SMTP\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        match lines.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let command = line.trim_end().to_owned();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let reply: String = match verb.as_str() {
+            "EHLO" => "250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n".into(),
+            "HELO" | "RSET" | "NOOP" => "250 OK\r\n".into(),
+            "MAIL" => {
+                from = command[command.find(':').map_or(0, |i| i + 1)..]
+                    .trim()
+                    .to_owned();
+                to.clear();
+                "250 OK\r\n".into()
+            }
+            "RCPT" => {
+                to.push(
+                    command[command.find(':').map_or(0, |i| i + 1)..]
+                        .trim()
+                        .to_owned(),
+                );
+                "250 OK\r\n".into()
+            }
+            "DATA" => {
+                if write.write_all(b"354 end with .\r\n").await.is_err() {
+                    return;
+                }
+                let mut data = String::new();
+                loop {
+                    let mut line = String::new();
+                    match lines.read_line(&mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(line.strip_prefix('.').unwrap_or(&line));
+                }
+                let mail = ReceivedMail {
+                    from: from.clone(),
+                    to: std::mem::take(&mut to),
+                    data,
+                };
+                let delay = behaviour.lock().unwrap().delay.take();
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let mut b = behaviour.lock().unwrap();
+                if b.drops > 0 {
+                    b.drops -= 1;
+                    b.received.push(mail);
+                    return;
+                }
+                match b.failures.pop_front() {
+                    Some(reply) => format!("{reply}\r\n"),
+                    None => {
+                        b.received.push(mail);
+                        "250 OK queued\r\n".into()
+                    }
+                }
+            }
+            "QUIT" => {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            _ => "502 command not implemented\r\n".into(),
+        };
+        if write.write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}

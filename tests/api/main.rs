@@ -31,6 +31,7 @@ mod listing;
 mod metrics;
 mod openapi;
 mod org_groups;
+mod outbox;
 mod rate_limits;
 mod sites;
 mod sync;

@@ -140,12 +140,13 @@ async fn add_domain(app: &TestApp) {
 }
 
 /// Things of the default org that paths name: a site with a product, an
-/// org group and an account in it.
+/// org group and an account in it, and a message in its outbox.
 struct Things {
     site: String,
     key: String,
     group: String,
     account: String,
+    message: String,
 }
 
 impl Things {
@@ -171,11 +172,29 @@ impl Things {
         let org = app.ok_json(app.admin(M::GET, "/orgs/default")).await;
         let org: uuid::Uuid = org["id"].as_str().unwrap().parse().unwrap();
         let account = crate::sites::insert_account(app, org, "real@example.com").await;
+        let queued = app
+            .store
+            .enqueue_email(&scimd::mail::NewEmail {
+                org_id: org,
+                directory_id: None,
+                account_id: Some(account),
+                kind: "welcome",
+                dedup_key: None,
+                recipient: scimd::mail::Recipient::parse("real@example.com").unwrap(),
+                subject: "Welcome".into(),
+                body: "Hello.".into(),
+            })
+            .await
+            .unwrap();
+        assert!(queued);
+        let outbox = app.ok_json(app.admin(M::GET, "/orgs/default/outbox")).await;
+        let message = outbox["messages"][0]["id"].as_str().unwrap().to_owned();
         Things {
             site,
             key: "confluence".to_owned(),
             group: group["id"].as_str().unwrap().to_owned(),
             account: account.to_string(),
+            message,
         }
     }
 
@@ -188,6 +207,7 @@ impl Things {
             ("{key}", &self.key),
             ("{groupId}", &self.group),
             ("{accountId}", &self.account),
+            ("{messageId}", &self.message),
         ] {
             let value = match bad {
                 Some((p, v)) if p == param => v,
@@ -307,7 +327,13 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             bad_ids.push(real.replace(DOMAIN, "%C3%28"));
         }
         let mut bad_ids: Vec<String> = bad_ids.iter().map(|p| things.fill(p, None)).collect();
-        for param in ["{siteId}", "{key}", "{groupId}", "{accountId}"] {
+        for param in [
+            "{siteId}",
+            "{key}",
+            "{groupId}",
+            "{accountId}",
+            "{messageId}",
+        ] {
             if path.contains(param) {
                 for value in Things::bad_values(param) {
                     let bad = things.fill(&fill(path, "default", &dir.id), Some((param, &value)));
@@ -457,6 +483,9 @@ async fn bad_query_parameters_are_400() {
         "/orgs/default/reports/stats?directory=nope",
         "/orgs/default/reports/stats?directory=",
         "/orgs/default/reports/stats?days=181",
+        "/orgs/default/outbox?state=lost",
+        "/orgs/default/outbox?limit=0",
+        "/orgs/default/outbox?cursor=zz",
     ] {
         let resp = app.admin(M::GET, query).send().await.unwrap();
         assert_admin_error(resp, 400, "bad_request").await;

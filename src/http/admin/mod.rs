@@ -22,6 +22,7 @@ pub(crate) mod directories;
 pub(crate) mod domains;
 pub(crate) mod org_groups;
 pub(crate) mod orgs;
+pub(crate) mod outbox;
 pub(crate) mod reports;
 pub(crate) mod sites;
 pub(crate) mod sync;
@@ -163,6 +164,12 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/groups/{groupId}/members/{accountId}",
             delete(org_groups::remove_member),
+        )
+        .route("/orgs/{orgId}/outbox", get(outbox::list))
+        .route("/orgs/{orgId}/outbox/{messageId}", get(outbox::get))
+        .route(
+            "/orgs/{orgId}/outbox/{messageId}/retry",
+            post(outbox::retry),
         )
         .fallback(not_found)
         // After the routes: it applies to the routes already added.
