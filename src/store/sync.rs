@@ -315,6 +315,79 @@ fn grant_detail(
     detail.to_string()
 }
 
+/// Queues a welcome email to each account the batch synced for the first
+/// time, naming what it can now use; an account is welcomed once however
+/// often its run is resumed (the outbox's key). Returns the emails queued.
+async fn queue_welcomes<C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    directory_id: Uuid,
+    grants: &HashMap<Uuid, Grant>,
+    batch: &BatchWrite,
+    accounts: &[(Uuid, String, Option<String>)],
+) -> Result<i64> {
+    use crate::mail::welcome::{welcome_email, ProductAccess, Welcome};
+    use crate::mail::Recipient;
+    let (org_name,): (String,) = c
+        .fetch_one("SELECT name FROM orgs WHERE id = $1", &[org_id.into()])
+        .await?;
+    let sites: Vec<(Uuid, String, String)> = c
+        .fetch_all(
+            "SELECT id, name, url FROM sites WHERE org_id = $1",
+            &[org_id.into()],
+        )
+        .await?;
+    let sites: HashMap<Uuid, (String, String)> = sites
+        .into_iter()
+        .map(|(id, name, url)| (id, (name, url)))
+        .collect();
+    let mut access: HashMap<Uuid, BTreeSet<(String, String, String)>> = HashMap::new();
+    for (a, g) in &batch.add {
+        if let Some((g, (site, url))) = grants
+            .get(g)
+            .and_then(|g| sites.get(&g.site_id).map(|s| (g, s)))
+        {
+            access
+                .entry(*a)
+                .or_default()
+                .insert((site.clone(), url.clone(), g.product_key.clone()));
+        }
+    }
+    let mut queued = 0;
+    for (account, email, name) in accounts {
+        let recipient = match Recipient::parse(email) {
+            Ok(r) => r,
+            Err(why) => {
+                tracing::warn!(account = %account, why, "no welcome email: the account's address cannot take one");
+                continue;
+            }
+        };
+        let products: Vec<ProductAccess> = access
+            .get(account)
+            .into_iter()
+            .flatten()
+            .map(|(site, url, product)| ProductAccess {
+                site: site.clone(),
+                site_url: Some(url.clone()),
+                product: product.clone(),
+            })
+            .collect();
+        let message = welcome_email(&Welcome {
+            org_id,
+            org_name: &org_name,
+            directory_id: Some(directory_id),
+            account_id: *account,
+            recipient,
+            display_name: name.as_deref(),
+            access: &products,
+        });
+        if super::outbox::enqueue_email(c, &message).await? {
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
 /// Writes one batch in the caller's transaction: access rows, newly synced
 /// accounts, audit events, and (for a run) the run's cursor and counts,
 /// refused when the lease is no longer the caller's.
@@ -396,23 +469,28 @@ async fn write_batch<C: Conn>(
         counts.access_revoked += c.execute(q.sql(), q.args()).await? as i64;
     }
     let mut created: HashSet<Uuid> = HashSet::new();
-    let mut new_emails: Vec<(Uuid, String)> = Vec::new();
+    let mut new_emails: Vec<(Uuid, String, Option<String>)> = Vec::new();
     for chunk in batch.provision.chunks(CHUNK) {
         let mut q = SqlBuilder::new(C::DIALECT, "UPDATE accounts SET synced_at = ");
         q.push_bind(now).push(" WHERE org_id = ");
         q.push_bind(org_id)
             .push(" AND synced_at IS NULL AND id IN (");
         q.push_list(chunk.iter().copied())
-            .push(") RETURNING id, email");
-        let rows: Vec<(Uuid, Option<String>)> = c.fetch_all(q.sql(), q.args()).await?;
-        for (id, email) in rows {
+            .push(") RETURNING id, email, display_name");
+        let rows: Vec<(Uuid, Option<String>, Option<String>)> =
+            c.fetch_all(q.sql(), q.args()).await?;
+        for (id, email, name) in rows {
             created.insert(id);
             if let Some(email) = email {
-                new_emails.push((id, email));
+                new_emails.push((id, email, name));
             }
         }
     }
     counts.accounts_created = created.len() as i64;
+    if batch.email_new_users && !new_emails.is_empty() {
+        counts.emails_queued =
+            queue_welcomes(c, org_id, directory_id, grants, batch, &new_emails).await?;
+    }
     let mut added: HashMap<Uuid, Vec<&Grant>> = HashMap::new();
     for (a, g) in &batch.add {
         if let Some(g) = grants.get(g) {
@@ -870,7 +948,7 @@ impl Store {
         trigger: &str,
         audit: &AuditContext,
     ) -> Result<BatchCounts> {
-        Ok(transaction!(self, |_d, tx| write_batch(
+        let counts = transaction!(self, |_d, tx| write_batch(
             &mut *tx,
             org_id,
             directory_id,
@@ -880,7 +958,11 @@ impl Store {
             trigger,
             audit
         )
-        .await?))
+        .await?);
+        if counts.emails_queued > 0 {
+            self.wake_outbox();
+        }
+        Ok(counts)
     }
 
     /// Ends a run: the org groups' access reconciled for the whole org (it

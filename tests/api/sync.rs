@@ -955,3 +955,61 @@ async fn org_groups_give_their_grants_at_once_and_runs_keep_them() {
     run(&app, &dir).await;
     assert!(access(&app, &a).await.is_empty());
 }
+
+#[tokio::test]
+async fn new_accounts_are_welcomed_once_through_the_outbox() {
+    let smtp = crate::helpers::SmtpServer::start().await;
+    let url = smtp.url.clone();
+    let app = spawn_app_with(|c| {
+        c.smtp.smtp_url = Some(url);
+        c.smtp.smtp_poll = Duration::from_millis(100);
+    })
+    .await;
+    let product = jira(&app).await;
+    let dir = app.create_directory("Okta").await;
+    let mut body = settings("scheduled", json!({"type": "all"}), json!({"type": "all"}));
+    body["emailNewUsers"] = json!(true);
+    put_settings(&app, &dir, &body).await;
+    let (u1, _) = user(&app, &dir, "ada@example.com").await;
+    let (u2, _) = user(&app, &dir, "grace@example.com").await;
+    let (u3, _) = user(&app, &dir, "inactive@example.com").await;
+    set_active(&app, &dir, &u3, false).await;
+    let g = group(&app, &dir, "Engineering", &[&u1]).await;
+    grant(&app, &product, &g, "user").await;
+    let _ = u2;
+    let preview = app
+        .ok_json(app.admin(M::POST, &format!("{}?dryRun=true", sync_path(&dir))))
+        .await;
+    assert_eq!(preview["emailsToQueue"], 2);
+    let r = run(&app, &dir).await;
+    assert_eq!(r["counts"]["emailsQueued"], 2);
+    assert_eq!(r["counts"]["accountsCreated"], 2);
+    eventually("both welcomes delivered", || async {
+        smtp.received().len() == 2
+    })
+    .await;
+    let mut to: Vec<String> = smtp.received().iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(to, ["<ada@example.com>", "<grace@example.com>"]);
+    let ada = smtp
+        .received()
+        .into_iter()
+        .find(|m| m.to == ["<ada@example.com>"])
+        .unwrap();
+    assert!(ada.data.contains("jira-software"), "{}", ada.data);
+    // A second run, and a reactivated account that was synced before,
+    // welcome no one again; an account first synced now is welcomed.
+    let r = run(&app, &dir).await;
+    assert_eq!(r["counts"]["emailsQueued"], 0);
+    set_active(&app, &dir, &u3, true).await;
+    let r = run(&app, &dir).await;
+    assert_eq!(r["counts"]["emailsQueued"], 1);
+    eventually("the third welcome delivered", || async {
+        smtp.received().len() == 3
+    })
+    .await;
+    let outbox = app
+        .ok_json(app.admin(M::GET, "/orgs/default/outbox"))
+        .await;
+    assert_eq!(outbox["messages"].as_array().unwrap().len(), 3);
+}
