@@ -30,6 +30,7 @@ mod metrics;
 mod openapi;
 mod org_groups;
 mod rate_limits;
+mod seed;
 mod sites;
 mod sync_settings;
 mod users;
