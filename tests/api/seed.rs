@@ -231,9 +231,8 @@ async fn seeded_grants_and_nesting_read_as_the_admin_api_and_scim_make_them() {
         [(g[0], g[1]), (g[1], g[2]), (g[2], g[3]), (g[4], g[5])]
     );
     // A nested group is filtered for as SCIM writes one.
-    let filter =
-        format!("/Groups?filter=members%5Btype%20eq%20%22Group%22%5D&attributes=displayName");
-    let nesting = app.get_json(&dir, &filter).await;
+    let filter = "/Groups?filter=members%5Btype%20eq%20%22Group%22%5D&attributes=displayName";
+    let nesting = app.get_json(&dir, filter).await;
     assert_eq!(nesting["totalResults"], 4, "{nesting}");
 
     // A second directory of the org seeded with grants reuses the site
