@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::user_cache::Change;
-use super::{transaction, Result, Store, StoreError};
+use super::conn::Conn;
+use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::AuditContext;
 use crate::directory::access::{ProductKey, Role, SiteUrl};
 use crate::directory::account::{email_domain, set_link};
@@ -175,6 +176,7 @@ impl Store {
             ));
         }
         if plan.big_group > 0 {
+            let started = Instant::now();
             let members = seeded
                 .user_ids
                 .get(..plan.big_group.min(seeded.user_ids.len()))
@@ -182,7 +184,7 @@ impl Store {
             self.seed_big_group(directory_id, members).await?;
             seeded.steps.push((
                 format!("group seed-big with {} members", members.len()),
-                0.0,
+                started.elapsed().as_secs_f64(),
             ));
         }
         self.analyze().await?;
@@ -203,6 +205,17 @@ impl Store {
             .directory_org(directory_id)
             .await?
             .ok_or_else(|| StoreError::Missing(format!("no directory {directory_id}")))?;
+        // Only an org with default groups has any to join: the join's
+        // statement scans the org's accounts, which grow with every batch.
+        let (defaults,): (i64,) = read!(self, |_d, c| Ok::<_, StoreError>(Conn::fetch_one(
+            c,
+            "SELECT COUNT(*) FROM product_default_groups dg JOIN products p \
+             ON p.site_id = dg.site_id AND p.product_key = dg.product_key \
+             JOIN sites s ON s.id = p.site_id WHERE s.org_id = $1 AND p.new_users_get_access",
+            &[org_id.into()],
+        )
+        .await?))?;
+        let join_defaults = defaults > 0;
         let mut ids = Vec::with_capacity(count as usize);
         let base_time = now_micros();
         let mut i = first;
@@ -295,7 +308,10 @@ impl Store {
                     .filter(|(u, account, _)| u.account_id == *account)
                     .map(|(_, account, _)| *account)
                     .collect();
-                super::org_groups::join_default_groups(&mut *tx, org_id, &new_accounts).await?;
+                if join_defaults {
+                    super::org_groups::join_default_groups(&mut *tx, org_id, &new_accounts)
+                        .await?;
+                }
                 // Seeded rows may sort before rows already listed.
                 super::bump_list_epoch(&mut *tx, directory_id).await?;
             });
