@@ -211,6 +211,58 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub domain_verification: DomainVerificationConfig,
+
+    #[command(flatten)]
+    pub sync: SyncEngineConfig,
+}
+
+/// How the sync engine runs (docs/ADMIN_API.md, "Sync runs").
+#[derive(Args, Clone, Debug)]
+pub struct SyncEngineConfig {
+    /// Users one group may bring in one sync, for directories that set no
+    /// limit of their own. Atlassian's limit is 10,000.
+    #[arg(long, env = "SCIMD_SYNC_GROUP_USER_LIMIT", default_value_t = crate::directory::sync_settings::DEFAULT_GROUP_USER_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sync_group_user_limit: u32,
+
+    /// Accounts a run writes per transaction (at most 10,000).
+    #[arg(long, env = "SCIMD_SYNC_BATCH_SIZE", default_value_t = crate::sync::MAX_BATCH,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sync_batch_size: u32,
+
+    /// Seconds a run's lease lasts without renewal: a process that dies
+    /// mid-run has its run taken over this long after its last batch.
+    #[arg(long, env = "SCIMD_SYNC_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub sync_lease_seconds: u64,
+
+    /// Milliseconds between the scheduler's looks for due scheduled syncs
+    /// and abandoned runs.
+    #[arg(long, env = "SCIMD_SYNC_TICK_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub sync_tick_ms: u64,
+
+    /// Milliseconds a run waits after each batch: 0 in production; tests
+    /// slow runs down with it to stop one midway.
+    #[arg(
+        long,
+        env = "SCIMD_SYNC_BATCH_PAUSE_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub sync_batch_pause_ms: u64,
+}
+
+impl Default for SyncEngineConfig {
+    fn default() -> Self {
+        SyncEngineConfig {
+            sync_group_user_limit: crate::directory::sync_settings::DEFAULT_GROUP_USER_LIMIT,
+            sync_batch_size: crate::sync::MAX_BATCH,
+            sync_lease_seconds: 30,
+            sync_tick_ms: 2000,
+            sync_batch_pause_ms: 0,
+        }
+    }
 }
 
 /// How `POST …/domains/{name}/verify` reaches the domain.
@@ -295,6 +347,7 @@ impl Default for ServeConfig {
             metrics_listen: None,
             admin_token: None,
             domain_verification: DomainVerificationConfig::default(),
+            sync: SyncEngineConfig::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod scim;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod time;
 

@@ -19,6 +19,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     purge_every: Duration,
+    /// What the sync engine's continuous worker reads.
+    touches: tokio::sync::mpsc::UnboundedReceiver<crate::sync::Touch>,
     /// An admin token generated at this start (first start, empty database,
     /// no configured token); `main` prints it once.
     pub generated_admin_token: Option<String>,
@@ -92,10 +94,13 @@ impl Application {
             config.admin_token.as_deref(),
             Duration::from_secs(config.key_cache_seconds),
         );
+        let (engine, touches) =
+            crate::sync::Engine::new(store.clone(), config.sync.clone(), config.audit);
         Ok(Application {
             listener,
             metrics_listener,
-            state: AppState::new(store, auth, settings),
+            touches,
+            state: AppState::new(store, auth, settings, engine),
             purge_every: Duration::from_secs(config.audit_purge_interval_seconds),
             generated_admin_token,
         })
@@ -127,6 +132,7 @@ impl Application {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        let _sync = self.state.sync.spawn_background(self.touches);
         let purger = crate::audit::purge::spawn(
             self.state.store.clone(),
             self.state.settings.audit_retention_days,

@@ -177,6 +177,9 @@ impl GroupUserLimit {
 /// A directory's sync settings, whole: a write replaces all of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncSettings {
+    /// False: the directory is not synced (no run starts, nothing changes
+    /// access); its users and groups are still provisioned by SCIM.
+    pub enabled: bool,
     pub mode: SyncMode,
     /// Kept in continuous mode too, so switching to scheduled finds it.
     pub interval: SyncInterval,
@@ -190,6 +193,7 @@ impl Default for SyncSettings {
     /// The settings of a directory never configured.
     fn default() -> Self {
         SyncSettings {
+            enabled: true,
             mode: SyncMode::Continuous,
             interval: SyncInterval::default(),
             scope: SyncScope::All,

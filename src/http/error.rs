@@ -139,6 +139,12 @@ pub enum AdminError {
     /// Only a verified domain can do this (be linked to a directory).
     #[error("{0}")]
     DomainNotVerified(String),
+    /// A sync run of the directory is running (the message names it).
+    #[error("{0}")]
+    SyncRunning(String),
+    /// The directory's sync is switched off.
+    #[error("{0}")]
+    SyncDisabled(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -204,11 +210,15 @@ pub enum AdminErrorCode {
     PublicMailDomain,
     /// 409: the domain must be verified first.
     DomainNotVerified,
+    /// 409: a sync run of the directory is running; it cannot be stopped.
+    SyncRunning,
+    /// 409: the directory's sync is switched off (`enabled: false`).
+    SyncDisabled,
 }
 
 impl AdminErrorCode {
     /// Every code, in the order of the table in docs/ADMIN_API.md.
-    pub const ALL: [AdminErrorCode; 12] = [
+    pub const ALL: [AdminErrorCode; 14] = [
         AdminErrorCode::BadRequest,
         AdminErrorCode::Unauthorized,
         AdminErrorCode::NotFound,
@@ -221,6 +231,8 @@ impl AdminErrorCode {
         AdminErrorCode::InvalidDomain,
         AdminErrorCode::PublicMailDomain,
         AdminErrorCode::DomainNotVerified,
+        AdminErrorCode::SyncRunning,
+        AdminErrorCode::SyncDisabled,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -237,7 +249,9 @@ impl AdminErrorCode {
             AdminErrorCode::InvalidDomain | AdminErrorCode::PublicMailDomain => {
                 StatusCode::BAD_REQUEST
             }
-            AdminErrorCode::DomainNotVerified => StatusCode::CONFLICT,
+            AdminErrorCode::DomainNotVerified
+            | AdminErrorCode::SyncRunning
+            | AdminErrorCode::SyncDisabled => StatusCode::CONFLICT,
         }
     }
 
@@ -255,6 +269,8 @@ impl AdminErrorCode {
             AdminErrorCode::InvalidDomain => "invalid_domain",
             AdminErrorCode::PublicMailDomain => "public_mail_domain",
             AdminErrorCode::DomainNotVerified => "domain_not_verified",
+            AdminErrorCode::SyncRunning => "sync_running",
+            AdminErrorCode::SyncDisabled => "sync_disabled",
         }
     }
 }
@@ -286,6 +302,8 @@ impl AdminError {
             AdminError::InvalidDomain(_) => AdminErrorCode::InvalidDomain,
             AdminError::PublicMailDomain(_) => AdminErrorCode::PublicMailDomain,
             AdminError::DomainNotVerified(_) => AdminErrorCode::DomainNotVerified,
+            AdminError::SyncRunning(_) => AdminErrorCode::SyncRunning,
+            AdminError::SyncDisabled(_) => AdminErrorCode::SyncDisabled,
         }
     }
 }
@@ -387,6 +405,8 @@ mod tests {
             (400, "invalid_domain"),
             (400, "public_mail_domain"),
             (409, "domain_not_verified"),
+            (409, "sync_running"),
+            (409, "sync_disabled"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {

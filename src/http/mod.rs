@@ -41,14 +41,22 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Request-rate buckets per directory and per admin token.
     pub limits: RateLimits,
+    /// The sync engine, which SCIM writes tell what they changed.
+    pub sync: crate::sync::Engine,
 }
 
 impl AppState {
-    pub fn new(store: Store, auth: Authenticator, settings: Settings) -> Self {
+    pub fn new(
+        store: Store,
+        auth: Authenticator,
+        settings: Settings,
+        sync: crate::sync::Engine,
+    ) -> Self {
         let metrics = Metrics::new(&store, &auth);
         AppState(Arc::new(Shared {
             store,
             auth,
+            sync,
             limits: RateLimits::new(settings.scim_rate_limit, settings.admin_rate_limit),
             settings: Arc::new(settings),
             metrics,

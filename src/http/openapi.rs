@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
-    access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites,
+    access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites, sync,
     sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
@@ -88,6 +88,10 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         org_groups::remove_member,
         sync_settings::get,
         sync_settings::put,
+        sync::start,
+        sync::status,
+        sync::list,
+        sync::get,
     ),
     components(schemas(AdminErrorBody, AdminErrorCode)),
     modifiers(&AdminToken, &CommonErrors),
@@ -102,6 +106,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group"),
+        (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
 )]
 struct AdminApi;
@@ -193,6 +198,8 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         AdminErrorCode::InvalidDomain => "Not a domain name",
         AdminErrorCode::PublicMailDomain => "A public mail domain, which no organisation can own",
         AdminErrorCode::DomainNotVerified => "The domain must be verified first",
+        AdminErrorCode::SyncRunning => "A sync run of the directory is running",
+        AdminErrorCode::SyncDisabled => "Sync is switched off for the directory",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))

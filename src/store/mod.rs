@@ -31,6 +31,7 @@ mod sites;
 mod sql;
 mod sqlite;
 mod stats;
+mod sync;
 mod sync_settings;
 mod users;
 
@@ -51,6 +52,10 @@ pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
 pub use orgs::Org;
 pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
+pub use sync::{
+    AccountsContents, BatchCounts, BatchWrite, DirectoryContents, GroupStateRow, RunLease, RunRow,
+    StartRunError, StoredAnalysis,
+};
 pub use sync_settings::{StoredSyncSettings, SyncSettingsError};
 pub use users::{UserGroup, UserRow};
 

@@ -35,6 +35,7 @@ pub enum SyncSettingsError {
 
 #[derive(sqlx::FromRow)]
 struct SettingsRow {
+    enabled: bool,
     mode: String,
     interval_minutes: i64,
     scope_type: String,
@@ -76,7 +77,7 @@ async fn directory_row<C: Conn>(c: &mut C, org_id: Uuid, id: Uuid) -> Result<(St
 async fn load<C: Conn>(c: &mut C, id: Uuid) -> Result<StoredSyncSettings> {
     let row: Option<SettingsRow> = c
         .fetch_optional(
-            "SELECT mode, interval_minutes, scope_type, domains_type, email_new_users, \
+            "SELECT enabled, mode, interval_minutes, scope_type, domains_type, email_new_users, \
              group_user_limit, updated_at FROM sync_settings WHERE directory_id = $1",
             &[id.into()],
         )
@@ -116,6 +117,7 @@ async fn load<C: Conn>(c: &mut C, id: Uuid) -> Result<StoredSyncSettings> {
     };
     Ok(StoredSyncSettings {
         settings: SyncSettings {
+            enabled: row.enabled,
             mode: SyncMode::parse(&row.mode).ok_or_else(|| corrupt("mode"))?,
             interval: SyncInterval::parse(row.interval_minutes).map_err(|_| corrupt("interval"))?,
             scope,
@@ -145,7 +147,8 @@ fn describe(s: &SyncSettings) -> String {
         None => "default".to_owned(),
     };
     format!(
-        "{} every {} minutes; {scope}; {domains}; emailNewUsers {}; groupUserLimit {limit}",
+        "{}{} every {} minutes; {scope}; {domains}; emailNewUsers {}; groupUserLimit {limit}",
+        if s.enabled { "" } else { "disabled; " },
         s.mode.as_str(),
         s.interval.minutes(),
         s.email_new_users
@@ -224,8 +227,8 @@ impl Store {
                         .await?;
                     sqlx::query(
                         "INSERT INTO sync_settings (directory_id, mode, interval_minutes, \
-                         scope_type, domains_type, email_new_users, group_user_limit, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         scope_type, domains_type, email_new_users, group_user_limit, updated_at, \
+                         enabled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(id)
                     .bind(settings.mode.as_str())
@@ -241,6 +244,7 @@ impl Store {
                     .bind(settings.email_new_users)
                     .bind(settings.group_user_limit.own().map(i64::from))
                     .bind(now)
+                    .bind(settings.enabled)
                     .execute(&mut *tx)
                     .await?;
                     if let SyncScope::Groups(groups) = &settings.scope {

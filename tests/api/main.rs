@@ -32,5 +32,7 @@ mod org_groups;
 mod rate_limits;
 mod seed;
 mod sites;
+mod sync;
+mod sync_crash;
 mod sync_settings;
 mod users;

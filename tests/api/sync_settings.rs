@@ -51,6 +51,7 @@ async fn a_directory_never_configured_has_the_defaults() {
     assert_eq!(
         get(&app, &dir).await,
         json!({
+            "enabled": true,
             "mode": "continuous",
             "intervalMinutes": 240,
             "scope": { "type": "all" },

@@ -23,6 +23,7 @@ pub(crate) mod org_groups;
 pub(crate) mod orgs;
 pub(crate) mod reports;
 pub(crate) mod sites;
+pub(crate) mod sync;
 pub(crate) mod sync_settings;
 
 pub fn router() -> Router<AppState> {
@@ -46,6 +47,22 @@ pub fn router() -> Router<AppState> {
         .route(
             "/orgs/{orgId}/directories/{directoryId}/sync-settings",
             get(sync_settings::get).put(sync_settings::put),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/sync",
+            post(sync::start),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/sync/status",
+            get(sync::status),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/sync/runs",
+            get(sync::list),
+        )
+        .route(
+            "/orgs/{orgId}/directories/{directoryId}/sync/runs/{runId}",
+            get(sync::get),
         )
         .route(
             "/orgs/{orgId}/domains",

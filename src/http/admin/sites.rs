@@ -15,6 +15,7 @@ use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
 use crate::http::AppState;
 use crate::store::{GrantRow, ProductRow, SiteRow};
+use crate::sync::Touch;
 
 /// `{orgId}` and `{siteId}`.
 #[derive(Deserialize, IntoParams)]
@@ -557,6 +558,10 @@ pub async fn add_grant(
             &admin.audit,
         )
         .await?;
+    // A continuous directory applies a new grant on its group at once.
+    if let Some(directory) = grant.directory_id {
+        state.sync.touch(Touch::Groups(directory));
+    }
     Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
 }
 

@@ -142,6 +142,11 @@ impl ToSchema for DomainsView {}
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SyncSettingsBody {
+    /// Whether the directory is synced at all; absent: true. While false
+    /// no run starts and nothing changes access.
+    #[serde(default = "enabled_by_default")]
+    #[schema(default = true)]
+    enabled: bool,
     mode: ModeView,
     /// Minutes between scheduled syncs (kept, unused, in continuous mode).
     #[schema(minimum = 15, maximum = 10080, example = 240)]
@@ -157,10 +162,15 @@ pub struct SyncSettingsBody {
     group_user_limit: Option<i64>,
 }
 
+fn enabled_by_default() -> bool {
+    true
+}
+
 /// A directory's sync settings.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncSettingsView {
+    enabled: bool,
     mode: ModeView,
     #[schema(minimum = 15, maximum = 10080, example = 240)]
     interval_minutes: u32,
@@ -180,6 +190,7 @@ impl From<&StoredSyncSettings> for SyncSettingsView {
     fn from(stored: &StoredSyncSettings) -> Self {
         let s = &stored.settings;
         SyncSettingsView {
+            enabled: s.enabled,
             mode: match s.mode {
                 SyncMode::Continuous => ModeView::Continuous,
                 SyncMode::Scheduled => ModeView::Scheduled,
@@ -208,6 +219,7 @@ impl SyncSettingsBody {
     /// The settings the body asks for, or why they are not settings.
     fn parse(self) -> Result<SyncSettings, AdminError> {
         Ok(SyncSettings {
+            enabled: self.enabled,
             mode: match self.mode {
                 ModeView::Continuous => SyncMode::Continuous,
                 ModeView::Scheduled => SyncMode::Scheduled,

@@ -28,6 +28,7 @@ use crate::scim::resource::{
 use crate::scim::schema::GROUP_RESOURCE;
 use crate::scim::ScimError;
 use crate::store::{GroupRow, MemberRow};
+use crate::sync::Touch;
 
 /// One entry of a group's `members`.
 pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {
@@ -321,10 +322,12 @@ pub(super) async fn create_row(
     ctx.note_target(|| Target::from_body(TargetType::Group, None, body));
     let (group, members) = new_group(body)?;
     let members = member_ids(&members)?;
-    Ok(state
+    let row = state
         .store
         .insert_group(ctx.directory_id, group, members, &ctx.audit)
-        .await?)
+        .await?;
+    state.sync.touch(Touch::Groups(ctx.directory_id));
+    Ok(row)
 }
 
 pub(super) async fn replace_row(
@@ -336,12 +339,14 @@ pub(super) async fn replace_row(
 ) -> Result<GroupRow, ScimApiError> {
     let (group, members) = new_group(body)?;
     let members = [MemberChange::Replace(members)];
-    state
+    let row = state
         .store
-        .modify_group(ctx.directory_id, id, version, &ctx.audit, move |_| {
+        .modify_group::<_, ScimApiError>(ctx.directory_id, id, version, &ctx.audit, move |_| {
             Ok(GroupChange::new(id, group, &members)?)
         })
-        .await
+        .await?;
+    state.sync.touch(Touch::Groups(ctx.directory_id));
+    Ok(row)
 }
 
 pub(super) async fn patch_row(
@@ -352,9 +357,9 @@ pub(super) async fn patch_row(
     version: Option<i64>,
 ) -> Result<GroupRow, ScimApiError> {
     let request = parse_patch(body)?;
-    state
+    let row = state
         .store
-        .modify_group(
+        .modify_group::<_, ScimApiError>(
             ctx.directory_id,
             id,
             version,
@@ -367,7 +372,9 @@ pub(super) async fn patch_row(
                 Ok(GroupChange::new(id, group, &outcome.member_changes)?)
             },
         )
-        .await
+        .await?;
+    state.sync.touch(Touch::Groups(ctx.directory_id));
+    Ok(row)
 }
 
 pub(super) async fn delete_row(
@@ -376,8 +383,10 @@ pub(super) async fn delete_row(
     id: Uuid,
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
-    Ok(state
+    state
         .store
         .delete_group(ctx.directory_id, id, version, &ctx.audit)
-        .await?)
+        .await?;
+    state.sync.touch(Touch::Groups(ctx.directory_id));
+    Ok(())
 }

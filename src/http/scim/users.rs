@@ -25,6 +25,7 @@ use crate::scim::resource::{drop_write_only, parse_attribute_value, parse_resour
 use crate::scim::schema::USER_RESOURCE;
 use crate::scim::ScimError;
 use crate::store::{UserGroup, UserRow};
+use crate::sync::Touch;
 
 const ATLASSIAN_EXTENSION: &str = "urn:scim:schemas:extension:atlassian-external:1.0";
 
@@ -403,10 +404,14 @@ pub(super) async fn create_row(
     ctx.note_target(|| Target::from_body(TargetType::User, None, body));
     let user = new_user(body)?;
     verified_domain::check_user(state, ctx, &user).await?;
-    Ok(state
+    let row = state
         .store
         .insert_user(ctx.directory_id, user, &ctx.audit)
-        .await?)
+        .await?;
+    state
+        .sync
+        .touch(Touch::Users(ctx.directory_id, vec![row.id]));
+    Ok(row)
 }
 
 pub(super) async fn replace_row(
@@ -421,9 +426,9 @@ pub(super) async fn replace_row(
     // Check the body before reading the user, as for any other write.
     let draft = UserDraft::from_doc(&doc)?;
     verified_domain::check_user(state, ctx, &draft).await?;
-    state
+    let written = state
         .store
-        .modify_user(
+        .modify_user::<_, ScimApiError>(
             ctx.directory_id,
             id,
             version,
@@ -446,7 +451,9 @@ pub(super) async fn replace_row(
                 Ok(UserDraft::from_doc(&doc)?)
             },
         )
-        .await
+        .await?;
+    state.sync.touch(Touch::Users(ctx.directory_id, vec![id]));
+    Ok(written)
 }
 
 pub(super) async fn patch_row(
@@ -459,9 +466,9 @@ pub(super) async fn patch_row(
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let request = parse_patch(body)?;
     let guard = verified_domain::DomainGuard::for_patch(state, ctx, id, &request).await?;
-    state
+    let written = state
         .store
-        .modify_user(
+        .modify_user::<_, ScimApiError>(
             ctx.directory_id,
             id,
             version,
@@ -474,7 +481,9 @@ pub(super) async fn patch_row(
                 guard.check(UserDraft::from_doc(&doc)?)
             },
         )
-        .await
+        .await?;
+    state.sync.touch(Touch::Users(ctx.directory_id, vec![id]));
+    Ok(written)
 }
 
 pub(super) async fn delete_row(
@@ -483,8 +492,12 @@ pub(super) async fn delete_row(
     id: Uuid,
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
-    Ok(state
+    state
         .store
         .delete_user(ctx.directory_id, id, version, &ctx.audit)
-        .await?)
+        .await?;
+    // Its memberships went with it, which may change a group's size: the
+    // whole directory is reconciled.
+    state.sync.touch(Touch::Groups(ctx.directory_id));
+    Ok(())
 }

@@ -1,0 +1,258 @@
+//! A sync run whose process is killed midway finishes after a restart,
+//! counting nothing twice: the real `scimd` binary, killed with SIGKILL.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{TestDirectory, ADMIN_TOKEN};
+
+/// A `scimd` process on `database_url`, slowed so a run lasts long enough
+/// to be killed in the middle.
+struct Server {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+            .args([
+                "--database-url",
+                database_url,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-token",
+                ADMIN_TOKEN,
+                "--sync-batch-size",
+                "1",
+                "--sync-batch-pause-ms",
+                "150",
+                "--sync-lease-seconds",
+                "1",
+                "--sync-tick-ms",
+                "100",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scimd");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = server
+                .client
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "scimd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/admin/v1{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    async fn json(&self, request: reqwest::RequestBuilder, status: u16) -> Value {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), status, "{}", resp.url());
+        resp.json().await.unwrap()
+    }
+
+    fn scim(
+        &self,
+        dir: &TestDirectory,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", dir.base_url))
+            .bearer_auth(&dir.api_key)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A database of its own: an SQLite file, or a schema of the test
+/// PostgreSQL database.
+async fn database(dir: &tempfile::TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            use sqlx::Connection;
+            let schema = format!("crash_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}options=-csearch_path%3D{schema}")
+        }
+        _ => format!("sqlite://{}", dir.path().join("scimd.db").display()),
+    }
+}
+
+#[tokio::test]
+async fn a_run_killed_midway_finishes_after_a_restart_without_counting_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = database(&tmp).await;
+    let server = Server::start(&url).await;
+    use reqwest::Method as M;
+    let created = server
+        .json(
+            server
+                .admin(M::POST, "/orgs/default/directories")
+                .json(&json!({"name": "Okta"})),
+            201,
+        )
+        .await;
+    let dir = TestDirectory {
+        id: created["id"].as_str().unwrap().to_owned(),
+        base_url: created["baseUrl"].as_str().unwrap().to_owned(),
+        api_key: created["apiKey"].as_str().unwrap().to_owned(),
+        key_id: String::new(),
+    };
+    server
+        .json(
+            server
+                .admin(
+                    M::PUT,
+                    &format!("/orgs/default/directories/{}/sync-settings", dir.id),
+                )
+                .json(&crate::sync::settings(
+                    "scheduled",
+                    json!({"type": "all"}),
+                    json!({"type": "all"}),
+                )),
+            200,
+        )
+        .await;
+    let site = server
+        .json(
+            server
+                .admin(M::POST, "/orgs/default/sites")
+                .json(&json!({"name": "Acme", "url": "https://acme.atlassian.net"})),
+            201,
+        )
+        .await;
+    let product = format!(
+        "/orgs/default/sites/{}/products",
+        site["id"].as_str().unwrap()
+    );
+    server
+        .json(
+            server
+                .admin(M::POST, &product)
+                .json(&json!({"key": "jira-software"})),
+            201,
+        )
+        .await;
+    const USERS: usize = 12;
+    let mut members = Vec::new();
+    for n in 0..USERS {
+        let u = server
+            .json(
+                server
+                    .scim(&dir, M::POST, "/Users")
+                    .json(&crate::helpers::user_body(&format!("u{n}@example.com"))),
+                201,
+            )
+            .await;
+        members.push(json!({"value": u["id"]}));
+    }
+    let group = server
+        .json(
+            server.scim(&dir, M::POST, "/Groups").json(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Everyone",
+                "members": members,
+            })),
+            201,
+        )
+        .await;
+    server
+        .json(
+            server
+                .admin(M::POST, &format!("{product}/jira-software/grants"))
+                .json(&json!({"groupId": group["id"], "role": "user"})),
+            201,
+        )
+        .await;
+    let sync = format!("/orgs/default/directories/{}/sync", dir.id);
+    let started = server.json(server.admin(M::POST, &sync), 202).await;
+    let run_id = started["runId"].as_str().unwrap().to_owned();
+    let run_path = format!("{sync}/runs/{run_id}");
+    // Killed once some batches, not all, are written.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = server.json(server.admin(M::GET, &run_path), 200).await;
+        let done = run["progress"]["accountsDone"].as_i64().unwrap();
+        if done >= 3 {
+            assert!(done < USERS as i64, "the run ended before the kill");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run made no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+
+    let server = Server::start(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let run = server.json(server.admin(M::GET, &run_path), 200).await;
+        if run["state"] != "running" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run was not taken over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["progress"]["accountsDone"], USERS);
+    assert_eq!(run["counts"]["accessGranted"], USERS);
+    assert_eq!(run["counts"]["accountsCreated"], USERS);
+    let users = server
+        .json(
+            server.admin(M::GET, &format!("{product}/jira-software/users?limit=100")),
+            200,
+        )
+        .await;
+    assert_eq!(users["users"].as_array().unwrap().len(), USERS);
+    let report = server
+        .json(
+            server.admin(
+                M::GET,
+                "/orgs/default/reports/provisioning?action=access.granted&limit=100",
+            ),
+            200,
+        )
+        .await;
+    assert_eq!(report["events"].as_array().unwrap().len(), USERS);
+}
