@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::user_cache::Change;
 use super::conn::Conn;
+use super::user_cache::Change;
 use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::AuditContext;
 use crate::directory::access::{ProductKey, Role, SiteUrl};
@@ -207,14 +207,16 @@ impl Store {
             .ok_or_else(|| StoreError::Missing(format!("no directory {directory_id}")))?;
         // Only an org with default groups has any to join: the join's
         // statement scans the org's accounts, which grow with every batch.
-        let (defaults,): (i64,) = read!(self, |_d, c| Ok::<_, StoreError>(Conn::fetch_one(
-            c,
-            "SELECT COUNT(*) FROM product_default_groups dg JOIN products p \
+        let (defaults,): (i64,) = read!(self, |_d, c| Ok::<_, StoreError>(
+            Conn::fetch_one(
+                c,
+                "SELECT COUNT(*) FROM product_default_groups dg JOIN products p \
              ON p.site_id = dg.site_id AND p.product_key = dg.product_key \
              JOIN sites s ON s.id = p.site_id WHERE s.org_id = $1 AND p.new_users_get_access",
-            &[org_id.into()],
-        )
-        .await?))?;
+                &[org_id.into()],
+            )
+            .await?
+        ))?;
         let join_defaults = defaults > 0;
         let mut ids = Vec::with_capacity(count as usize);
         let base_time = now_micros();
@@ -309,8 +311,7 @@ impl Store {
                     .map(|(_, account, _)| *account)
                     .collect();
                 if join_defaults {
-                    super::org_groups::join_default_groups(&mut *tx, org_id, &new_accounts)
-                        .await?;
+                    super::org_groups::join_default_groups(&mut *tx, org_id, &new_accounts).await?;
                 }
                 // Seeded rows may sort before rows already listed.
                 super::bump_list_epoch(&mut *tx, directory_id).await?;
