@@ -243,6 +243,19 @@ pub enum TargetType {
 }
 
 impl TargetType {
+    pub const ALL: [TargetType; 10] = [
+        TargetType::User,
+        TargetType::Group,
+        TargetType::Directory,
+        TargetType::Org,
+        TargetType::Domain,
+        TargetType::Account,
+        TargetType::Site,
+        TargetType::Product,
+        TargetType::OrgGroup,
+        TargetType::Request,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TargetType::User => "user",
@@ -256,6 +269,12 @@ impl TargetType {
             TargetType::OrgGroup => "org_group",
             TargetType::Request => "request",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<TargetType> {
+        TargetType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
     }
 }
 
@@ -630,6 +649,10 @@ mod tests {
             assert_eq!(Action::parse(a.as_str()), Some(a));
         }
         assert_eq!(Action::parse("user.nope"), None);
+        for t in TargetType::ALL {
+            assert_eq!(TargetType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(TargetType::parse(""), None);
         assert_eq!(
             attempted(TargetType::User, "patch"),
             Some(Action::UserUpdated)

@@ -20,8 +20,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
-    access, accounts, atlassian, directories, domains, org_groups, orgs, reports, sites, sync,
-    sync_settings,
+    access, accounts, atlassian, billing, directories, domains, org_groups, orgs, reports, sites,
+    sync, sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -79,6 +79,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         sites::revoke_grant,
         access::product_users,
         access::account_access,
+        billing::get,
         org_groups::create,
         org_groups::list,
         org_groups::get,
@@ -105,7 +106,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "atlassian", description = "Atlassian's user provisioning admin routes, same paths and shapes"),
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
-        (name = "access", description = "Product access as it is: who can use what, through which group"),
+        (name = "access", description = "Product access as it is: who can use what, through which group, and the billable users it makes"),
         (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
 )]

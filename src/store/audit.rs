@@ -168,6 +168,10 @@ pub struct ReportQuery {
     /// A userName, email, externalId, accountId or user id.
     pub user: Option<String>,
     pub actions: Vec<String>,
+    /// Only events about these kinds of target (`account`, `user`, …).
+    pub target_types: Vec<String>,
+    /// Only events about this org-level account.
+    pub account_id: Option<Uuid>,
     pub outcome: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -186,6 +190,10 @@ pub struct DailyStats {
     pub users_deactivated: i64,
     pub users_deleted: i64,
     pub failures: i64,
+    /// `access.granted` events: accounts that gained access, once per
+    /// account and sync run.
+    pub access_granted: i64,
+    pub access_revoked: i64,
 }
 
 impl ReportQuery {
@@ -216,6 +224,19 @@ impl ReportQuery {
                 .map(|a| next(&mut binds, Bind::Text(a.clone())))
                 .collect();
             sql += &format!(" AND action IN ({})", list.join(", "));
+        }
+        if !self.target_types.is_empty() {
+            let list: Vec<String> = self
+                .target_types
+                .iter()
+                .map(|t| next(&mut binds, Bind::Text(t.clone())))
+                .collect();
+            sql += &format!(" AND target_type IN ({})", list.join(", "));
+        }
+        if let Some(a) = self.account_id {
+            let kind = next(&mut binds, Bind::Text(TargetType::Account.as_str().into()));
+            let id = next(&mut binds, Bind::Uuid(a));
+            sql += &format!(" AND target_type = {kind} AND target_id = {id}");
         }
         if let Some(o) = &self.outcome {
             sql += &format!(" AND outcome = {}", next(&mut binds, Bind::Text(o.clone())));
@@ -403,7 +424,8 @@ impl Store {
     }
 
     /// Per directory and UTC day, in `[since, until)`: users created,
-    /// deactivated and deleted, and failed writes.
+    /// deactivated and deleted, failed writes, and accounts the sync
+    /// engine granted or revoked access.
     pub async fn audit_stats(
         &self,
         org_id: Uuid,
@@ -416,9 +438,12 @@ impl Store {
              SUM(CASE WHEN action = 'user.created' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_created, \
              SUM(CASE WHEN action = 'user.deactivated' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_deactivated, \
              SUM(CASE WHEN action = 'user.deleted' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_deleted, \
-             SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures \
+             SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures, \
+             SUM(CASE WHEN action = 'access.granted' AND outcome = 'success' THEN 1 ELSE 0 END) AS access_granted, \
+             SUM(CASE WHEN action = 'access.revoked' AND outcome = 'success' THEN 1 ELSE 0 END) AS access_revoked \
              FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
-             AND (outcome = 'failure' OR action IN ('user.created', 'user.deactivated', 'user.deleted'))",
+             AND (outcome = 'failure' OR action IN ('user.created', 'user.deactivated', 'user.deleted', \
+             'access.granted', 'access.revoked'))",
         );
         sql += if directory_id.is_some() {
             " AND directory_id = $4"

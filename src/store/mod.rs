@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 mod accel;
 mod accounts;
 pub mod audit;
+mod billing;
 mod conn;
 mod directories;
 mod domains;
@@ -42,6 +43,7 @@ pub use accounts::{
     AccountGroupRow, AccountQuery, AccountRow, DeleteRecordsRefused, EmailConflictRow, LinkRow,
 };
 pub use audit::{DailyStats, EventRow, ReportQuery};
+pub use billing::{Billing, BillingRow};
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub use domains::{CheckRecorded, DirectoryMoved, DomainRow, LinkError};
 pub(crate) use error::OnConflict;

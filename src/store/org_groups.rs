@@ -124,6 +124,9 @@ pub(crate) async fn join_default_groups<C: Conn>(
         q.push(") ON CONFLICT (group_id, account_id) DO NOTHING");
         added += c.execute(q.sql(), q.args()).await?;
     }
+    if added > 0 {
+        super::sync::grant_org_group_access(c, org_id, account_ids).await?;
+    }
     Ok(added)
 }
 
@@ -339,6 +342,8 @@ impl Store {
                 q.push(" ON CONFLICT (group_id, account_id) DO NOTHING");
                 added += Conn::execute(&mut *tx, q.sql(), q.args()).await?;
             }
+            // The group's grants apply to its new members at once.
+            super::sync::grant_org_group_access(&mut *tx, org_id, &distinct).await?;
             if audit.enabled && added > 0 {
                 let mut event = group_event(audit, Action::OrgGroupUpdated, &group)
                     .changed(vec!["members".to_owned()]);

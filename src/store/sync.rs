@@ -1056,6 +1056,35 @@ async fn stored_analysis<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Optio
     }))
 }
 
+/// The access the org groups give to these accounts, added where missing
+/// (an account joining an org group, by the admin or as a default group of
+/// a new account, has it at once). Returns the rows added.
+pub(crate) async fn grant_org_group_access<C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    account_ids: &[Uuid],
+) -> Result<u64> {
+    let now = now_micros();
+    let mut added = 0;
+    for chunk in account_ids.chunks(CHUNK) {
+        let mut q = SqlBuilder::new(
+            C::DIALECT,
+            "INSERT INTO effective_access (site_id, product_key, account_id, grant_id, org_id, \
+             role, granted_at, computed_at) SELECT g.site_id, g.product_key, m.account_id, g.id, \
+             a.org_id, g.role, ",
+        );
+        q.push_bind(now).push(", ").push_bind(now).push(
+            " FROM product_grants g JOIN org_group_members m ON m.group_id = g.org_group_id \
+             JOIN accounts a ON a.id = m.account_id WHERE a.active AND a.org_id = ",
+        );
+        q.push_bind(org_id).push(" AND m.account_id IN (");
+        q.push_list(chunk.iter().copied())
+            .push(") ON CONFLICT (site_id, product_key, account_id, grant_id) DO NOTHING");
+        added += c.execute(q.sql(), q.args()).await?;
+    }
+    Ok(added)
+}
+
 /// The access org groups give: every active member of an org group holds
 /// its grants; nothing else does. Returns the rows added and removed.
 async fn reconcile_org_group_access<C: Conn>(

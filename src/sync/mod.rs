@@ -851,7 +851,11 @@ impl Engine {
         struct Pending {
             users: BTreeSet<Uuid>,
             groups: bool,
+            failures: u32,
         }
+        /// Tries of a change the store refused before it is left to the
+        /// next run.
+        const TRIES: u32 = 5;
         let mut pending: HashMap<Uuid, Pending> = HashMap::new();
         loop {
             if pending.is_empty() {
@@ -884,8 +888,17 @@ impl Engine {
                         // A run is running: once it ends.
                         pending.insert(directory_id, p);
                     }
+                    Err(e) if p.failures + 1 < TRIES => {
+                        tracing::warn!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; trying again");
+                        let mut p = p;
+                        p.failures += 1;
+                        let again = pending.entry(directory_id).or_default();
+                        again.users.extend(p.users);
+                        again.groups |= p.groups;
+                        again.failures = again.failures.max(p.failures);
+                    }
                     Err(e) => {
-                        tracing::warn!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; the next run will");
+                        tracing::error!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; the next run will");
                     }
                 }
             }

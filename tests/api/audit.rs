@@ -913,7 +913,8 @@ async fn stats_count_users_created_deactivated_deleted_and_failures_per_day() {
     assert_eq!(okta_stats["name"], "Okta");
     assert_eq!(
         okta_stats["totals"],
-        json!({ "usersCreated": 3, "usersDeactivated": 1, "usersDeleted": 1, "failures": 2 })
+        json!({ "usersCreated": 3, "usersDeactivated": 1, "usersDeleted": 1, "failures": 2,
+                "accessGranted": 0, "accessRevoked": 0 })
     );
     let daily = okta_stats["daily"].as_array().unwrap();
     assert_eq!(daily.len(), 7);

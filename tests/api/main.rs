@@ -6,12 +6,14 @@
 // failure is the report (the crate denies these lints elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_audit;
 mod accounts;
 mod admin;
 mod atlassian_links;
 mod attribute_names;
 mod audit;
 mod auth;
+mod billing;
 mod bulk;
 mod caching;
 mod concurrency;

@@ -891,3 +891,55 @@ async fn two_processes_never_run_one_directory_at_once() {
     assert_eq!(scheduled_runs, 1);
     drop((a, b));
 }
+
+#[tokio::test]
+async fn org_groups_give_their_grants_at_once_and_runs_keep_them() {
+    let app = spawn_app().await;
+    let product = jira(&app).await;
+    let dir = app.create_directory("Okta").await;
+    scheduled(&app, &dir).await;
+    let default = created(
+        &app,
+        "/orgs/default/groups",
+        json!({ "name": "jira-users" }),
+    )
+    .await;
+    let default = default["id"].as_str().unwrap().to_owned();
+    let admins = created(
+        &app,
+        "/orgs/default/groups",
+        json!({ "name": "jira-admins" }),
+    )
+    .await;
+    let admins = admins["id"].as_str().unwrap().to_owned();
+    grant(&app, &product, &default, "user").await;
+    grant(&app, &product, &admins, "admin").await;
+    let resp = app
+        .admin(M::PUT, &format!("{product}/settings"))
+        .json(&json!({ "newUsersGetAccess": true, "defaultGroups": [default] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A new account joins the default group, and has its access at once.
+    let (u, a) = user(&app, &dir, "new@example.com").await;
+    assert_eq!(access(&app, &a).await, set(&[(&default, "user")]));
+    // The admin adds it to another group: at once too.
+    let resp = app
+        .admin(M::POST, &format!("/orgs/default/groups/{admins}/members"))
+        .json(&json!({ "accountIds": [a] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let both = set(&[(&default, "user"), (&admins, "admin")]);
+    assert_eq!(access(&app, &a).await, both);
+    // A run keeps what org groups give an active account …
+    let r = run(&app, &dir).await;
+    assert_eq!(access(&app, &a).await, both);
+    assert_eq!(r["counts"]["accessRevoked"], 0);
+    // … and takes it from an inactive one.
+    set_active(&app, &dir, &u, false).await;
+    run(&app, &dir).await;
+    assert!(access(&app, &a).await.is_empty());
+}

@@ -17,6 +17,7 @@ use super::AppState;
 pub(crate) mod access;
 pub(crate) mod accounts;
 pub(crate) mod atlassian;
+pub(crate) mod billing;
 pub(crate) mod directories;
 pub(crate) mod domains;
 pub(crate) mod org_groups;
@@ -144,6 +145,7 @@ pub fn router() -> Router<AppState> {
             "/orgs/{orgId}/accounts/{accountId}/access",
             get(access::account_access),
         )
+        .route("/orgs/{orgId}/billing", get(billing::get))
         .route(
             "/orgs/{orgId}/groups",
             get(org_groups::list).post(org_groups::create),

@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{org_id, query_pairs, time, OrgPath};
-use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, DAY_MICROS};
+use crate::audit::{decode_cursor, encode_cursor, Action, Outcome, TargetType, DAY_MICROS};
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminPath};
 use crate::http::AppState;
@@ -116,6 +116,19 @@ impl ReportParams {
                         q.actions.push(action.as_str().to_owned());
                     }
                 }
+                "account" => {
+                    q.account_id = Some(
+                        Uuid::parse_str(value.trim())
+                            .map_err(|_| bad("'account' must be an account id"))?,
+                    )
+                }
+                "targetType" => {
+                    for t in value.split(',') {
+                        let kind = TargetType::parse(t)
+                            .ok_or_else(|| bad(format!("unknown target type '{t}'")))?;
+                        q.target_types.push(kind.as_str().to_owned());
+                    }
+                }
                 "outcome" => {
                     let o = Outcome::parse(&value)
                         .ok_or_else(|| bad("'outcome' must be 'success' or 'failure'"))?;
@@ -161,7 +174,7 @@ pub struct EventView {
     action: String,
     #[schema(schema_with = outcome_schema)]
     outcome: String,
-    /// `user`, `group`, `directory`, `org`, ….
+    #[schema(schema_with = target_type_schema)]
     target_type: String,
     /// The target's id, when it has one (a failed creation has none).
     target_id: Option<Uuid>,
@@ -191,6 +204,23 @@ fn action_schema() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(Action::ALL.map(Action::as_str)))
+        .into()
+}
+
+/// What an event can be about.
+fn target_type_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(TargetType::ALL.map(TargetType::as_str)))
+        .into()
+}
+
+/// Target types, comma-separated.
+fn target_types_schema() -> Schema {
+    let one = TargetType::ALL.map(TargetType::as_str).join("|");
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^({one})(,({one}))*$")))
         .into()
 }
 
@@ -265,6 +295,13 @@ pub struct ReportQueryDoc {
     /// Only these actions, comma-separated (`user.created,user.deleted`).
     #[param(schema_with = actions_schema)]
     action: Option<String>,
+    /// Only events about this org-level account (its access granted and
+    /// revoked, its deactivation, …).
+    account: Option<Uuid>,
+    /// Only events about these kinds of target, comma-separated
+    /// (`account` for the access the sync engine grants and revokes).
+    #[param(rename = "targetType", schema_with = target_types_schema)]
+    target_type: Option<String>,
     /// `success` or `failure`.
     #[param(schema_with = outcome_schema)]
     outcome: Option<String>,
@@ -478,6 +515,11 @@ pub struct Counters {
     users_deleted: i64,
     /// Failed SCIM writes.
     failures: i64,
+    /// Accounts the sync engine gave access (one per account and run).
+    access_granted: i64,
+    /// Accounts the sync engine took access from (one per account and
+    /// run).
+    access_revoked: i64,
 }
 
 /// One UTC day's counters.
@@ -535,8 +577,8 @@ pub struct StatsQueryDoc {
     directory: Option<Uuid>,
 }
 
-/// Users created, deactivated and deleted, and failures, per directory and
-/// UTC day.
+/// Users created, deactivated and deleted, failures, and accounts given
+/// and denied access, per directory and UTC day.
 #[utoipa::path(
     get,
     path = "/admin/v1/orgs/{orgId}/reports/stats",
@@ -597,6 +639,8 @@ pub async fn stats(
                 users_deactivated: r.users_deactivated,
                 users_deleted: r.users_deleted,
                 failures: r.failures,
+                access_granted: r.access_granted,
+                access_revoked: r.access_revoked,
             },
         );
     }
@@ -627,6 +671,8 @@ pub async fn stats(
                     totals.users_deactivated += c.users_deactivated;
                     totals.users_deleted += c.users_deleted;
                     totals.failures += c.failures;
+                    totals.access_granted += c.access_granted;
+                    totals.access_revoked += c.access_revoked;
                     DailyCounters {
                         date: date(day),
                         counters: c,
@@ -666,16 +712,21 @@ mod tests {
         let org = Uuid::new_v4();
         let p = ReportParams::parse(
             org,
-            Some("action=user.created,user.deactivated&outcome=failure&since=2026-01-01&limit=5000&format=csv"),
+            Some("action=user.created,access.granted&targetType=account,user&outcome=failure&since=2026-01-01&limit=5000&format=csv"),
         )
         .unwrap_or_else(|_| panic!("valid parameters"));
-        assert_eq!(p.query.actions, ["user.created", "user.deactivated"]);
+        assert_eq!(p.query.actions, ["user.created", "access.granted"]);
+        assert_eq!(p.query.target_types, ["account", "user"]);
         assert_eq!(p.query.outcome.as_deref(), Some("failure"));
         assert_eq!(p.query.since, Some(1_767_225_600_000_000));
         assert_eq!(p.limit, Some(MAX_LIMIT));
         assert!(p.csv);
         for bad in [
             "action=user.exploded",
+            "targetType=",
+            "targetType=account,,user",
+            "targetType=person",
+            "account=ann",
             "outcome=maybe",
             "since=yesterday",
             "cursor=zz",
