@@ -59,7 +59,8 @@ enum Command {
     /// serves) and exit.
     Openapi,
     /// Load a directory with synthetic users and groups (for measuring
-    /// large directories; users are named seed-<n>@example.com).
+    /// large directories; users are named seed-<n>@example.com, each
+    /// linked to an org-level account as a SCIM creation links it).
     #[cfg(feature = "tools")]
     Seed {
         /// The directory to load.
@@ -80,6 +81,16 @@ enum Command {
         /// Also add one group `seed-big` with this many members.
         #[arg(long, default_value_t = 0)]
         big_group: usize,
+        /// Grant this many of the added groups (the first) the role `user`
+        /// on the product `jira-software` of the site `seed-site`, made
+        /// when the organisation has neither.
+        #[arg(long, default_value_t = 0)]
+        grants: usize,
+        /// Make this many of the added groups members of other added
+        /// groups, in chains of four (group 1 in group 0, 2 in 1, 3 in 2;
+        /// 5 in 4, …).
+        #[arg(long, default_value_t = 0)]
+        nesting: usize,
     },
     /// Load a directory's audit log with synthetic user events (for
     /// measuring reports over millions of events).
@@ -264,26 +275,25 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             groups,
             members_per_group,
             big_group,
+            grants,
+            nesting,
         } => {
             store.migrate().await?;
-            if store.directory_org(directory).await?.is_none() {
-                return Err(format!("no directory {directory}").into());
-            }
-            let started = std::time::Instant::now();
-            let ids = store.seed_users(directory, first, users).await?;
-            eprintln!("{users} users in {:.1}s", started.elapsed().as_secs_f64());
-            let started = std::time::Instant::now();
-            store
-                .seed_groups(directory, groups, &ids, members_per_group)
+            let plan = scimd::store::seed::SeedPlan {
+                users,
+                first,
+                groups,
+                members_per_group,
+                big_group,
+                grants,
+                nesting,
+            };
+            let seeded = store
+                .seed(directory, &plan, &AuditContext::system("cli"))
                 .await?;
-            eprintln!("{groups} groups in {:.1}s", started.elapsed().as_secs_f64());
-            if big_group > 0 {
-                store
-                    .seed_big_group(directory, &ids[..big_group.min(ids.len())])
-                    .await?;
-                eprintln!("group seed-big with {} members", big_group.min(ids.len()));
+            for (step, seconds) in seeded.steps {
+                eprintln!("{step} in {seconds:.1}s");
             }
-            store.analyze().await?;
         }
         #[cfg(feature = "tools")]
         Command::SeedAudit {

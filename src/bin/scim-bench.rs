@@ -7,6 +7,9 @@
 //! scim-bench --base-url http://127.0.0.1:8080/scim/directory/<id> --key <api key>
 //! # or let it create a fresh directory through the admin API
 //! scim-bench --server http://127.0.0.1:8080 --admin-token <admin token>
+//! # the sync engine's phases over a directory loaded with `scimd seed`
+//! scim-bench --base-url http://127.0.0.1:8080/scim/directory/<id> --key <api key> \
+//!   --admin-token <admin token> --server-pid <pid> --phases sync-run,sync-deactivate
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,8 +59,15 @@ struct Args {
     /// 90% of the directory), cursor-first (the first cursor page),
     /// cursor-walk (follow nextCursor, one page after another, to 90% of
     /// the directory), cursor-deep (the page cursor-walk reached, again
-    /// and again). A phase may repeat; each is set against the last
-    /// baseline before it.
+    /// and again). The sync engine's, through the admin API (with
+    /// --admin-token): sync-run (a whole run, timed from its start to
+    /// its end, with the server's peak RSS given --server-pid),
+    /// sync-deactivate (--samples users of granted groups deactivated one
+    /// at a time, each timed until its account has no access, then
+    /// reactivated), sync-group-patch (every created user added in one
+    /// PATCH to a new group granted the first product found; timed until
+    /// sampled users' accounts have access). A phase may repeat; each is
+    /// set against the last baseline before it.
     #[arg(
         long,
         default_value = "baseline,create,get,filter,patch,put,list,members,remove,members-one,delete"
@@ -75,6 +85,17 @@ struct Args {
     /// changes far less than requests/s.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The organisation of the directory, for the sync phases (an id, or
+    /// `default`).
+    #[arg(long, default_value = "default")]
+    org: String,
+    /// The directory the sync phases run, when --base-url does not name
+    /// it (`…/scim/directory/<id>`).
+    #[arg(long)]
+    directory: Option<String>,
+    /// Users the sync-deactivate phase deactivates, one at a time.
+    #[arg(long, default_value_t = 100)]
+    samples: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -92,6 +113,13 @@ struct PhaseResult {
     of_baseline: Option<f64>,
     /// Server CPU time (user + system) per request, with `--server-pid`.
     server_cpu_us_per_request: Option<f64>,
+    /// The server's peak resident memory during the phase, in MB (sync-run
+    /// with `--server-pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_peak_rss_mb: Option<f64>,
+    /// What else the phase found (a run's counts, a PATCH's latency).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<Value>,
 }
 
 /// Each phase as a fraction of the `/healthz` ceiling measured last before
@@ -230,6 +258,8 @@ fn summarise(name: &str, mut latencies: Vec<Duration>, errors: usize, seconds: f
             .unwrap_or(0.0),
         of_baseline: None,
         server_cpu_us_per_request: None,
+        server_peak_rss_mb: None,
+        detail: None,
     }
 }
 
@@ -338,6 +368,488 @@ fn ensure_loopback(url: &Url) -> Result<(), String> {
     }
 }
 
+/// The admin API of one directory, for the sync engine's phases.
+struct SyncTarget {
+    client: Client,
+    token: String,
+    /// `…/admin/v1/orgs/{org}`.
+    org: String,
+    /// `…/admin/v1/orgs/{org}/directories/{directory}`.
+    directory: String,
+    directory_id: String,
+}
+
+/// The directory a SCIM base URL names (`…/scim/directory/<id>`).
+fn directory_of(base: &str) -> Option<String> {
+    let (_, id) = base.trim_end_matches('/').rsplit_once("/scim/directory/")?;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+}
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+impl SyncTarget {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> BenchResult<(u16, Value)> {
+        let mut req = self.client.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET`, which must answer 200.
+    async fn get(&self, url: &str) -> BenchResult<Value> {
+        match self.send(Method::GET, url, None).await? {
+            (200, body) => Ok(body),
+            (status, body) => Err(format!("GET {url}: HTTP {status} {body}").into()),
+        }
+    }
+
+    /// How many grants give the account access now.
+    async fn access_count(&self, account: &str) -> BenchResult<usize> {
+        let body = self
+            .get(&format!("{}/accounts/{account}/access", self.org))
+            .await?;
+        Ok(body["access"].as_array().map_or(0, Vec::len))
+    }
+
+    /// Polls the account's access every millisecond until `done` says so
+    /// of its grant count; how long that took from `since`, or `None` when
+    /// `max` passed first.
+    async fn wait_for_access(
+        &self,
+        account: &str,
+        since: Instant,
+        max: Duration,
+        done: impl Fn(usize) -> bool,
+    ) -> BenchResult<Option<Duration>> {
+        loop {
+            if done(self.access_count(account).await?) {
+                return Ok(Some(since.elapsed()));
+            }
+            if since.elapsed() > max {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The SCIM groups of this directory that grants name, with the
+    /// `(siteId, product)` of the first grant found.
+    async fn granted_groups(&self) -> BenchResult<(Vec<String>, Option<(String, String)>)> {
+        let mut groups: Vec<String> = Vec::new();
+        let mut first = None;
+        let sites = self.get(&format!("{}/sites", self.org)).await?;
+        for site in sites["sites"].as_array().into_iter().flatten() {
+            let site = site["id"].as_str().unwrap_or_default();
+            let url = format!("{}/sites/{site}/products", self.org);
+            let products = self.get(&url).await?;
+            for product in products["products"].as_array().into_iter().flatten() {
+                let key = product["key"].as_str().unwrap_or_default();
+                let grants = self.get(&format!("{url}/{key}/grants")).await?;
+                for grant in grants["grants"].as_array().into_iter().flatten() {
+                    if grant["directoryId"].as_str() != Some(&self.directory_id) {
+                        continue;
+                    }
+                    if let Some(id) = grant["groupId"].as_str() {
+                        first.get_or_insert_with(|| (site.to_owned(), key.to_owned()));
+                        if !groups.iter().any(|g| g == id) {
+                            groups.push(id.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        Ok((groups, first))
+    }
+}
+
+/// The `(user, account)` of up to `wanted` distinct users of the granted
+/// `groups`, taken from the groups in turn so that every group gives some.
+async fn sample_granted_users(
+    client: &Client,
+    base: &str,
+    key: &str,
+    groups: &[String],
+    wanted: usize,
+) -> BenchResult<Vec<(String, String)>> {
+    let mut members: Vec<Vec<String>> = Vec::new();
+    let mut total = 0;
+    for group in groups {
+        if total >= wanted {
+            break;
+        }
+        let resp = client
+            .get(format!("{base}/Groups/{group}?attributes=members"))
+            .bearer_auth(key)
+            .send()
+            .await?;
+        if resp.status() != 200 {
+            return Err(format!("GET /Groups/{group}: HTTP {}", resp.status()).into());
+        }
+        let body: Value = resp.json().await?;
+        let users: Vec<String> = body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["type"].as_str() != Some("Group"))
+            .filter_map(|m| m["value"].as_str().map(str::to_owned))
+            .collect();
+        total += users.len();
+        members.push(users);
+    }
+    let mut chosen: Vec<String> = Vec::new();
+    let mut round = 0;
+    while chosen.len() < wanted && members.iter().any(|m| round < m.len()) {
+        for m in &members {
+            if let Some(user) = m.get(round) {
+                if chosen.len() < wanted && !chosen.contains(user) {
+                    chosen.push(user.clone());
+                }
+            }
+        }
+        round += 1;
+    }
+    let mut sampled = Vec::with_capacity(chosen.len());
+    for user in chosen {
+        let resp = client
+            .get(format!("{base}/Users/{user}"))
+            .bearer_auth(key)
+            .send()
+            .await?;
+        let body: Value = resp.json().await?;
+        match account_of(&body) {
+            Some(account) => sampled.push((user, account)),
+            None => return Err(format!("user {user} names no atlassianAccountId").into()),
+        }
+    }
+    Ok(sampled)
+}
+
+/// The account a SCIM user's document names.
+fn account_of(user: &Value) -> Option<String> {
+    user["urn:scim:schemas:extension:atlassian-external:1.0"]["atlassianAccountId"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A SCIM PATCH setting `active`.
+fn active_patch(active: bool) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "active", "value": active }]
+    })
+}
+
+/// A kB figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Samples a process's resident memory every 20 ms on a thread of its
+/// own, so a busy runtime cannot skip the peak. The kernel's high-water
+/// mark is reset first where the process allows it (its owner may), so
+/// `VmHWM` at the end is the peak of this phase alone, between samples
+/// too.
+struct RssSampler {
+    pid: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+    hwm_reset: bool,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                peak = peak.max(status_kb(pid, "VmRSS").unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(status_kb(pid, "VmRSS").unwrap_or(0))
+        });
+        RssSampler {
+            pid,
+            stop,
+            thread,
+            hwm_reset,
+        }
+    }
+
+    /// The peak in MB, and how it was found.
+    fn finish(self) -> (f64, &'static str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sampled = self.thread.join().unwrap_or(0);
+        let hwm = status_kb(self.pid, "VmHWM").unwrap_or(0);
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        match self.hwm_reset {
+            true => (mb(hwm.max(sampled)), "VmHWM, reset at the start"),
+            false => (mb(sampled), "VmRSS sampled every 20 ms"),
+        }
+    }
+}
+
+/// Seconds between two RFC 3339 times.
+fn seconds_between(from: &Value, to: &Value) -> Option<f64> {
+    let parse = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str()?).ok();
+    let (from, to) = (parse(from)?, parse(to)?);
+    Some((to - from).num_microseconds()? as f64 / 1e6)
+}
+
+/// One whole sync run: started, followed every 20 ms until it ends.
+async fn sync_run(
+    target: &SyncTarget,
+    max: Duration,
+    server_pid: Option<u32>,
+) -> BenchResult<PhaseResult> {
+    let sampler = server_pid.map(RssSampler::start);
+    let started = Instant::now();
+    let run_id = match target
+        .send(Method::POST, &format!("{}/sync", target.directory), None)
+        .await?
+    {
+        (202, body) => body["runId"]
+            .as_str()
+            .ok_or("a started run without runId")?
+            .to_owned(),
+        (status, body) => return Err(format!("starting a run: HTTP {status} {body}").into()),
+    };
+    let url = format!("{}/sync/runs/{run_id}", target.directory);
+    let mut polls = 0usize;
+    let run = loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        polls += 1;
+        let run = target.get(&url).await?;
+        match run["state"].as_str() {
+            Some("running") if started.elapsed() > max => {
+                return Err(format!(
+                    "run {run_id} still running after {}s (--max-seconds): {}",
+                    max.as_secs(),
+                    run["progress"]
+                )
+                .into())
+            }
+            Some("running") => continue,
+            _ => break run,
+        }
+    };
+    let wall = started.elapsed();
+    let rss = sampler.map(RssSampler::finish);
+    let errors = usize::from(run["state"].as_str() != Some("succeeded"));
+    let mut result = summarise("sync-run", vec![wall], errors, wall.as_secs_f64());
+    result.server_peak_rss_mb = rss.map(|(mb, _)| mb);
+    result.detail = Some(json!({
+        "runId": run_id,
+        "state": run["state"],
+        "serverSeconds": seconds_between(&run["startedAt"], &run["finishedAt"]),
+        "counts": run["counts"],
+        "progress": run["progress"],
+        "failures": run["failures"],
+        "polls": polls,
+        "rss": rss.map(|(_, how)| how),
+    }));
+    Ok(result)
+}
+
+/// `--samples` users of granted groups, one at a time: deactivated by a
+/// PATCH, timed until their account has no access left, then reactivated
+/// and timed until the access is back. The first result is the
+/// deactivations', the second the reactivations'.
+async fn sync_deactivate(
+    target: &SyncTarget,
+    base: &str,
+    key: &str,
+    samples: usize,
+    max: Duration,
+) -> BenchResult<(PhaseResult, PhaseResult)> {
+    let (groups, _) = target.granted_groups().await?;
+    if groups.is_empty() {
+        return Err("no group of this directory is granted a product (scimd seed --grants)".into());
+    }
+    let users = sample_granted_users(&target.client, base, key, &groups, samples).await?;
+    let started = Instant::now();
+    let (mut gone, mut back, mut patches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut errors = (0usize, 0usize);
+    for (user, account) in &users {
+        let had = target.access_count(account).await?;
+        if had == 0 {
+            return Err(format!(
+                "account {account} (user {user}) of a granted group has no access: \
+                 run a sync first (the sync-run phase)"
+            )
+            .into());
+        }
+        let url = format!("{base}/Users/{user}");
+        let t = Instant::now();
+        let (status, _) = target_send_scim(&target.client, key, &url, &active_patch(false)).await?;
+        patches.push(t.elapsed());
+        if status != 200 {
+            return Err(format!("deactivating {user}: HTTP {status}").into());
+        }
+        match target.wait_for_access(account, t, max, |n| n == 0).await? {
+            Some(d) => gone.push(d),
+            None => errors.0 += 1,
+        }
+        let t = Instant::now();
+        let (status, _) = target_send_scim(&target.client, key, &url, &active_patch(true)).await?;
+        if status != 200 {
+            return Err(format!("reactivating {user}: HTTP {status}").into());
+        }
+        match target
+            .wait_for_access(account, t, max, |n| n >= had)
+            .await?
+        {
+            Some(d) => back.push(d),
+            None => errors.1 += 1,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let patch = summarise("patch", patches, 0, seconds);
+    let mut deactivate = summarise("sync-deactivate", gone, errors.0, seconds);
+    deactivate.detail = Some(json!({
+        "users": users.len(),
+        "grantedGroups": groups.len(),
+        "measured": "from sending PATCH active=false until GET …/access is empty",
+        "patchP50Ms": patch.p50_ms,
+        "patchP99Ms": patch.p99_ms,
+    }));
+    let mut reactivate = summarise("sync-reactivate", back, errors.1, seconds);
+    reactivate.detail = Some(json!({
+        "measured": "from sending PATCH active=true until the access is back",
+    }));
+    Ok((deactivate, reactivate))
+}
+
+/// A SCIM PATCH with the directory's key: its status and body.
+async fn target_send_scim(
+    client: &Client,
+    key: &str,
+    url: &str,
+    body: &Value,
+) -> BenchResult<(u16, Value)> {
+    let resp = client
+        .patch(url)
+        .bearer_auth(key)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// Users sync-group-patch follows after its PATCH.
+const GROUP_PATCH_SAMPLES: usize = 5;
+
+/// Every created user added in one PATCH to a new group, granted (role
+/// `user`) the first product a grant of this directory is on; the PATCH
+/// is timed, and so is the wait from its start until sampled added
+/// users' accounts have access.
+async fn sync_group_patch(
+    target: &SyncTarget,
+    base: &str,
+    key: &str,
+    users: &[(String, String)],
+    run_id: u32,
+    max: Duration,
+) -> BenchResult<PhaseResult> {
+    let (_, product) = target.granted_groups().await?;
+    let Some((site, product)) = product else {
+        return Err("no group of this directory is granted a product (scimd seed --grants)".into());
+    };
+    let group = create_group(&target.client, base, key, run_id).await?;
+    let grant = json!({ "groupId": group, "role": "user" });
+    let url = format!("{}/sites/{site}/products/{product}/grants", target.org);
+    match target.send(Method::POST, &url, Some(&grant)).await? {
+        (201, _) => {}
+        (status, body) => return Err(format!("granting the group: HTTP {status} {body}").into()),
+    }
+    // Spread over the list: its first, its last and between.
+    let step = (users.len() / GROUP_PATCH_SAMPLES).max(1);
+    let sampled: Vec<&(String, String)> = users
+        .iter()
+        .step_by(step)
+        .chain(users.last())
+        .take(GROUP_PATCH_SAMPLES + 1)
+        .collect();
+    for (user, account) in &sampled {
+        if target.access_count(account).await? != 0 {
+            return Err(format!("user {user} had access before the PATCH").into());
+        }
+    }
+    let members: Vec<Value> = users.iter().map(|(id, _)| json!({ "value": id })).collect();
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "add", "path": "members", "value": members }]
+    });
+    let started = Instant::now();
+    let (status, answer) = target_send_scim(
+        &target.client,
+        key,
+        &format!("{base}/Groups/{group}"),
+        &body,
+    )
+    .await?;
+    let patch = started.elapsed();
+    if status != 204 && status != 200 {
+        return Err(format!(
+            "the PATCH of {} members: HTTP {status} {answer}",
+            users.len()
+        )
+        .into());
+    }
+    let mut waits = Vec::new();
+    let mut errors = 0;
+    for (_, account) in &sampled {
+        match target
+            .wait_for_access(account, started, max, |n| n > 0)
+            .await?
+        {
+            Some(d) => waits.push(d),
+            None => errors += 1,
+        }
+    }
+    let mut result = summarise(
+        "sync-group-patch",
+        vec![patch],
+        0,
+        started.elapsed().as_secs_f64(),
+    );
+    let waits_ms: Vec<f64> = waits.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    result.errors = errors;
+    result.detail = Some(json!({
+        "members": users.len(),
+        "group": group,
+        "patchMs": patch.as_secs_f64() * 1000.0,
+        "accessAfterMs": waits_ms,
+        "accessAllMs": waits_ms.iter().copied().fold(0.0, f64::max),
+        "measured": "PATCH latency; then from sending the PATCH until each sampled user's account has access",
+    }));
+    Ok(result)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -366,9 +878,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut user_names: Vec<String> = Vec::new();
     let mut group_id: Option<String> = None;
     let mut deep_cursor: Option<String> = None;
+    // Each created user's account, for sync-group-patch.
+    let mut user_accounts: Vec<(String, String)> = Vec::new();
+    let sync = match phases.iter().any(|p| p.starts_with("sync-")) {
+        false => None,
+        true => {
+            let token = args
+                .admin_token
+                .clone()
+                .ok_or("the sync phases need --admin-token")?;
+            let directory_id = args
+                .directory
+                .clone()
+                .or_else(|| directory_of(&base))
+                .ok_or("the sync phases need --directory (--base-url names none)")?;
+            let org = format!("{origin}/admin/v1/orgs/{}", args.org);
+            Some(SyncTarget {
+                client: client.clone(),
+                token,
+                directory: format!("{org}/directories/{directory_id}"),
+                org,
+                directory_id,
+            })
+        }
+    };
 
     for phase in phases {
         let cpu_before = args.server_pid.and_then(process_cpu);
+        // Rows a phase reports after its own.
+        let mut more: Vec<PhaseResult> = Vec::new();
         let (mut result, bodies) = match phase {
             "baseline" => {
                 let url = format!("{origin}/healthz");
@@ -632,6 +1170,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await
             }
+            "sync-run" | "sync-deactivate" | "sync-group-patch" => {
+                let Some(target) = &sync else {
+                    return Err(format!("the {phase} phase needs --admin-token").into());
+                };
+                let result = match phase {
+                    "sync-run" => sync_run(target, max, args.server_pid).await?,
+                    "sync-deactivate" => {
+                        let (gone, back) =
+                            sync_deactivate(target, &base, &key, args.samples, max).await?;
+                        more.push(back);
+                        gone
+                    }
+                    _ => {
+                        if user_accounts.is_empty() {
+                            return Err(
+                                "the sync-group-patch phase needs the create phase first".into()
+                            );
+                        }
+                        sync_group_patch(target, &base, &key, &user_accounts, run_id, max).await?
+                    }
+                };
+                (result, Vec::new())
+            }
             other => return Err(format!("unknown phase '{other}'").into()),
         };
         if let (Some(before), Some(after)) = (cpu_before, args.server_pid.and_then(process_cpu)) {
@@ -644,10 +1205,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if let (Some(id), Some(name)) = (b["id"].as_str(), b["userName"].as_str()) {
                     user_ids.push(id.to_owned());
                     user_names.push(name.to_owned());
+                    if let Some(account) = account_of(b) {
+                        user_accounts.push((id.to_owned(), account));
+                    }
                 }
             }
         }
         results.push(result);
+        results.extend(more);
     }
 
     fractions_of_baseline(&mut results);
@@ -655,7 +1220,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         println!(
-            "{:<13} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>11} {:>14}",
+            "{:<16} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>11} {:>14} {:>12}",
             "phase",
             "requests",
             "errors",
@@ -664,11 +1229,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "p99 ms",
             "max ms",
             "of /healthz",
-            "server CPU µs"
+            "server CPU µs",
+            "peak RSS MB"
         );
         for r in &results {
             println!(
-                "{:<13} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>14}",
+                "{:<16} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>11} {:>14} {:>12}",
                 r.phase,
                 r.requests,
                 r.errors,
@@ -681,8 +1247,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or_default(),
                 r.server_cpu_us_per_request
                     .map(|us| format!("{us:.0}"))
+                    .unwrap_or_default(),
+                r.server_peak_rss_mb
+                    .map(|mb| format!("{mb:.0}"))
                     .unwrap_or_default()
             );
+        }
+        for r in &results {
+            if let Some(detail) = &r.detail {
+                println!("{}: {detail}", r.phase);
+            }
         }
     }
     Ok(())
@@ -704,6 +1278,8 @@ mod tests {
             max_ms: 0.0,
             of_baseline: None,
             server_cpu_us_per_request: None,
+            server_peak_rss_mb: None,
+            detail: None,
         }
     }
 
@@ -722,6 +1298,35 @@ mod tests {
             fractions,
             [Some(0.1), Some(1.0), Some(0.5), Some(1.0), Some(0.25)]
         );
+    }
+
+    #[test]
+    fn the_sync_phases_find_the_directory_in_the_base_url() {
+        assert_eq!(
+            directory_of("http://127.0.0.1:8080/scim/directory/6a0f/").as_deref(),
+            Some("6a0f")
+        );
+        assert_eq!(directory_of("http://127.0.0.1:8080/scim/v2"), None);
+        assert_eq!(directory_of("http://127.0.0.1:8080/scim/directory/"), None);
+    }
+
+    #[test]
+    fn a_process_status_gives_its_memory() {
+        let pid = std::process::id();
+        let rss = status_kb(pid, "VmRSS").unwrap();
+        assert!(rss > 0);
+        assert!(status_kb(pid, "VmHWM").unwrap() >= rss);
+        assert_eq!(status_kb(pid, "NoSuchField"), None);
+    }
+
+    #[test]
+    fn run_times_are_read_from_rfc3339() {
+        let s = seconds_between(
+            &json!("2026-12-04T12:00:00.000000Z"),
+            &json!("2026-12-04T12:00:02.500000Z"),
+        );
+        assert_eq!(s, Some(2.5));
+        assert_eq!(seconds_between(&json!("x"), &Value::Null), None);
     }
 
     #[test]

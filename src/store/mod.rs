@@ -407,9 +407,11 @@ impl Store {
                 // VACUUM refuses to run in a transaction block, so it goes
                 // over the simple query protocol.
                 pg_lend!(pg, |c| {
-                    sqlx::raw_sql("VACUUM (ANALYZE) users, user_emails, groups, group_members")
-                        .execute(&mut *c)
-                        .await?;
+                    sqlx::raw_sql(
+                        "VACUUM (ANALYZE) users, user_emails, groups, group_members, accounts",
+                    )
+                    .execute(&mut *c)
+                    .await?;
                 });
             }
         }

@@ -33,6 +33,7 @@ mod openapi;
 mod org_groups;
 mod outbox;
 mod rate_limits;
+mod seed;
 mod sites;
 mod sync;
 mod sync_crash;
