@@ -178,6 +178,8 @@ pub struct StoredAnalysis {
     /// None: all verified domains.
     pub domains: Option<Vec<String>>,
     pub email_new_users: bool,
+    /// The limit it applied.
+    pub group_user_limit: u32,
 }
 
 /// One group as the last run left it.
@@ -347,10 +349,11 @@ async fn queue_welcomes<C: Conn>(
             .get(g)
             .and_then(|g| sites.get(&g.site_id).map(|s| (g, s)))
         {
-            access
-                .entry(*a)
-                .or_default()
-                .insert((site.clone(), url.clone(), g.product_key.clone()));
+            access.entry(*a).or_default().insert((
+                site.clone(),
+                url.clone(),
+                g.product_key.clone(),
+            ));
         }
     }
     let mut queued = 0;
@@ -893,8 +896,8 @@ impl Store {
             Conn::execute(
                 &mut *tx,
                 "INSERT INTO sync_state (directory_id, run_id, scope_all, domains, \
-                 email_new_users, synced_users, synced_groups, synced_domains, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 email_new_users, synced_users, synced_groups, synced_domains, updated_at, \
+                 group_user_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 &[
                     directory_id.into(),
                     lease.run_id.into(),
@@ -905,6 +908,7 @@ impl Store {
                     synced.1.into(),
                     synced.2.into(),
                     now.into(),
+                    i64::from(stored.group_user_limit).into(),
                 ],
             )
             .await?;
@@ -1074,6 +1078,56 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Whether any of `ids` is a group of the directory.
+    pub async fn any_groups(&self, directory_id: Uuid, ids: &[Uuid]) -> Result<bool> {
+        read!(self, |d, c| {
+            let mut found = false;
+            for chunk in ids.chunks(CHUNK) {
+                let mut q = SqlBuilder::new(d, "SELECT id FROM groups WHERE directory_id = ");
+                q.push_bind(directory_id).push(" AND id IN (");
+                q.push_list(chunk.iter().copied()).push(") LIMIT 1");
+                let row: Option<(Uuid,)> = c.fetch_optional(q.sql(), q.args()).await?;
+                if row.is_some() {
+                    found = true;
+                    break;
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    /// What the last run stored for the continuous path.
+    pub async fn stored_sync_analysis(&self, directory_id: Uuid) -> Result<Option<StoredAnalysis>> {
+        read!(self, |_d, c| Ok(
+            stored_analysis(&mut *c, directory_id).await?
+        ))
+    }
+
+    /// The directory's `(group, member group)` pairs.
+    pub async fn sync_nesting(&self, directory_id: Uuid) -> Result<Vec<(Uuid, Uuid)>> {
+        read!(self, |_d, c| Ok(nested_of(&mut *c, directory_id).await?))
+    }
+
+    /// Distinct users in a group and the groups nested in it (a cycle is
+    /// walked once).
+    pub async fn flattened_group_size(&self, group_id: Uuid) -> Result<i64> {
+        read!(self, |d, c| {
+            let start = match d {
+                super::Dialect::Sqlite => "$1",
+                super::Dialect::Postgres => "CAST($1 AS UUID)",
+            };
+            let sql = format!(
+                "WITH RECURSIVE below(id) AS (SELECT {start} UNION \
+                 SELECT gm.member_id FROM group_members gm JOIN below b ON gm.group_id = b.id \
+                 WHERE gm.member_type = 'Group') \
+                 SELECT COUNT(DISTINCT gm.member_id) FROM group_members gm \
+                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'"
+            );
+            let (n,): (i64,) = c.fetch_one(&sql, &[group_id.into()]).await?;
+            Ok(n)
+        })
+    }
+
     /// When a scheduled directory syncs next.
     pub async fn next_scheduled_sync(&self, directory_id: Uuid) -> Result<Option<i64>> {
         let row: Option<(i64,)> = read!(self, |_d, c| c
@@ -1105,13 +1159,14 @@ fn run_event(audit: &AuditContext, run: &RunRow, action: Action) -> Event {
 
 /// What the last run stored, or none before the first.
 async fn stored_analysis<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Option<StoredAnalysis>> {
-    let state: Option<(bool, Option<String>, bool)> = c
+    let state: Option<(bool, Option<String>, bool, i64)> = c
         .fetch_optional(
-            "SELECT scope_all, domains, email_new_users FROM sync_state WHERE directory_id = $1",
+            "SELECT scope_all, domains, email_new_users, group_user_limit FROM sync_state \
+             WHERE directory_id = $1",
             &[directory_id.into()],
         )
         .await?;
-    let Some((all, domains, email_new_users)) = state else {
+    let Some((all, domains, email_new_users, limit)) = state else {
         return Ok(None);
     };
     let groups: Vec<(Uuid, String)> = c
@@ -1142,6 +1197,7 @@ async fn stored_analysis<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Optio
         analysis,
         domains,
         email_new_users,
+        group_user_limit: u32::try_from(limit).unwrap_or(u32::MAX),
     }))
 }
 

@@ -61,8 +61,35 @@ impl Trigger {
 pub enum Touch {
     /// These users' attributes (active, emails, …) or existence.
     Users(Uuid, Vec<Uuid>),
+    /// Members added to or removed from one group (users or groups, by
+    /// id).
+    Members(Uuid, Uuid, Vec<Uuid>),
     /// The directory's groups: membership, nesting, names, deletions.
     Groups(Uuid),
+}
+
+impl Touch {
+    /// What a group PATCH's member changes touch: those members, or the
+    /// whole group when it was emptied or replaced.
+    pub fn of_member_changes(
+        directory_id: Uuid,
+        group_id: Uuid,
+        changes: &[crate::directory::MemberChange],
+    ) -> Touch {
+        use crate::directory::MemberChange;
+        let mut members = Vec::new();
+        for c in changes {
+            match c {
+                MemberChange::Add(ids) | MemberChange::Remove(ids) => {
+                    members.extend(ids.iter().copied())
+                }
+                MemberChange::RemoveAll | MemberChange::Replace(_) => {
+                    return Touch::Groups(directory_id)
+                }
+            }
+        }
+        Touch::Members(directory_id, group_id, members)
+    }
 }
 
 /// Why a run could not start.
@@ -651,6 +678,7 @@ impl Engine {
                 analysis: c.analysis.clone(),
                 domains: snapshot.domains.clone(),
                 email_new_users: snapshot.email_new_users,
+                group_user_limit: snapshot.group_user_limit,
             };
             self.0
                 .store
@@ -703,6 +731,49 @@ impl Engine {
             }
         }
         Ok(c.plan.groups_over_limit)
+    }
+
+    /// Whether members added to or removed from `groups` can be applied to
+    /// those members alone: they are all users (a nested group changes
+    /// what is below it), the last run knew the groups, and no group's
+    /// size crossed the limit. Otherwise a run decides.
+    async fn members_change_is_local(
+        &self,
+        directory_id: Uuid,
+        members: &BTreeSet<Uuid>,
+        groups: &BTreeSet<Uuid>,
+    ) -> Result<bool, SyncError> {
+        let store = &self.0.store;
+        let members: Vec<Uuid> = members.iter().copied().collect();
+        if store.any_groups(directory_id, &members).await? {
+            return Ok(false);
+        }
+        let Some(stored) = store.stored_sync_analysis(directory_id).await? else {
+            return Ok(false);
+        };
+        if stored.analysis.all && groups.iter().any(|g| !stored.analysis.in_scope.contains(g)) {
+            // A group the last run did not see: a run takes it in.
+            return Ok(false);
+        }
+        let edges = store.sync_nesting(directory_id).await?;
+        let above: BTreeSet<Uuid> = {
+            let nesting = Nesting::new(edges);
+            groups
+                .iter()
+                .flat_map(|g| nesting.above(*g).to_vec())
+                .collect()
+        };
+        for g in above
+            .into_iter()
+            .filter(|g| stored.analysis.in_scope.contains(g))
+        {
+            let size = store.flattened_group_size(g).await?;
+            let over = size > i64::from(stored.group_user_limit);
+            if over != stored.analysis.too_large.contains(&g) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Applies a change to some users' accounts at once, as a run would
@@ -850,6 +921,8 @@ impl Engine {
         #[derive(Default)]
         struct Pending {
             users: BTreeSet<Uuid>,
+            /// Groups whose members changed (the members are in `users`).
+            members_of: BTreeSet<Uuid>,
             groups: bool,
             failures: u32,
         }
@@ -882,7 +955,10 @@ impl Engine {
                 let Some(p) = pending.remove(&directory_id) else {
                     continue;
                 };
-                match self.apply_pending(directory_id, &p.users, p.groups).await {
+                match self
+                    .apply_pending(directory_id, &p.users, &p.members_of, p.groups)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => {
                         // A run is running: once it ends.
@@ -894,6 +970,7 @@ impl Engine {
                         p.failures += 1;
                         let again = pending.entry(directory_id).or_default();
                         again.users.extend(p.users);
+                        again.members_of.extend(p.members_of);
                         again.groups |= p.groups;
                         again.failures = again.failures.max(p.failures);
                     }
@@ -907,6 +984,11 @@ impl Engine {
         fn add(pending: &mut HashMap<Uuid, Pending>, touch: Touch) {
             match touch {
                 Touch::Users(d, users) => pending.entry(d).or_default().users.extend(users),
+                Touch::Members(d, group, members) => {
+                    let p = pending.entry(d).or_default();
+                    p.members_of.insert(group);
+                    p.users.extend(members);
+                }
                 Touch::Groups(d) => pending.entry(d).or_default().groups = true,
             }
         }
@@ -918,6 +1000,7 @@ impl Engine {
         &self,
         directory_id: Uuid,
         users: &BTreeSet<Uuid>,
+        members_of: &BTreeSet<Uuid>,
         groups: bool,
     ) -> Result<bool, SyncError> {
         let Some(org_id) = self.0.store.directory_org(directory_id).await? else {
@@ -930,6 +1013,11 @@ impl Engine {
         if self.0.store.running_sync_run(directory_id).await?.is_some() {
             return Ok(false);
         }
+        let groups = groups
+            || (!members_of.is_empty()
+                && !self
+                    .members_change_is_local(directory_id, users, members_of)
+                    .await?);
         if groups {
             let audit = self.audit(crate::audit::Actor::System("sync"));
             return match self

@@ -29,6 +29,7 @@ use crate::scim::schema::GROUP_RESOURCE;
 use crate::scim::ScimError;
 use crate::store::{GroupRow, MemberRow};
 use crate::sync::Touch;
+use std::sync::{Arc, Mutex};
 
 /// One entry of a group's `members`.
 pub(super) fn member_json(base_url: &str, m: &MemberRow) -> Value {
@@ -357,6 +358,9 @@ pub(super) async fn patch_row(
     version: Option<i64>,
 ) -> Result<GroupRow, ScimApiError> {
     let request = parse_patch(body)?;
+    // The member changes the PATCH made, for the sync engine.
+    let applied: Arc<Mutex<Vec<crate::directory::MemberChange>>> = Arc::default();
+    let seen = applied.clone();
     let row = state
         .store
         .modify_group::<_, ScimApiError>(
@@ -369,11 +373,16 @@ pub(super) async fn patch_row(
                     apply_patch(&GROUP_RESOURCE, &mut doc, &request, &parse_attribute_value)?;
                 drop_write_only(&GROUP_RESOURCE, &mut doc);
                 let group = GroupDraft::from_doc(&doc)?;
-                Ok(GroupChange::new(id, group, &outcome.member_changes)?)
+                let change = GroupChange::new(id, group, &outcome.member_changes)?;
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = change.members.clone();
+                Ok(change)
             },
         )
         .await?;
-    state.sync.touch(Touch::Groups(ctx.directory_id));
+    let changes = std::mem::take(&mut *applied.lock().unwrap_or_else(|e| e.into_inner()));
+    state
+        .sync
+        .touch(Touch::of_member_changes(ctx.directory_id, id, &changes));
     Ok(row)
 }
 
