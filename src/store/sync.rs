@@ -1112,20 +1112,49 @@ impl Store {
     /// walked once).
     pub async fn flattened_group_size(&self, group_id: Uuid) -> Result<i64> {
         read!(self, |d, c| {
-            let start = match d {
-                super::Dialect::Sqlite => "$1",
-                super::Dialect::Postgres => "CAST($1 AS UUID)",
-            };
             let sql = format!(
-                "WITH RECURSIVE below(id) AS (SELECT {start} UNION \
-                 SELECT gm.member_id FROM group_members gm JOIN below b ON gm.group_id = b.id \
-                 WHERE gm.member_type = 'Group') \
-                 SELECT COUNT(DISTINCT gm.member_id) FROM group_members gm \
-                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'"
+                "{} SELECT COUNT(DISTINCT gm.member_id) FROM group_members gm \
+                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'",
+                below_cte(d)
             );
             let (n,): (i64,) = c.fetch_one(&sql, &[group_id.into()]).await?;
             Ok(n)
         })
+    }
+
+    /// The users in a group and the groups nested in it.
+    pub async fn users_below(&self, group_id: Uuid) -> Result<Vec<Uuid>> {
+        read!(self, |d, c| {
+            let sql = format!(
+                "{} SELECT DISTINCT gm.member_id FROM group_members gm \
+                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'",
+                below_cte(d)
+            );
+            let rows: Vec<(Uuid,)> = c.fetch_all(&sql, &[group_id.into()]).await?;
+            Ok(rows.into_iter().map(|(u,)| u).collect())
+        })
+    }
+
+    /// Records a group created after the last run of an `all` scope as
+    /// applied, as the next run would.
+    pub async fn record_sync_group(
+        &self,
+        directory_id: Uuid,
+        group_id: Uuid,
+        size: i64,
+    ) -> Result<()> {
+        transaction!(self, |_d, tx| {
+            Conn::execute(
+                &mut *tx,
+                "INSERT INTO sync_group_state (directory_id, group_id, name, state, size) \
+                 SELECT directory_id, id, display_name, 'applied', $1 FROM groups \
+                 WHERE directory_id = $2 AND id = $3 \
+                 ON CONFLICT (directory_id, group_id) DO NOTHING",
+                &[size.into(), directory_id.into(), group_id.into()],
+            )
+            .await?;
+        });
+        Ok(())
     }
 
     /// When a scheduled directory syncs next.
@@ -1155,6 +1184,20 @@ fn run_event(audit: &AuditContext, run: &RunRow, action: Action) -> Event {
         .to_string(),
     );
     event
+}
+
+/// `below(id)`: the group bound to `$1` and every group nested in it, a
+/// cycle walked once (`UNION`).
+fn below_cte(d: super::Dialect) -> String {
+    let start = match d {
+        super::Dialect::Sqlite => "$1",
+        super::Dialect::Postgres => "CAST($1 AS UUID)",
+    };
+    format!(
+        "WITH RECURSIVE below(id) AS (SELECT {start} UNION \
+         SELECT gm.member_id FROM group_members gm JOIN below b ON gm.group_id = b.id \
+         WHERE gm.member_type = 'Group')"
+    )
 }
 
 /// What the last run stored, or none before the first.

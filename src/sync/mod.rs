@@ -64,6 +64,10 @@ pub enum Touch {
     /// Members added to or removed from one group (users or groups, by
     /// id).
     Members(Uuid, Uuid, Vec<Uuid>),
+    /// A group created, with its members.
+    GroupCreated(Uuid, Uuid, Vec<Uuid>),
+    /// A grant given to one of the directory's groups.
+    Granted(Uuid, Uuid),
     /// The directory's groups: membership, nesting, names, deletions.
     Groups(Uuid),
 }
@@ -742,6 +746,7 @@ impl Engine {
         directory_id: Uuid,
         members: &BTreeSet<Uuid>,
         groups: &BTreeSet<Uuid>,
+        created: &BTreeSet<Uuid>,
     ) -> Result<bool, SyncError> {
         let store = &self.0.store;
         let members: Vec<Uuid> = members.iter().copied().collect();
@@ -751,9 +756,24 @@ impl Engine {
         let Some(stored) = store.stored_sync_analysis(directory_id).await? else {
             return Ok(false);
         };
-        if stored.analysis.all && groups.iter().any(|g| !stored.analysis.in_scope.contains(g)) {
+        if stored.analysis.all
+            && groups
+                .iter()
+                .any(|g| !stored.analysis.in_scope.contains(g) && !created.contains(g))
+        {
             // A group the last run did not see: a run takes it in.
             return Ok(false);
+        }
+        if stored.analysis.all {
+            // A new group is in an `all` scope: recorded as a run would,
+            // unless it is over the limit from the start.
+            for g in created {
+                let size = store.flattened_group_size(*g).await?;
+                if size > i64::from(stored.group_user_limit) {
+                    return Ok(false);
+                }
+                store.record_sync_group(directory_id, *g, size).await?;
+            }
         }
         let edges = store.sync_nesting(directory_id).await?;
         let above: BTreeSet<Uuid> = {
@@ -771,6 +791,28 @@ impl Engine {
             let over = size > i64::from(stored.group_user_limit);
             if over != stored.analysis.too_large.contains(&g) {
                 return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether new grants can be applied to their groups' users alone
+    /// (added to `users`): a grant changes no scope and no size. A group
+    /// the last run did not apply gives nothing yet; before any run, a run
+    /// decides.
+    async fn grant_is_local(
+        &self,
+        directory_id: Uuid,
+        granted: &BTreeSet<Uuid>,
+        users: &mut BTreeSet<Uuid>,
+    ) -> Result<bool, SyncError> {
+        let store = &self.0.store;
+        let Some(stored) = store.stored_sync_analysis(directory_id).await? else {
+            return Ok(false);
+        };
+        for g in granted {
+            if stored.analysis.applied(*g) {
+                users.extend(store.users_below(*g).await?);
             }
         }
         Ok(true)
@@ -918,14 +960,6 @@ impl Engine {
     /// The continuous worker: takes what SCIM writes changed, a directory
     /// at a time, coalescing what arrives meanwhile.
     async fn continuous(&self, mut touches: mpsc::UnboundedReceiver<Touch>) {
-        #[derive(Default)]
-        struct Pending {
-            users: BTreeSet<Uuid>,
-            /// Groups whose members changed (the members are in `users`).
-            members_of: BTreeSet<Uuid>,
-            groups: bool,
-            failures: u32,
-        }
         /// Tries of a change the store refused before it is left to the
         /// next run.
         const TRIES: u32 = 5;
@@ -955,10 +989,7 @@ impl Engine {
                 let Some(p) = pending.remove(&directory_id) else {
                     continue;
                 };
-                match self
-                    .apply_pending(directory_id, &p.users, &p.members_of, p.groups)
-                    .await
-                {
+                match self.apply_pending(directory_id, &p).await {
                     Ok(true) => {}
                     Ok(false) => {
                         // A run is running: once it ends.
@@ -971,6 +1002,8 @@ impl Engine {
                         let again = pending.entry(directory_id).or_default();
                         again.users.extend(p.users);
                         again.members_of.extend(p.members_of);
+                        again.created.extend(p.created);
+                        again.granted.extend(p.granted);
                         again.groups |= p.groups;
                         again.failures = again.failures.max(p.failures);
                     }
@@ -989,6 +1022,15 @@ impl Engine {
                     p.members_of.insert(group);
                     p.users.extend(members);
                 }
+                Touch::GroupCreated(d, group, members) => {
+                    let p = pending.entry(d).or_default();
+                    p.members_of.insert(group);
+                    p.created.insert(group);
+                    p.users.extend(members);
+                }
+                Touch::Granted(d, group) => {
+                    pending.entry(d).or_default().granted.insert(group);
+                }
                 Touch::Groups(d) => pending.entry(d).or_default().groups = true,
             }
         }
@@ -996,13 +1038,7 @@ impl Engine {
 
     /// Applies one directory's pending changes; false to try again later
     /// (a run is running, whose snapshot may predate them).
-    async fn apply_pending(
-        &self,
-        directory_id: Uuid,
-        users: &BTreeSet<Uuid>,
-        members_of: &BTreeSet<Uuid>,
-        groups: bool,
-    ) -> Result<bool, SyncError> {
+    async fn apply_pending(&self, directory_id: Uuid, p: &Pending) -> Result<bool, SyncError> {
         let Some(org_id) = self.0.store.directory_org(directory_id).await? else {
             return Ok(true);
         };
@@ -1013,10 +1049,15 @@ impl Engine {
         if self.0.store.running_sync_run(directory_id).await?.is_some() {
             return Ok(false);
         }
-        let groups = groups
-            || (!members_of.is_empty()
+        let mut users = p.users.clone();
+        let groups = p.groups
+            || (!p.members_of.is_empty()
                 && !self
-                    .members_change_is_local(directory_id, users, members_of)
+                    .members_change_is_local(directory_id, &p.users, &p.members_of, &p.created)
+                    .await?)
+            || (!p.granted.is_empty()
+                && !self
+                    .grant_is_local(directory_id, &p.granted, &mut users)
                     .await?);
         if groups {
             let audit = self.audit(crate::audit::Actor::System("sync"));
@@ -1029,7 +1070,7 @@ impl Engine {
                 Err(e) => Err(e),
             };
         }
-        let users: Vec<Uuid> = users.iter().copied().collect();
+        let users: Vec<Uuid> = users.into_iter().collect();
         self.apply_to_users(org_id, directory_id, &users).await?;
         Ok(true)
     }
@@ -1042,6 +1083,22 @@ fn group_in_scope(g: &GroupStateRow) -> GroupInScope {
         size: g.size,
         state: g.state.clone(),
     }
+}
+
+/// What SCIM writes changed in one directory, waiting for the continuous
+/// worker.
+#[derive(Default)]
+struct Pending {
+    users: BTreeSet<Uuid>,
+    /// Groups whose members changed (the members are in `users`).
+    members_of: BTreeSet<Uuid>,
+    /// Groups created (also in `members_of`).
+    created: BTreeSet<Uuid>,
+    /// Groups given a grant.
+    granted: BTreeSet<Uuid>,
+    /// A change only a run can apply.
+    groups: bool,
+    failures: u32,
 }
 
 /// The engine's background tasks, stopped when dropped.

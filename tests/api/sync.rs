@@ -768,9 +768,15 @@ async fn the_continuous_path_gives_the_table_a_run_gives() {
             .await;
             groups.push(g);
         }
+        // Half the sequences scope by groups, half take everything.
+        let scope = if seed % 2 == 0 {
+            json!({"type": "all"})
+        } else {
+            json!({"type": "groups", "groupIds": [groups[0], groups[1], groups[2]]})
+        };
         let mut body = settings(
             "continuous",
-            json!({"type": "groups", "groupIds": [groups[0], groups[1], groups[2]]}),
+            scope,
             json!({"type": "list", "names": ["acme.com"]}),
         );
         body["groupUserLimit"] = json!(3);
@@ -779,8 +785,25 @@ async fn the_continuous_path_gives_the_table_a_run_gives() {
         for _ in 0..40 {
             let u = users[rng.below(users.len())].clone();
             let g = groups[rng.below(groups.len())].clone();
-            match rng.below(6) {
+            match rng.below(8) {
                 0 | 1 => add_members(&app, &dir, &g, &[&u]).await,
+                6 => {
+                    // A new group, then (sometimes) a grant on it.
+                    let other = users[rng.below(users.len())].clone();
+                    let name = format!("N{}", groups.len());
+                    let n = group(&app, &dir, &name, &[&u, &other]).await;
+                    groups.push(n);
+                }
+                7 => {
+                    let role = ["user", "admin"][rng.below(2)];
+                    let resp = app
+                        .admin(M::POST, &format!("{product}/grants"))
+                        .json(&json!({ "groupId": g, "role": role }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(resp.status() == 201 || resp.status() == 409);
+                }
                 2 => {
                     let resp = app
                         .scim(&dir, M::PATCH, &format!("/Groups/{g}"))

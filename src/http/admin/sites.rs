@@ -560,7 +560,7 @@ pub async fn add_grant(
         .await?;
     // A continuous directory applies a new grant on its group at once.
     if let Some(directory) = grant.directory_id {
-        state.sync.touch(Touch::Groups(directory));
+        state.sync.touch(Touch::Granted(directory, grant.group_id));
     }
     Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
 }

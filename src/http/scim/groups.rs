@@ -323,11 +323,14 @@ pub(super) async fn create_row(
     ctx.note_target(|| Target::from_body(TargetType::Group, None, body));
     let (group, members) = new_group(body)?;
     let members = member_ids(&members)?;
+    let touched = members.clone();
     let row = state
         .store
         .insert_group(ctx.directory_id, group, members, &ctx.audit)
         .await?;
-    state.sync.touch(Touch::Groups(ctx.directory_id));
+    state
+        .sync
+        .touch(Touch::GroupCreated(ctx.directory_id, row.id, touched));
     Ok(row)
 }
 
