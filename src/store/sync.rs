@@ -261,8 +261,6 @@ pub struct BatchWrite {
     pub deactivated: HashSet<Uuid>,
     /// Whether newly synced accounts get a welcome email.
     pub email_new_users: bool,
-    /// Users in scope skipped by the domain rule (counted by the run).
-    pub users_skipped_by_domain: i64,
     /// Accounts this batch covers (its progress).
     pub accounts: i64,
     /// The last account of the batch (the run's cursor).
@@ -658,7 +656,10 @@ impl Store {
     }
 
     /// Starts a run: refused while another run of the directory runs
-    /// (the partial unique index decides between processes).
+    /// (the partial unique index decides between processes). With
+    /// `started`, its `sync.started` event is written in the same
+    /// transaction, so a run is never recorded without it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_sync_run(
         &self,
         org_id: Uuid,
@@ -667,6 +668,7 @@ impl Store {
         settings: &str,
         lease: &RunLease,
         actor: &str,
+        started: Option<&AuditContext>,
     ) -> std::result::Result<RunRow, StartRunError> {
         let now = now_micros();
         let sql = format!(
@@ -684,22 +686,29 @@ impl Store {
                 .await?;
                 match running {
                     Some((id,)) => Err(id),
-                    None => Ok(Conn::fetch_one::<RunRow>(
-                        &mut *tx,
-                        &sql,
-                        &[
-                            lease.run_id.into(),
-                            directory_id.into(),
-                            org_id.into(),
-                            trigger.into(),
-                            now.into(),
-                            settings.into(),
-                            actor.into(),
-                            lease.owner.as_str().into(),
-                            lease.expires_at.into(),
-                        ],
-                    )
-                    .await?),
+                    None => {
+                        let row = Conn::fetch_one::<RunRow>(
+                            &mut *tx,
+                            &sql,
+                            &[
+                                lease.run_id.into(),
+                                directory_id.into(),
+                                org_id.into(),
+                                trigger.into(),
+                                now.into(),
+                                settings.into(),
+                                actor.into(),
+                                lease.owner.as_str().into(),
+                                lease.expires_at.into(),
+                            ],
+                        )
+                        .await?;
+                        if let Some(audit) = started.filter(|a| a.enabled) {
+                            let event = run_event(audit, &row, Action::SyncStarted);
+                            insert_event(&mut *tx, &event).await?;
+                        }
+                        Ok(row)
+                    }
                 }
             }))
         }
@@ -1017,16 +1026,6 @@ impl Store {
             }
             row
         }))
-    }
-
-    /// Records `sync.started` for a run.
-    pub async fn record_sync_started(&self, run: &RunRow, audit: &AuditContext) -> Result<()> {
-        if !audit.enabled {
-            return Ok(());
-        }
-        let event = run_event(audit, run, Action::SyncStarted);
-        transaction!(self, |_d, tx| insert_event(&mut *tx, &event).await?);
-        Ok(())
     }
 
     /// Claims the scheduled directories whose time has come: each is

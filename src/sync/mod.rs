@@ -380,16 +380,8 @@ pub fn compute(
         })
         .collect();
     let grants: HashMap<Uuid, Grant> = contents.grants.iter().map(|g| (g.id, g.clone())).collect();
-    let mut grants_by_group: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for g in &contents.grants {
-        grants_by_group.entry(g.group_id).or_default().push(g.id);
-    }
-    let frozen: HashSet<Uuid> = contents
-        .grants
-        .iter()
-        .filter(|g| analysis.too_large.contains(&g.group_id))
-        .map(|g| g.id)
-        .collect();
+    let grants_by_group = plan::grants_by_group(&contents.grants);
+    let frozen = plan::frozen(&contents.grants, &analysis);
     let nesting = Nesting::new(contents.nested.iter().copied());
     let desired = plan::desired(
         &contents.users,
@@ -404,12 +396,7 @@ pub fn compute(
         .chain(contents.held.keys())
         .copied()
         .collect();
-    let mut account_active = HashMap::new();
-    for u in &contents.users {
-        if let Some(a) = u.account {
-            account_active.insert(a, u.account_active);
-        }
-    }
+    let account_active = plan::account_active(&contents.users);
     let domains = match &snapshot.domains {
         None => contents.verified_domains.clone(),
         Some(list) => list.clone(),
@@ -546,6 +533,10 @@ impl Engine {
         let settings = serde_json::to_string(&snapshot).unwrap_or_default();
         let lease = self.lease(Uuid::new_v4());
         let actor = format!("{}:{}", audit.actor.kind(), audit.actor.id());
+        // The continuous path's own runs are not audited as runs: the
+        // access they change is.
+        let started = audit.in_directory(org_id, directory_id);
+        let started = (trigger != Trigger::Continuous).then_some(&started);
         let run = self
             .0
             .store
@@ -556,16 +547,9 @@ impl Engine {
                 &settings,
                 &lease,
                 &actor,
+                started,
             )
             .await?;
-        // The continuous path's own runs are not audited as runs: the
-        // access they change is.
-        if trigger != Trigger::Continuous {
-            self.0
-                .store
-                .record_sync_started(&run, &audit.in_directory(org_id, directory_id))
-                .await?;
-        }
         let engine = self.clone();
         let audit = audit.clone();
         let started = run.clone();
@@ -837,16 +821,8 @@ impl Engine {
                 .await?;
             return Ok(());
         };
-        let mut grants_by_group: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for g in &contents.grants {
-            grants_by_group.entry(g.group_id).or_default().push(g.id);
-        }
-        let frozen: HashSet<Uuid> = contents
-            .grants
-            .iter()
-            .filter(|g| stored.analysis.too_large.contains(&g.group_id))
-            .map(|g| g.id)
-            .collect();
+        let grants_by_group = plan::grants_by_group(&contents.grants);
+        let frozen = plan::frozen(&contents.grants, &stored.analysis);
         let desired = plan::desired(
             &contents.users,
             &Nesting::new(contents.nested.iter().copied()),
@@ -862,13 +838,8 @@ impl Engine {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut account_active = HashMap::new();
-        for u in &contents.users {
-            if let Some(a) = u.account {
-                account_active.insert(a, u.account_active);
-            }
-        }
-        let mut batch = batch_of(
+        let account_active = plan::account_active(&contents.users);
+        let batch = batch_of(
             &accounts,
             &desired,
             &contents.held,
@@ -876,7 +847,6 @@ impl Engine {
             &account_active,
             stored.email_new_users,
         );
-        batch.users_skipped_by_domain = desired.users_skipped_by_domain as i64;
         if batch.add.is_empty()
             && batch.remove.is_empty()
             && batch

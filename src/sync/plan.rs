@@ -299,6 +299,32 @@ pub fn desired(
     out
 }
 
+/// Each group's grants, by id.
+pub fn grants_by_group(grants: &[Grant]) -> HashMap<Uuid, Vec<Uuid>> {
+    let mut by_group: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for g in grants {
+        by_group.entry(g.group_id).or_default().push(g.id);
+    }
+    by_group
+}
+
+/// The grants of groups over the limit, whose access is left as it was.
+pub fn frozen(grants: &[Grant], analysis: &Analysis) -> HashSet<Uuid> {
+    grants
+        .iter()
+        .filter(|g| analysis.too_large.contains(&g.group_id))
+        .map(|g| g.id)
+        .collect()
+}
+
+/// Whether each linked account is active.
+pub fn account_active(users: &[UserFacts]) -> HashMap<Uuid, bool> {
+    users
+        .iter()
+        .filter_map(|u| u.account.map(|a| (a, u.account_active)))
+        .collect()
+}
+
 /// One account's change: grants to add and to remove. Grants in `frozen`
 /// (those of groups over the limit) are never removed.
 pub fn diff(
