@@ -45,12 +45,24 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The servers' warnings and errors go to the output of the test that
+/// spawned them, shown when it fails: a 500 names its cause there.
+/// `TEST_LOG` (a `RUST_LOG`-style filter) shows more.
+fn capture_server_logs() {
+    let filter = std::env::var("TEST_LOG").unwrap_or_else(|_| "scimd=warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn connect_store() -> (Store, Option<tempfile::TempDir>) {
     let (store, dir, _) = connect_test_db().await;
     (store, dir)
 }
 
 async fn connect_test_db() -> (Store, Option<tempfile::TempDir>, TestDb) {
+    capture_server_logs();
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

@@ -305,7 +305,7 @@ mod tests {
     /// Concurrent look-ups share statements, each statement holds one
     /// group, no more than `leaders` run at once, and every caller gets
     /// its own row (or none).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn concurrent_lookups_share_statements_per_group() {
         let coalescer = Arc::new(Coalescer::new(2));
         let table = Arc::new(Table::default());
@@ -327,7 +327,7 @@ mod tests {
     /// Look-ups made at the same moment share the first statement: its
     /// leader lets the others queue before it takes its batch, rather than
     /// leaving them to a second statement.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn lookups_made_together_share_the_first_statement() {
         let coalescer = Arc::new(Coalescer::new(1));
         let table = Arc::new(Table::default());
@@ -338,7 +338,7 @@ mod tests {
     }
 
     /// A look-up alone is not held back: it is one statement of one key.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_lone_lookup_runs_at_once() {
         let coalescer = Arc::new(Coalescer::new(2));
         let table = Arc::new(Table::default());
@@ -349,7 +349,7 @@ mod tests {
 
     /// When a shared statement fails, each caller asks alone and gets the
     /// outcome of its own statement.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_batch_sends_its_callers_alone() {
         let coalescer = Arc::new(Coalescer::new(1));
         let table = Arc::new(Table {
@@ -370,8 +370,10 @@ mod tests {
     }
 
     /// A leader whose request is dropped mid-statement leaves its batch's
-    /// other callers to ask alone, not waiting forever.
-    #[tokio::test]
+    /// other callers to ask alone, not waiting forever. On the paused
+    /// clock: the order the sleeps arrange holds however loaded the
+    /// machine is.
+    #[tokio::test(start_paused = true)]
     async fn a_dropped_leader_does_not_strand_its_batch() {
         let coalescer: Arc<Coalescer<u8, u32, (u8, u32)>> = Arc::new(Coalescer::new(1));
         let table = Arc::new(Table {
@@ -413,7 +415,7 @@ mod tests {
 
     /// A write's batch runs to its end and answers, though the caller that
     /// started it is gone; in place, dropping that caller stops it midway.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_detached_batch_runs_to_its_end_when_its_caller_is_gone() {
         for detached in [true, false] {
             let coalescer = Arc::new(Coalescer::new(1));
