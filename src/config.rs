@@ -260,6 +260,17 @@ pub struct SyncEngineConfig {
         hide = true
     )]
     pub sync_batch_pause_ms: u64,
+
+    /// Milliseconds the continuous path waits before applying what SCIM
+    /// writes changed: 0 in production; tests hold changes back with it to
+    /// stop a process before it applied them.
+    #[arg(
+        long,
+        env = "SCIMD_SYNC_APPLY_PAUSE_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub sync_apply_pause_ms: u64,
 }
 
 impl Default for SyncEngineConfig {
@@ -270,6 +281,7 @@ impl Default for SyncEngineConfig {
             sync_lease_seconds: 30,
             sync_tick_ms: 2000,
             sync_batch_pause_ms: 0,
+            sync_apply_pause_ms: 0,
         }
     }
 }

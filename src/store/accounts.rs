@@ -451,6 +451,14 @@ impl super::Store {
                 };
                 insert_event(&mut *tx, &account_event(&audit, action, &row)).await?;
             }
+            // A deactivated account has no access, whatever gave it; an
+            // account made active again has its org groups' access back.
+            match active {
+                false => super::sync::revoke_all_access(&mut *tx, org_id, id, &audit).await?,
+                true => {
+                    super::sync::grant_org_group_access(&mut *tx, org_id, &[id]).await?;
+                }
+            }
             row
         });
         Ok(row)

@@ -362,4 +362,17 @@ impl Store {
         .fetch_optional(&mut *c)
         .await?))
     }
+
+    /// The directory of `org_id`'s SCIM group `group_id`; none for an org
+    /// group or an unknown id.
+    pub async fn group_directory(&self, org_id: Uuid, group_id: Uuid) -> Result<Option<Uuid>> {
+        read!(self, |_d, c| Ok(sqlx::query_scalar(
+            "SELECT g.directory_id FROM groups g JOIN directories d ON d.id = g.directory_id \
+             WHERE g.id = $1 AND d.org_id = $2"
+        )
+        .bind(group_id)
+        .bind(org_id)
+        .fetch_optional(&mut *c)
+        .await?))
+    }
 }

@@ -35,6 +35,7 @@ mod sql;
 mod sqlite;
 mod stats;
 mod sync;
+mod sync_pending;
 mod sync_settings;
 mod users;
 
@@ -59,7 +60,7 @@ pub use sites::{AccessRow, GrantRow, ProductRow, SiteRow};
 pub use stats::{PoolStatus, StoreMetrics, ACQUIRE_WAIT_BUCKETS};
 pub use sync::{
     AccountsContents, BatchCounts, BatchWrite, DirectoryContents, GroupStateRow, RunLease, RunRow,
-    StartRunError, StoredAnalysis,
+    StartRunError, StoredAnalysis, RUN_RUNNING,
 };
 pub use sync_settings::{StoredSyncSettings, SyncSettingsError};
 pub use users::{UserGroup, UserRow};

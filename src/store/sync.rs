@@ -288,7 +288,7 @@ pub struct RunLease {
 }
 
 fn grant_detail(
-    directory_id: Uuid,
+    directory_id: Option<Uuid>,
     run_id: Option<Uuid>,
     trigger: &str,
     grants: &[&Grant],
@@ -389,6 +389,28 @@ async fn queue_welcomes<C: Conn>(
     Ok(queued)
 }
 
+/// Takes the directory's row in share mode before anything else, on
+/// PostgreSQL. Deleting a directory locks its row first and then cascades
+/// through its users, groups, grants, access and runs; a sync write that
+/// reached the row only later (a foreign key to it) would wait for the
+/// deletion while holding rows the cascade needs: a deadlock, one of them
+/// refused. Taken first, the two wait for each other whole. SQLite's
+/// single writer runs them one after the other anyway.
+async fn hold_directory<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<()> {
+    if C::DIALECT == super::Dialect::Postgres {
+        let _: Option<(i32,)> = c
+            .fetch_optional(
+                "SELECT 1 FROM directories WHERE id = $1 FOR KEY SHARE",
+                &[directory_id.into()],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Why the continuous path's write was refused: a run is running.
+pub const RUN_RUNNING: &str = "a sync run of the directory is running";
+
 /// Writes one batch in the caller's transaction: access rows, newly synced
 /// accounts, audit events, and (for a run) the run's cursor and counts,
 /// refused when the lease is no longer the caller's.
@@ -405,6 +427,21 @@ async fn write_batch<C: Conn>(
 ) -> Result<BatchCounts> {
     let now = now_micros();
     let mut counts = BatchCounts::default();
+    hold_directory(c, directory_id).await?;
+    if run.is_none() {
+        // The continuous path writes nothing while a run runs: the run may
+        // have read the directory before the change and would write over
+        // it; the change is applied again once the run ends.
+        let running: Option<(Uuid,)> = c
+            .fetch_optional(
+                "SELECT id FROM sync_runs WHERE directory_id = $1 AND state = 'running'",
+                &[directory_id.into()],
+            )
+            .await?;
+        if running.is_some() {
+            return Err(StoreError::Refused(RUN_RUNNING.to_owned()));
+        }
+    }
     if let Some(lease) = run {
         let held = c
             .execute(
@@ -526,7 +563,12 @@ async fn write_batch<C: Conn>(
                 let mut event = ctx
                     .event(action)
                     .target(Target::new(TargetType::Account, Some(*a)));
-                event.detail = Some(grant_detail(directory_id, run_id, trigger, &by_account[a]));
+                event.detail = Some(grant_detail(
+                    Some(directory_id),
+                    run_id,
+                    trigger,
+                    &by_account[a],
+                ));
                 events.push(event);
             }
         }
@@ -678,6 +720,7 @@ impl Store {
         );
         let inserted: Result<std::result::Result<RunRow, Uuid>> = async {
             Ok(transaction!(self, |_d, tx| {
+                hold_directory(&mut *tx, directory_id).await?;
                 let running: Option<(Uuid,)> = Conn::fetch_optional(
                     &mut *tx,
                     "SELECT id FROM sync_runs WHERE directory_id = $1 AND state = 'running'",
@@ -854,6 +897,7 @@ impl Store {
             .map(|d| serde_json::to_string(d).unwrap_or_default());
         let groups = groups.to_vec();
         transaction!(self, |d, tx| {
+            hold_directory(&mut *tx, directory_id).await?;
             let held = Conn::execute(
                 &mut *tx,
                 "UPDATE sync_runs SET plan = $1, accounts_total = $2, \
@@ -991,7 +1035,17 @@ impl Store {
     ) -> Result<RunRow> {
         let now = now_micros();
         let state = if failed { "failed" } else { "succeeded" };
-        Ok(transaction!(self, |_d, tx| {
+        Ok(transaction!(self, |d, tx| {
+            if d == super::Dialect::Postgres {
+                // As `hold_directory`, for the run's directory.
+                let _: Option<(i32,)> = Conn::fetch_optional(
+                    &mut *tx,
+                    "SELECT 1 FROM directories WHERE id = \
+                     (SELECT directory_id FROM sync_runs WHERE id = $1) FOR KEY SHARE",
+                    &[lease.run_id.into()],
+                )
+                .await?;
+            }
             let (granted, revoked) = if failed {
                 (0, 0)
             } else {
@@ -1143,6 +1197,7 @@ impl Store {
         size: i64,
     ) -> Result<()> {
         transaction!(self, |_d, tx| {
+            hold_directory(&mut *tx, directory_id).await?;
             Conn::execute(
                 &mut *tx,
                 "INSERT INTO sync_group_state (directory_id, group_id, name, state, size) \
@@ -1272,6 +1327,53 @@ pub(crate) async fn grant_org_group_access<C: Conn>(
     Ok(added)
 }
 
+/// Removes every access row of an account (deactivated by an admin), with
+/// one `access.revoked` event naming what it held.
+pub(crate) async fn revoke_all_access<C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    account_id: Uuid,
+    audit: &AuditContext,
+) -> Result<()> {
+    let rows: Vec<(Uuid, Uuid, Uuid, String, String)> = c
+        .fetch_all(
+            "SELECT g.id, COALESCE(g.scim_group_id, g.org_group_id), g.site_id, \
+             g.product_key, g.role \
+             FROM effective_access e JOIN product_grants g ON g.id = e.grant_id \
+             WHERE e.account_id = $1 ORDER BY g.id",
+            &[account_id.into()],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    c.execute(
+        "DELETE FROM effective_access WHERE account_id = $1",
+        &[account_id.into()],
+    )
+    .await?;
+    if audit.enabled {
+        let grants: Vec<Grant> = rows
+            .into_iter()
+            .map(|(id, group_id, site_id, product_key, role)| Grant {
+                id,
+                group_id,
+                site_id,
+                product_key,
+                role,
+            })
+            .collect();
+        let refs: Vec<&Grant> = grants.iter().collect();
+        let mut event = audit
+            .in_org(org_id)
+            .event(Action::AccessRevoked)
+            .target(Target::new(TargetType::Account, Some(account_id)));
+        event.detail = Some(grant_detail(None, None, "admin", &refs));
+        insert_events(&mut *c, &[event]).await?;
+    }
+    Ok(())
+}
+
 /// The access org groups give: every active member of an org group holds
 /// its grants; nothing else does. Returns the rows added and removed.
 async fn reconcile_org_group_access<C: Conn>(
@@ -1321,12 +1423,17 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Grant> = grants.iter().collect();
-        let detail = grant_detail(Uuid::new_v4(), Some(Uuid::new_v4()), "scheduled", &refs);
+        let detail = grant_detail(
+            Some(Uuid::new_v4()),
+            Some(Uuid::new_v4()),
+            "scheduled",
+            &refs,
+        );
         assert!(detail.len() <= 1024, "{} characters", detail.len());
         let parsed: serde_json::Value = serde_json::from_str(&detail).unwrap();
         assert_eq!(parsed["grants"].as_array().unwrap().len(), 3);
         assert_eq!(parsed["moreGrants"], 7);
-        let one = grant_detail(Uuid::new_v4(), None, "continuous", &refs[..1]);
+        let one = grant_detail(None, None, "admin", &refs[..1]);
         let parsed: serde_json::Value = serde_json::from_str(&one).unwrap();
         assert!(parsed.get("moreGrants").is_none());
         assert_eq!(parsed["runId"], serde_json::Value::Null);

@@ -10,17 +10,20 @@
 //! directory runs at a time, across processes.
 //!
 //! In **continuous** mode the SCIM handlers tell the engine what they
-//! changed ([`Engine::touch`]): a change to users is applied to their
+//! change ([`Engine::will_change`], [`Change::touch`]), with a durable mark
+//! so that a process dying before it applied a change cannot lose it
+//! ([`pending`]): a change to users is applied to their
 //! accounts at once with what the last run decided about the groups; a
 //! change to groups (membership, nesting, deletion), which can move a group
 //! over the limit or out of scope, starts a run. In **scheduled** mode
 //! nothing happens until a run: every interval, or on demand.
 
+mod pending;
 pub mod plan;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -70,6 +73,22 @@ pub enum Touch {
     Granted(Uuid, Uuid),
     /// The directory's groups: membership, nesting, names, deletions.
     Groups(Uuid),
+    /// Nothing: the worker's timer.
+    #[doc(hidden)]
+    Nothing,
+}
+
+impl Touch {
+    fn directory_id(&self) -> Option<Uuid> {
+        match self {
+            Touch::Users(d, _)
+            | Touch::Members(d, _, _)
+            | Touch::GroupCreated(d, _, _)
+            | Touch::Granted(d, _)
+            | Touch::Groups(d) => Some(*d),
+            Touch::Nothing => None,
+        }
+    }
 }
 
 impl Touch {
@@ -462,6 +481,7 @@ struct Inner {
     owner: String,
     audit_enabled: bool,
     touches: mpsc::UnboundedSender<Touch>,
+    marks: pending::Marks,
 }
 
 /// The engine: cheap to clone; its background tasks stop with the last
@@ -484,6 +504,7 @@ impl Engine {
             owner: format!("{}:{}", std::process::id(), Uuid::new_v4().simple()),
             audit_enabled,
             touches: tx,
+            marks: pending::Marks::new(),
         }));
         (engine, rx)
     }
@@ -500,9 +521,45 @@ impl Engine {
         AuditContext::new(actor, None, None, self.0.audit_enabled)
     }
 
-    /// Tells the continuous worker what a SCIM write changed.
-    pub fn touch(&self, touch: Touch) {
-        let _ = self.0.touches.send(touch);
+    /// Announces a write to the directory that may change access, before
+    /// it is made: once this returns, the change cannot be lost by this
+    /// process dying before its worker applies it (see [`pending`]). Tell
+    /// the worker what changed with [`Change::touch`] once the write
+    /// committed; a write that failed just drops the [`Change`].
+    pub async fn will_change(&self, directory_id: Uuid) -> Result<Change, StoreError> {
+        let (generation, written) = self.0.marks.open(directory_id);
+        let change = Change {
+            engine: self.clone(),
+            directory_id,
+            settled: false,
+        };
+        let expires_at = self.lease(Uuid::nil()).expires_at;
+        written
+            .get_or_try_init(|| {
+                self.0
+                    .store
+                    .mark_sync_pending(directory_id, &self.0.owner, generation, expires_at)
+            })
+            .await?;
+        Ok(change)
+    }
+
+    /// Renews this process's marks and takes over those of processes that
+    /// died: their directories are reconciled by a run.
+    async fn recover_pending(&self) -> Result<(), SyncError> {
+        let store = &self.0.store;
+        let expires = self.lease(Uuid::nil()).expires_at;
+        store.renew_sync_pending(&self.0.owner, expires).await?;
+        let now = now_micros();
+        for (directory_id, dead) in store.abandoned_sync_pending(&self.0.owner, now).await? {
+            // Ours first, so a death here loses nothing either.
+            let change = self.will_change(directory_id).await?;
+            if store.claim_sync_pending(directory_id, &dead, now).await? {
+                tracing::info!(directory = %directory_id, "taking over the unapplied changes of a process that stopped");
+                change.touch(Touch::Groups(directory_id));
+            }
+        }
+        Ok(())
     }
 
     /// The settings a run would apply now.
@@ -804,12 +861,13 @@ impl Engine {
 
     /// Applies a change to some users' accounts at once, as a run would
     /// with what the last run decided; none stored yet: starts a run.
+    /// False when a run started meanwhile: to apply again once it ends.
     async fn apply_to_users(
         &self,
         org_id: Uuid,
         directory_id: Uuid,
         users: &[Uuid],
-    ) -> Result<(), SyncError> {
+    ) -> Result<bool, SyncError> {
         let contents = self
             .0
             .store
@@ -817,9 +875,14 @@ impl Engine {
             .await?;
         let Some(stored) = contents.stored else {
             let audit = self.audit(crate::audit::Actor::System("sync"));
-            self.start_run(org_id, directory_id, Trigger::Continuous, &audit)
-                .await?;
-            return Ok(());
+            return match self
+                .start_run(org_id, directory_id, Trigger::Continuous, &audit)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(SyncError::Running(_)) => Ok(false),
+                Err(e) => Err(e),
+            };
         };
         let grants_by_group = plan::grants_by_group(&contents.grants);
         let frozen = plan::frozen(&contents.grants, &stored.analysis);
@@ -854,12 +917,13 @@ impl Engine {
                 .iter()
                 .all(|a| !contents.unsynced.contains_key(a))
         {
-            return Ok(());
+            return Ok(true);
         }
         let grants: HashMap<Uuid, Grant> =
             contents.grants.iter().map(|g| (g.id, g.clone())).collect();
         let audit = self.audit(crate::audit::Actor::System("sync"));
-        self.0
+        match self
+            .0
             .store
             .write_sync_batch(
                 contents.org_id,
@@ -870,8 +934,12 @@ impl Engine {
                 Trigger::Continuous.as_str(),
                 &audit,
             )
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Refused(why)) if why == crate::store::RUN_RUNNING => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Starts the scheduler (due scheduled syncs, abandoned runs) and the
@@ -899,6 +967,7 @@ impl Engine {
     }
 
     async fn schedule_once(&self) -> Result<(), SyncError> {
+        self.recover_pending().await?;
         let expires = self.lease(Uuid::nil()).expires_at;
         for run in self
             .0
@@ -928,80 +997,107 @@ impl Engine {
     }
 
     /// The continuous worker: takes what SCIM writes changed, a directory
-    /// at a time, coalescing what arrives meanwhile.
+    /// at a time, coalescing what arrives meanwhile. A change is settled
+    /// (its mark may go) only once applied: one the store keeps refusing
+    /// is retried as a run until it goes through.
     async fn continuous(&self, mut touches: mpsc::UnboundedReceiver<Touch>) {
-        /// Tries of a change the store refused before it is left to the
-        /// next run.
+        /// Tries of a change the store refused before it is handed to a
+        /// run, and the pause between a run's tries.
         const TRIES: u32 = 5;
+        const RETRY: Duration = Duration::from_secs(2);
         let mut pending: HashMap<Uuid, Pending> = HashMap::new();
         loop {
-            if pending.is_empty() {
-                match touches.recv().await {
-                    Some(t) => add(&mut pending, t),
-                    None => return,
-                }
-            } else {
-                // Deferred work (a run was running): look again shortly,
-                // or as soon as something new arrives.
-                tokio::select! {
-                    t = touches.recv() => match t {
-                        Some(t) => add(&mut pending, t),
-                        None => return,
-                    },
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                }
+            // Deferred work (a run was running, the store refused) is
+            // looked at again shortly; idle marks go when their time
+            // comes; anything new wakes the worker at once.
+            let wake = match (pending.is_empty(), self.0.marks.next_removal()) {
+                (false, _) => Some(Instant::now() + Duration::from_millis(100)),
+                (true, at) => at,
+            };
+            let received = match wake {
+                None => touches.recv().await,
+                Some(at) => tokio::select! {
+                    t = touches.recv() => t,
+                    _ = tokio::time::sleep_until(at.into()) => Some(Touch::Nothing),
+                },
+            };
+            match received {
+                Some(t) => add(&mut pending, t),
+                None => return,
+            }
+            if self.0.config.sync_apply_pause_ms > 0 {
+                let pause = Duration::from_millis(self.0.config.sync_apply_pause_ms);
+                tokio::time::sleep(pause).await;
             }
             while let Ok(t) = touches.try_recv() {
                 add(&mut pending, t);
             }
-            let directories: Vec<Uuid> = pending.keys().copied().collect();
+            let now = Instant::now();
+            let directories: Vec<Uuid> = pending
+                .iter()
+                .filter(|(_, p)| p.not_before.is_none_or(|t| t <= now))
+                .map(|(d, _)| *d)
+                .collect();
             for directory_id in directories {
-                let Some(p) = pending.remove(&directory_id) else {
+                let Some(mut p) = pending.remove(&directory_id) else {
                     continue;
                 };
                 match self.apply_pending(directory_id, &p).await {
-                    Ok(true) => {}
+                    Ok(true) => self.0.marks.settle(directory_id, p.notices),
                     Ok(false) => {
                         // A run is running: once it ends.
                         pending.insert(directory_id, p);
                     }
-                    Err(e) if p.failures + 1 < TRIES => {
-                        tracing::warn!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; trying again");
-                        let mut p = p;
-                        p.failures += 1;
-                        let again = pending.entry(directory_id).or_default();
-                        again.users.extend(p.users);
-                        again.members_of.extend(p.members_of);
-                        again.created.extend(p.created);
-                        again.granted.extend(p.granted);
-                        again.groups |= p.groups;
-                        again.failures = again.failures.max(p.failures);
-                    }
                     Err(e) => {
-                        tracing::error!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; the next run will");
+                        p.failures += 1;
+                        if p.failures < TRIES {
+                            tracing::warn!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; trying again");
+                        } else {
+                            tracing::error!(directory = %directory_id, error = %e, "the continuous sync could not apply a change; a run will, once the store takes it");
+                            p.groups = true;
+                            p.not_before = Some(Instant::now() + RETRY);
+                        }
+                        let again = pending.entry(directory_id).or_default();
+                        again.merge(p);
                     }
+                }
+            }
+            for (directory_id, generation) in self.0.marks.take_idle() {
+                if let Err(e) = self
+                    .0
+                    .store
+                    .clear_sync_pending(directory_id, &self.0.owner, generation)
+                    .await
+                {
+                    // Renewed while this process lives, taken over after:
+                    // at worst one run too many.
+                    tracing::warn!(directory = %directory_id, error = %e, "a sync mark could not be removed");
                 }
             }
         }
 
         fn add(pending: &mut HashMap<Uuid, Pending>, touch: Touch) {
+            let Some(d) = touch.directory_id() else {
+                return;
+            };
+            let p = pending.entry(d).or_default();
+            p.notices += 1;
             match touch {
-                Touch::Users(d, users) => pending.entry(d).or_default().users.extend(users),
-                Touch::Members(d, group, members) => {
-                    let p = pending.entry(d).or_default();
+                Touch::Nothing => {}
+                Touch::Users(_, users) => p.users.extend(users),
+                Touch::Members(_, group, members) => {
                     p.members_of.insert(group);
                     p.users.extend(members);
                 }
-                Touch::GroupCreated(d, group, members) => {
-                    let p = pending.entry(d).or_default();
+                Touch::GroupCreated(_, group, members) => {
                     p.members_of.insert(group);
                     p.created.insert(group);
                     p.users.extend(members);
                 }
-                Touch::Granted(d, group) => {
-                    pending.entry(d).or_default().granted.insert(group);
+                Touch::Granted(_, group) => {
+                    p.granted.insert(group);
                 }
-                Touch::Groups(d) => pending.entry(d).or_default().groups = true,
+                Touch::Groups(_) => p.groups = true,
             }
         }
     }
@@ -1041,8 +1137,7 @@ impl Engine {
             };
         }
         let users: Vec<Uuid> = users.into_iter().collect();
-        self.apply_to_users(org_id, directory_id, &users).await?;
-        Ok(true)
+        self.apply_to_users(org_id, directory_id, &users).await
     }
 }
 
@@ -1069,6 +1164,52 @@ struct Pending {
     /// A change only a run can apply.
     groups: bool,
     failures: u32,
+    /// Changes counted in here, settled once applied.
+    notices: u32,
+    /// Not before then (the store refused it).
+    not_before: Option<Instant>,
+}
+
+impl Pending {
+    /// Takes in `other`'s changes (a retry of them).
+    fn merge(&mut self, other: Pending) {
+        self.users.extend(other.users);
+        self.members_of.extend(other.members_of);
+        self.created.extend(other.created);
+        self.granted.extend(other.granted);
+        self.groups |= other.groups;
+        self.failures = self.failures.max(other.failures);
+        self.notices += other.notices;
+        self.not_before = self.not_before.max(other.not_before);
+    }
+}
+
+/// A write about to be made to a directory, counted by the engine until
+/// the worker applied it (see [`Engine::will_change`]).
+pub struct Change {
+    engine: Engine,
+    directory_id: Uuid,
+    settled: bool,
+}
+
+impl Change {
+    /// Tells the worker what the committed write changed.
+    pub fn touch(mut self, touch: Touch) {
+        debug_assert_eq!(touch.directory_id(), Some(self.directory_id));
+        self.settled = true;
+        if self.engine.0.touches.send(touch).is_err() {
+            // The worker is gone (shutting down): the mark stays and is
+            // taken over.
+        }
+    }
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.engine.0.marks.settle(self.directory_id, 1);
+        }
+    }
 }
 
 /// The engine's background tasks, stopped when dropped.

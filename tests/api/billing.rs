@@ -206,12 +206,17 @@ async fn billable_users_are_distinct_active_accounts_per_product_and_in_all() {
         "{computed}"
     );
 
-    // An inactive account is not billed, though its access rows stay
-    // until the engine next computes them.
+    // A deactivated account loses its access, and its bill, at once.
     set_active(&app, dan, false).await;
     let after = billing(&app, "default").await;
     assert_eq!(after["total"], 3);
     assert_eq!(after["sites"][1]["products"][0]["billableUsers"], 1);
+    // An inactive account is not billed even while access rows name it.
+    app.store
+        .replace_effective_access(org, &[dan], &[(dan, beta_jira_user)])
+        .await
+        .unwrap();
+    assert_eq!(billing(&app, "default").await["total"], 3);
     set_active(&app, dan, true).await;
     assert_eq!(billing(&app, "default").await["total"], 4);
 

@@ -1022,3 +1022,82 @@ async fn new_accounts_are_welcomed_once_through_the_outbox() {
     let outbox = app.ok_json(app.admin(M::GET, "/orgs/default/outbox")).await;
     assert_eq!(outbox["messages"].as_array().unwrap().len(), 3);
 }
+
+/// An admin deactivating an account takes all its access at once, in both
+/// modes; reactivating gives back its org groups' access at once, and its
+/// directory groups' access at once when continuous or at the next run when
+/// scheduled.
+#[tokio::test]
+async fn an_admin_deactivation_takes_all_access_at_once_and_reactivation_gives_it_back() {
+    let app = spawn_app().await;
+    let product = jira(&app).await;
+    let cont = app.create_directory("Continuous").await;
+    let sched = app.create_directory("Scheduled").await;
+    scheduled(&app, &sched).await;
+    let (cu, ca) = user(&app, &cont, "c@example.com").await;
+    let (su, sa) = user(&app, &sched, "s@example.com").await;
+    let cg = group(&app, &cont, "C", &[&cu]).await;
+    let sg = group(&app, &sched, "S", &[&su]).await;
+    grant(&app, &product, &cg, "admin").await;
+    grant(&app, &product, &sg, "admin").await;
+    let staff = created(&app, "/orgs/default/groups", json!({ "name": "staff" })).await;
+    let staff = staff["id"].as_str().unwrap().to_owned();
+    grant(&app, &product, &staff, "user").await;
+    let resp = app
+        .admin(M::POST, &format!("/orgs/default/groups/{staff}/members"))
+        .json(&json!({ "accountIds": [ca, sa] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    run(&app, &cont).await;
+    run(&app, &sched).await;
+    let c_all = set(&[(&cg, "admin"), (&staff, "user")]);
+    let s_all = set(&[(&sg, "admin"), (&staff, "user")]);
+    assert_eq!(access(&app, &ca).await, c_all);
+    assert_eq!(access(&app, &sa).await, s_all);
+
+    let account_action = |account: &str, action: &str| {
+        app.admin(
+            M::POST,
+            &format!("/orgs/default/accounts/{account}/{action}"),
+        )
+    };
+    for a in [&ca, &sa] {
+        let v = app.ok_json(account_action(a, "deactivate")).await;
+        assert_eq!(v["active"], false);
+        // Gone with the response, whatever the directory's mode.
+        assert!(access(&app, a).await.is_empty(), "{a}");
+    }
+    let revoked = app
+        .db()
+        .count(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'access.revoked' \
+             AND detail LIKE '%\"trigger\":\"admin\"%'",
+        )
+        .await;
+    assert_eq!(revoked, 2);
+    // A run gives an inactive account nothing back.
+    let r = run(&app, &cont).await;
+    assert_eq!(r["counts"]["accessGranted"], 0);
+    assert!(access(&app, &ca).await.is_empty());
+
+    // Reactivated: the org group's access at once; the directory group's at
+    // once when continuous …
+    app.ok_json(account_action(&ca, "reactivate")).await;
+    assert!(access(&app, &ca)
+        .await
+        .contains(&(staff.clone(), "user".to_owned())));
+    eventually(
+        "continuous reactivation gives the group's access back",
+        || async { access(&app, &ca).await == c_all },
+    )
+    .await;
+    // … and at the next run when scheduled.
+    app.ok_json(account_action(&sa, "reactivate")).await;
+    assert_eq!(access(&app, &sa).await, set(&[(&staff, "user")]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(access(&app, &sa).await, set(&[(&staff, "user")]));
+    run(&app, &sched).await;
+    assert_eq!(access(&app, &sa).await, s_all);
+}

@@ -1,5 +1,7 @@
 //! A sync run whose process is killed midway finishes after a restart,
-//! counting nothing twice: the real `scimd` binary, killed with SIGKILL.
+//! counting nothing twice, and a change the continuous path had not
+//! applied when its process was killed is applied after: the real `scimd`
+//! binary, killed with SIGKILL.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +20,10 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Server::start_with(database_url, &[]).await
+    }
+
+    async fn start_with(database_url: &str, extra: &[&str]) -> Server {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -39,6 +45,7 @@ impl Server {
                 "--sync-tick-ms",
                 "100",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -255,4 +262,130 @@ async fn a_run_killed_midway_finishes_after_a_restart_without_counting_twice() {
         )
         .await;
     assert_eq!(report["events"].as_array().unwrap().len(), USERS);
+}
+
+#[tokio::test]
+async fn a_change_not_yet_applied_when_the_process_is_killed_is_applied_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = database(&tmp).await;
+    // The continuous path holds what it is told: killed, the process
+    // leaves the change committed and unapplied.
+    let server = Server::start_with(&url, &["--sync-apply-pause-ms", "600000"]).await;
+    use reqwest::Method as M;
+    let created = server
+        .json(
+            server
+                .admin(M::POST, "/orgs/default/directories")
+                .json(&json!({"name": "Okta"})),
+            201,
+        )
+        .await;
+    let dir = TestDirectory {
+        id: created["id"].as_str().unwrap().to_owned(),
+        base_url: created["baseUrl"].as_str().unwrap().to_owned(),
+        api_key: created["apiKey"].as_str().unwrap().to_owned(),
+        key_id: String::new(),
+    };
+    let site = server
+        .json(
+            server
+                .admin(M::POST, "/orgs/default/sites")
+                .json(&json!({"name": "Acme", "url": "https://acme.atlassian.net"})),
+            201,
+        )
+        .await;
+    let product = format!(
+        "/orgs/default/sites/{}/products",
+        site["id"].as_str().unwrap()
+    );
+    server
+        .json(
+            server
+                .admin(M::POST, &product)
+                .json(&json!({"key": "jira-software"})),
+            201,
+        )
+        .await;
+    let user = server
+        .json(
+            server
+                .scim(&dir, M::POST, "/Users")
+                .json(&crate::helpers::user_body("ada@example.com")),
+            201,
+        )
+        .await;
+    let group = server
+        .json(
+            server.scim(&dir, M::POST, "/Groups").json(&json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Everyone",
+                "members": [{"value": user["id"]}],
+            })),
+            201,
+        )
+        .await;
+    server
+        .json(
+            server
+                .admin(M::POST, &format!("{product}/jira-software/grants"))
+                .json(&json!({"groupId": group["id"], "role": "user"})),
+            201,
+        )
+        .await;
+    // A run (not held back) gives the access.
+    let sync = format!("/orgs/default/directories/{}/sync", dir.id);
+    let started = server.json(server.admin(M::POST, &sync), 202).await;
+    let run_path = format!("{sync}/runs/{}", started["runId"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.json(server.admin(M::GET, &run_path), 200).await["state"] == "running" {
+        assert!(Instant::now() < deadline, "the run did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let users_path = format!("{product}/jira-software/users?limit=100");
+    let holders = |v: Value| v["users"].as_array().unwrap().len();
+    assert_eq!(
+        holders(server.json(server.admin(M::GET, &users_path), 200).await),
+        1
+    );
+    // The identity provider deactivates the user; the change is committed
+    // and, held back, not applied.
+    let path = format!("/Users/{}", user["id"].as_str().unwrap());
+    server
+        .json(
+            server.scim(&dir, M::PATCH, &path).json(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": false}],
+            })),
+            200,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        holders(server.json(server.admin(M::GET, &users_path), 200).await),
+        1,
+        "the change was applied before the kill"
+    );
+    server.kill();
+
+    // Restarted, the process finds the change it never applied and
+    // reconciles the directory, with no run asked for.
+    let server = Server::start(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while holders(server.json(server.admin(M::GET, &users_path), 200).await) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the deactivation was lost with the process"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let runs = server
+        .json(server.admin(M::GET, &format!("{sync}/runs")), 200)
+        .await;
+    let triggers: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["continuous", "manual"], "{runs}");
 }

@@ -5,6 +5,7 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -14,6 +15,7 @@ use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
 use crate::http::AppState;
 use crate::store::{AccountGroupRow, AccountQuery, AccountRow, EmailConflictRow, LinkRow};
+use crate::sync::Touch;
 
 pub(super) const DEFAULT_LIMIT: i64 = 100;
 pub(super) const MAX_LIMIT: i64 = 1000;
@@ -346,6 +348,21 @@ async fn set_active(
     active: bool,
 ) -> Result<Json<AccountView>, AdminError> {
     let (org, id) = resolve(state, p).await?;
+    // The store revokes a deactivated account's access, and gives back its
+    // org groups' access, in the same transaction; its SCIM users'
+    // directories apply the rest as for a change of theirs: at once when
+    // continuous, at the next run when scheduled.
+    let mut users: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+    for link in state.store.account_links(id).await? {
+        users
+            .entry(link.directory_id)
+            .or_default()
+            .push(link.user_id);
+    }
+    let mut changes = Vec::with_capacity(users.len());
+    for directory in users.keys() {
+        changes.push(state.sync.will_change(*directory).await?);
+    }
     let row = state
         .store
         .set_account_active(org, id, active, &admin.audit)
@@ -354,6 +371,9 @@ async fn set_active(
             crate::store::StoreError::NotFound => AdminError::NotFound("account not found"),
             other => other.into(),
         })?;
+    for (change, (directory, users)) in changes.into_iter().zip(users) {
+        change.touch(Touch::Users(directory, users));
+    }
     Ok(Json(AccountView::from(&row)))
 }
 

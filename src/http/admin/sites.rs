@@ -547,6 +547,11 @@ pub async fn add_grant(
 ) -> Result<(StatusCode, Json<GrantView>), AdminError> {
     let (org, site) = site_ids(&state, &p.org_id, &p.site_id).await?;
     let key = product_key(&p.key)?;
+    // A continuous directory applies a new grant on its group at once.
+    let change = match state.store.group_directory(org, body.group_id).await? {
+        Some(directory) => Some(state.sync.will_change(directory).await?),
+        None => None,
+    };
     let grant = state
         .store
         .add_grant(
@@ -558,9 +563,8 @@ pub async fn add_grant(
             &admin.audit,
         )
         .await?;
-    // A continuous directory applies a new grant on its group at once.
-    if let Some(directory) = grant.directory_id {
-        state.sync.touch(Touch::Granted(directory, grant.group_id));
+    if let (Some(change), Some(directory)) = (change, grant.directory_id) {
+        change.touch(Touch::Granted(directory, grant.group_id));
     }
     Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
 }

@@ -324,13 +324,12 @@ pub(super) async fn create_row(
     let (group, members) = new_group(body)?;
     let members = member_ids(&members)?;
     let touched = members.clone();
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let row = state
         .store
         .insert_group(ctx.directory_id, group, members, &ctx.audit)
         .await?;
-    state
-        .sync
-        .touch(Touch::GroupCreated(ctx.directory_id, row.id, touched));
+    change.touch(Touch::GroupCreated(ctx.directory_id, row.id, touched));
     Ok(row)
 }
 
@@ -343,13 +342,14 @@ pub(super) async fn replace_row(
 ) -> Result<GroupRow, ScimApiError> {
     let (group, members) = new_group(body)?;
     let members = [MemberChange::Replace(members)];
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let row = state
         .store
         .modify_group::<_, ScimApiError>(ctx.directory_id, id, version, &ctx.audit, move |_| {
             Ok(GroupChange::new(id, group, &members)?)
         })
         .await?;
-    state.sync.touch(Touch::Groups(ctx.directory_id));
+    change.touch(Touch::Groups(ctx.directory_id));
     Ok(row)
 }
 
@@ -364,6 +364,7 @@ pub(super) async fn patch_row(
     // The member changes the PATCH made, for the sync engine.
     let applied: Arc<Mutex<Vec<crate::directory::MemberChange>>> = Arc::default();
     let seen = applied.clone();
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let row = state
         .store
         .modify_group::<_, ScimApiError>(
@@ -383,9 +384,7 @@ pub(super) async fn patch_row(
         )
         .await?;
     let changes = std::mem::take(&mut *applied.lock().unwrap_or_else(|e| e.into_inner()));
-    state
-        .sync
-        .touch(Touch::of_member_changes(ctx.directory_id, id, &changes));
+    change.touch(Touch::of_member_changes(ctx.directory_id, id, &changes));
     Ok(row)
 }
 
@@ -395,10 +394,11 @@ pub(super) async fn delete_row(
     id: Uuid,
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
+    let change = state.sync.will_change(ctx.directory_id).await?;
     state
         .store
         .delete_group(ctx.directory_id, id, version, &ctx.audit)
         .await?;
-    state.sync.touch(Touch::Groups(ctx.directory_id));
+    change.touch(Touch::Groups(ctx.directory_id));
     Ok(())
 }

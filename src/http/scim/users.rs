@@ -404,13 +404,12 @@ pub(super) async fn create_row(
     ctx.note_target(|| Target::from_body(TargetType::User, None, body));
     let user = new_user(body)?;
     verified_domain::check_user(state, ctx, &user).await?;
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let row = state
         .store
         .insert_user(ctx.directory_id, user, &ctx.audit)
         .await?;
-    state
-        .sync
-        .touch(Touch::Users(ctx.directory_id, vec![row.id]));
+    change.touch(Touch::Users(ctx.directory_id, vec![row.id]));
     Ok(row)
 }
 
@@ -426,6 +425,7 @@ pub(super) async fn replace_row(
     // Check the body before reading the user, as for any other write.
     let draft = UserDraft::from_doc(&doc)?;
     verified_domain::check_user(state, ctx, &draft).await?;
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let written = state
         .store
         .modify_user::<_, ScimApiError>(
@@ -452,7 +452,7 @@ pub(super) async fn replace_row(
             },
         )
         .await?;
-    state.sync.touch(Touch::Users(ctx.directory_id, vec![id]));
+    change.touch(Touch::Users(ctx.directory_id, vec![id]));
     Ok(written)
 }
 
@@ -466,6 +466,7 @@ pub(super) async fn patch_row(
 ) -> Result<(UserRow, Vec<UserGroup>), ScimApiError> {
     let request = parse_patch(body)?;
     let guard = verified_domain::DomainGuard::for_patch(state, ctx, id, &request).await?;
+    let change = state.sync.will_change(ctx.directory_id).await?;
     let written = state
         .store
         .modify_user::<_, ScimApiError>(
@@ -482,7 +483,7 @@ pub(super) async fn patch_row(
             },
         )
         .await?;
-    state.sync.touch(Touch::Users(ctx.directory_id, vec![id]));
+    change.touch(Touch::Users(ctx.directory_id, vec![id]));
     Ok(written)
 }
 
@@ -492,12 +493,13 @@ pub(super) async fn delete_row(
     id: Uuid,
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
+    let change = state.sync.will_change(ctx.directory_id).await?;
     state
         .store
         .delete_user(ctx.directory_id, id, version, &ctx.audit)
         .await?;
     // Its memberships went with it, which may change a group's size: the
     // whole directory is reconciled.
-    state.sync.touch(Touch::Groups(ctx.directory_id));
+    change.touch(Touch::Groups(ctx.directory_id));
     Ok(())
 }
