@@ -17,6 +17,7 @@ pub mod store;
 pub mod sync;
 pub mod telemetry;
 pub mod time;
+pub mod webhooks;
 
 #[cfg(test)]
 mod boundaries;
