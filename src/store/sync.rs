@@ -87,8 +87,21 @@ fn attach_groups(users: &mut [UserFacts], memberships: Vec<(Uuid, Uuid)>) {
     }
 }
 
+/// A grant as read: (id, group, site, product, role).
+type GrantLine = (Uuid, Uuid, Uuid, String, String);
+
+fn grant_of((id, group_id, site_id, product_key, role): GrantLine) -> Grant {
+    Grant {
+        id,
+        group_id,
+        site_id,
+        product_key,
+        role,
+    }
+}
+
 async fn grants_of<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Vec<Grant>> {
-    let rows: Vec<(Uuid, Uuid, Uuid, String, String)> = c
+    let rows: Vec<GrantLine> = c
         .fetch_all(
             "SELECT g.id, g.scim_group_id, g.site_id, g.product_key, g.role \
              FROM product_grants g JOIN groups sg ON sg.id = g.scim_group_id \
@@ -96,16 +109,7 @@ async fn grants_of<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Vec<Grant>>
             &[directory_id.into()],
         )
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, group_id, site_id, product_key, role)| Grant {
-            id,
-            group_id,
-            site_id,
-            product_key,
-            role,
-        })
-        .collect())
+    Ok(rows.into_iter().map(grant_of).collect())
 }
 
 async fn nested_of<C: Conn>(c: &mut C, directory_id: Uuid) -> Result<Vec<(Uuid, Uuid)>> {
@@ -1335,7 +1339,7 @@ pub(crate) async fn revoke_all_access<C: Conn>(
     account_id: Uuid,
     audit: &AuditContext,
 ) -> Result<()> {
-    let rows: Vec<(Uuid, Uuid, Uuid, String, String)> = c
+    let rows: Vec<GrantLine> = c
         .fetch_all(
             "SELECT g.id, COALESCE(g.scim_group_id, g.org_group_id), g.site_id, \
              g.product_key, g.role \
@@ -1353,16 +1357,7 @@ pub(crate) async fn revoke_all_access<C: Conn>(
     )
     .await?;
     if audit.enabled {
-        let grants: Vec<Grant> = rows
-            .into_iter()
-            .map(|(id, group_id, site_id, product_key, role)| Grant {
-                id,
-                group_id,
-                site_id,
-                product_key,
-                role,
-            })
-            .collect();
+        let grants: Vec<Grant> = rows.into_iter().map(grant_of).collect();
         let refs: Vec<&Grant> = grants.iter().collect();
         let mut event = audit
             .in_org(org_id)

@@ -859,6 +859,24 @@ impl Engine {
         Ok(true)
     }
 
+    /// Starts a run for changes only a run can apply; false when one is
+    /// running already (whose snapshot may predate them): to try again.
+    async fn start_continuous_run(
+        &self,
+        org_id: Uuid,
+        directory_id: Uuid,
+    ) -> Result<bool, SyncError> {
+        let audit = self.audit(crate::audit::Actor::System("sync"));
+        match self
+            .start_run(org_id, directory_id, Trigger::Continuous, &audit)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SyncError::Running(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Applies a change to some users' accounts at once, as a run would
     /// with what the last run decided; none stored yet: starts a run.
     /// False when a run started meanwhile: to apply again once it ends.
@@ -874,15 +892,7 @@ impl Engine {
             .sync_contents_for(directory_id, users, &[])
             .await?;
         let Some(stored) = contents.stored else {
-            let audit = self.audit(crate::audit::Actor::System("sync"));
-            return match self
-                .start_run(org_id, directory_id, Trigger::Continuous, &audit)
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(SyncError::Running(_)) => Ok(false),
-                Err(e) => Err(e),
-            };
+            return self.start_continuous_run(org_id, directory_id).await;
         };
         let grants_by_group = plan::grants_by_group(&contents.grants);
         let frozen = plan::frozen(&contents.grants, &stored.analysis);
@@ -1126,15 +1136,7 @@ impl Engine {
                     .grant_is_local(directory_id, &p.granted, &mut users)
                     .await?);
         if groups {
-            let audit = self.audit(crate::audit::Actor::System("sync"));
-            return match self
-                .start_run(org_id, directory_id, Trigger::Continuous, &audit)
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(SyncError::Running(_)) => Ok(false),
-                Err(e) => Err(e),
-            };
+            return self.start_continuous_run(org_id, directory_id).await;
         }
         let users: Vec<Uuid> = users.into_iter().collect();
         self.apply_to_users(org_id, directory_id, &users).await

@@ -483,19 +483,57 @@ async fn the_limit_is_the_directorys_own_when_it_sets_one() {
     assert!(access(&app, &a1).await.is_empty());
 }
 
+/// A continuous and a scheduled directory, each with one user in one group
+/// granted `product` with `role`.
+struct TwoModes {
+    cont: TestDirectory,
+    sched: TestDirectory,
+    /// The continuous directory's user and account.
+    cu: String,
+    ca: String,
+    /// The scheduled directory's.
+    su: String,
+    sa: String,
+    cg: String,
+    sg: String,
+}
+
+async fn two_modes(app: &TestApp, product: &str, role: &str) -> TwoModes {
+    let cont = app.create_directory("Continuous").await;
+    let sched = app.create_directory("Scheduled").await;
+    scheduled(app, &sched).await;
+    let (cu, ca) = user(app, &cont, "c@example.com").await;
+    let (su, sa) = user(app, &sched, "s@example.com").await;
+    let cg = group(app, &cont, "C", &[&cu]).await;
+    let sg = group(app, &sched, "S", &[&su]).await;
+    grant(app, product, &cg, role).await;
+    grant(app, product, &sg, role).await;
+    TwoModes {
+        cont,
+        sched,
+        cu,
+        ca,
+        su,
+        sa,
+        cg,
+        sg,
+    }
+}
+
 #[tokio::test]
 async fn deactivation_revokes_access_at_once_when_continuous_and_at_the_next_run_when_scheduled() {
     let app = spawn_app().await;
     let product = jira(&app).await;
-    let cont = app.create_directory("Continuous").await;
-    let sched = app.create_directory("Scheduled").await;
-    scheduled(&app, &sched).await;
-    let (cu, ca) = user(&app, &cont, "c@example.com").await;
-    let (su, sa) = user(&app, &sched, "s@example.com").await;
-    let cg = group(&app, &cont, "C", &[&cu]).await;
-    let sg = group(&app, &sched, "S", &[&su]).await;
-    grant(&app, &product, &cg, "user").await;
-    grant(&app, &product, &sg, "user").await;
+    let TwoModes {
+        cont,
+        sched,
+        cu,
+        ca,
+        su,
+        sa,
+        cg,
+        sg,
+    } = two_modes(&app, &product, "user").await;
     // Continuous: the grant applies at the next change or run.
     run(&app, &cont).await;
     run(&app, &sched).await;
@@ -1031,15 +1069,15 @@ async fn new_accounts_are_welcomed_once_through_the_outbox() {
 async fn an_admin_deactivation_takes_all_access_at_once_and_reactivation_gives_it_back() {
     let app = spawn_app().await;
     let product = jira(&app).await;
-    let cont = app.create_directory("Continuous").await;
-    let sched = app.create_directory("Scheduled").await;
-    scheduled(&app, &sched).await;
-    let (cu, ca) = user(&app, &cont, "c@example.com").await;
-    let (su, sa) = user(&app, &sched, "s@example.com").await;
-    let cg = group(&app, &cont, "C", &[&cu]).await;
-    let sg = group(&app, &sched, "S", &[&su]).await;
-    grant(&app, &product, &cg, "admin").await;
-    grant(&app, &product, &sg, "admin").await;
+    let TwoModes {
+        cont,
+        sched,
+        ca,
+        sa,
+        cg,
+        sg,
+        ..
+    } = two_modes(&app, &product, "admin").await;
     let staff = created(&app, "/orgs/default/groups", json!({ "name": "staff" })).await;
     let staff = staff["id"].as_str().unwrap().to_owned();
     grant(&app, &product, &staff, "user").await;

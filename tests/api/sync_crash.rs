@@ -95,6 +95,69 @@ impl Server {
             .bearer_auth(&dir.api_key)
     }
 
+    /// A new directory of the default organisation.
+    async fn directory(&self) -> TestDirectory {
+        let created = self
+            .json(
+                self.admin(reqwest::Method::POST, "/orgs/default/directories")
+                    .json(&json!({"name": "Okta"})),
+                201,
+            )
+            .await;
+        TestDirectory {
+            id: created["id"].as_str().unwrap().to_owned(),
+            base_url: created["baseUrl"].as_str().unwrap().to_owned(),
+            api_key: created["apiKey"].as_str().unwrap().to_owned(),
+            key_id: String::new(),
+        }
+    }
+
+    /// A site with Jira: the path of its products.
+    async fn jira(&self) -> String {
+        let site = self
+            .json(
+                self.admin(reqwest::Method::POST, "/orgs/default/sites")
+                    .json(&json!({"name": "Acme", "url": "https://acme.atlassian.net"})),
+                201,
+            )
+            .await;
+        let product = format!(
+            "/orgs/default/sites/{}/products",
+            site["id"].as_str().unwrap()
+        );
+        self.json(
+            self.admin(reqwest::Method::POST, &product)
+                .json(&json!({"key": "jira-software"})),
+            201,
+        )
+        .await;
+        product
+    }
+
+    /// A group of `members` granted Jira's `user` role.
+    async fn granted_group(&self, dir: &TestDirectory, product: &str, members: Vec<Value>) {
+        let group = self
+            .json(
+                self.scim(dir, reqwest::Method::POST, "/Groups")
+                    .json(&json!({
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": "Everyone",
+                        "members": members,
+                    })),
+                201,
+            )
+            .await;
+        self.json(
+            self.admin(
+                reqwest::Method::POST,
+                &format!("{product}/jira-software/grants"),
+            )
+            .json(&json!({"groupId": group["id"], "role": "user"})),
+            201,
+        )
+        .await;
+    }
+
     fn kill(mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
@@ -133,20 +196,7 @@ async fn a_run_killed_midway_finishes_after_a_restart_without_counting_twice() {
     let url = database(&tmp).await;
     let server = Server::start(&url).await;
     use reqwest::Method as M;
-    let created = server
-        .json(
-            server
-                .admin(M::POST, "/orgs/default/directories")
-                .json(&json!({"name": "Okta"})),
-            201,
-        )
-        .await;
-    let dir = TestDirectory {
-        id: created["id"].as_str().unwrap().to_owned(),
-        base_url: created["baseUrl"].as_str().unwrap().to_owned(),
-        api_key: created["apiKey"].as_str().unwrap().to_owned(),
-        key_id: String::new(),
-    };
+    let dir = server.directory().await;
     server
         .json(
             server
@@ -162,26 +212,7 @@ async fn a_run_killed_midway_finishes_after_a_restart_without_counting_twice() {
             200,
         )
         .await;
-    let site = server
-        .json(
-            server
-                .admin(M::POST, "/orgs/default/sites")
-                .json(&json!({"name": "Acme", "url": "https://acme.atlassian.net"})),
-            201,
-        )
-        .await;
-    let product = format!(
-        "/orgs/default/sites/{}/products",
-        site["id"].as_str().unwrap()
-    );
-    server
-        .json(
-            server
-                .admin(M::POST, &product)
-                .json(&json!({"key": "jira-software"})),
-            201,
-        )
-        .await;
+    let product = server.jira().await;
     const USERS: usize = 12;
     let mut members = Vec::new();
     for n in 0..USERS {
@@ -195,24 +226,7 @@ async fn a_run_killed_midway_finishes_after_a_restart_without_counting_twice() {
             .await;
         members.push(json!({"value": u["id"]}));
     }
-    let group = server
-        .json(
-            server.scim(&dir, M::POST, "/Groups").json(&json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": "Everyone",
-                "members": members,
-            })),
-            201,
-        )
-        .await;
-    server
-        .json(
-            server
-                .admin(M::POST, &format!("{product}/jira-software/grants"))
-                .json(&json!({"groupId": group["id"], "role": "user"})),
-            201,
-        )
-        .await;
+    server.granted_group(&dir, &product, members).await;
     let sync = format!("/orgs/default/directories/{}/sync", dir.id);
     let started = server.json(server.admin(M::POST, &sync), 202).await;
     let run_id = started["runId"].as_str().unwrap().to_owned();
@@ -272,40 +286,8 @@ async fn a_change_not_yet_applied_when_the_process_is_killed_is_applied_after_a_
     // leaves the change committed and unapplied.
     let server = Server::start_with(&url, &["--sync-apply-pause-ms", "600000"]).await;
     use reqwest::Method as M;
-    let created = server
-        .json(
-            server
-                .admin(M::POST, "/orgs/default/directories")
-                .json(&json!({"name": "Okta"})),
-            201,
-        )
-        .await;
-    let dir = TestDirectory {
-        id: created["id"].as_str().unwrap().to_owned(),
-        base_url: created["baseUrl"].as_str().unwrap().to_owned(),
-        api_key: created["apiKey"].as_str().unwrap().to_owned(),
-        key_id: String::new(),
-    };
-    let site = server
-        .json(
-            server
-                .admin(M::POST, "/orgs/default/sites")
-                .json(&json!({"name": "Acme", "url": "https://acme.atlassian.net"})),
-            201,
-        )
-        .await;
-    let product = format!(
-        "/orgs/default/sites/{}/products",
-        site["id"].as_str().unwrap()
-    );
-    server
-        .json(
-            server
-                .admin(M::POST, &product)
-                .json(&json!({"key": "jira-software"})),
-            201,
-        )
-        .await;
+    let dir = server.directory().await;
+    let product = server.jira().await;
     let user = server
         .json(
             server
@@ -314,23 +296,8 @@ async fn a_change_not_yet_applied_when_the_process_is_killed_is_applied_after_a_
             201,
         )
         .await;
-    let group = server
-        .json(
-            server.scim(&dir, M::POST, "/Groups").json(&json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                "displayName": "Everyone",
-                "members": [{"value": user["id"]}],
-            })),
-            201,
-        )
-        .await;
     server
-        .json(
-            server
-                .admin(M::POST, &format!("{product}/jira-software/grants"))
-                .json(&json!({"groupId": group["id"], "role": "user"})),
-            201,
-        )
+        .granted_group(&dir, &product, vec![json!({"value": user["id"]})])
         .await;
     // A run (not held back) gives the access.
     let sync = format!("/orgs/default/directories/{}/sync", dir.id);
