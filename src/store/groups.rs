@@ -385,17 +385,19 @@ impl Store {
         row
     }
 
-    /// Deletes a group, its memberships, and its membership in other groups.
+    /// Deletes a group, its memberships, and its membership in other
+    /// groups. Returns whether it was nested: in another group, or with
+    /// groups as members (what the sync engine must know of it).
     pub async fn delete_group(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
         audit: &AuditContext,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let audit = audit.clone();
         let changed = self.change_guard(Change::Directory(directory_id));
-        let changed = write_job!(self, |_d, tx| {
+        let (changed, nested) = write_job!(self, |_d, tx| {
             let current: Option<(i64, i64, String, Option<String>)> = sqlx::query_as(
                 "SELECT version, created_at, display_name, external_id FROM groups \
                  WHERE directory_id = $1 AND id = $2",
@@ -409,10 +411,18 @@ impl Store {
             if expected_version.is_some_and(|v| v != version) {
                 return Err(StoreError::PreconditionFailed);
             }
-            sqlx::query("DELETE FROM group_members WHERE member_id = $1")
+            let parents = sqlx::query("DELETE FROM group_members WHERE member_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            let children: Option<(i32,)> = sqlx::query_as(
+                "SELECT 1 FROM group_members WHERE group_id = $1 AND member_type = 'Group' LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let nested = parents > 0 || children.is_some();
             sqlx::query("DELETE FROM groups WHERE directory_id = $1 AND id = $2")
                 .bind(directory_id)
                 .bind(id)
@@ -430,10 +440,10 @@ impl Store {
                 );
                 insert_event(&mut *tx, &event).await?;
             }
-            changed
+            (changed, nested)
         });
         drop(changed);
-        Ok(())
+        Ok(nested)
     }
 }
 

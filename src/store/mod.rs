@@ -63,7 +63,7 @@ pub use sync::{
     StartRunError, StoredAnalysis, RUN_RUNNING,
 };
 pub use sync_settings::{StoredSyncSettings, SyncSettingsError};
-pub use users::{UserGroup, UserRow};
+pub use users::{DeletedUser, UserGroup, UserRow};
 
 /// The SQL dialect of the connected store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -40,6 +40,13 @@ pub struct UserRow {
     pub updated_at: i64,
 }
 
+/// A deleted user as it was: its account and the groups it left.
+#[derive(Clone, Debug)]
+pub struct DeletedUser {
+    pub account_id: Option<Uuid>,
+    pub groups: Vec<Uuid>,
+}
+
 impl UserRow {
     pub fn doc_map(&self) -> Map<String, Value> {
         match serde_json::from_str(&self.doc) {
@@ -794,17 +801,18 @@ impl Store {
         written
     }
 
-    /// Deletes a user and its memberships.
+    /// Deletes a user and its memberships; returns what the sync engine
+    /// must know of it.
     pub async fn delete_user(
         &self,
         directory_id: Uuid,
         id: Uuid,
         expected_version: Option<i64>,
         audit: &AuditContext,
-    ) -> Result<()> {
+    ) -> Result<DeletedUser> {
         let audit = audit.clone();
         let changed = self.change_guard(Change::User(id));
-        let changed = write_job!(self, |_d, tx| {
+        let (changed, deleted) = write_job!(self, |_d, tx| {
             type Current = (
                 i64,
                 i64,
@@ -835,6 +843,14 @@ impl Store {
                 let keys = deleted_user_subjects(id, &user_name, emails, external_id.as_deref());
                 record_subjects(&mut *tx, audit.org_id, (id, created_at), &keys).await?;
             }
+            let groups: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT gm.group_id FROM group_members gm JOIN groups g ON g.id = gm.group_id \
+                 WHERE gm.member_id = $1 AND g.directory_id = $2",
+            )
+            .bind(id)
+            .bind(directory_id)
+            .fetch_all(&mut *tx)
+            .await?;
             sqlx::query(DELETE_MEMBERSHIPS_SQL)
                 .bind(id)
                 .bind(directory_id)
@@ -862,10 +878,10 @@ impl Store {
                 );
                 insert_event(&mut *tx, &event).await?;
             }
-            changed
+            (changed, DeletedUser { account_id, groups })
         });
         drop(changed);
-        Ok(())
+        Ok(deleted)
     }
 }
 

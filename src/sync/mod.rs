@@ -71,6 +71,11 @@ pub enum Touch {
     GroupCreated(Uuid, Uuid, Vec<Uuid>),
     /// A grant given to one of the directory's groups.
     Granted(Uuid, Uuid),
+    /// A user deleted: its account, and the groups it was a member of.
+    UserDeleted(Uuid, Option<Uuid>, Vec<Uuid>),
+    /// A group deleted (its grants' access went with it), and whether it
+    /// was nested, in another group or with groups in it.
+    GroupDeleted(Uuid, bool),
     /// The directory's groups: membership, nesting, names, deletions.
     Groups(Uuid),
     /// Nothing: the worker's timer.
@@ -85,6 +90,8 @@ impl Touch {
             | Touch::Members(d, _, _)
             | Touch::GroupCreated(d, _, _)
             | Touch::Granted(d, _)
+            | Touch::UserDeleted(d, _, _)
+            | Touch::GroupDeleted(d, _)
             | Touch::Groups(d) => Some(*d),
             Touch::Nothing => None,
         }
@@ -837,6 +844,32 @@ impl Engine {
         Ok(true)
     }
 
+    /// Whether users deleted from `shrunk` (direct groups) can be applied
+    /// to their accounts alone: no group they were in, directly or
+    /// through nesting, was over the limit, since a smaller group might
+    /// now be under it. Before any run, a run decides.
+    async fn deletion_is_local(
+        &self,
+        directory_id: Uuid,
+        shrunk: &BTreeSet<Uuid>,
+    ) -> Result<bool, SyncError> {
+        let store = &self.0.store;
+        let Some(stored) = store.stored_sync_analysis(directory_id).await? else {
+            return Ok(false);
+        };
+        if stored.analysis.too_large.is_empty() {
+            return Ok(true);
+        }
+        let nesting = Nesting::new(store.sync_nesting(directory_id).await?);
+        Ok(!shrunk.iter().any(|g| {
+            stored.analysis.too_large.contains(g)
+                || nesting
+                    .above(*g)
+                    .iter()
+                    .any(|a| stored.analysis.too_large.contains(a))
+        }))
+    }
+
     /// Whether new grants can be applied to their groups' users alone
     /// (added to `users`): a grant changes no scope and no size. A group
     /// the last run did not apply gives nothing yet; before any run, a run
@@ -885,11 +918,12 @@ impl Engine {
         org_id: Uuid,
         directory_id: Uuid,
         users: &[Uuid],
+        accounts: &[Uuid],
     ) -> Result<bool, SyncError> {
         let contents = self
             .0
             .store
-            .sync_contents_for(directory_id, users, &[])
+            .sync_contents_for(directory_id, users, accounts)
             .await?;
         let Some(stored) = contents.stored else {
             return self.start_continuous_run(org_id, directory_id).await;
@@ -1107,6 +1141,13 @@ impl Engine {
                 Touch::Granted(_, group) => {
                     p.granted.insert(group);
                 }
+                Touch::UserDeleted(_, account, groups) => {
+                    p.accounts.extend(account);
+                    p.shrunk.extend(groups);
+                }
+                // Its grants' access went with it; a nested group changes
+                // what is above or below it, which only a run works out.
+                Touch::GroupDeleted(_, nested) => p.groups |= nested,
                 Touch::Groups(_) => p.groups = true,
             }
         }
@@ -1134,12 +1175,19 @@ impl Engine {
             || (!p.granted.is_empty()
                 && !self
                     .grant_is_local(directory_id, &p.granted, &mut users)
-                    .await?);
+                    .await?)
+            || (!p.shrunk.is_empty() && !self.deletion_is_local(directory_id, &p.shrunk).await?);
         if groups {
             return self.start_continuous_run(org_id, directory_id).await;
         }
+        if users.is_empty() && p.accounts.is_empty() {
+            // A group deleted alone: its grants' access went with it.
+            return Ok(true);
+        }
         let users: Vec<Uuid> = users.into_iter().collect();
-        self.apply_to_users(org_id, directory_id, &users).await
+        let accounts: Vec<Uuid> = p.accounts.iter().copied().collect();
+        self.apply_to_users(org_id, directory_id, &users, &accounts)
+            .await
     }
 }
 
@@ -1163,6 +1211,10 @@ struct Pending {
     created: BTreeSet<Uuid>,
     /// Groups given a grant.
     granted: BTreeSet<Uuid>,
+    /// Accounts whose user was deleted.
+    accounts: BTreeSet<Uuid>,
+    /// Groups that lost a member by its deletion.
+    shrunk: BTreeSet<Uuid>,
     /// A change only a run can apply.
     groups: bool,
     failures: u32,
@@ -1179,6 +1231,8 @@ impl Pending {
         self.members_of.extend(other.members_of);
         self.created.extend(other.created);
         self.granted.extend(other.granted);
+        self.accounts.extend(other.accounts);
+        self.shrunk.extend(other.shrunk);
         self.groups |= other.groups;
         self.failures = self.failures.max(other.failures);
         self.notices += other.notices;

@@ -820,15 +820,36 @@ async fn the_continuous_path_gives_the_table_a_run_gives() {
         body["groupUserLimit"] = json!(3);
         put_settings(&app, &dir, &body).await;
         run(&app, &dir).await;
+        let mut created_groups = 0;
         for _ in 0..40 {
             let u = users[rng.below(users.len())].clone();
             let g = groups[rng.below(groups.len())].clone();
-            match rng.below(8) {
+            match rng.below(10) {
+                8 if users.len() > 3 => {
+                    // The user goes; its account stays in the table.
+                    let resp = app
+                        .scim(&dir, M::DELETE, &format!("/Users/{u}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 204);
+                    users.retain(|x| *x != u);
+                }
+                9 if groups.len() > 3 => {
+                    let resp = app
+                        .scim(&dir, M::DELETE, &format!("/Groups/{g}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(resp.status(), 204);
+                    groups.retain(|x| *x != g);
+                }
                 0 | 1 => add_members(&app, &dir, &g, &[&u]).await,
                 6 => {
                     // A new group, then (sometimes) a grant on it.
                     let other = users[rng.below(users.len())].clone();
-                    let name = format!("N{}", groups.len());
+                    created_groups += 1;
+                    let name = format!("N{created_groups}");
                     let n = group(&app, &dir, &name, &[&u, &other]).await;
                     groups.push(n);
                 }
@@ -1138,4 +1159,75 @@ async fn an_admin_deactivation_takes_all_access_at_once_and_reactivation_gives_i
     assert_eq!(access(&app, &sa).await, set(&[(&staff, "user")]));
     run(&app, &sched).await;
     assert_eq!(access(&app, &sa).await, s_all);
+}
+
+/// The runs of a directory, newest first.
+async fn runs_of(app: &TestApp, dir: &TestDirectory) -> Vec<Value> {
+    let runs = app
+        .ok_json(app.admin(M::GET, &format!("{}/runs", sync_path(dir))))
+        .await;
+    runs["runs"].as_array().unwrap().clone()
+}
+
+/// In continuous mode a deleted user's account loses what the directory
+/// gave it, and a deleted group's members lose its grants, without a run;
+/// a deleted group nested in another changes what is above it, which a
+/// run works out.
+#[tokio::test]
+async fn deleting_a_user_or_a_group_takes_their_access_without_a_run() {
+    let app = spawn_app().await;
+    let product = jira(&app).await;
+    let dir = app.create_directory("Okta").await;
+    let (u1, a1) = user(&app, &dir, "one@example.com").await;
+    let (u2, a2) = user(&app, &dir, "two@example.com").await;
+    let (u3, a3) = user(&app, &dir, "three@example.com").await;
+    let g = group(&app, &dir, "G", &[&u1, &u2]).await;
+    let h = group(&app, &dir, "H", &[&u2]).await;
+    let inner = group(&app, &dir, "Inner", &[&u3]).await;
+    let outer = group(&app, &dir, "Outer", &[&inner]).await;
+    grant(&app, &product, &g, "user").await;
+    grant(&app, &product, &h, "admin").await;
+    grant(&app, &product, &outer, "user").await;
+    run(&app, &dir).await;
+    assert_eq!(access(&app, &a1).await, set(&[(&g, "user")]));
+    assert_eq!(access(&app, &a2).await, set(&[(&g, "user"), (&h, "admin")]));
+    assert_eq!(access(&app, &a3).await, set(&[(&outer, "user")]));
+    let runs = runs_of(&app, &dir).await.len();
+
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Users/{u1}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    eventually("a deleted user's account loses its access", || async {
+        access(&app, &a1).await.is_empty()
+    })
+    .await;
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Groups/{h}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // The group's grant went with it, in the same transaction.
+    assert_eq!(access(&app, &a2).await, set(&[(&g, "user")]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs_of(&app, &dir).await.len(), runs, "a run was started");
+
+    // Inner is nested in Outer: a run takes Outer's grant from its users.
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Groups/{inner}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    eventually("a nested group's users lose what was above it", || async {
+        access(&app, &a3).await.is_empty()
+    })
+    .await;
+    let after = runs_of(&app, &dir).await;
+    assert_eq!(after.len(), runs + 1);
+    assert_eq!(after[0]["trigger"], "continuous");
+    assert_eq!(access(&app, &a2).await, set(&[(&g, "user")]));
 }

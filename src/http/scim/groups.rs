@@ -395,10 +395,10 @@ pub(super) async fn delete_row(
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
     let change = state.sync.will_change(ctx.directory_id).await?;
-    state
+    let nested = state
         .store
         .delete_group(ctx.directory_id, id, version, &ctx.audit)
         .await?;
-    change.touch(Touch::Groups(ctx.directory_id));
+    change.touch(Touch::GroupDeleted(ctx.directory_id, nested));
     Ok(())
 }

@@ -494,12 +494,16 @@ pub(super) async fn delete_row(
     version: Option<i64>,
 ) -> Result<(), ScimApiError> {
     let change = state.sync.will_change(ctx.directory_id).await?;
-    state
+    let deleted = state
         .store
         .delete_user(ctx.directory_id, id, version, &ctx.audit)
         .await?;
-    // Its memberships went with it, which may change a group's size: the
-    // whole directory is reconciled.
-    change.touch(Touch::Groups(ctx.directory_id));
+    // Its account loses what this directory gave it; its groups are
+    // smaller, which matters only to a group over the limit.
+    change.touch(Touch::UserDeleted(
+        ctx.directory_id,
+        deleted.account_id,
+        deleted.groups,
+    ));
     Ok(())
 }
