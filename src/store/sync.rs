@@ -1113,7 +1113,7 @@ impl Store {
         read!(self, |d, c| {
             let sql = format!(
                 "{} SELECT COUNT(DISTINCT gm.member_id) FROM group_members gm \
-                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'",
+                 WHERE gm.group_id IN (SELECT id FROM below) AND gm.member_type = 'User'",
                 below_cte(d)
             );
             let (n,): (i64,) = c.fetch_one(&sql, &[group_id.into()]).await?;
@@ -1126,7 +1126,7 @@ impl Store {
         read!(self, |d, c| {
             let sql = format!(
                 "{} SELECT DISTINCT gm.member_id FROM group_members gm \
-                 JOIN below b ON gm.group_id = b.id WHERE gm.member_type = 'User'",
+                 WHERE gm.group_id IN (SELECT id FROM below) AND gm.member_type = 'User'",
                 below_cte(d)
             );
             let rows: Vec<(Uuid,)> = c.fetch_all(&sql, &[group_id.into()]).await?;
@@ -1186,7 +1186,11 @@ fn run_event(audit: &AuditContext, run: &RunRow, action: Action) -> Event {
 }
 
 /// `below(id)`: the group bound to `$1` and every group nested in it, a
-/// cycle walked once (`UNION`).
+/// cycle walked once (`UNION`). Read the members of those groups with
+/// `gm.group_id IN (SELECT id FROM below)`, not a join: SQLite plans a join
+/// with the CTE as a scan of every membership of every directory probing
+/// `below` (0.7–1.4 s at 500,000 memberships), the `IN` as a search of
+/// `group_members`' key for each group below.
 fn below_cte(d: super::Dialect) -> String {
     let start = match d {
         super::Dialect::Sqlite => "$1",
