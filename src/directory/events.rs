@@ -278,6 +278,58 @@ mod tests {
     }
 
     #[test]
+    fn feed_types_are_named_or_taken_by_prefix() {
+        assert_eq!(
+            feed_type_filter(" user.created "),
+            Some("user.created".into())
+        );
+        assert_eq!(feed_type_filter("group.*"), Some("group.".into()));
+        assert_eq!(feed_type_filter("account.*"), Some("account.".into()));
+        for refused in [
+            "",
+            "*",
+            "user",
+            "user*",
+            "user.nope",
+            "nope.*",
+            "USER.created",
+            ".*",
+        ] {
+            assert_eq!(feed_type_filter(refused), None, "{refused}");
+        }
+        // Type names need no escaping in a LIKE pattern.
+        for t in FEED_TYPES {
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                "{t}"
+            );
+            assert!(!t.contains('%'));
+        }
+    }
+
+    #[test]
+    fn access_data_lists_each_grant() {
+        let (account, grant, group, site) = (
+            Uuid::nil(),
+            Uuid::from_u128(1),
+            Uuid::nil(),
+            Uuid::from_u128(2),
+        );
+        let data: Value = serde_json::from_str(&access_event_data(
+            account,
+            None,
+            "continuous",
+            [(grant, group, site, "jira-software", "user")].into_iter(),
+        ))
+        .unwrap();
+        assert_eq!(data["runId"], Value::Null);
+        assert_eq!(data["trigger"], "continuous");
+        assert_eq!(data["grants"][0]["productKey"], "jira-software");
+        assert_eq!(data["grants"][0]["grantId"], grant.to_string());
+    }
+
+    #[test]
     fn deactivating_a_user_is_its_own_event() {
         let before = map(json!({"userName": "a", "active": true, "title": "x"}));
         let after = UserDraft::from_doc(&map(json!({"userName": "a", "active": false}))).unwrap();

@@ -335,3 +335,52 @@ impl Store {
         Ok(row.is_some())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_split_a_chunk_to_an_event() {
+        let ids: Vec<u32> = (0..2_500).collect();
+        let events = chunked_events(
+            "group.members_added",
+            &ids,
+            1_000,
+            |part| serde_json::json!({ "members": part }),
+        );
+        let sizes: Vec<usize> = events
+            .iter()
+            .map(|e| {
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+                v["members"].as_array().unwrap().len()
+            })
+            .collect();
+        assert_eq!(sizes, [1_000, 1_000, 500]);
+        assert!(chunked_events("x", &[] as &[u32], 1_000, |_| serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn a_page_filters_types_by_name_and_prefix() {
+        let q = FeedQuery {
+            org_id: Uuid::nil(),
+            after: 7,
+            types: vec!["user.".into(), "group.created".into()],
+            directory_id: Some(Uuid::nil()),
+            limit: 10,
+        };
+        let (sql, args) = q.sql(Dialect::Postgres);
+        assert!(sql.contains("sequence > $2"), "{sql}");
+        assert!(sql.contains("directory_id = $3"), "{sql}");
+        assert!(sql.contains("type IN ($4) OR type LIKE $5"), "{sql}");
+        assert!(sql.ends_with("ORDER BY sequence LIMIT $6"), "{sql}");
+        assert_eq!(args.len(), 6);
+        let (sql, _) = FeedQuery {
+            types: vec![],
+            directory_id: None,
+            ..q
+        }
+        .sql(Dialect::Sqlite);
+        assert!(!sql.contains("type IN") && !sql.contains("LIKE"), "{sql}");
+    }
+}
