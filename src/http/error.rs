@@ -415,6 +415,7 @@ mod tests {
             (409, "domain_not_verified"),
             (409, "sync_running"),
             (409, "sync_disabled"),
+            (400, "expired_cursor"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {
