@@ -15,6 +15,12 @@
 //! before. Each run commits its numbers at once, so what a reader sees is
 //! always every event from 1 to some n: a row that commits late is simply
 //! numbered later, after the rows already read, and nothing is skipped.
+//!
+//! That is PostgreSQL. SQLite runs one write transaction at a time, across
+//! processes too, so there rows commit in the order they are written and
+//! each takes its number as it is written (the triggers' next number, and
+//! [`insert_directory_events`]'s): the same guarantee, without a second
+//! write of every row.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,21 +89,39 @@ pub(crate) struct NewEvent {
 }
 
 /// Writes `events` of directory `directory_id` (its org found from it)
-/// inside the caller's transaction.
+/// inside the caller's transaction. On SQLite they are numbered here, as
+/// the triggers number theirs (see the migration `events`): its write
+/// transactions run one at a time, so the next numbers are this
+/// transaction's to take.
 pub(crate) async fn insert_directory_events<C: Conn>(
     c: &mut C,
     directory_id: Uuid,
     events: &[NewEvent],
 ) -> Result<()> {
+    let mut next: Option<i64> = None;
+    if C::DIALECT == Dialect::Sqlite {
+        let (last,): (i64,) = c
+            .fetch_one(
+                "SELECT COALESCE((SELECT max(e.sequence) FROM events e WHERE e.org_id = d.org_id \
+                 AND e.sequence IS NOT NULL), (SELECT o.pruned_through FROM event_orgs o \
+                 WHERE o.org_id = d.org_id), 0) FROM directories d WHERE d.id = $1",
+                &[directory_id.into()],
+            )
+            .await?;
+        next = Some(last + 1);
+    }
     // 3 values an event.
     for chunk in events.chunks(500) {
-        let mut q = SqlBuilder::new(C::DIALECT, "WITH v (kind, data) AS (");
+        let mut q = SqlBuilder::new(C::DIALECT, "WITH v (kind, data, seq) AS (");
         q.push_values(chunk.iter(), |e| {
-            vec![e.kind.into(), e.data.as_str().into()]
+            let seq = next;
+            next = next.map(|n| n + 1);
+            vec![e.kind.into(), e.data.as_str().into(), seq.into()]
         });
         q.push(
-            ") INSERT INTO events (org_id, directory_id, type, data) \
-             SELECT d.org_id, d.id, v.kind, v.data FROM v CROSS JOIN directories d WHERE d.id = ",
+            ") INSERT INTO events (org_id, directory_id, type, data, sequence) \
+             SELECT d.org_id, d.id, v.kind, v.data, v.seq FROM v CROSS JOIN directories d \
+             WHERE d.id = ",
         );
         q.push_bind(directory_id);
         c.execute(q.sql(), q.args()).await?;
@@ -178,27 +202,34 @@ impl Store {
         })
     }
 
-    /// An org's feed bounds (zeros for an org with no event yet).
+    /// An org's feed bounds (zeros for an org with no event yet), as one
+    /// snapshot sees them.
     pub async fn feed_bounds(&self, org_id: Uuid) -> Result<FeedBounds> {
-        let row: Option<(i64, i64)> = read!(self, |_d, c| {
-            c.fetch_optional(
-                "SELECT last_sequence, pruned_through FROM event_orgs WHERE org_id = $1",
+        let (last, pruned): (i64, i64) = read!(self, |_d, c| {
+            c.fetch_one(
+                "SELECT COALESCE((SELECT max(sequence) FROM events WHERE org_id = $1 \
+                 AND sequence IS NOT NULL), 0), COALESCE((SELECT pruned_through FROM event_orgs \
+                 WHERE org_id = $1), 0)",
                 &[org_id.into()],
             )
             .await?
         });
-        Ok(row
-            .map(|(last_sequence, pruned_through)| FeedBounds {
-                last_sequence,
-                pruned_through,
-            })
-            .unwrap_or_default())
+        Ok(FeedBounds {
+            last_sequence: last.max(pruned),
+            pruned_through: pruned,
+        })
     }
 
     /// Numbers committed events, oldest written first, until none is left;
     /// evaluates to how many it numbered. On PostgreSQL each batch holds the
     /// sequencer's advisory lock until it commits, so processes take turns.
     pub async fn sequence_events(&self) -> Result<u64> {
+        if self.dialect() == Dialect::Sqlite {
+            // Numbered as written (see [`insert_directory_events`]): what
+            // woke the sequencer is in the feed already.
+            self.events.sequenced.notify_waiters();
+            return Ok(0);
+        }
         let mut total = 0u64;
         loop {
             let n = self.sequence_batch().await?;
@@ -269,8 +300,12 @@ impl Store {
     /// older one keeps that one too.
     pub async fn prune_events(&self, cutoff: i64, batch: i64) -> Result<u64> {
         let orgs: Vec<(Uuid, i64)> = read!(self, |_d, c| {
-            c.fetch_all("SELECT org_id, pruned_through FROM event_orgs", &[])
-                .await?
+            c.fetch_all(
+                "SELECT id, COALESCE((SELECT pruned_through FROM event_orgs \
+                 WHERE event_orgs.org_id = orgs.id), 0) FROM orgs",
+                &[],
+            )
+            .await?
         });
         let mut total = 0u64;
         for (org, mut through) in orgs {
@@ -304,8 +339,10 @@ impl Store {
                             .await?
                             .rows_affected();
                             sqlx::query(
-                                "UPDATE event_orgs SET pruned_through = $2 \
-                                 WHERE org_id = $1 AND pruned_through < $2",
+                                "INSERT INTO event_orgs (org_id, last_sequence, pruned_through) \
+                                 VALUES ($1, $2, $2) ON CONFLICT (org_id) DO UPDATE \
+                                 SET pruned_through = excluded.pruned_through \
+                                 WHERE event_orgs.pruned_through < excluded.pruned_through",
                             )
                             .bind(org)
                             .bind(upto)
