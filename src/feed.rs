@@ -19,6 +19,11 @@ use crate::telemetry::ErrorChain;
 /// How often the sequencer looks for events it was not woken for.
 pub const SEQUENCER_POLL: Duration = Duration::from_millis(200);
 
+/// After a run that numbered events, the sequencer lets this much time
+/// pass before the next, so that under a steady stream of writes one run
+/// numbers many events instead of each write paying a run of its own.
+pub const SEQUENCER_GATHER: Duration = Duration::from_millis(10);
+
 /// Events the purge deletes per transaction.
 pub const PURGE_BATCH: i64 = 10_000;
 
@@ -53,9 +58,13 @@ pub fn spawn(store: Store, retention_days: u32, purge_every: Duration) -> FeedTa
             if !due {
                 continue;
             }
-            if let Err(e) = store.sequence_events().await {
-                tracing::warn!(error = %ErrorChain(&e), "numbering events failed; retrying");
-                tokio::time::sleep(SEQUENCER_POLL).await;
+            match store.sequence_events().await {
+                Ok(0) => {}
+                Ok(_) => tokio::time::sleep(SEQUENCER_GATHER).await,
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "numbering events failed; retrying");
+                    tokio::time::sleep(SEQUENCER_POLL).await;
+                }
             }
         }
     });
