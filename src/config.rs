@@ -70,6 +70,7 @@ pub(crate) mod defaults {
     pub const KEY_CACHE_SECONDS: u64 = 30;
     pub const AUDIT_RETENTION_DAYS: u32 = 180;
     pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
+    pub const EVENT_RETENTION_DAYS: u32 = 30;
     /// Per directory: 8 times the 25 requests per second Microsoft Entra
     /// asks of gallery SCIM apps (docs/OPERATIONS.md, "Rate limits").
     pub const RATE_LIMIT_PER_SECOND: u32 = 200;
@@ -151,6 +152,16 @@ pub struct ServeConfig {
         default_value_t = defaults::AUDIT_PURGE_INTERVAL_SECONDS
     )]
     pub audit_purge_interval_seconds: u64,
+
+    /// Days the event feed keeps events before the background purge
+    /// (every `--audit-purge-interval-seconds`) deletes them.
+    #[arg(
+        long,
+        env = "SCIMD_EVENT_RETENTION_DAYS",
+        default_value_t = defaults::EVENT_RETENTION_DAYS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub event_retention_days: u32,
 
     /// Take the source IP of audit events from the last `X-Forwarded-For`
     /// entry instead of the peer address. Only behind a proxy that sets it:
@@ -396,6 +407,7 @@ impl Default for ServeConfig {
             audit: true,
             audit_retention_days: defaults::AUDIT_RETENTION_DAYS,
             audit_purge_interval_seconds: defaults::AUDIT_PURGE_INTERVAL_SECONDS,
+            event_retention_days: defaults::EVENT_RETENTION_DAYS,
             trust_forwarded_for: false,
             rate_limit_per_second: defaults::RATE_LIMIT_PER_SECOND,
             rate_limit_burst: defaults::RATE_LIMIT_BURST,

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod domain_check;
+pub mod feed;
 pub mod http;
 pub mod mail;
 pub mod metrics;

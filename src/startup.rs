@@ -99,6 +99,7 @@ impl Application {
             audit: config.audit,
             trust_forwarded_for: config.trust_forwarded_for,
             audit_retention_days: config.audit_retention_days.max(1),
+            event_retention_days: config.event_retention_days.max(1),
             cursor_key: CursorKey::new(&store.shared_secret("cursor").await?),
             cursor_timeout_seconds: config.cursor_timeout_seconds.max(1),
             scim_rate_limit: config.scim_rate_limit(),
@@ -156,6 +157,11 @@ impl Application {
             self.state.settings.audit_retention_days,
             self.purge_every,
         );
+        let feed = crate::feed::spawn(
+            self.state.store.clone(),
+            self.state.settings.event_retention_days,
+            self.purge_every,
+        );
         let delivery = self.mailer.map(|(mailer, timing)| {
             crate::mail::delivery::spawn(self.state.store.clone(), mailer, timing)
         });
@@ -189,6 +195,7 @@ impl Application {
         }
         purger.abort();
         let _ = purger.await;
+        feed.stop().await;
         if let Some(delivery) = delivery {
             delivery.stop().await;
         }

@@ -8,6 +8,74 @@ use super::{GroupDraft, UserDraft};
 use crate::audit::{self, Action, AuditContext, Event, Target, TargetType};
 use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
+/// Most member ids one `group.members_added` or `group.members_removed`
+/// event of the feed lists; a larger change is several events.
+pub const FEED_MEMBERS_PER_EVENT: usize = 1_000;
+
+/// The types of the event feed, as its `types` filter names them.
+pub const FEED_TYPES: [&str; 23] = [
+    "user.created",
+    "user.updated",
+    "user.deactivated",
+    "user.reactivated",
+    "user.deleted",
+    "group.created",
+    "group.updated",
+    "group.deleted",
+    "group.members_added",
+    "group.members_removed",
+    "account.deactivated",
+    "account.reactivated",
+    "account.email_changed",
+    "account.unlinked",
+    "account.relinked",
+    "account.deleted",
+    "access.granted",
+    "access.revoked",
+    "sync.run_started",
+    "sync.run_finished",
+    "directory.created",
+    "directory.deleted",
+    "directory.key_rotated",
+];
+
+/// Whether `filter` names feed types: one type, or a prefix of them with
+/// `*` (`user.*`). Evaluates to the type, or the prefix with its dot.
+pub fn feed_type_filter(filter: &str) -> Option<String> {
+    let filter = filter.trim();
+    match filter.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('.') => FEED_TYPES
+            .iter()
+            .any(|t| t.starts_with(prefix))
+            .then(|| prefix.to_owned()),
+        Some(_) => None,
+        None => FEED_TYPES.contains(&filter).then(|| filter.to_owned()),
+    }
+}
+
+/// The data of an `access.granted` or `access.revoked` event of the feed:
+/// the account and each grant that gave or took its access, as (grant,
+/// group, site, product, role).
+pub fn access_event_data<'a>(
+    account_id: Uuid,
+    run_id: Option<Uuid>,
+    trigger: &str,
+    grants: impl Iterator<Item = (Uuid, Uuid, Uuid, &'a str, &'a str)>,
+) -> String {
+    let grants: Vec<Value> = grants
+        .map(|(id, group, site, product, role)| {
+            serde_json::json!({
+                "grantId": id, "groupId": group, "siteId": site,
+                "productKey": product, "role": role,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "accountId": account_id, "runId": run_id, "trigger": trigger, "grants": grants,
+    })
+    .to_string()
+}
+
 /// A stored resource's id and creation time (microseconds): what every
 /// event about it is keyed by.
 pub type Stored = (Uuid, i64);
@@ -207,6 +275,58 @@ mod tests {
 
     fn context() -> AuditContext {
         AuditContext::new(Actor::System("cli"), None, None, true)
+    }
+
+    #[test]
+    fn feed_types_are_named_or_taken_by_prefix() {
+        assert_eq!(
+            feed_type_filter(" user.created "),
+            Some("user.created".into())
+        );
+        assert_eq!(feed_type_filter("group.*"), Some("group.".into()));
+        assert_eq!(feed_type_filter("account.*"), Some("account.".into()));
+        for refused in [
+            "",
+            "*",
+            "user",
+            "user*",
+            "user.nope",
+            "nope.*",
+            "USER.created",
+            ".*",
+        ] {
+            assert_eq!(feed_type_filter(refused), None, "{refused}");
+        }
+        // Type names need no escaping in a LIKE pattern.
+        for t in FEED_TYPES {
+            assert!(
+                t.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                "{t}"
+            );
+            assert!(!t.contains('%'));
+        }
+    }
+
+    #[test]
+    fn access_data_lists_each_grant() {
+        let (account, grant, group, site) = (
+            Uuid::nil(),
+            Uuid::from_u128(1),
+            Uuid::nil(),
+            Uuid::from_u128(2),
+        );
+        let data: Value = serde_json::from_str(&access_event_data(
+            account,
+            None,
+            "continuous",
+            [(grant, group, site, "jira-software", "user")].into_iter(),
+        ))
+        .unwrap();
+        assert_eq!(data["runId"], Value::Null);
+        assert_eq!(data["trigger"], "continuous");
+        assert_eq!(data["grants"][0]["productKey"], "jira-software");
+        assert_eq!(data["grants"][0]["grantId"], grant.to_string());
     }
 
     #[test]

@@ -145,6 +145,9 @@ pub enum AdminError {
     /// The directory's sync is switched off.
     #[error("{0}")]
     SyncDisabled(String),
+    /// An event feed cursor older than the events' retention.
+    #[error("{0}")]
+    ExpiredCursor(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -214,11 +217,13 @@ pub enum AdminErrorCode {
     SyncRunning,
     /// 409: the directory's sync is switched off (`enabled: false`).
     SyncDisabled,
+    /// 400: an event feed cursor older than the events' retention.
+    ExpiredCursor,
 }
 
 impl AdminErrorCode {
     /// Every code, in the order of the table in docs/ADMIN_API.md.
-    pub const ALL: [AdminErrorCode; 14] = [
+    pub const ALL: [AdminErrorCode; 15] = [
         AdminErrorCode::BadRequest,
         AdminErrorCode::Unauthorized,
         AdminErrorCode::NotFound,
@@ -233,6 +238,7 @@ impl AdminErrorCode {
         AdminErrorCode::DomainNotVerified,
         AdminErrorCode::SyncRunning,
         AdminErrorCode::SyncDisabled,
+        AdminErrorCode::ExpiredCursor,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -246,9 +252,9 @@ impl AdminErrorCode {
             AdminErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AdminErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             AdminErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            AdminErrorCode::InvalidDomain | AdminErrorCode::PublicMailDomain => {
-                StatusCode::BAD_REQUEST
-            }
+            AdminErrorCode::InvalidDomain
+            | AdminErrorCode::PublicMailDomain
+            | AdminErrorCode::ExpiredCursor => StatusCode::BAD_REQUEST,
             AdminErrorCode::DomainNotVerified
             | AdminErrorCode::SyncRunning
             | AdminErrorCode::SyncDisabled => StatusCode::CONFLICT,
@@ -271,6 +277,7 @@ impl AdminErrorCode {
             AdminErrorCode::DomainNotVerified => "domain_not_verified",
             AdminErrorCode::SyncRunning => "sync_running",
             AdminErrorCode::SyncDisabled => "sync_disabled",
+            AdminErrorCode::ExpiredCursor => "expired_cursor",
         }
     }
 }
@@ -304,6 +311,7 @@ impl AdminError {
             AdminError::DomainNotVerified(_) => AdminErrorCode::DomainNotVerified,
             AdminError::SyncRunning(_) => AdminErrorCode::SyncRunning,
             AdminError::SyncDisabled(_) => AdminErrorCode::SyncDisabled,
+            AdminError::ExpiredCursor(_) => AdminErrorCode::ExpiredCursor,
         }
     }
 }
@@ -407,6 +415,7 @@ mod tests {
             (409, "domain_not_verified"),
             (409, "sync_running"),
             (409, "sync_disabled"),
+            (400, "expired_cursor"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {

@@ -85,6 +85,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// How long events are kept; the widest `reports/stats` window.
     pub audit_retention_days: u32,
+    /// How long the event feed keeps events.
+    pub event_retention_days: u32,
     /// Authenticates paging cursors; shared through the database, so every
     /// replica accepts every other's cursors.
     pub cursor_key: crate::scim::cursor::CursorKey,
@@ -132,11 +134,31 @@ pub fn router(state: AppState) -> Router {
         .nest(admin::atlassian::PREFIX, atlassian)
         .fallback(not_found)
         .with_state(state.clone())
+        .layer(from_fn_with_state(state.clone(), wake_event_sequencer))
         .layer(from_fn_with_state(state, metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+/// After a write that succeeded, wakes the event feed's sequencer: the
+/// write's events are committed, and a reader waiting on the feed gets
+/// them at once rather than at the sequencer's next poll.
+async fn wake_event_sequencer(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let resp = next.run(req).await;
+    if writes && resp.status().is_success() {
+        state.store.events_written();
+    }
+    resp
 }
 
 /// No route: under `/admin/v1` (its bare root, which the nested router

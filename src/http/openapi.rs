@@ -20,8 +20,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
-    access, accounts, atlassian, billing, directories, domains, org_groups, orgs, outbox, reports,
-    sites, sync, sync_settings,
+    access, accounts, atlassian, billing, directories, domains, events, org_groups, orgs, outbox,
+    reports, sites, sync, sync_settings,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -89,6 +89,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         org_groups::remove_member,
         sync_settings::get,
         sync_settings::put,
+        events::list,
         outbox::list,
         outbox::get,
         outbox::retry,
@@ -110,6 +111,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "sites", description = "Sites, their products, and the groups granted access to them"),
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group, and the billable users it makes"),
+        (name = "events", description = "The event feed: every committed change, in order, for the applications downstream"),
         (name = "outbox", description = "Email to provisioned users: queued, sent, or waiting for an admin"),
         (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
@@ -205,6 +207,7 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         AdminErrorCode::DomainNotVerified => "The domain must be verified first",
         AdminErrorCode::SyncRunning => "A sync run of the directory is running",
         AdminErrorCode::SyncDisabled => "Sync is switched off for the directory",
+        AdminErrorCode::ExpiredCursor => "The cursor is older than the events' retention",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))

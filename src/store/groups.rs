@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::accel::paging::{fetch_keyset, fetch_page};
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
+use super::events::{chunked_events, insert_directory_events, NewEvent};
 use super::filter_sql::{Keyset, ListQuery, Page};
 use super::org_groups::refuse_org_group_name;
 use super::sql::groups::{group_columns, MEMBER_SELECT};
@@ -57,19 +58,47 @@ pub struct MemberRow {
     pub display: Option<String>,
 }
 
-/// Applies member changes inside the caller's transaction; returns the
-/// numbers of members added and removed. With `count` false (auditing
-/// off) a replaced member list is not read first, and the numbers for it
-/// are not exact.
+/// What a group's member changes did: the members that joined and left,
+/// each once, sorted (a member removed and added back by one request is
+/// neither).
+#[derive(Debug, Default)]
+pub(crate) struct MemberDiff {
+    pub(crate) added: Vec<Uuid>,
+    pub(crate) removed: Vec<Uuid>,
+}
+
+impl MemberDiff {
+    fn counts(&self) -> (u64, u64) {
+        (self.added.len() as u64, self.removed.len() as u64)
+    }
+
+    /// The feed's `group.members_added` and `group.members_removed`
+    /// events, at most [`crate::directory::events::FEED_MEMBERS_PER_EVENT`]
+    /// ids each.
+    fn feed_events(&self, group_id: Uuid) -> Vec<NewEvent> {
+        let per = crate::directory::events::FEED_MEMBERS_PER_EVENT;
+        let data = |ids: &[Uuid]| serde_json::json!({ "groupId": group_id, "members": ids });
+        let mut events = chunked_events("group.members_added", &self.added, per, data);
+        events.extend(chunked_events(
+            "group.members_removed",
+            &self.removed,
+            per,
+            data,
+        ));
+        events
+    }
+}
+
+/// Applies member changes inside the caller's transaction, and writes
+/// their feed events; returns the members added and removed.
 async fn apply_member_changes<C: Conn>(
     c: &mut C,
     directory_id: Uuid,
     group_id: Uuid,
     changes: &[MemberChange],
-    count: bool,
-) -> Result<(u64, u64)> {
-    let mut added = 0u64;
-    let mut removed = 0u64;
+) -> Result<MemberDiff> {
+    let mut added: HashSet<Uuid> = HashSet::new();
+    let mut removed: HashSet<Uuid> = HashSet::new();
     for change in changes {
         let (clear, add, remove): (bool, &[Uuid], &[Uuid]) = match change {
             MemberChange::Add(v) => (false, v.as_slice(), &[]),
@@ -79,26 +108,22 @@ async fn apply_member_changes<C: Conn>(
         };
         let group = [Arg::from(group_id)];
         // A replaced list is cleared and re-inserted; what changed is
-        // the difference between the lists before and after.
-        let before: Option<HashSet<Uuid>> = if count && matches!(change, MemberChange::Replace(_)) {
-            let sql = "SELECT member_id FROM group_members WHERE group_id = $1";
-            let ids: Vec<(Uuid,)> = c.fetch_all(sql, &group).await?;
-            Some(ids.into_iter().map(|(id,)| id).collect())
-        } else {
-            None
-        };
-        let mut cleared = 0u64;
+        // the difference between the rows deleted and those inserted.
+        let mut gone: HashSet<Uuid> = HashSet::new();
         if clear {
-            let sql = "DELETE FROM group_members WHERE group_id = $1";
-            cleared = c.execute(sql, &group).await?;
+            let sql = "DELETE FROM group_members WHERE group_id = $1 RETURNING member_id";
+            let ids: Vec<(Uuid,)> = c.fetch_all(sql, &group).await?;
+            gone.extend(ids.into_iter().map(|(id,)| id));
         }
         for chunk in remove.chunks(MEMBER_CHUNK) {
             let mut q = SqlBuilder::new(C::DIALECT, "DELETE FROM group_members WHERE group_id = ");
             q.push_bind(group_id).push(" AND member_id IN (");
-            q.push_list(chunk.iter().copied()).push(")");
-            removed += c.execute(q.sql(), q.args()).await?;
+            q.push_list(chunk.iter().copied())
+                .push(") RETURNING member_id");
+            let ids: Vec<(Uuid,)> = c.fetch_all(q.sql(), q.args()).await?;
+            gone.extend(ids.into_iter().map(|(id,)| id));
         }
-        let mut inserted = 0u64;
+        let mut came: HashSet<Uuid> = HashSet::new();
         for chunk in add.chunks(MEMBER_CHUNK) {
             let mut added_here = 0u64;
             for (table, member_type) in [("users", "User"), ("groups", "Group")] {
@@ -116,10 +141,11 @@ async fn apply_member_changes<C: Conn>(
                 q.push(&format!(" FROM {table} WHERE directory_id = "));
                 q.push_bind(directory_id).push(" AND id IN (");
                 q.push_list(chunk.iter().copied());
-                q.push(") ON CONFLICT (group_id, member_id) DO NOTHING");
-                added_here += c.execute(q.sql(), q.args()).await?;
+                q.push(") ON CONFLICT (group_id, member_id) DO NOTHING RETURNING member_id");
+                let ids: Vec<(Uuid,)> = c.fetch_all(q.sql(), q.args()).await?;
+                added_here += ids.len() as u64;
+                came.extend(ids.into_iter().map(|(id,)| id));
             }
-            inserted += added_here;
             if added_here == chunk.len() as u64 {
                 // Each id (they are distinct) was added, so each exists.
                 continue;
@@ -141,19 +167,29 @@ async fn apply_member_changes<C: Conn>(
                 return Err(StoreError::UnknownMembers);
             }
         }
-        match before {
-            Some(before) => {
-                let after: HashSet<Uuid> = add.iter().copied().collect();
-                added += after.difference(&before).count() as u64;
-                removed += before.difference(&after).count() as u64;
+        // Earlier changes of the same request are netted out too.
+        for id in gone.difference(&came) {
+            if !added.remove(id) {
+                removed.insert(*id);
             }
-            None => {
-                added += inserted;
-                removed += cleared;
+        }
+        for id in came.difference(&gone) {
+            if !removed.remove(id) {
+                added.insert(*id);
             }
         }
     }
-    Ok((added, removed))
+    let mut diff = MemberDiff {
+        added: added.into_iter().collect(),
+        removed: removed.into_iter().collect(),
+    };
+    diff.added.sort();
+    diff.removed.sort();
+    let events = diff.feed_events(group_id);
+    if !events.is_empty() {
+        insert_directory_events(c, directory_id, &events).await?;
+    }
+    Ok(diff)
 }
 
 impl Store {
@@ -191,8 +227,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            let (added, _) =
-                apply_member_changes(&mut *tx, directory_id, id, &changes, audit.enabled).await?;
+            let (added, _) = apply_member_changes(&mut *tx, directory_id, id, &changes)
+                .await?
+                .counts();
             if audit.enabled {
                 let event = group_created(&audit, directory_id, (id, now), &group, added);
                 insert_event(&mut *tx, &event).await?;
@@ -364,8 +401,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .on_conflict("displayName")?;
-            let counts =
-                apply_member_changes(&mut *tx, directory_id, id, &changes, audit.enabled).await?;
+            let counts = apply_member_changes(&mut *tx, directory_id, id, &changes)
+                .await?
+                .counts();
             if let Some(before) = &kept {
                 let stored = (id, current.created_at);
                 for e in &group_changed(&audit, directory_id, stored, before, &group, counts) {

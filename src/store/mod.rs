@@ -20,6 +20,8 @@ mod conn;
 mod directories;
 mod domains;
 mod error;
+/// The event feed; `events::insert_directory_events` writes in a caller's transaction.
+pub(crate) mod events;
 mod filter_sql;
 mod groups;
 mod org_groups;
@@ -51,6 +53,7 @@ pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub use domains::{CheckRecorded, DirectoryMoved, DomainRow, LinkError};
 pub(crate) use error::OnConflict;
 pub use error::{Result, StoreError};
+pub use events::{FeedBounds, FeedQuery, FeedRow};
 pub use filter_sql::Keyset;
 pub use groups::{GroupRow, MemberRow};
 pub use org_groups::{OrgGroupChange, OrgGroupMemberRow, OrgGroupRow};
@@ -240,6 +243,8 @@ pub struct Store {
     /// Woken when this process queues email, so the delivery worker sends
     /// it at once instead of at its next poll.
     outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The event feed's wake-ups: events committed, events numbered.
+    events: std::sync::Arc<events::EventSignals>,
 }
 
 /// The listening task of [`postgres::changes`], stopped with the last handle of
@@ -339,6 +344,7 @@ impl Store {
             change_feed,
             metrics: std::sync::Arc::new(metrics),
             outbox_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            events: std::sync::Arc::default(),
             db: std::sync::Arc::new(db),
             cursors: std::sync::Arc::new(match opts.list_hop {
                 0 => cursors::PageCursors::default(),

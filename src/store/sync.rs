@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::audit::{insert_event, insert_events};
 use super::conn::{Conn, SqlBuilder};
+use super::events::{insert_directory_events, NewEvent};
 use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
 use crate::sync::plan::{Analysis, Grant, UserFacts};
@@ -604,8 +605,29 @@ async fn write_batch<C: Conn>(
             counts.accounts_updated += 1;
         }
     }
+    let run_id = run.map(|r| r.run_id);
+    let mut feed: Vec<NewEvent> = Vec::with_capacity(added.len() + removed.len());
+    for (kind, by_account) in [("access.granted", &added), ("access.revoked", &removed)] {
+        let mut accounts: Vec<&Uuid> = by_account.keys().collect();
+        accounts.sort();
+        for a in accounts {
+            feed.push(NewEvent {
+                kind,
+                data: crate::directory::events::access_event_data(
+                    *a,
+                    run_id,
+                    trigger,
+                    by_account[a]
+                        .iter()
+                        .map(|g| (g.id, g.group_id, g.site_id, &*g.product_key, &*g.role)),
+                ),
+            });
+        }
+    }
+    if !feed.is_empty() {
+        insert_directory_events(&mut *c, directory_id, &feed).await?;
+    }
     if audit.enabled {
-        let run_id = run.map(|r| r.run_id);
         let ctx = audit.in_directory(org_id, directory_id);
         let mut events: Vec<Event> = Vec::with_capacity(added.len() + removed.len());
         for (action, by_account) in [

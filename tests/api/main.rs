@@ -21,6 +21,7 @@ mod cursor_paging;
 mod discovery;
 mod domains;
 mod errors;
+mod events;
 mod groups;
 mod health;
 mod helpers;

@@ -20,6 +20,7 @@ pub(crate) mod atlassian;
 pub(crate) mod billing;
 pub(crate) mod directories;
 pub(crate) mod domains;
+pub(crate) mod events;
 pub(crate) mod org_groups;
 pub(crate) mod orgs;
 pub(crate) mod outbox;
@@ -165,6 +166,7 @@ pub fn router() -> Router<AppState> {
             "/orgs/{orgId}/groups/{groupId}/members/{accountId}",
             delete(org_groups::remove_member),
         )
+        .route("/orgs/{orgId}/events", get(events::list))
         .route("/orgs/{orgId}/outbox", get(outbox::list))
         .route("/orgs/{orgId}/outbox/{messageId}", get(outbox::get))
         .route(
