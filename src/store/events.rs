@@ -129,6 +129,47 @@ pub(crate) async fn insert_directory_events<C: Conn>(
     Ok(())
 }
 
+/// Writes `events` of the organisation itself (no directory) inside the
+/// caller's transaction, numbered on SQLite as
+/// [`insert_directory_events`] numbers its own.
+pub(crate) async fn insert_org_events<C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    events: &[NewEvent],
+) -> Result<()> {
+    let mut next: Option<i64> = None;
+    if C::DIALECT == Dialect::Sqlite {
+        let (last,): (i64,) = c
+            .fetch_one(
+                "SELECT COALESCE((SELECT max(e.sequence) FROM events e WHERE e.org_id = $1 \
+                 AND e.sequence IS NOT NULL), (SELECT o.pruned_through FROM event_orgs o \
+                 WHERE o.org_id = $1), 0)",
+                &[org_id.into()],
+            )
+            .await?;
+        next = Some(last + 1);
+    }
+    // 4 values an event.
+    for chunk in events.chunks(500) {
+        let mut q = SqlBuilder::new(
+            C::DIALECT,
+            "INSERT INTO events (org_id, type, data, sequence) ",
+        );
+        q.push_values(chunk.iter(), |e| {
+            let seq = next;
+            next = next.map(|n| n + 1);
+            vec![
+                org_id.into(),
+                e.kind.into(),
+                e.data.as_str().into(),
+                seq.into(),
+            ]
+        });
+        c.execute(q.sql(), q.args()).await?;
+    }
+    Ok(())
+}
+
 /// `ids` as events of `kind`, at most `chunk` ids to an event, each event's
 /// data `{key: <subject>, "members"/"…": [ids]}` built by `data`.
 pub(crate) fn chunked_events<T>(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::audit::{insert_event, insert_events};
 use super::conn::{Conn, SqlBuilder};
-use super::events::{insert_directory_events, NewEvent};
+use super::events::{insert_directory_events, insert_org_events, NewEvent};
 use super::{read, transaction, Result, Store, StoreError};
 use crate::audit::{Action, AuditContext, Event, Target, TargetType};
 use crate::sync::plan::{Analysis, Grant, UserFacts};
@@ -1440,8 +1440,20 @@ pub(crate) async fn revoke_all_access<C: Conn>(
         &[account_id.into()],
     )
     .await?;
+    let grants: Vec<Grant> = rows.into_iter().map(grant_of).collect();
+    let revoked = NewEvent {
+        kind: "access.revoked",
+        data: crate::directory::events::access_event_data(
+            account_id,
+            None,
+            "admin",
+            grants
+                .iter()
+                .map(|g| (g.id, g.group_id, g.site_id, &*g.product_key, &*g.role)),
+        ),
+    };
+    insert_org_events(&mut *c, org_id, &[revoked]).await?;
     if audit.enabled {
-        let grants: Vec<Grant> = rows.into_iter().map(grant_of).collect();
         let refs: Vec<&Grant> = grants.iter().collect();
         let mut event = audit
             .in_org(org_id)

@@ -1136,6 +1136,20 @@ async fn an_admin_deactivation_takes_all_access_at_once_and_reactivation_gives_i
         )
         .await;
     assert_eq!(revoked, 2);
+    // The feed says it too, once the events are in it.
+    let feed_path = "/orgs/default/events?types=access.revoked&limit=1000";
+    eventually("the feed has the admin's revocations", || async {
+        let feed = app.ok_json(app.admin(M::GET, feed_path)).await;
+        let by_admin: Vec<String> = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["data"]["trigger"] == "admin")
+            .map(|e| e["data"]["accountId"].as_str().unwrap().to_owned())
+            .collect();
+        by_admin == [ca.clone(), sa.clone()]
+    })
+    .await;
     // A run gives an inactive account nothing back.
     let r = run(&app, &cont).await;
     assert_eq!(r["counts"]["accessGranted"], 0);
@@ -1192,6 +1206,9 @@ async fn deleting_a_user_or_a_group_takes_their_access_without_a_run() {
     assert_eq!(access(&app, &a1).await, set(&[(&g, "user")]));
     assert_eq!(access(&app, &a2).await, set(&[(&g, "user"), (&h, "admin")]));
     assert_eq!(access(&app, &a3).await, set(&[(&outer, "user")]));
+    // The setup's own changes (Outer holding a group starts a run once the
+    // one above ends) are behind us.
+    settled(&app, &dir, &[a1.clone(), a2.clone(), a3.clone()]).await;
     let runs = runs_of(&app, &dir).await.len();
 
     let resp = app
