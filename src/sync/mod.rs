@@ -78,13 +78,10 @@ pub enum Touch {
     GroupDeleted(Uuid, bool),
     /// The directory's groups: membership, nesting, names, deletions.
     Groups(Uuid),
-    /// Nothing: the worker's timer.
-    #[doc(hidden)]
-    Nothing,
 }
 
 impl Touch {
-    fn directory_id(&self) -> Option<Uuid> {
+    fn directory_id(&self) -> Uuid {
         match self {
             Touch::Users(d, _)
             | Touch::Members(d, _, _)
@@ -92,8 +89,7 @@ impl Touch {
             | Touch::Granted(d, _)
             | Touch::UserDeleted(d, _, _)
             | Touch::GroupDeleted(d, _)
-            | Touch::Groups(d) => Some(*d),
-            Touch::Nothing => None,
+            | Touch::Groups(d) => *d,
         }
     }
 }
@@ -556,7 +552,10 @@ impl Engine {
     async fn recover_pending(&self) -> Result<(), SyncError> {
         let store = &self.0.store;
         let expires = self.lease(Uuid::nil()).expires_at;
-        store.renew_sync_pending(&self.0.owner, expires).await?;
+        // An idle process writes nothing: it holds no marks to renew.
+        if self.0.marks.any() {
+            store.renew_sync_pending(&self.0.owner, expires).await?;
+        }
         let now = now_micros();
         for (directory_id, dead) in store.abandoned_sync_pending(&self.0.owner, now).await? {
             // Ours first, so a death here loses nothing either.
@@ -1058,16 +1057,18 @@ impl Engine {
                 (false, _) => Some(Instant::now() + Duration::from_millis(100)),
                 (true, at) => at,
             };
+            // `None`: the timer, not a touch.
             let received = match wake {
-                None => touches.recv().await,
+                None => Some(touches.recv().await),
                 Some(at) => tokio::select! {
-                    t = touches.recv() => t,
-                    _ = tokio::time::sleep_until(at.into()) => Some(Touch::Nothing),
+                    t = touches.recv() => Some(t),
+                    _ = tokio::time::sleep_until(at.into()) => None,
                 },
             };
             match received {
-                Some(t) => add(&mut pending, t),
-                None => return,
+                Some(Some(t)) => add(&mut pending, t),
+                Some(None) => return,
+                None => {}
             }
             if self.0.config.sync_apply_pause_ms > 0 {
                 let pause = Duration::from_millis(self.0.config.sync_apply_pause_ms);
@@ -1113,21 +1114,17 @@ impl Engine {
                     .clear_sync_pending(directory_id, &self.0.owner, generation)
                     .await
                 {
-                    // Renewed while this process lives, taken over after:
-                    // at worst one run too many.
+                    // Left to expire; another process (or this one
+                    // restarted) takes it over: at worst one run too many.
                     tracing::warn!(directory = %directory_id, error = %e, "a sync mark could not be removed");
                 }
             }
         }
 
         fn add(pending: &mut HashMap<Uuid, Pending>, touch: Touch) {
-            let Some(d) = touch.directory_id() else {
-                return;
-            };
-            let p = pending.entry(d).or_default();
+            let p = pending.entry(touch.directory_id()).or_default();
             p.notices += 1;
             match touch {
-                Touch::Nothing => {}
                 Touch::Users(_, users) => p.users.extend(users),
                 Touch::Members(_, group, members) => {
                     p.members_of.insert(group);
@@ -1251,7 +1248,7 @@ pub struct Change {
 impl Change {
     /// Tells the worker what the committed write changed.
     pub fn touch(mut self, touch: Touch) {
-        debug_assert_eq!(touch.directory_id(), Some(self.directory_id));
+        debug_assert_eq!(touch.directory_id(), self.directory_id);
         self.settled = true;
         if self.engine.0.touches.send(touch).is_err() {
             // The worker is gone (shutting down): the mark stays and is

@@ -83,6 +83,11 @@ impl Marks {
         }
     }
 
+    /// Whether this process holds a mark (then it renews them).
+    pub(super) fn any(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     /// When the next idle mark may go, if any is idle.
     pub(super) fn next_removal(&self) -> Option<Instant> {
         self.lock()
