@@ -88,31 +88,76 @@ pub(crate) struct NewEvent {
     pub(crate) data: String,
 }
 
-/// Writes `events` of directory `directory_id` (its org found from it)
-/// inside the caller's transaction. On SQLite they are numbered here, as
-/// the triggers number theirs (see the migration `events`): its write
-/// transactions run one at a time, so the next numbers are this
-/// transaction's to take.
+/// Whose events are written: a directory's (its org found from it) or the
+/// organisation's own.
+enum Owner {
+    Directory(Uuid),
+    Org(Uuid),
+}
+
+/// Writes `events` of directory `directory_id` inside the caller's
+/// transaction. On SQLite they are numbered here, as the triggers number
+/// theirs (see the migration `events`): its write transactions run one at
+/// a time, so the next numbers are this transaction's to take.
 pub(crate) async fn insert_directory_events<C: Conn>(
     c: &mut C,
     directory_id: Uuid,
     events: &[NewEvent],
 ) -> Result<()> {
+    insert_events_of(c, Owner::Directory(directory_id), events).await
+}
+
+/// Writes `events` of the organisation itself (no directory), as
+/// [`insert_directory_events`] writes a directory's.
+pub(crate) async fn insert_org_events<C: Conn>(
+    c: &mut C,
+    org_id: Uuid,
+    events: &[NewEvent],
+) -> Result<()> {
+    insert_events_of(c, Owner::Org(org_id), events).await
+}
+
+async fn insert_events_of<C: Conn>(c: &mut C, owner: Owner, events: &[NewEvent]) -> Result<()> {
+    // The owner as a one-row table `o (org_id, directory_id)`.
+    let (owner_sql, owner_id) = match owner {
+        Owner::Directory(id) => (
+            "SELECT d.org_id, d.id FROM directories d WHERE d.id = $1",
+            id,
+        ),
+        Owner::Org(id) => (
+            "SELECT g.id, CAST(NULL AS {uuid}) FROM orgs g WHERE g.id = $1",
+            id,
+        ),
+    };
+    // Both end with their one parameter, bound again by the insert.
+    let owner_sql = owner_sql.replace(
+        "{uuid}",
+        match C::DIALECT {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "UUID",
+        },
+    );
     let mut next: Option<i64> = None;
     if C::DIALECT == Dialect::Sqlite {
         let (last,): (i64,) = c
             .fetch_one(
-                "SELECT COALESCE((SELECT max(e.sequence) FROM events e WHERE e.org_id = d.org_id \
-                 AND e.sequence IS NOT NULL), (SELECT o.pruned_through FROM event_orgs o \
-                 WHERE o.org_id = d.org_id), 0) FROM directories d WHERE d.id = $1",
-                &[directory_id.into()],
+                &format!(
+                    "WITH o (org_id, directory_id) AS ({owner_sql}) \
+                     SELECT COALESCE((SELECT max(e.sequence) FROM events e \
+                     WHERE e.org_id = o.org_id AND e.sequence IS NOT NULL), \
+                     (SELECT p.pruned_through FROM event_orgs p WHERE p.org_id = o.org_id), 0) \
+                     FROM o"
+                ),
+                &[owner_id.into()],
             )
             .await?;
         next = Some(last + 1);
     }
-    // 3 values an event.
+    // 3 values an event, after the owner's one.
     for chunk in events.chunks(500) {
-        let mut q = SqlBuilder::new(C::DIALECT, "WITH v (kind, data, seq) AS (");
+        let mut q = SqlBuilder::new(C::DIALECT, "WITH o (org_id, directory_id) AS (");
+        q.push(&owner_sql.replace("$1", "")).push_bind(owner_id);
+        q.push("), v (kind, data, seq) AS (");
         q.push_values(chunk.iter(), |e| {
             let seq = next;
             next = next.map(|n| n + 1);
@@ -120,51 +165,8 @@ pub(crate) async fn insert_directory_events<C: Conn>(
         });
         q.push(
             ") INSERT INTO events (org_id, directory_id, type, data, sequence) \
-             SELECT d.org_id, d.id, v.kind, v.data, v.seq FROM v CROSS JOIN directories d \
-             WHERE d.id = ",
+             SELECT o.org_id, o.directory_id, v.kind, v.data, v.seq FROM v CROSS JOIN o",
         );
-        q.push_bind(directory_id);
-        c.execute(q.sql(), q.args()).await?;
-    }
-    Ok(())
-}
-
-/// Writes `events` of the organisation itself (no directory) inside the
-/// caller's transaction, numbered on SQLite as
-/// [`insert_directory_events`] numbers its own.
-pub(crate) async fn insert_org_events<C: Conn>(
-    c: &mut C,
-    org_id: Uuid,
-    events: &[NewEvent],
-) -> Result<()> {
-    let mut next: Option<i64> = None;
-    if C::DIALECT == Dialect::Sqlite {
-        let (last,): (i64,) = c
-            .fetch_one(
-                "SELECT COALESCE((SELECT max(e.sequence) FROM events e WHERE e.org_id = $1 \
-                 AND e.sequence IS NOT NULL), (SELECT o.pruned_through FROM event_orgs o \
-                 WHERE o.org_id = $1), 0)",
-                &[org_id.into()],
-            )
-            .await?;
-        next = Some(last + 1);
-    }
-    // 4 values an event.
-    for chunk in events.chunks(500) {
-        let mut q = SqlBuilder::new(
-            C::DIALECT,
-            "INSERT INTO events (org_id, type, data, sequence) ",
-        );
-        q.push_values(chunk.iter(), |e| {
-            let seq = next;
-            next = next.map(|n| n + 1);
-            vec![
-                org_id.into(),
-                e.kind.into(),
-                e.data.as_str().into(),
-                seq.into(),
-            ]
-        });
         c.execute(q.sql(), q.args()).await?;
     }
     Ok(())
