@@ -71,6 +71,10 @@ pub(crate) mod defaults {
     pub const AUDIT_RETENTION_DAYS: u32 = 180;
     pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
     pub const EVENT_RETENTION_DAYS: u32 = 30;
+    pub const WEBHOOK_TIMEOUT_SECONDS: u64 = 10;
+    pub const WEBHOOK_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h";
+    pub const WEBHOOK_GIVE_UP_AFTER: &str = "3d";
+    pub const WEBHOOK_ATTEMPT_RETENTION_DAYS: u32 = 14;
     /// Per directory: 8 times the 25 requests per second Microsoft Entra
     /// asks of gallery SCIM apps (docs/OPERATIONS.md, "Rate limits").
     pub const RATE_LIMIT_PER_SECOND: u32 = 200;
@@ -234,6 +238,97 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub sync: SyncEngineConfig,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhooks are delivered (docs/WEBHOOKS.md).
+#[derive(Args, Clone, Debug)]
+pub struct WebhookConfig {
+    /// Allow webhook URLs that reach loopback, private, link-local or
+    /// cloud-metadata addresses (on-premises receivers, tests). Off, they
+    /// are refused when saved and at every delivery.
+    #[arg(long, env = "SCIMD_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// Seconds a receiver has to answer a delivery with a 2xx.
+    #[arg(long, env = "SCIMD_WEBHOOK_TIMEOUT_SECONDS", default_value_t = defaults::WEBHOOK_TIMEOUT_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub webhook_timeout_seconds: u64,
+
+    /// The delays before each retry of a failed delivery, comma-separated;
+    /// the last one repeats. Units ms, s, m, h, d.
+    #[arg(long, env = "SCIMD_WEBHOOK_RETRY_SCHEDULE", default_value = defaults::WEBHOOK_RETRY_SCHEDULE,
+          value_parser = check_retry_schedule)]
+    pub webhook_retry_schedule: String,
+
+    /// How long an endpoint may keep failing before it is marked failing
+    /// and waits for an admin.
+    #[arg(long, env = "SCIMD_WEBHOOK_GIVE_UP_AFTER", default_value = defaults::WEBHOOK_GIVE_UP_AFTER,
+          value_parser = check_duration)]
+    pub webhook_give_up_after: String,
+
+    /// Days delivery attempts are kept for `GET …/webhooks/{id}/attempts`.
+    #[arg(long, env = "SCIMD_WEBHOOK_ATTEMPT_RETENTION_DAYS", default_value_t = defaults::WEBHOOK_ATTEMPT_RETENTION_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub webhook_attempt_retention_days: u32,
+
+    /// Seconds a process's hold on an endpoint lasts without renewal: an
+    /// endpoint whose process died is taken over this long after. At
+    /// least the timeout and 5 seconds.
+    #[arg(
+        long,
+        env = "SCIMD_WEBHOOK_LEASE_SECONDS",
+        default_value_t = 30,
+        hide = true
+    )]
+    pub webhook_lease_seconds: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            webhook_allow_private: false,
+            webhook_timeout_seconds: defaults::WEBHOOK_TIMEOUT_SECONDS,
+            webhook_retry_schedule: defaults::WEBHOOK_RETRY_SCHEDULE.to_owned(),
+            webhook_give_up_after: defaults::WEBHOOK_GIVE_UP_AFTER.to_owned(),
+            webhook_attempt_retention_days: defaults::WEBHOOK_ATTEMPT_RETENTION_DAYS,
+            webhook_lease_seconds: 30,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// The deliverer's settings; the schedule was checked when parsed.
+    pub fn delivery(&self) -> Result<crate::webhooks::delivery::DeliveryConfig, String> {
+        let timeout = std::time::Duration::from_secs(self.webhook_timeout_seconds.max(1));
+        let lease = std::time::Duration::from_secs(self.webhook_lease_seconds)
+            .max(timeout + std::time::Duration::from_secs(5));
+        let retry = crate::webhooks::backoff::RetryPolicy::parse(
+            &self.webhook_retry_schedule,
+            &self.webhook_give_up_after,
+        )
+        .map_err(|e| format!("webhook retry settings: {e}"))?;
+        Ok(crate::webhooks::delivery::DeliveryConfig {
+            allow_private: self.webhook_allow_private,
+            timeout,
+            lease,
+            retry,
+        })
+    }
+}
+
+fn check_retry_schedule(text: &str) -> Result<String, String> {
+    crate::webhooks::backoff::RetryPolicy::parse(text, "1s")
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn check_duration(text: &str) -> Result<String, String> {
+    crate::webhooks::backoff::parse_duration(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// How the sync engine runs (docs/ADMIN_API.md, "Sync runs").
@@ -418,6 +513,7 @@ impl Default for ServeConfig {
             domain_verification: DomainVerificationConfig::default(),
             smtp: SmtpConfig::default(),
             sync: SyncEngineConfig::default(),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The event feed's background work: the sequencer, which numbers
 //! committed events (see `store/events.rs` for why only committed ones),
-//! and the retention purge.
+//! and the retention purge (of events, and of webhook delivery attempts).
 //!
 //! The sequencer runs when this process's writes wake it
 //! ([`crate::store::Store::events_written`]) and, for the writes of other
@@ -42,9 +42,16 @@ impl FeedTasks {
     }
 }
 
-/// Starts the sequencer and the purge (events older than
-/// `retention_days`, checked every `purge_every`).
-pub fn spawn(store: Store, retention_days: u32, purge_every: Duration) -> FeedTasks {
+/// How long the feed keeps what it keeps, in days.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub events_days: u32,
+    pub webhook_attempts_days: u32,
+}
+
+/// Starts the sequencer and the purge (events and webhook attempts past
+/// their retention, checked every `purge_every`).
+pub fn spawn(store: Store, retention: Retention, purge_every: Duration) -> FeedTasks {
     let signals = store.event_signals();
     let sequencer_store = store.clone();
     let sequencer = tokio::spawn(async move {
@@ -73,12 +80,23 @@ pub fn spawn(store: Store, retention_days: u32, purge_every: Duration) -> FeedTa
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let cutoff = crate::time::now_micros() - i64::from(retention_days) * DAY_MICROS;
+            let now = crate::time::now_micros();
+            let retention_days = retention.events_days;
+            let cutoff = now - i64::from(retention_days) * DAY_MICROS;
             match store.prune_events(cutoff, PURGE_BATCH).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, retention_days, "purged old feed events"),
                 Err(e) => {
                     tracing::warn!(error = %ErrorChain(&e), "event purge failed; retrying at the next interval")
+                }
+            }
+            let retention_days = retention.webhook_attempts_days;
+            let cutoff = now - i64::from(retention_days) * DAY_MICROS;
+            match store.prune_webhook_attempts(cutoff, PURGE_BATCH).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, retention_days, "purged old webhook attempts"),
+                Err(e) => {
+                    tracing::warn!(error = %ErrorChain(&e), "webhook attempt purge failed; retrying at the next interval")
                 }
             }
         }

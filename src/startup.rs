@@ -43,6 +43,8 @@ pub enum StartupError {
     Serve(#[source] std::io::Error),
     #[error(transparent)]
     Mailer(#[from] crate::mail::delivery::MailerError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Application {
@@ -105,6 +107,10 @@ impl Application {
             scim_rate_limit: config.scim_rate_limit(),
             admin_rate_limit: config.admin_rate_limit(),
             domain_checker: config.domain_verification.checker(),
+            webhooks: crate::webhooks::delivery::Deliverer::new(
+                config.webhooks.delivery().map_err(StartupError::Config)?,
+            ),
+            webhook_attempt_retention_days: config.webhooks.webhook_attempt_retention_days.max(1),
         };
         let auth = Authenticator::new(
             store.clone(),
@@ -159,8 +165,15 @@ impl Application {
         );
         let feed = crate::feed::spawn(
             self.state.store.clone(),
-            self.state.settings.event_retention_days,
+            crate::feed::Retention {
+                events_days: self.state.settings.event_retention_days,
+                webhook_attempts_days: self.state.settings.webhook_attempt_retention_days,
+            },
             self.purge_every,
+        );
+        let webhooks = crate::webhooks::delivery::spawn(
+            self.state.store.clone(),
+            self.state.settings.webhooks.clone(),
         );
         let delivery = self.mailer.map(|(mailer, timing)| {
             crate::mail::delivery::spawn(self.state.store.clone(), mailer, timing)
@@ -195,6 +208,7 @@ impl Application {
         }
         purger.abort();
         let _ = purger.await;
+        webhooks.stop().await;
         feed.stop().await;
         if let Some(delivery) = delivery {
             delivery.stop().await;

@@ -16,6 +16,13 @@ pub fn format_micros(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// An RFC 3339 time as microseconds since the epoch.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

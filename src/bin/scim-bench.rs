@@ -67,7 +67,13 @@ struct Args {
     /// reactivated), sync-group-patch (every created user added in one
     /// PATCH to a new group granted the first product found; timed until
     /// sampled users' accounts have access). A phase may repeat; each is
-    /// set against the last baseline before it.
+    /// set against the last baseline before it. Webhooks (with
+    /// --admin-token; the server runs with --webhook-allow-private):
+    /// webhook-on (a receiver on 127.0.0.1 and a webhook subscribed to
+    /// every event), webhook-off (waits until the webhook has every event,
+    /// then deletes it), webhook-lag (--users creations paced at --rate
+    /// per second with the webhook on; the figures are the delay from each
+    /// user.created event's occurredAt to its arrival at the receiver).
     #[arg(
         long,
         default_value = "baseline,create,get,filter,patch,put,list,members,remove,members-one,delete"
@@ -96,6 +102,10 @@ struct Args {
     /// Users the sync-deactivate phase deactivates, one at a time.
     #[arg(long, default_value_t = 100)]
     samples: usize,
+    /// User creations per second the webhook-lag phase paces (--users of
+    /// them).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -850,6 +860,246 @@ async fn sync_group_patch(
     Ok(result)
 }
 
+/// A user to create: `{prefix}-{i}@example.com`.
+fn new_user(prefix: &str, i: usize) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{prefix}-{i}@example.com"),
+        "name": { "givenName": "Bench", "familyName": format!("User {i}") },
+        "emails": [{ "value": format!("{prefix}-{i}@example.com"), "type": "work", "primary": true }],
+        "active": true
+    })
+}
+
+/// What the benchmark's webhook receiver got: each message's type, the
+/// userName of a user.created, its occurredAt and when it arrived.
+#[derive(Clone, Default)]
+struct Arrivals(Arc<std::sync::Mutex<Vec<Arrival>>>);
+
+/// One message the receiver got.
+#[derive(Clone)]
+struct Arrival {
+    kind: String,
+    user: Option<String>,
+    occurred_at: String,
+    at: std::time::SystemTime,
+}
+
+impl Arrivals {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arrival>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn receive_hook(
+    axum::extract::State(arrivals): axum::extract::State<Arrivals>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let at = std::time::SystemTime::now();
+    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        let kind = v["type"].as_str().unwrap_or_default().to_owned();
+        let user = v["data"]["user"]["userName"].as_str().map(str::to_owned);
+        let occurred = v["occurredAt"].as_str().unwrap_or_default().to_owned();
+        arrivals.lock().push(Arrival {
+            kind,
+            user,
+            occurred_at: occurred,
+            at,
+        });
+    }
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// A webhook subscribed to every event, and its receiver.
+struct WebhookOn {
+    id: String,
+    arrivals: Arrivals,
+    receiver: tokio::task::JoinHandle<()>,
+}
+
+async fn webhook_on(target: &SyncTarget) -> BenchResult<(WebhookOn, PhaseResult)> {
+    let started = Instant::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let arrivals = Arrivals::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive_hook))
+        .with_state(arrivals.clone());
+    let receiver = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let resp = target
+        .client
+        .post(format!("{}/webhooks", target.org))
+        .bearer_auth(&target.token)
+        .json(&json!({ "url": url, "description": "scim-bench" }))
+        .send()
+        .await?;
+    if resp.status() != 201 {
+        return Err(format!(
+            "webhook-on: {} {} (does the server run with --webhook-allow-private?)",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        )
+        .into());
+    }
+    let id = resp.json::<Value>().await?["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let result = summarise(
+        "webhook-on",
+        vec![started.elapsed()],
+        0,
+        started.elapsed().as_secs_f64(),
+    );
+    Ok((
+        WebhookOn {
+            id,
+            arrivals,
+            receiver,
+        },
+        result,
+    ))
+}
+
+/// Waits until the webhook has every event of the feed, then deletes it;
+/// timed from the call.
+async fn webhook_off(
+    target: &SyncTarget,
+    on: WebhookOn,
+    max: Duration,
+) -> BenchResult<PhaseResult> {
+    let started = Instant::now();
+    let hook = format!("{}/webhooks/{}", target.org, on.id);
+    loop {
+        let w: Value = target
+            .client
+            .get(&hook)
+            .bearer_auth(&target.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let cursor = w["deliveredThrough"].as_str().unwrap_or_default();
+        let page: Value = target
+            .client
+            .get(format!("{}/events?limit=1&after={cursor}", target.org))
+            .bearer_auth(&target.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if page["events"].as_array().is_some_and(|e| e.is_empty()) {
+            break;
+        }
+        if started.elapsed() > max {
+            return Err(format!(
+                "webhook-off: still delivering after {}s: {w}",
+                max.as_secs()
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = started.elapsed();
+    target
+        .client
+        .delete(&hook)
+        .bearer_auth(&target.token)
+        .send()
+        .await?;
+    on.receiver.abort();
+    let received = on.arrivals.lock().len();
+    let mut result = summarise("webhook-off", vec![drained], 0, drained.as_secs_f64());
+    result.requests = received;
+    Ok(result)
+}
+
+/// How webhook-lag paces its creations.
+struct Pacing {
+    total: usize,
+    rate: f64,
+    concurrency: usize,
+}
+
+/// Creates `pacing.total` users at `pacing.rate` per second and measures
+/// the delay from each creation's event to its arrival at the receiver.
+async fn webhook_lag(
+    client: &Client,
+    base: &str,
+    key: &str,
+    on: &WebhookOn,
+    prefix: &str,
+    pacing: Pacing,
+    max: Duration,
+) -> BenchResult<PhaseResult> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + max;
+    let mut workers = Vec::new();
+    for _ in 0..pacing.concurrency.max(1) {
+        let (client, key, next) = (client.clone(), key.to_owned(), next.clone());
+        let (url, prefix) = (format!("{base}/Users"), prefix.to_owned());
+        let (total, rate) = (pacing.total, pacing.rate);
+        workers.push(tokio::spawn(async move {
+            let mut created = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total || Instant::now() >= deadline {
+                    return created;
+                }
+                let slot = started + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(slot.into()).await;
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/scim+json")
+                    .body(new_user(&prefix, i).to_string())
+                    .send()
+                    .await;
+                if resp.is_ok_and(|r| r.status() == 201) {
+                    created += 1;
+                }
+            }
+        }));
+    }
+    let mut created = 0;
+    for w in workers {
+        created += w.await.unwrap_or(0);
+    }
+    let sending = started.elapsed().as_secs_f64();
+    let mine = |a: &Arrival| {
+        a.kind == "user.created" && a.user.as_deref().is_some_and(|u| u.starts_with(prefix))
+    };
+    let wait_until = Instant::now() + max;
+    loop {
+        let arrived = on.arrivals.lock().iter().filter(|a| mine(a)).count();
+        if arrived >= created || Instant::now() > wait_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lags: Vec<Duration> = on
+        .arrivals
+        .lock()
+        .iter()
+        .filter(|a| mine(a))
+        .filter_map(|a| {
+            let occurred = chrono::DateTime::parse_from_rfc3339(&a.occurred_at).ok()?;
+            let at = chrono::DateTime::<chrono::Utc>::from(a.at);
+            (at - occurred.with_timezone(&chrono::Utc)).to_std().ok()
+        })
+        .collect();
+    let missing = created.saturating_sub(lags.len());
+    // Requests/s is the creation rate reached; the latencies are lags.
+    let mut result = summarise("webhook-lag", lags, missing, sending);
+    result.requests_per_second = created as f64 / sending;
+    Ok(result)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -880,7 +1130,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut deep_cursor: Option<String> = None;
     // Each created user's account, for sync-group-patch.
     let mut user_accounts: Vec<(String, String)> = Vec::new();
-    let sync = match phases.iter().any(|p| p.starts_with("sync-")) {
+    let mut creates = 0usize;
+    let mut hook: Option<WebhookOn> = None;
+    let sync = match phases
+        .iter()
+        .any(|p| p.starts_with("sync-") || p.starts_with("webhook-"))
+    {
         false => None,
         true => {
             let token = args
@@ -928,19 +1183,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "create" => {
                 let url = format!("{base}/Users");
-                run_phase(phase, &client, &key, args.concurrency, args.users, max, move |i| Req {
-                    method: Method::POST,
-                    url: url.clone(),
-                    body: Some(json!({
-                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                        "userName": format!("bench-{run_id}-{i}@example.com"),
-                        "name": { "givenName": "Bench", "familyName": format!("User {i}") },
-                        "emails": [{ "value": format!("bench-{run_id}-{i}@example.com"), "type": "work", "primary": true }],
-                        "active": true
-                    })),
-                    expect: 201,
-                })
+                // A phase repeated creates users of its own.
+                creates += 1;
+                let prefix = match creates {
+                    1 => format!("bench-{run_id}"),
+                    n => format!("bench-{run_id}-{n}"),
+                };
+                run_phase(
+                    phase,
+                    &client,
+                    &key,
+                    args.concurrency,
+                    args.users,
+                    max,
+                    move |i| Req {
+                        method: Method::POST,
+                        url: url.clone(),
+                        body: Some(new_user(&prefix, i)),
+                        expect: 201,
+                    },
+                )
                 .await
+            }
+            "webhook-on" | "webhook-off" | "webhook-lag" => {
+                let Some(target) = &sync else {
+                    return Err(format!("the {phase} phase needs --admin-token").into());
+                };
+                let result = match phase {
+                    "webhook-on" => {
+                        if hook.is_some() {
+                            return Err("webhook-on: a webhook is on already".into());
+                        }
+                        let (on, result) = webhook_on(target).await?;
+                        hook = Some(on);
+                        result
+                    }
+                    "webhook-off" => {
+                        let on = hook.take().ok_or("webhook-off: no webhook is on")?;
+                        webhook_off(target, on, max).await?
+                    }
+                    _ => {
+                        let on = hook.as_ref().ok_or("webhook-lag needs webhook-on first")?;
+                        creates += 1;
+                        let pacing = Pacing {
+                            total: args.users,
+                            rate: f64::from(args.rate.max(1)),
+                            concurrency: args.concurrency,
+                        };
+                        webhook_lag(
+                            &client,
+                            &base,
+                            &key,
+                            on,
+                            &format!("bench-{run_id}-lag{creates}"),
+                            pacing,
+                            max,
+                        )
+                        .await?
+                    }
+                };
+                (result, Vec::new())
             }
             "get" | "filter" | "patch" | "put" | "delete" | "mixed" => {
                 if user_ids.is_empty() {

@@ -148,6 +148,9 @@ pub enum AdminError {
     /// An event feed cursor older than the events' retention.
     #[error("{0}")]
     ExpiredCursor(String),
+    /// A webhook URL that reaches inside the deployment's network (SSRF).
+    #[error("{0}")]
+    UrlRefused(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -219,11 +222,14 @@ pub enum AdminErrorCode {
     SyncDisabled,
     /// 400: an event feed cursor older than the events' retention.
     ExpiredCursor,
+    /// 400: a webhook URL that resolves to a loopback, private, link-local
+    /// or metadata address (refused unless `--webhook-allow-private`).
+    UrlRefused,
 }
 
 impl AdminErrorCode {
     /// Every code, in the order of the table in docs/ADMIN_API.md.
-    pub const ALL: [AdminErrorCode; 15] = [
+    pub const ALL: [AdminErrorCode; 16] = [
         AdminErrorCode::BadRequest,
         AdminErrorCode::Unauthorized,
         AdminErrorCode::NotFound,
@@ -239,6 +245,7 @@ impl AdminErrorCode {
         AdminErrorCode::SyncRunning,
         AdminErrorCode::SyncDisabled,
         AdminErrorCode::ExpiredCursor,
+        AdminErrorCode::UrlRefused,
     ];
 
     pub fn status(self) -> StatusCode {
@@ -254,7 +261,8 @@ impl AdminErrorCode {
             AdminErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             AdminErrorCode::InvalidDomain
             | AdminErrorCode::PublicMailDomain
-            | AdminErrorCode::ExpiredCursor => StatusCode::BAD_REQUEST,
+            | AdminErrorCode::ExpiredCursor
+            | AdminErrorCode::UrlRefused => StatusCode::BAD_REQUEST,
             AdminErrorCode::DomainNotVerified
             | AdminErrorCode::SyncRunning
             | AdminErrorCode::SyncDisabled => StatusCode::CONFLICT,
@@ -278,6 +286,7 @@ impl AdminErrorCode {
             AdminErrorCode::SyncRunning => "sync_running",
             AdminErrorCode::SyncDisabled => "sync_disabled",
             AdminErrorCode::ExpiredCursor => "expired_cursor",
+            AdminErrorCode::UrlRefused => "url_refused",
         }
     }
 }
@@ -312,6 +321,7 @@ impl AdminError {
             AdminError::SyncRunning(_) => AdminErrorCode::SyncRunning,
             AdminError::SyncDisabled(_) => AdminErrorCode::SyncDisabled,
             AdminError::ExpiredCursor(_) => AdminErrorCode::ExpiredCursor,
+            AdminError::UrlRefused(_) => AdminErrorCode::UrlRefused,
         }
     }
 }
@@ -416,6 +426,7 @@ mod tests {
             (409, "sync_running"),
             (409, "sync_disabled"),
             (400, "expired_cursor"),
+            (400, "url_refused"),
         ];
         assert_eq!(AdminErrorCode::ALL.len(), expected.len());
         for (code, (status, name)) in AdminErrorCode::ALL.into_iter().zip(expected) {

@@ -98,6 +98,11 @@ pub struct Settings {
     pub admin_rate_limit: Option<RateLimit>,
     /// How domain ownership is checked (DNS server, HTTP ports, timeout).
     pub domain_checker: crate::domain_check::DomainChecker,
+    /// Sends webhook messages (the admin API's test message; the
+    /// background deliverer has a clone).
+    pub webhooks: crate::webhooks::delivery::Deliverer,
+    /// How long webhook delivery attempts are kept.
+    pub webhook_attempt_retention_days: u32,
 }
 
 impl Settings {

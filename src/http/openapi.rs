@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::admin::{
     access, accounts, atlassian, billing, directories, domains, events, org_groups, orgs, outbox,
-    reports, sites, sync, sync_settings,
+    reports, sites, sync, sync_settings, webhooks,
 };
 use super::error::{AdminErrorBody, AdminErrorCode};
 use super::AppState;
@@ -90,6 +90,15 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         sync_settings::get,
         sync_settings::put,
         events::list,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::rotate_secret,
+        webhooks::test,
+        webhooks::replay,
+        webhooks::attempts,
         outbox::list,
         outbox::get,
         outbox::retry,
@@ -112,6 +121,7 @@ Every error is JSON: `{\"status\", \"error\", \"message\"}`, `error` being a sta
         (name = "groups", description = "Groups of the organisation, kept by the admin (not synced by SCIM)"),
         (name = "access", description = "Product access as it is: who can use what, through which group, and the billable users it makes"),
         (name = "events", description = "The event feed: every committed change, in order, for the applications downstream"),
+        (name = "webhooks", description = "Endpoints sent the org's events, signed as Standard Webhooks has it, with retries, replay and an attempts log"),
         (name = "outbox", description = "Email to provisioned users: queued, sent, or waiting for an admin"),
         (name = "sync", description = "The sync engine: runs that turn a directory's groups into product access, their status and history"),
     )
@@ -208,6 +218,7 @@ fn error_response(code: AdminErrorCode) -> utoipa::openapi::Response {
         AdminErrorCode::SyncRunning => "A sync run of the directory is running",
         AdminErrorCode::SyncDisabled => "Sync is switched off for the directory",
         AdminErrorCode::ExpiredCursor => "The cursor is older than the events' retention",
+        AdminErrorCode::UrlRefused => "The webhook URL reaches inside the network (SSRF)",
     };
     let mut builder = ResponseBuilder::new()
         .description(format!("`{}`: {description}", code.as_str()))

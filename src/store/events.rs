@@ -62,7 +62,11 @@ pub struct FeedQuery {
     /// Types wanted: exact names, or prefixes ending in `.` (`user.`);
     /// empty for all.
     pub types: Vec<String>,
-    pub directory_id: Option<Uuid>,
+    /// Only events of these directories; empty for all.
+    pub directory_ids: Vec<Uuid>,
+    /// Events up to this sequence only (a webhook's deliverer reads up to
+    /// the bound it read first, so it knows how far an empty page reaches).
+    pub until: Option<i64>,
     pub limit: i64,
 }
 
@@ -198,8 +202,19 @@ impl FeedQuery {
         q.push_bind(self.org_id)
             .push(" AND sequence IS NOT NULL AND sequence > ")
             .push_bind(self.after);
-        if let Some(dir) = self.directory_id {
-            q.push(" AND directory_id = ").push_bind(dir);
+        if let Some(until) = self.until {
+            q.push(" AND sequence <= ").push_bind(until);
+        }
+        match self.directory_ids.as_slice() {
+            [] => {}
+            [dir] => {
+                q.push(" AND directory_id = ").push_bind(*dir);
+            }
+            dirs => {
+                q.push(" AND directory_id IN (")
+                    .push_list(dirs.iter().copied())
+                    .push(")");
+            }
         }
         let (prefixes, exact): (Vec<&String>, Vec<&String>) =
             self.types.iter().partition(|t| t.ends_with('.'));
@@ -340,7 +355,8 @@ impl Store {
     /// org from its oldest on, `batch` at a time, and records the last
     /// sequence deleted, so a cursor before it is known to be expired.
     /// Only a prefix of the feed is ever deleted: an event kept after an
-    /// older one keeps that one too.
+    /// older one keeps that one too. Nor is an event a webhook has not yet
+    /// been sent (after its cursor): a failing endpoint keeps its events.
     pub async fn prune_events(&self, cutoff: i64, batch: i64) -> Result<u64> {
         let orgs: Vec<(Uuid, i64)> = read!(self, |_d, c| {
             c.fetch_all(
@@ -363,9 +379,17 @@ impl Store {
                     .bind(batch)
                     .fetch_all(&mut *tx)
                     .await?;
+                    // A webhook's pending events stay until it has them.
+                    let held: Option<i64> = sqlx::query_scalar(
+                        "SELECT min(delivered_through) FROM webhooks WHERE org_id = $1",
+                    )
+                    .bind(org)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let held = held.unwrap_or(i64::MAX);
                     let upto = rows
                         .iter()
-                        .take_while(|(_, at)| *at < cutoff)
+                        .take_while(|(seq, at)| *at < cutoff && *seq <= held)
                         .last()
                         .map(|(s, _)| *s);
                     match upto {
@@ -446,7 +470,8 @@ mod tests {
             org_id: Uuid::nil(),
             after: 7,
             types: vec!["user.".into(), "group.created".into()],
-            directory_id: Some(Uuid::nil()),
+            directory_ids: vec![Uuid::nil()],
+            until: None,
             limit: 10,
         };
         let (sql, args) = q.sql(Dialect::Postgres);
@@ -457,7 +482,7 @@ mod tests {
         assert_eq!(args.len(), 6);
         let (sql, _) = FeedQuery {
             types: vec![],
-            directory_id: None,
+            directory_ids: vec![],
             ..q
         }
         .sql(Dialect::Sqlite);

@@ -40,6 +40,7 @@ mod sync;
 mod sync_pending;
 mod sync_settings;
 mod users;
+mod webhooks;
 
 use accel::{cursors, user_cache};
 use sqlite::{readers, writer};
@@ -67,6 +68,9 @@ pub use sync::{
 };
 pub use sync_settings::{StoredSyncSettings, SyncSettingsError};
 pub use users::{DeletedUser, UserGroup, UserRow};
+pub use webhooks::{
+    NewWebhook, Progress, WebhookAttempt, WebhookChange, WebhookRow, WebhookTarget,
+};
 
 /// The SQL dialect of the connected store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,6 +247,8 @@ pub struct Store {
     /// Woken when this process queues email, so the delivery worker sends
     /// it at once instead of at its next poll.
     outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Wakes this process's webhook deliverer.
+    webhooks_wake: std::sync::Arc<tokio::sync::Notify>,
     /// The event feed's wake-ups: events committed, events numbered.
     events: std::sync::Arc<events::EventSignals>,
 }
@@ -344,6 +350,7 @@ impl Store {
             change_feed,
             metrics: std::sync::Arc::new(metrics),
             outbox_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
+            webhooks_wake: std::sync::Arc::new(tokio::sync::Notify::new()),
             events: std::sync::Arc::default(),
             db: std::sync::Arc::new(db),
             cursors: std::sync::Arc::new(match opts.list_hop {

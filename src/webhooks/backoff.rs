@@ -35,7 +35,53 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Why a schedule or duration given in configuration is not one.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("'{0}' is not a duration like 500ms, 5s, 5m, 2h or 3d")]
+    Duration(String),
+    #[error("a retry schedule needs at least one delay")]
+    Empty,
+}
+
+/// A duration as configuration writes it: a whole number and a unit,
+/// `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, ScheduleError> {
+    let text = text.trim();
+    let bad = || ScheduleError::Duration(text.to_owned());
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
 impl RetryPolicy {
+    /// A policy from its configuration: the delays, comma-separated (the
+    /// last one repeats), and how long an endpoint may fail.
+    pub fn parse(schedule: &str, give_up_after: &str) -> Result<RetryPolicy, ScheduleError> {
+        let steps = schedule
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()?;
+        let then_every = *steps.last().ok_or(ScheduleError::Empty)?;
+        Ok(RetryPolicy {
+            steps,
+            then_every,
+            give_up_after: parse_duration(give_up_after)?,
+        })
+    }
+
     /// The delay before the next try after `failures` failures in a row
     /// (1 for the first). `unit` in [0, 1) picks the jitter.
     pub fn delay(&self, failures: u32, unit: f64) -> Duration {
@@ -82,6 +128,22 @@ mod tests {
         }
         // Out-of-range units are clamped, never negative.
         assert_eq!(p.delay(1, -3.0), Duration::from_millis(4500));
+    }
+
+    #[test]
+    fn the_default_is_what_the_configuration_default_says() {
+        assert_eq!(
+            RetryPolicy::parse("5s,5m,30m,2h,5h,10h", "3d").unwrap(),
+            RetryPolicy::default()
+        );
+        let p = RetryPolicy::parse(" 100ms , 1s", "2s").unwrap();
+        assert_eq!(p.delay(1, 0.5), Duration::from_millis(100));
+        assert_eq!(p.delay(5, 0.5), Duration::from_secs(1));
+        assert_eq!(p.give_up_after, Duration::from_secs(2));
+        assert_eq!(RetryPolicy::parse(" , ", "1d"), Err(ScheduleError::Empty));
+        for bad in ["5", "s", "5x", "-5s", "1.5s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -40,3 +40,4 @@ mod sync;
 mod sync_crash;
 mod sync_settings;
 mod users;
+mod webhooks;

@@ -147,6 +147,7 @@ struct Things {
     group: String,
     account: String,
     message: String,
+    webhook: String,
 }
 
 impl Things {
@@ -189,12 +190,21 @@ impl Things {
         assert!(queued);
         let outbox = app.ok_json(app.admin(M::GET, "/orgs/default/outbox")).await;
         let message = outbox["messages"][0]["id"].as_str().unwrap().to_owned();
+        // Its receiver is a closed port on 127.0.0.1: sends fail there.
+        let webhook = app
+            .ok_json_created(
+                app.admin(M::POST, "/orgs/default/webhooks")
+                    .json(&json!({ "url": "http://127.0.0.1:9/" })),
+            )
+            .await;
+        let webhook = webhook["id"].as_str().unwrap().to_owned();
         Things {
             site,
             key: "confluence".to_owned(),
             group: group["id"].as_str().unwrap().to_owned(),
             account: account.to_string(),
             message,
+            webhook,
         }
     }
 
@@ -208,6 +218,7 @@ impl Things {
             ("{groupId}", &self.group),
             ("{accountId}", &self.account),
             ("{messageId}", &self.message),
+            ("{webhookId}", &self.webhook),
         ] {
             let value = match bad {
                 Some((p, v)) if p == param => v,
@@ -255,6 +266,9 @@ fn request(
         "addOrgGroupMembers" => json!({ "accountIds": [things.account] }),
         "relinkScimUser" => json!({ "accountId": things.account }),
         "getScimLinksForEmail" => json!({ "email": "a@example.com" }),
+        "createWebhook" => json!({ "url": "http://127.0.0.1:9/" }),
+        "updateWebhook" => json!({ "description": "contract" }),
+        "replayWebhook" => json!({ "since": "2026-01-01T00:00:00Z" }),
         "putSyncSettings" => json!({
             "mode": "continuous",
             "intervalMinutes": 240,
@@ -277,7 +291,11 @@ fn documents(op: &Value, status: u16) -> bool {
 #[tokio::test]
 async fn every_operation_answers_auth_and_path_errors_as_documented() {
     // Hundreds of requests: the admin rate limit has its own tests.
-    let app = spawn_app_with(|c| c.admin_rate_limit_per_second = 0).await;
+    let app = spawn_app_with(|c| {
+        c.admin_rate_limit_per_second = 0;
+        c.webhooks.webhook_allow_private = true;
+    })
+    .await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();
     let dir = app.create_directory("Real").await;
     add_domain(&app).await;
@@ -333,6 +351,7 @@ async fn every_operation_answers_auth_and_path_errors_as_documented() {
             "{groupId}",
             "{accountId}",
             "{messageId}",
+            "{webhookId}",
         ] {
             if path.contains(param) {
                 for value in Things::bad_values(param) {
@@ -367,6 +386,7 @@ async fn every_body_is_checked_as_documented() {
     let app = spawn_app_with(|c| {
         c.max_body_bytes = 1024;
         c.admin_rate_limit_per_second = 0;
+        c.webhooks.webhook_allow_private = true;
     })
     .await;
     let doc: Value = serde_json::from_str(&served_document(&app).await).unwrap();

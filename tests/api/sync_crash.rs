@@ -12,9 +12,9 @@ use crate::helpers::{TestDirectory, ADMIN_TOKEN};
 
 /// A `scimd` process on `database_url`, slowed so a run lasts long enough
 /// to be killed in the middle.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     client: reqwest::Client,
 }
 
@@ -23,7 +23,7 @@ impl Server {
         Server::start_with(database_url, &[]).await
     }
 
-    async fn start_with(database_url: &str, extra: &[&str]) -> Server {
+    pub(crate) async fn start_with(database_url: &str, extra: &[&str]) -> Server {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -72,19 +72,19 @@ impl Server {
         }
     }
 
-    fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, format!("{}/admin/v1{path}", self.base))
             .bearer_auth(ADMIN_TOKEN)
     }
 
-    async fn json(&self, request: reqwest::RequestBuilder, status: u16) -> Value {
+    pub(crate) async fn json(&self, request: reqwest::RequestBuilder, status: u16) -> Value {
         let resp = request.send().await.unwrap();
         assert_eq!(resp.status(), status, "{}", resp.url());
         resp.json().await.unwrap()
     }
 
-    fn scim(
+    pub(crate) fn scim(
         &self,
         dir: &TestDirectory,
         method: reqwest::Method,
@@ -96,7 +96,7 @@ impl Server {
     }
 
     /// A new directory of the default organisation.
-    async fn directory(&self) -> TestDirectory {
+    pub(crate) async fn directory(&self) -> TestDirectory {
         let created = self
             .json(
                 self.admin(reqwest::Method::POST, "/orgs/default/directories")
@@ -158,7 +158,7 @@ impl Server {
         .await;
     }
 
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
     }
@@ -173,7 +173,7 @@ impl Drop for Server {
 
 /// A database of its own: an SQLite file, or a schema of the test
 /// PostgreSQL database.
-async fn database(dir: &tempfile::TempDir) -> String {
+pub(crate) async fn database(dir: &tempfile::TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             use sqlx::Connection;

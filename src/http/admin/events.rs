@@ -158,10 +158,8 @@ fn parse_query(org: Uuid, raw: Option<&str>) -> Result<Parsed, AdminError> {
                 }
             }
             "directoryId" => {
-                p.query.directory_id = Some(
-                    Uuid::parse_str(value.trim())
-                        .map_err(|_| bad("'directoryId' must be a UUID"))?,
-                )
+                p.query.directory_ids = vec![Uuid::parse_str(value.trim())
+                    .map_err(|_| bad("'directoryId' must be a UUID"))?]
             }
             "limit" => p.query.limit = parse_limit(&value)?,
             "wait" => {

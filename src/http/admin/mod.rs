@@ -28,6 +28,7 @@ pub(crate) mod reports;
 pub(crate) mod sites;
 pub(crate) mod sync;
 pub(crate) mod sync_settings;
+pub(crate) mod webhooks;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -167,6 +168,32 @@ pub fn router() -> Router<AppState> {
             delete(org_groups::remove_member),
         )
         .route("/orgs/{orgId}/events", get(events::list))
+        .route(
+            "/orgs/{orgId}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/orgs/{orgId}/webhooks/{webhookId}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/orgs/{orgId}/webhooks/{webhookId}/secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/orgs/{orgId}/webhooks/{webhookId}/test",
+            post(webhooks::test),
+        )
+        .route(
+            "/orgs/{orgId}/webhooks/{webhookId}/replay",
+            post(webhooks::replay),
+        )
+        .route(
+            "/orgs/{orgId}/webhooks/{webhookId}/attempts",
+            get(webhooks::attempts),
+        )
         .route("/orgs/{orgId}/outbox", get(outbox::list))
         .route("/orgs/{orgId}/outbox/{messageId}", get(outbox::get))
         .route(
