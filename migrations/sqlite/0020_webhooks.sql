@@ -43,7 +43,9 @@ CREATE INDEX webhooks_org ON webhooks (org_id, created_at, id);
 -- What the deliverers claim.
 CREATE INDEX webhooks_due ON webhooks (next_attempt_at) WHERE state = 'active';
 
--- Every delivery attempt, kept for `--webhook-attempt-retention-days`.
+-- Every delivery attempt, kept for `--webhook-attempt-retention-days`. One
+-- index only, an endpoint's in order: each delivery adds a row, and the
+-- purge walks each endpoint's oldest rows, which are its first.
 CREATE TABLE webhook_attempts (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     webhook_id         BLOB NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
@@ -60,4 +62,3 @@ CREATE TABLE webhook_attempts (
     response_excerpt   TEXT
 );
 CREATE INDEX webhook_attempts_webhook ON webhook_attempts (webhook_id, id);
-CREATE INDEX webhook_attempts_time ON webhook_attempts (attempted_at);

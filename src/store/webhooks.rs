@@ -363,25 +363,43 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes attempts older than `cutoff` (microseconds), `batch` at a
-    /// time; how many.
+    /// Deletes attempts older than `cutoff` (microseconds), each
+    /// endpoint's from its oldest on, `batch` at a time; how many. (An
+    /// endpoint's attempts are written in the order they were made, so its
+    /// old ones are a prefix of them by id.)
     pub async fn prune_webhook_attempts(&self, cutoff: i64, batch: i64) -> Result<u64> {
+        let hooks: Vec<(Uuid,)> = read!(self, |_d, c| c
+            .fetch_all("SELECT id FROM webhooks", &[])
+            .await?);
         let mut total = 0;
-        loop {
-            let n = transaction!(self, |_d, tx| {
-                Conn::execute(
-                    &mut *tx,
-                    "DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts \
-                     WHERE attempted_at < $1 ORDER BY attempted_at LIMIT $2)",
-                    &[cutoff.into(), batch.into()],
-                )
-                .await?
-            });
-            total += n;
-            if n < batch as u64 {
-                return Ok(total);
+        for (hook,) in hooks {
+            loop {
+                let deleted: u64 =
+                    transaction!(self, |_d, tx| {
+                        let rows: Vec<(i64, i64)> = Conn::fetch_all(
+                            &mut *tx,
+                            "SELECT id, attempted_at FROM webhook_attempts WHERE webhook_id = $1 \
+                         ORDER BY id LIMIT $2",
+                            &[hook.into(), batch.into()],
+                        )
+                        .await?;
+                        match rows.iter().take_while(|(_, at)| *at < cutoff).last() {
+                            None => 0,
+                            Some((upto, _)) => Conn::execute(
+                                &mut *tx,
+                                "DELETE FROM webhook_attempts WHERE webhook_id = $1 AND id <= $2",
+                                &[hook.into(), (*upto).into()],
+                            )
+                            .await?,
+                        }
+                    });
+                total += deleted;
+                if deleted < batch as u64 {
+                    break;
+                }
             }
         }
+        Ok(total)
     }
 
     /// Claims up to `limit` endpoints that are due, not held by a live
@@ -454,6 +472,18 @@ impl Store {
             )
             .await?
         }))
+    }
+
+    /// Endpoint `id` as `owner` holds it, read without renewing the
+    /// lease; `None` when it is no longer `owner`'s or not active.
+    pub async fn held_webhook(&self, id: Uuid, owner: Uuid) -> Result<Option<WebhookTarget>> {
+        let sql = format!(
+            "SELECT {TARGET_COLUMNS} FROM webhooks WHERE id = $1 AND lease_owner = $2 \
+             AND state = 'active'"
+        );
+        Ok(read!(self, |_d, c| c
+            .fetch_optional(&sql, &[id.into(), owner.into()])
+            .await?))
     }
 
     /// Commits a spell's attempts and its progress (unless a replay moved

@@ -28,9 +28,14 @@ use crate::telemetry::ErrorChain;
 use crate::time::{format_micros, now_micros};
 
 /// Events a task reads from the feed at a time.
-pub const PAGE: i64 = 100;
+pub const PAGE: i64 = 500;
 /// The longest a task sends before it commits its cursor.
 pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// After sending what was pending, a task lets this much time pass before
+/// it reads again, so that under a stream of events it sends, and commits,
+/// many at a time instead of paying a read and a commit for each few (an
+/// event that arrives while the task is idle is sent at once).
+pub const GATHER: Duration = Duration::from_millis(100);
 /// A task with nothing to send for this long gives its endpoint up.
 pub const IDLE_RELEASE: Duration = Duration::from_secs(5);
 /// How often an idle task, and the claimer, look for events other
@@ -59,23 +64,77 @@ pub struct DeliveryConfig {
 pub struct Deliverer {
     client: reqwest::Client,
     config: Arc<DeliveryConfig>,
+    sender: Arc<SendThread>,
+}
+
+/// The thread the deliverer's messages are sent from: a runtime of its
+/// own at a lower scheduling priority (nice [`SEND_NICE`] on Linux), so
+/// that when the machine's cores are all busy, serving SCIM and admin
+/// requests comes first and deliveries use what is left (they catch up
+/// when the load eases: the queue is durable). Only the HTTP exchanges run
+/// there; the store is used from the server's runtime, as everywhere.
+#[derive(Debug)]
+struct SendThread {
+    handle: tokio::runtime::Handle,
+    /// Dropped with the last deliverer: the thread then ends.
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// How much lower than the server's the sending thread's priority is.
+pub const SEND_NICE: i32 = 10;
+
+impl SendThread {
+    fn start() -> SendThread {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("scimd-webhooks".into())
+            .spawn(move || {
+                #[cfg(target_os = "linux")]
+                // SAFETY: setpriority has no memory effects; on Linux, `who`
+                // 0 with PRIO_PROCESS names the calling thread.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, 0, SEND_NICE);
+                }
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(_) => return,
+                };
+                let _ = handle_tx.send(runtime.handle().clone());
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            });
+        match started.ok().and_then(|_| handle_rx.recv().ok()) {
+            Some(handle) => SendThread {
+                handle,
+                _stop: Some(stop),
+            },
+            // No thread: messages are sent from the caller's runtime.
+            None => SendThread {
+                handle: tokio::runtime::Handle::current(),
+                _stop: None,
+            },
+        }
+    }
 }
 
 /// A message to one endpoint.
-pub struct Message<'a> {
+pub struct Message {
     pub id: String,
-    pub event_type: &'a str,
+    pub event_type: String,
     pub sequence: Option<i64>,
     pub body: String,
 }
 
-impl Message<'_> {
+impl Message {
     /// An event of the feed as its message: the feed's fields, and
     /// Standard Webhooks' `type`, `timestamp` and `data`.
-    pub fn of_event(row: &FeedRow) -> Message<'_> {
-        let data: serde_json::Value =
-            serde_json::from_str(&row.data).unwrap_or(serde_json::Value::Null);
-        let body = serde_json::json!({
+    pub fn of_event(row: &FeedRow) -> Message {
+        let head = serde_json::json!({
             "id": row.event_id,
             "type": row.kind,
             "timestamp": format_micros(row.occurred_at),
@@ -83,18 +142,29 @@ impl Message<'_> {
             "sequence": row.sequence,
             "orgId": row.org_id,
             "directoryId": row.directory_id,
-            "data": data,
-        });
+        })
+        .to_string();
+        // `data` is stored as JSON text: spliced in as it is rather than
+        // parsed and written again for every message.
+        let data = match row.data.trim() {
+            "" => "null",
+            text => text,
+        };
+        let mut body = String::with_capacity(head.len() + data.len() + 8);
+        body.push_str(head.strip_suffix('}').unwrap_or(&head));
+        body.push_str(",\"data\":");
+        body.push_str(data);
+        body.push('}');
         Message {
             id: row.event_id.to_string(),
-            event_type: &row.kind,
+            event_type: row.kind.clone(),
             sequence: Some(row.sequence),
-            body: body.to_string(),
+            body,
         }
     }
 
     /// A `webhook.test` message for endpoint `webhook_id` of `org_id`.
-    pub fn test(org_id: Uuid, webhook_id: Uuid) -> Message<'static> {
+    pub fn test(org_id: Uuid, webhook_id: Uuid) -> Message {
         let id = Uuid::new_v4();
         let now = format_micros(now_micros());
         let body = serde_json::json!({
@@ -109,24 +179,34 @@ impl Message<'_> {
         });
         Message {
             id: id.to_string(),
-            event_type: "webhook.test",
+            event_type: "webhook.test".to_owned(),
             sequence: None,
             body: body.to_string(),
         }
     }
 }
 
-/// The signing secrets of a target that sign now: the current one, and
-/// the previous while its overlap lasts.
-fn signing_secrets(target: &WebhookTarget, now: i64) -> Vec<SigningSecret> {
-    let mut secrets: Vec<SigningSecret> =
-        SigningSecret::parse(&target.secret).into_iter().collect();
-    if let (Some(previous), Some(until)) = (&target.previous_secret, target.previous_secret_until) {
-        if until > now {
-            secrets.extend(SigningSecret::parse(previous));
+/// An endpoint made ready to send to, once per read of its row rather
+/// than per message: its URL checked and parsed, its secrets decoded.
+pub struct Endpoint {
+    url: Result<reqwest::Url, String>,
+    secret: Option<SigningSecret>,
+    /// The rotated-out secret, and until when it also signs.
+    previous: Option<(SigningSecret, i64)>,
+}
+
+impl Endpoint {
+    /// The secrets that sign at `now`: the current one, and the previous
+    /// while its overlap lasts.
+    fn secrets(&self, now: i64) -> Vec<&SigningSecret> {
+        let mut secrets: Vec<&SigningSecret> = self.secret.iter().collect();
+        if let Some((previous, until)) = &self.previous {
+            if *until > now {
+                secrets.push(previous);
+            }
         }
+        secrets
     }
-    secrets
 }
 
 impl Deliverer {
@@ -144,21 +224,62 @@ impl Deliverer {
         Deliverer {
             client,
             config: Arc::new(config),
+            sender: Arc::new(SendThread::start()),
         }
+    }
+
+    /// Sends `messages` to `endpoint` in order, from the sending thread,
+    /// until one fails or [`COMMIT_EVERY`] has passed; the attempts made.
+    /// Empty only when the sending thread has stopped.
+    pub async fn send_in_order(
+        &self,
+        endpoint: Arc<Endpoint>,
+        messages: Vec<Message>,
+    ) -> Vec<WebhookAttempt> {
+        let this = self.clone();
+        let sent = self.sender.handle.spawn(async move {
+            let started = Instant::now();
+            let mut attempts = Vec::with_capacity(messages.len());
+            for message in &messages {
+                let attempt = this.send(&endpoint, message).await;
+                let failed = !attempt.succeeded;
+                attempts.push(attempt);
+                if failed || started.elapsed() >= COMMIT_EVERY {
+                    break;
+                }
+            }
+            attempts
+        });
+        sent.await.unwrap_or_default()
     }
 
     pub fn config(&self) -> &DeliveryConfig {
         &self.config
     }
 
-    /// Sends `message` to `target` once; the attempt as the log keeps it.
-    pub async fn send(&self, target: &WebhookTarget, message: &Message<'_>) -> WebhookAttempt {
+    /// `target` ready to send to. Its URL is checked here, so a URL saved
+    /// under --webhook-allow-private is refused once that is off (names
+    /// are checked by the resolver at each connection).
+    pub fn prepare(&self, target: &WebhookTarget) -> Endpoint {
+        Endpoint {
+            url: check_url(&target.url, self.config.allow_private).map_err(|e| e.to_string()),
+            secret: SigningSecret::parse(&target.secret).ok(),
+            previous: target
+                .previous_secret
+                .as_deref()
+                .and_then(|p| SigningSecret::parse(p).ok())
+                .zip(target.previous_secret_until),
+        }
+    }
+
+    /// Sends `message` to `endpoint` once; the attempt as the log keeps it.
+    pub async fn send(&self, endpoint: &Endpoint, message: &Message) -> WebhookAttempt {
         let attempted_at = now_micros();
         let started = Instant::now();
         let mut attempt = WebhookAttempt {
             id: 0,
             event_id: message.id.parse().unwrap_or_default(),
-            event_type: message.event_type.to_owned(),
+            event_type: message.event_type.clone(),
             sequence: message.sequence,
             attempted_at,
             status: None,
@@ -167,7 +288,7 @@ impl Deliverer {
             error: None,
             response_excerpt: None,
         };
-        let outcome = self.post(target, message, attempted_at).await;
+        let outcome = self.post(endpoint, message, attempted_at).await;
         attempt.latency_ms = started.elapsed().as_millis() as i64;
         match outcome {
             Ok((status, excerpt)) => {
@@ -185,24 +306,17 @@ impl Deliverer {
 
     async fn post(
         &self,
-        target: &WebhookTarget,
-        message: &Message<'_>,
+        endpoint: &Endpoint,
+        message: &Message,
         attempted_at: i64,
     ) -> Result<(u16, String), String> {
-        // Checked at every send: a URL saved under --webhook-allow-private
-        // is refused once it is off. Names are checked by the resolver.
-        let url = check_url(&target.url, self.config.allow_private).map_err(|e| e.to_string())?;
-        let secrets = signing_secrets(target, attempted_at);
+        let url = endpoint.url.clone()?;
+        let secrets = endpoint.secrets(attempted_at);
         if secrets.is_empty() {
             return Err("the endpoint's signing secret is unreadable".to_owned());
         }
         let timestamp = attempted_at / 1_000_000;
-        let signature = signature_header(
-            &secrets.iter().collect::<Vec<_>>(),
-            &message.id,
-            timestamp,
-            message.body.as_bytes(),
-        );
+        let signature = signature_header(&secrets, &message.id, timestamp, message.body.as_bytes());
         let exchange = async {
             let mut response = self
                 .client
@@ -382,41 +496,37 @@ async fn hold(
             continue;
         }
         if !fresh {
-            match store
-                .renew_webhook(id, owner, lease_until(deliverer))
-                .await?
-            {
+            match store.held_webhook(id, owner).await? {
                 Some(t) => target = t,
                 None => return Ok(()),
             }
-            renewed = Instant::now();
             fresh = true;
             if bound <= target.delivered_through {
                 continue;
             }
         }
         let rows = store.feed_page(&pending(&target, bound)).await?;
-        let started = Instant::now();
-        let mut attempts = Vec::with_capacity(rows.len());
-        let mut through = target.delivered_through;
-        let mut failure = None;
-        let mut finished = rows.len() < PAGE as usize;
-        for (i, row) in rows.iter().enumerate() {
-            let attempt = deliverer.send(&target, &Message::of_event(row)).await;
-            let ok = attempt.succeeded;
-            let error = attempt.error.clone();
-            attempts.push(attempt);
-            if !ok {
-                failure = error.or_else(|| Some("failed".to_owned()));
-                finished = false;
-                break;
-            }
-            through = row.sequence;
-            if started.elapsed() >= COMMIT_EVERY && i + 1 < rows.len() {
-                finished = false;
-                break;
-            }
+        let endpoint = Arc::new(deliverer.prepare(&target));
+        let attempts = deliverer
+            .send_in_order(endpoint, rows.iter().map(Message::of_event).collect())
+            .await;
+        if attempts.is_empty() && !rows.is_empty() {
+            // The sending thread has stopped: the server is shutting down.
+            store.release_webhook(id, owner).await?;
+            return Ok(());
         }
+        // The attempts are in order, each a success but perhaps the last.
+        let delivered = attempts.iter().take_while(|a| a.succeeded).count();
+        let mut through = match delivered {
+            0 => target.delivered_through,
+            n => rows[n - 1].sequence,
+        };
+        let failure = attempts
+            .last()
+            .filter(|a| !a.succeeded)
+            .map(|a| a.error.clone().unwrap_or_else(|| "failed".to_owned()));
+        let finished =
+            failure.is_none() && attempts.len() == rows.len() && rows.len() < PAGE as usize;
         if finished {
             // Every pending event up to the bound was in the page.
             through = bound;
@@ -466,6 +576,10 @@ async fn hold(
         }
         renewed = Instant::now();
         idle_since = Instant::now();
+        if finished && !attempts.is_empty() {
+            tokio::time::sleep(GATHER).await;
+            fresh = false;
+        }
     }
 }
 
@@ -490,11 +604,30 @@ mod tests {
         }
     }
 
+    fn deliverer() -> Deliverer {
+        Deliverer::new(DeliveryConfig {
+            allow_private: false,
+            timeout: Duration::from_secs(1),
+            lease: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        })
+    }
+
     #[test]
     fn the_previous_secret_signs_only_while_its_overlap_lasts() {
-        assert_eq!(signing_secrets(&target(Some(100)), 99).len(), 2);
-        assert_eq!(signing_secrets(&target(Some(100)), 100).len(), 1);
-        assert_eq!(signing_secrets(&target(None), 0).len(), 1);
+        let d = deliverer();
+        assert_eq!(d.prepare(&target(Some(100))).secrets(99).len(), 2);
+        assert_eq!(d.prepare(&target(Some(100))).secrets(100).len(), 1);
+        assert_eq!(d.prepare(&target(None)).secrets(0).len(), 1);
+    }
+
+    #[test]
+    fn an_inside_url_is_refused_when_prepared() {
+        let d = deliverer();
+        let mut t = target(None);
+        assert!(d.prepare(&t).url.is_ok());
+        t.url = "http://127.0.0.1:9/".into();
+        assert!(d.prepare(&t).url.unwrap_err().contains("loopback"));
     }
 
     #[test]
@@ -511,6 +644,7 @@ mod tests {
         let m = Message::of_event(&row);
         assert_eq!(m.id, row.event_id.to_string());
         let body: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(body.as_object().unwrap().len(), 8);
         assert_eq!(body["type"], "user.created");
         assert_eq!(body["sequence"], 9);
         assert_eq!(body["data"]["userId"], "u");

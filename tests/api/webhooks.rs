@@ -791,3 +791,72 @@ async fn processes_on_one_postgresql_share_deliveries_without_sending_twice() {
         assert_eq!(r.all().len(), 30, "a message was sent twice");
     }
 }
+
+#[tokio::test]
+async fn the_feed_keeps_what_a_webhook_has_not_had_and_attempts_expire() {
+    let app = app_with(|c| c.webhooks.webhook_retry_schedule = "1h".into()).await;
+    let receiver = Receiver::start().await;
+    receiver.set(|b| b.fail_all = true);
+    let hook = create_webhook(
+        &app,
+        json!({"url": receiver.url, "types": ["user.created"]}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    let dir = app.create_directory("kept").await;
+    let ada = user(&app, &dir, "ada@example.com").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while webhook(&app, id).await["consecutiveFailures"] == 0 {
+        assert!(Instant::now() < deadline, "never tried");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Past every event's retention, the purge keeps what the webhook
+    // has not had.
+    let everything = scimd::time::now_micros() + 1;
+    app.store.prune_events(everything, 1000).await.unwrap();
+    let cursor = webhook(&app, id).await["deliveredThrough"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending = app
+        .ok_json(app.admin(
+            M::GET,
+            &format!("/orgs/default/events?types=user.created&after={cursor}"),
+        ))
+        .await;
+    assert_eq!(pending["events"][0]["data"]["user"]["id"], ada.as_str());
+    // Deleted, it holds nothing.
+    let resp = app
+        .admin(M::DELETE, &format!("/orgs/default/webhooks/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // (A sync run may write events meanwhile, after the cutoff.)
+    app.store
+        .prune_events(scimd::time::now_micros() + 1, 1000)
+        .await
+        .unwrap();
+    let left = app
+        .ok_json(app.admin(M::GET, "/orgs/default/events?types=user.created"))
+        .await;
+    assert_eq!(left["events"], json!([]));
+
+    // Attempts go after their retention.
+    receiver.set(|b| b.fail_all = false);
+    let other = create_webhook(&app, json!({"url": receiver.url})).await;
+    let other = other["id"].as_str().unwrap();
+    let path = format!("/orgs/default/webhooks/{other}/attempts");
+    app.ok_json(app.admin(M::POST, &format!("/orgs/default/webhooks/{other}/test")))
+        .await;
+    let attempts = app.ok_json(app.admin(M::GET, &path)).await;
+    assert_eq!(attempts["attempts"].as_array().unwrap().len(), 1);
+    let pruned = app
+        .store
+        .prune_webhook_attempts(scimd::time::now_micros() + 1, 1000)
+        .await
+        .unwrap();
+    assert!(pruned >= 1);
+    let attempts = app.ok_json(app.admin(M::GET, &path)).await;
+    assert_eq!(attempts["attempts"], json!([]));
+}

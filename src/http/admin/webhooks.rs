@@ -666,10 +666,9 @@ pub async fn test(
         .webhook_target(org, id)
         .await?
         .ok_or_else(not_found)?;
-    let attempt = state
-        .settings
-        .webhooks
-        .send(&target, &Message::test(org, id))
+    let deliverer = &state.settings.webhooks;
+    let attempt = deliverer
+        .send(&deliverer.prepare(&target), &Message::test(org, id))
         .await;
     state
         .store
