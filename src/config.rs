@@ -72,6 +72,7 @@ pub(crate) mod defaults {
     pub const AUDIT_PURGE_INTERVAL_SECONDS: u64 = 3600;
     pub const EVENT_RETENTION_DAYS: u32 = 30;
     pub const WEBHOOK_TIMEOUT_SECONDS: u64 = 10;
+    pub const CONSOLE_SESSION_MINUTES: u32 = 480;
     pub const WEBHOOK_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h";
     pub const WEBHOOK_GIVE_UP_AFTER: &str = "3d";
     pub const WEBHOOK_ATTEMPT_RETENTION_DAYS: u32 = 14;
@@ -241,6 +242,11 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub webhooks: WebhookConfig,
+
+    /// Minutes a sign-in to the admin console (`/admin/`) lasts.
+    #[arg(long, env = "SCIMD_CONSOLE_SESSION_MINUTES", default_value_t = defaults::CONSOLE_SESSION_MINUTES,
+          value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub console_session_minutes: u32,
 }
 
 /// How webhooks are delivered (docs/WEBHOOKS.md).
@@ -514,6 +520,7 @@ impl Default for ServeConfig {
             smtp: SmtpConfig::default(),
             sync: SyncEngineConfig::default(),
             webhooks: WebhookConfig::default(),
+            console_session_minutes: defaults::CONSOLE_SESSION_MINUTES,
         }
     }
 }

@@ -111,6 +111,7 @@ impl Application {
                 config.webhooks.delivery().map_err(StartupError::Config)?,
             ),
             webhook_attempt_retention_days: config.webhooks.webhook_attempt_retention_days.max(1),
+            console_session_minutes: config.console_session_minutes.max(1),
         };
         let auth = Authenticator::new(
             store.clone(),

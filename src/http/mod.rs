@@ -19,6 +19,7 @@ use rate_limit::RateLimits;
 
 pub mod admin;
 pub mod audit;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -103,6 +104,8 @@ pub struct Settings {
     pub webhooks: crate::webhooks::delivery::Deliverer,
     /// How long webhook delivery attempts are kept.
     pub webhook_attempt_retention_days: u32,
+    /// How long a console session lasts after sign-in.
+    pub console_session_minutes: u32,
 }
 
 impl Settings {
@@ -136,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/directory/{directory_id}", scim())
         .nest("/scim/v2", scim())
         .nest("/admin/v1", admin)
+        .merge(console::router())
         .nest(admin::atlassian::PREFIX, atlassian)
         .fallback(not_found)
         .with_state(state.clone())

@@ -17,6 +17,7 @@ mod accounts;
 pub mod audit;
 mod billing;
 mod conn;
+mod console;
 mod directories;
 mod domains;
 mod error;
@@ -50,6 +51,7 @@ pub use accounts::{
 };
 pub use audit::{DailyStats, EventRow, ReportQuery};
 pub use billing::{Billing, BillingRow};
+pub use console::ConsoleSession;
 pub use directories::{Directory, DirectoryKey, RateLimit, StoredRateLimit};
 pub use domains::{CheckRecorded, DirectoryMoved, DomainRow, LinkError};
 pub(crate) use error::OnConflict;

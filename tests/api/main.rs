@@ -17,6 +17,7 @@ mod billing;
 mod bulk;
 mod caching;
 mod concurrency;
+mod console;
 mod cursor_paging;
 mod discovery;
 mod domains;

@@ -1,0 +1,267 @@
+//! The admin console (`/admin/`): server-rendered pages over the same
+//! store and rules as the admin API, for admins who work in a browser.
+//!
+//! Signing in with an admin token starts a session: an `HttpOnly`,
+//! `SameSite=Strict` cookie (`Secure` when the public URL is https) whose
+//! value is random and whose SHA-256 is kept in the store. The token itself
+//! is never put in a page, a URL or the cookie. Every form carries the
+//! session's CSRF token, compared with the stored one; the sign-in form,
+//! before any session, carries one that must match a cookie set with the
+//! form (double submit). Every page is sent with a Content Security Policy
+//! that allows no inline script, and may not be framed.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use maud::{html, Markup, DOCTYPE};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::telemetry::ErrorChain;
+
+mod overview;
+mod sign_in;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "scimd_console";
+/// The sign-in form's CSRF cookie.
+pub const SIGN_IN_COOKIE: &str = "scimd_console_signin";
+
+/// The console's routes, beside the admin API's `/admin/v1`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|| async { Redirect::to("/admin/") }))
+        .route("/admin/", get(home))
+        .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/admin/sign-out", post(sign_in::sign_out))
+        .route("/admin/orgs/{orgId}", get(overview::show))
+        .route("/admin/assets/console.css", get(stylesheet))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+async fn home(_session: Session) -> Redirect {
+    Redirect::to("/admin/orgs/default")
+}
+
+const CSS: &str = include_str!("console.css");
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+/// What every console response carries.
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// A random value for a cookie or a CSRF token: 32 bytes, base64url.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the store keeps of a session cookie's value.
+pub(crate) fn session_hash(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The value of cookie `name` in a request's headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value for the console: scoped to `/admin`, `HttpOnly`,
+/// `SameSite=Strict`, and `Secure` behind https.
+pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> String {
+    let secure = if state.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+/// A signed-in admin: the request carried a live session's cookie.
+pub struct Session {
+    pub token_id: String,
+    pub csrf: String,
+    /// The hash the store keeps the session under.
+    pub id_hash: String,
+}
+
+/// Why a console request was not served.
+pub enum ConsoleRejection {
+    /// No session, or an expired one: to the sign-in page.
+    SignIn,
+    /// A form without the session's CSRF token.
+    Csrf,
+    /// A fault of the server; logged, shown as a plain page.
+    Internal,
+}
+
+impl IntoResponse for ConsoleRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleRejection::SignIn => Redirect::to("/admin/sign-in").into_response(),
+            ConsoleRejection::Csrf => (
+                StatusCode::FORBIDDEN,
+                page(
+                    "Refused",
+                    None,
+                    html! {
+                        h1 { "This form has expired" }
+                        p { "The form was not sent from this console session. Go back, reload the page and try again." }
+                    },
+                ),
+            )
+                .into_response(),
+            ConsoleRejection::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                page(
+                    "Error",
+                    None,
+                    html! {
+                        h1 { "Something went wrong" }
+                        p { "The server could not answer; its log says why. Try again in a moment." }
+                    },
+                ),
+            )
+                .into_response(),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ConsoleRejection {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %ErrorChain(&e), "console request failed");
+        ConsoleRejection::Internal
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ConsoleRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Session::read(state, &parts.headers)
+            .await?
+            .ok_or(ConsoleRejection::SignIn)
+    }
+}
+
+impl Session {
+    /// The live session a request's cookie names, if any.
+    pub async fn read(
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<Option<Session>, crate::store::StoreError> {
+        let Some(value) = cookie(headers, SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let id_hash = session_hash(value);
+        let session = state
+            .store
+            .console_session(&id_hash, crate::time::now_micros())
+            .await?;
+        Ok(session.map(|s| Session {
+            token_id: s.token_id,
+            csrf: s.csrf,
+            id_hash,
+        }))
+    }
+
+    /// Refuses a form that does not carry this session's CSRF token.
+    pub fn check_csrf(&self, presented: &str) -> Result<(), ConsoleRejection> {
+        if same_secret(presented, &self.csrf) {
+            Ok(())
+        } else {
+            Err(ConsoleRejection::Csrf)
+        }
+    }
+}
+
+/// A whole page: the layout around `content`; with a session, the header
+/// has the sign-out form.
+pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · scimd" }
+                link rel="stylesheet" href="/admin/assets/console.css";
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/admin/" { "scimd" }
+                    @if let Some(s) = session {
+                        form method="post" action="/admin/sign-out" {
+                            input type="hidden" name="csrf" value=(s.csrf);
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main id="main" { (content) }
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The admin console over HTTP: sign-in with an admin token, the session
+//! cookie's flags, CSRF refusals, expiry, sign-out, security headers, and
+//! the organisation overview.
+
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN, M};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` header that sets `name`.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn value_of(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|p| p.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in; the session cookie's value.
+async fn sign_in(app: &TestApp) -> String {
+    let c = client();
+    let form = c
+        .get(format!("{}/admin/sign-in", app.address))
+        .send()
+        .await
+        .unwrap();
+    let csrf_cookie = value_of(&set_cookie(form.headers(), "scimd_console_signin").unwrap());
+    let csrf = hidden_csrf(&form.text().await.unwrap());
+    assert_eq!(csrf, csrf_cookie);
+    let resp = c
+        .post(format!("{}/admin/sign-in", app.address))
+        .header("cookie", format!("scimd_console_signin={csrf_cookie}"))
+        .form(&[("token", ADMIN_TOKEN), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/admin/");
+    let session = set_cookie(resp.headers(), "scimd_console").unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(session.contains(flag), "{session}");
+    }
+    assert!(!session.contains("Secure"), "plain http: {session}");
+    assert!(!session.contains(ADMIN_TOKEN));
+    value_of(&session)
+}
+
+async fn get(app: &TestApp, path: &str, session: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(format!("{}{path}", app.address));
+    if let Some(s) = session {
+        req = req.header("cookie", format!("scimd_console={s}"));
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_sign_in_page_is_labelled_and_guarded() {
+    let app = spawn_app().await;
+    let resp = get(&app, "/admin/sign-in", None).await;
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let cookie = set_cookie(&h, "scimd_console_signin").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("<label for=\"token\">Admin token</label>"),
+        "{html}"
+    );
+    assert!(html.contains("type=\"password\""));
+    assert!(html.contains("href=\"/admin/assets/console.css\""));
+    assert!(!html.contains("<script>") && !html.contains(" style="));
+
+    // Not signed in: every page leads to the sign-in page.
+    for path in ["/admin/", "/admin/orgs/default", "/admin"] {
+        let resp = get(&app, path, None).await;
+        assert!(resp.status().is_redirection(), "{path}");
+    }
+    let resp = get(&app, "/admin/orgs/default", Some("made-up")).await;
+    assert_eq!(resp.headers()["location"], "/admin/sign-in");
+    let css = get(&app, "/admin/assets/console.css", None).await;
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+}
+
+#[tokio::test]
+async fn a_wrong_token_or_a_forged_form_is_refused() {
+    let app = spawn_app().await;
+    let c = client();
+    let form = get(&app, "/admin/sign-in", None).await;
+    let csrf = value_of(&set_cookie(form.headers(), "scimd_console_signin").unwrap());
+    // Without the form's cookie (another site's form): refused.
+    let resp = c
+        .post(format!("{}/admin/sign-in", app.address))
+        .form(&[("token", ADMIN_TOKEN), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(set_cookie(resp.headers(), "scimd_console").is_none());
+    // A wrong token: the form again, with the reason by the field.
+    let resp = c
+        .post(format!("{}/admin/sign-in", app.address))
+        .header("cookie", format!("scimd_console_signin={csrf}"))
+        .form(&[("token", "not-a-token"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(set_cookie(resp.headers(), "scimd_console").is_none());
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"token-error\""), "{html}");
+    assert!(html.contains("aria-describedby=\"token-error\""));
+    assert!(!html.contains("not-a-token"));
+}
+
+#[tokio::test]
+async fn a_session_shows_the_organisation_until_it_ends() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta production").await;
+    app.create_user(&dir, "ada@example.com").await;
+    app.create_group(&dir, "Engineering", &[]).await;
+    let session = sign_in(&app).await;
+
+    let resp = get(&app, "/admin/", Some(&session)).await;
+    assert_eq!(resp.headers()["location"], "/admin/orgs/default");
+    let resp = get(&app, "/admin/orgs/default", Some(&session)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Okta production"), "{html}");
+    assert!(html.contains(&dir.key_id), "{html}");
+    assert!(html.contains("<td class=\"num\">1</td>"), "{html}");
+    assert!(html.contains("<svg"), "{html}");
+    assert!(html.contains("Users created (1)"), "{html}");
+    assert!(!html.contains(ADMIN_TOKEN));
+    let csrf = hidden_csrf(&html);
+    let resp = get(
+        &app,
+        &format!("/admin/orgs/{}", uuid::Uuid::new_v4()),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+
+    // Signing out needs the session's CSRF token.
+    let c = client();
+    let resp = c
+        .post(format!("{}/admin/sign-out", app.address))
+        .header("cookie", format!("scimd_console={session}"))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        get(&app, "/admin/orgs/default", Some(&session))
+            .await
+            .status(),
+        200
+    );
+    let resp = c
+        .post(format!("{}/admin/sign-out", app.address))
+        .header("cookie", format!("scimd_console={session}"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert!(set_cookie(resp.headers(), "scimd_console")
+        .unwrap()
+        .contains("Max-Age=0"));
+    let resp = get(&app, "/admin/orgs/default", Some(&session)).await;
+    assert_eq!(resp.headers()["location"], "/admin/sign-in");
+
+    // A session past its time is over too.
+    let other = sign_in(&app).await;
+    assert_eq!(
+        get(&app, "/admin/orgs/default", Some(&other))
+            .await
+            .status(),
+        200
+    );
+    app.db()
+        .execute("UPDATE console_sessions SET expires_at = 0")
+        .await;
+    let resp = get(&app, "/admin/orgs/default", Some(&other)).await;
+    assert_eq!(resp.headers()["location"], "/admin/sign-in");
+    // The admin API is unchanged beside it.
+    let orgs = app.ok_json(app.admin(M::GET, "/orgs")).await;
+    assert!(orgs["orgs"].is_array(), "{}", json!(orgs));
+}
