@@ -59,7 +59,7 @@ fn source_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
 
 /// Who is calling, from where, under which request id (`X-Request-Id`,
 /// set by the request-id layer and echoed to the client).
-fn audit_context(parts: &Parts, state: &AppState, actor: Actor) -> AuditContext {
+pub(crate) fn audit_context(parts: &Parts, state: &AppState, actor: Actor) -> AuditContext {
     let request_id = parts
         .headers
         .get("x-request-id")

@@ -224,3 +224,116 @@ async fn a_session_shows_the_organisation_until_it_ends() {
     let orgs = app.ok_json(app.admin(M::GET, "/orgs")).await;
     assert!(orgs["orgs"].is_array(), "{}", json!(orgs));
 }
+
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    session: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", app.address))
+        .header("cookie", format!("scimd_console={session}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_directory_page_regenerates_its_key_once_and_deletes_it_when_named() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Entra").await;
+    for i in 0..55 {
+        app.create_user(&dir, &format!("user{i:02}@example.com"))
+            .await;
+    }
+    let session = sign_in(&app).await;
+    let path = format!("/admin/orgs/default/directories/{}", dir.id);
+    let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains(&dir.base_url), "{html}");
+    assert!(html.contains(&dir.key_id));
+    assert!(!html.contains(&dir.api_key), "the key is never shown again");
+    assert_eq!(html.matches("@example.com</td>").count(), 50);
+    let next = html
+        .split("href=\"")
+        .find(|s| s.contains("after="))
+        .unwrap();
+    let next = next.split('"').next().unwrap().replace("&amp;", "&");
+    let page2 = get(&app, &next, Some(&session)).await.text().await.unwrap();
+    assert_eq!(page2.matches("@example.com</td>").count(), 5, "{page2}");
+    let found = get(&app, &format!("{path}?q=user07"), Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(found.matches("@example.com</td>").count(), 1);
+    assert!(found.contains("user07@example.com"));
+    let csrf = hidden_csrf(&html);
+
+    // Regenerating needs the session's token; the new key is shown once
+    // and the old one is refused at once.
+    let resp = post_form(
+        &app,
+        &format!("{path}/key"),
+        &session,
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let still = app
+        .scim(&dir, M::GET, "/Users?count=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200);
+    let resp = post_form(&app, &format!("{path}/key"), &session, &[("csrf", &csrf)]).await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("shown only this once"), "{html}");
+    assert!(html.contains("data-copy=\"new-key\""));
+    let at = html.find("id=\"new-key\">").unwrap() + "id=\"new-key\">".len();
+    let new_key = html[at..].split('<').next().unwrap().to_owned();
+    assert!(new_key.starts_with("scimd_"), "{new_key}");
+    let old = app
+        .scim(&dir, M::GET, "/Users?count=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+    let fresh = app
+        .client
+        .get(format!("{}/Users?count=1", dir.base_url))
+        .bearer_auth(&new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
+    let again = get(&app, &path, Some(&session)).await.text().await.unwrap();
+    assert!(!again.contains(&new_key), "shown once only");
+
+    // Deleting needs the name typed.
+    let resp = post_form(
+        &app,
+        &format!("{path}/delete"),
+        &session,
+        &[("csrf", &csrf), ("confirm", "Okta")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"confirm-error\""), "{html}");
+    let api = format!("/orgs/default/directories/{}", dir.id);
+    assert_eq!(app.admin(M::GET, &api).send().await.unwrap().status(), 200);
+    let resp = post_form(
+        &app,
+        &format!("{path}/delete"),
+        &session,
+        &[("csrf", &csrf), ("confirm", "Entra")],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/admin/orgs/default");
+    assert_eq!(app.admin(M::GET, &api).send().await.unwrap().status(), 404);
+    assert_eq!(get(&app, &path, Some(&session)).await.status(), 404);
+}

@@ -458,13 +458,44 @@ pub async fn delete(
     AdminPath(p): AdminPath<DirectoryPath>,
 ) -> Result<StatusCode, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
+    remove_directory(&state, org, id, &admin.audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes directory `id` of `org` with everything in it; its key stops
+/// working at once. (The admin API and the console both delete this way.)
+pub(crate) async fn remove_directory(
+    state: &AppState,
+    org: Uuid,
+    id: Uuid,
+    audit: &crate::audit::AuditContext,
+) -> Result<(), AdminError> {
     state
         .store
-        .delete_directory(org, id, &admin.audit)
+        .delete_directory(org, id, audit)
         .await
         .map_err(not_found_directory)?;
     state.auth.forget_directory(id);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+/// Issues directory `id` of `org` a new API key and evaluates to its
+/// secret, shown once; the old key stops working at once. (The admin API
+/// and the console both rotate this way.)
+pub(crate) async fn regenerate_key(
+    state: &AppState,
+    org: Uuid,
+    id: Uuid,
+    audit: &crate::audit::AuditContext,
+) -> Result<String, AdminError> {
+    let key = new_api_key().await?;
+    state
+        .store
+        .set_directory_key(org, id, &key.id, &key.hash, audit)
+        .await
+        .map_err(not_found_directory)?;
+    state.auth.forget_directory(id);
+    Ok(key.secret)
 }
 
 /// Issues a new key; the old one stops working immediately.
@@ -485,19 +516,13 @@ pub async fn rotate_key(
     AdminPath(p): AdminPath<DirectoryPath>,
 ) -> Result<Json<DirectoryWithKey>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
-    let key = new_api_key().await?;
-    state
-        .store
-        .set_directory_key(org, id, &key.id, &key.hash, &admin.audit)
-        .await
-        .map_err(not_found_directory)?;
-    state.auth.forget_directory(id);
+    let api_key = regenerate_key(&state, org, id, &admin.audit).await?;
     let dir = state.store.get_directory(org, id).await?;
     Ok(Json(DirectoryWithKey {
         directory: DirectoryView::new(&state, &dir)
             .with_domains(&state)
             .await?,
-        api_key: key.secret,
+        api_key,
     }))
 }
 

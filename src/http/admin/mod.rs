@@ -256,7 +256,7 @@ pub(super) fn org_id_schema() -> Schema {
 }
 
 /// Resolves an org id from the path; `default` names the default org.
-pub(super) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
+pub(crate) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
     if raw.eq_ignore_ascii_case("default") {
         return Ok(state.store.ensure_default_org().await?.id);
     }

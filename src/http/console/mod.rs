@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use crate::telemetry::ErrorChain;
 
+mod directory;
 mod overview;
 mod sign_in;
 
@@ -42,6 +43,19 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/admin/sign-out", post(sign_in::sign_out))
         .route("/admin/orgs/{orgId}", get(overview::show))
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}",
+            get(directory::show),
+        )
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/key",
+            post(directory::regenerate_key),
+        )
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/delete",
+            post(directory::delete),
+        )
+        .route("/admin/assets/console.js", get(script))
         .route("/admin/assets/console.css", get(stylesheet))
         .layer(axum::middleware::from_fn(security_headers))
 }
@@ -51,6 +65,20 @@ async fn home(_session: Session) -> Redirect {
 }
 
 const CSS: &str = include_str!("console.css");
+const JS: &str = include_str!("console.js");
+
+/// The console's one script: progressive (every page works without it),
+/// loaded from a file as the CSP requires.
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        JS,
+    )
+        .into_response()
+}
 
 async fn stylesheet() -> Response {
     (
@@ -142,6 +170,9 @@ pub struct Session {
     pub csrf: String,
     /// The hash the store keeps the session under.
     pub id_hash: String,
+    /// Who acts, for the audit events of the console's writes: the admin
+    /// token signed in with, as through the admin API.
+    pub audit: crate::audit::AuditContext,
 }
 
 /// Why a console request was not served.
@@ -152,6 +183,8 @@ pub enum ConsoleRejection {
     Csrf,
     /// A fault of the server; logged, shown as a plain page.
     Internal,
+    /// No such organisation or directory.
+    NotFound,
 }
 
 impl IntoResponse for ConsoleRejection {
@@ -166,6 +199,18 @@ impl IntoResponse for ConsoleRejection {
                     html! {
                         h1 { "This form has expired" }
                         p { "The form was not sent from this console session. Go back, reload the page and try again." }
+                    },
+                ),
+            )
+                .into_response(),
+            ConsoleRejection::NotFound => (
+                StatusCode::NOT_FOUND,
+                page(
+                    "Not found",
+                    None,
+                    html! {
+                        h1 { "Not found" }
+                        p { "There is no such organisation or directory. " a href="/admin/" { "Back to the console" } }
                     },
                 ),
             )
@@ -186,6 +231,19 @@ impl IntoResponse for ConsoleRejection {
     }
 }
 
+impl From<crate::http::error::AdminError> for ConsoleRejection {
+    fn from(e: crate::http::error::AdminError) -> Self {
+        use crate::http::error::AdminError;
+        match e {
+            AdminError::NotFound(_) | AdminError::Missing(_) => ConsoleRejection::NotFound,
+            other => {
+                tracing::error!(error = %ErrorChain(&other), "console request failed");
+                ConsoleRejection::Internal
+            }
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for ConsoleRejection {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %ErrorChain(&e), "console request failed");
@@ -200,9 +258,15 @@ impl FromRequestParts<AppState> for Session {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Session::read(state, &parts.headers)
+        let mut session = Session::read(state, &parts.headers)
             .await?
-            .ok_or(ConsoleRejection::SignIn)
+            .ok_or(ConsoleRejection::SignIn)?;
+        session.audit = crate::http::extract::audit_context(
+            parts,
+            state,
+            crate::audit::Actor::AdminToken(session.token_id.clone()),
+        );
+        Ok(session)
     }
 }
 
@@ -221,6 +285,12 @@ impl Session {
             .console_session(&id_hash, crate::time::now_micros())
             .await?;
         Ok(session.map(|s| Session {
+            audit: crate::audit::AuditContext::new(
+                crate::audit::Actor::AdminToken(s.token_id.clone()),
+                None,
+                None,
+                state.settings.audit,
+            ),
             token_id: s.token_id,
             csrf: s.csrf,
             id_hash,
@@ -248,6 +318,7 @@ pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> M
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · scimd" }
                 link rel="stylesheet" href="/admin/assets/console.css";
+                script src="/admin/assets/console.js" defer {}
             }
             body {
                 a.skip href="#main" { "Skip to content" }

@@ -73,7 +73,7 @@ pub async fn page_handler(
                 tbody {
                     @for d in &directories {
                         tr {
-                            td { (d.name) }
+                            td { a href=(format!("/admin/orgs/{}/directories/{}", raw_org, d.id)) { (d.name) } }
                             td { code { (d.key_id) } }
                             td.num { (d.user_count) }
                             td.num { (d.group_count) }

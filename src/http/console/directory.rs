@@ -1,0 +1,256 @@
+//! `/admin/orgs/{orgId}/directories/{directoryId}`: a directory's base URL
+//! and key, "Regenerate key" (the new key shown once), deletion with its
+//! name typed to confirm, and its users, searchable and paged.
+
+use axum::extract::{Path, Query, RawForm, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{page, ConsoleRejection, Session};
+use crate::http::admin::directories::{regenerate_key as rotate, remove_directory};
+use crate::http::AppState;
+use crate::scim::list::ListRequest;
+use crate::store::{Directory, Keyset};
+
+/// Users a page lists.
+pub const USERS_PER_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct DirectoryPath {
+    #[serde(rename = "orgId")]
+    org_id: String,
+    #[serde(rename = "directoryId")]
+    directory_id: String,
+}
+
+/// The user list's query: a userName prefix, and where the page starts.
+#[derive(Deserialize, Default)]
+pub struct UserQuery {
+    #[serde(default)]
+    q: String,
+    /// `<createdAt>.<id>` of the last user of the previous page.
+    #[serde(default)]
+    after: String,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn find(state: &AppState, p: &DirectoryPath) -> Result<Directory, ConsoleRejection> {
+    let org = crate::http::admin::org_id(state, &p.org_id).await?;
+    let id = Uuid::parse_str(&p.directory_id).map_err(|_| ConsoleRejection::NotFound)?;
+    match state.store.get_directory(org, id).await {
+        Ok(d) => Ok(d),
+        Err(crate::store::StoreError::NotFound) => Err(ConsoleRejection::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn base(p: &DirectoryPath) -> String {
+    format!("/admin/orgs/{}/directories/{}", p.org_id, p.directory_id)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    Query(q): Query<UserQuery>,
+) -> Result<Response, ConsoleRejection> {
+    let dir = find(&state, &p).await?;
+    let users = users_section(&state, &dir, &p, &q).await?;
+    Ok(render(&state, &session, &dir, &p, None, None, users).into_response())
+}
+
+/// The page; `new_key` once after a regeneration, `delete_error` by the
+/// confirmation field when it did not match.
+fn render(
+    state: &AppState,
+    session: &Session,
+    dir: &Directory,
+    p: &DirectoryPath,
+    new_key: Option<&str>,
+    delete_error: Option<&str>,
+    users: Markup,
+) -> Markup {
+    let base = base(p);
+    let content = html! {
+        p { a href=(format!("/admin/orgs/{}", p.org_id)) { "← Organisation" } }
+        h1 { (dir.name) }
+        dl {
+            dt { "Base URL" } dd { code { (state.settings.directory_base_url(dir.id)) } }
+            dt { "Key id" } dd { code { (dir.key_id) } }
+            dt { "Key issued" } dd { (crate::time::format_micros(dir.key_created_at)) }
+            dt { "Created" } dd { (crate::time::format_micros(dir.created_at)) }
+            dt { "Users" } dd { (dir.user_count) }
+            dt { "Groups" } dd { (dir.group_count) }
+        }
+        @if let Some(key) = new_key {
+            section.notice aria-labelledby="new-key-title" {
+                h2 id="new-key-title" { "The new API key" }
+                p.warning { "This key is shown only this once. Copy it into your identity provider now; the old key no longer works." }
+                p { code id="new-key" { (key) } " "
+                    button type="button" data-copy="new-key" hidden { "Copy" }
+                    span id="new-key-status" role="status" {} }
+            }
+        }
+        h2 { "API key" }
+        form method="post" action=(format!("{base}/key")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            p { "A new key replaces the current one at once: the identity provider must be given the new key." }
+            button type="submit" { "Regenerate key" }
+        }
+        h2 { "Users" }
+        (users)
+        h2 { "Delete this directory" }
+        form method="post" action=(format!("{base}/delete")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            p { "Deleting removes its users, groups and key for good." }
+            label for="confirm" { "Type the directory's name, " strong { (dir.name) } ", to confirm" }
+            input id="confirm" name="confirm" type="text" autocomplete="off" required
+                aria-describedby=[delete_error.map(|_| "confirm-error")];
+            @if let Some(e) = delete_error {
+                p.error id="confirm-error" role="alert" { (e) }
+            }
+            p { button.danger type="submit" { "Delete directory" } }
+        }
+    };
+    page(&dir.name, Some(session), content)
+}
+
+/// Users whose userName starts with `q.q`, a page after `q.after`.
+async fn users_section(
+    state: &AppState,
+    dir: &Directory,
+    p: &DirectoryPath,
+    q: &UserQuery,
+) -> Result<Markup, ConsoleRejection> {
+    let search = q.q.trim();
+    let filter = if search.is_empty() {
+        None
+    } else {
+        let text = format!(
+            "userName sw {}",
+            serde_json::Value::String(search.to_owned())
+        );
+        crate::scim::filter::parse_filter(&text).ok()
+    };
+    let request = ListRequest::resolve(
+        &crate::scim::schema::USER_RESOURCE,
+        filter.as_ref(),
+        None,
+        false,
+    )
+    .unwrap_or_else(|_| ListRequest::all(&crate::scim::schema::USER_RESOURCE));
+    let keyset = parse_after(&q.after)
+        .map(|(at, id)| Keyset::After(at, id))
+        .unwrap_or(Keyset::After(i64::MIN, Uuid::nil()));
+    let (_, rows, more) = state
+        .store
+        .list_users_keyset(dir.id, &request, keyset, USERS_PER_PAGE, false)
+        .await?;
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|(u, _)| format!("{}.{}", u.created_at, u.id));
+    let base = base(p);
+    Ok(html! {
+        form method="get" action=(base) role="search" {
+            label for="q" { "Search by userName (starts with)" }
+            input id="q" name="q" type="text" value=(search);
+            " " button type="submit" { "Search" }
+        }
+        @if rows.is_empty() {
+            p { "No user." }
+        } @else {
+            table {
+                caption.visually-hidden { "Users" }
+                thead { tr {
+                    th scope="col" { "userName" }
+                    th scope="col" { "Name" }
+                    th scope="col" { "Active" }
+                    th scope="col" { "Created" }
+                } }
+                tbody {
+                    @for (u, _) in &rows {
+                        @let doc: serde_json::Value = serde_json::from_str(&u.doc).unwrap_or_default();
+                        tr {
+                            td { (doc["userName"].as_str().unwrap_or_default()) }
+                            td { (doc["displayName"].as_str().unwrap_or_default()) }
+                            td { @if doc["active"].as_bool().unwrap_or(true) { "yes" } @else { "no" } }
+                            td { (crate::time::format_micros(u.created_at).get(..10).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(after) = next {
+            p { a href=(format!("{base}?q={}&after={after}", urlencode(search))) { "Next page" } }
+        }
+    })
+}
+
+fn parse_after(raw: &str) -> Option<(i64, Uuid)> {
+    let (at, id) = raw.split_once('.')?;
+    Some((at.parse().ok()?, Uuid::parse_str(id).ok()?))
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn form_fields(raw: &RawForm) -> CsrfForm {
+    serde_urlencoded::from_bytes(&raw.0).unwrap_or(CsrfForm {
+        csrf: String::new(),
+        confirm: String::new(),
+    })
+}
+
+/// Issues a new key and shows it once.
+pub async fn regenerate_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    session.check_csrf(&form_fields(&form).csrf)?;
+    let dir = find(&state, &p).await?;
+    let secret = rotate(&state, dir.org_id, dir.id, &session.audit).await?;
+    let dir = find(&state, &p).await?;
+    let users = users_section(&state, &dir, &p, &UserQuery::default()).await?;
+    Ok(render(&state, &session, &dir, &p, Some(&secret), None, users).into_response())
+}
+
+/// Deletes the directory when its name was typed.
+pub async fn delete(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    let f = form_fields(&form);
+    session.check_csrf(&f.csrf)?;
+    let dir = find(&state, &p).await?;
+    if f.confirm.trim() != dir.name {
+        let users = users_section(&state, &dir, &p, &UserQuery::default()).await?;
+        let page = render(
+            &state,
+            &session,
+            &dir,
+            &p,
+            None,
+            Some("The name typed is not the directory's: nothing was deleted."),
+            users,
+        );
+        return Ok((StatusCode::BAD_REQUEST, page).into_response());
+    }
+    remove_directory(&state, dir.org_id, dir.id, &session.audit).await?;
+    Ok(Redirect::to(&format!("/admin/orgs/{}", p.org_id)).into_response())
+}
