@@ -337,3 +337,86 @@ async fn a_directory_page_regenerates_its_key_once_and_deletes_it_when_named() {
     assert_eq!(app.admin(M::GET, &api).send().await.unwrap().status(), 404);
     assert_eq!(get(&app, &path, Some(&session)).await.status(), 404);
 }
+
+#[tokio::test]
+async fn sync_now_starts_a_run_that_the_history_shows() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Sync me").await;
+    app.create_user(&dir, "ada@example.com").await;
+    let session = sign_in(&app).await;
+    let path = format!("/admin/orgs/default/directories/{}", dir.id);
+    let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+    let csrf = hidden_csrf(&html);
+    let resp = post_form(&app, &format!("{path}/sync"), &session, &[("csrf", "x")]).await;
+    assert_eq!(resp.status(), 403);
+    // The user's creation may have started a run of its own; while one
+    // runs, "Sync now" is refused with the reason beside the button.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let resp = post_form(&app, &format!("{path}/sync"), &session, &[("csrf", &csrf)]).await;
+        if resp.status() == 303 {
+            assert_eq!(resp.headers()["location"], path.as_str());
+            break;
+        }
+        assert_eq!(resp.status(), 409);
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("id=\"sync-message\""), "{html}");
+        assert!(html.contains("is running"), "{html}");
+        assert!(std::time::Instant::now() < deadline, "never idle");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    loop {
+        let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+        if html.contains("<td>manual</td><td>succeeded</td>") {
+            assert!(html.contains("No sync is running."), "{html}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finished run: {html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_webhooks_page_lists_endpoints_and_their_attempts() {
+    let app = crate::helpers::spawn_app_with(|c| c.webhooks.webhook_allow_private = true).await;
+    let hook = app
+        .ok_json_created(
+            app.admin(M::POST, "/orgs/default/webhooks")
+                .json(&json!({"url": "http://127.0.0.1:9/closed", "description": "nobody there"})),
+        )
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    app.ok_json(app.admin(M::POST, &format!("/orgs/default/webhooks/{id}/test")))
+        .await;
+    let session = sign_in(&app).await;
+    let html = get(&app, "/admin/orgs/default/webhooks", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("http://127.0.0.1:9/closed"), "{html}");
+    assert!(html.contains(&format!("/admin/orgs/default/webhooks/{id}")));
+    assert!(!html.contains("whsec_"), "no secret on a page");
+    let html = get(
+        &app,
+        &format!("/admin/orgs/default/webhooks/{id}"),
+        Some(&session),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(html.contains("nobody there"), "{html}");
+    assert!(html.contains("<td>webhook.test</td>"), "{html}");
+    assert!(!html.contains("<td>delivered</td>"), "{html}");
+    let resp = get(
+        &app,
+        &format!("/admin/orgs/default/webhooks/{}", uuid::Uuid::new_v4()),
+        Some(&session),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+}

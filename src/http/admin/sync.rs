@@ -221,7 +221,7 @@ async fn resolve(state: &AppState, org: &str, directory: &str) -> Result<(Uuid, 
     Ok((org, id))
 }
 
-fn sync_error(e: SyncError) -> AdminError {
+pub(crate) fn sync_error(e: SyncError) -> AdminError {
     match e {
         SyncError::Running(run) => AdminError::SyncRunning(format!(
             "sync run {run} of this directory is running; a run cannot be stopped, wait for it \

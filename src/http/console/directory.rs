@@ -65,8 +65,8 @@ pub async fn show(
     Query(q): Query<UserQuery>,
 ) -> Result<Response, ConsoleRejection> {
     let dir = find(&state, &p).await?;
-    let users = users_section(&state, &dir, &p, &q).await?;
-    Ok(render(&state, &session, &dir, &p, None, None, users).into_response())
+    let sections = sections(&state, &session, &dir, &p, &q, None).await?;
+    Ok(render(&state, &session, &dir, &p, None, None, sections).into_response())
 }
 
 /// The page; `new_key` once after a regeneration, `delete_error` by the
@@ -78,7 +78,7 @@ fn render(
     p: &DirectoryPath,
     new_key: Option<&str>,
     delete_error: Option<&str>,
-    users: Markup,
+    sections: Sections,
 ) -> Markup {
     let base = base(p);
     let content = html! {
@@ -107,8 +107,10 @@ fn render(
             p { "A new key replaces the current one at once: the identity provider must be given the new key." }
             button type="submit" { "Regenerate key" }
         }
+        h2 { "Sync" }
+        (sections.sync)
         h2 { "Users" }
-        (users)
+        (sections.users)
         h2 { "Delete this directory" }
         form method="post" action=(format!("{base}/delete")) {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -123,6 +125,87 @@ fn render(
         }
     };
     page(&dir.name, Some(session), content)
+}
+
+/// The parts of the page read from the store.
+struct Sections {
+    sync: Markup,
+    users: Markup,
+}
+
+async fn sections(
+    state: &AppState,
+    session: &Session,
+    dir: &Directory,
+    p: &DirectoryPath,
+    q: &UserQuery,
+    sync_message: Option<&str>,
+) -> Result<Sections, ConsoleRejection> {
+    Ok(Sections {
+        sync: sync_section(state, session, dir, p, sync_message).await?,
+        users: users_section(state, dir, p, q).await?,
+    })
+}
+
+/// The running run with its progress, "Sync now", and the last runs.
+async fn sync_section(
+    state: &AppState,
+    session: &Session,
+    dir: &Directory,
+    p: &DirectoryPath,
+    message: Option<&str>,
+) -> Result<Markup, ConsoleRejection> {
+    let running = state.store.running_sync_run(dir.id).await?;
+    let runs = state.store.list_sync_runs(dir.id, None, 10).await?;
+    let base = base(p);
+    Ok(html! {
+        @if let Some(run) = &running {
+            p role="status" { "A sync is running: " (run.accounts_done) " of " (run.accounts_total)
+                " accounts done. " a href=(base) { "Refresh" } }
+        } @else {
+            p role="status" { "No sync is running." }
+        }
+        form method="post" action=(format!("{base}/sync")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            button type="submit" aria-describedby=[message.map(|_| "sync-message")] { "Sync now" }
+            @if let Some(m) = message {
+                p.error id="sync-message" role="alert" { (m) }
+            }
+        }
+        @if !runs.is_empty() {
+            table {
+                caption { "The last runs" }
+                thead { tr {
+                    th scope="col" { "Started" }
+                    th scope="col" { "Trigger" }
+                    th scope="col" { "State" }
+                    th.num scope="col" { "Accounts" }
+                    th.num scope="col" { "Created" }
+                    th.num scope="col" { "Deactivated" }
+                    th.num scope="col" { "Access granted" }
+                    th.num scope="col" { "Access revoked" }
+                    th scope="col" { "Failures" }
+                } }
+                tbody {
+                    @for r in &runs {
+                        tr {
+                            td { (crate::time::format_micros(r.started_at)) }
+                            td { (r.trigger) }
+                            td { (r.state) }
+                            td.num { (r.accounts_total) }
+                            td.num { (r.accounts_created) }
+                            td.num { (r.accounts_deactivated) }
+                            td.num { (r.access_granted) }
+                            td.num { (r.access_revoked) }
+                            td { (r.failures.as_deref().map_or(0, |f| {
+                                serde_json::from_str::<Vec<serde_json::Value>>(f).map_or(0, |v| v.len())
+                            })) }
+                        }
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Users whose userName starts with `q.q`, a page after `q.after`.
@@ -224,8 +307,8 @@ pub async fn regenerate_key(
     let dir = find(&state, &p).await?;
     let secret = rotate(&state, dir.org_id, dir.id, &session.audit).await?;
     let dir = find(&state, &p).await?;
-    let users = users_section(&state, &dir, &p, &UserQuery::default()).await?;
-    Ok(render(&state, &session, &dir, &p, Some(&secret), None, users).into_response())
+    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), None).await?;
+    Ok(render(&state, &session, &dir, &p, Some(&secret), None, sections).into_response())
 }
 
 /// Deletes the directory when its name was typed.
@@ -239,7 +322,7 @@ pub async fn delete(
     session.check_csrf(&f.csrf)?;
     let dir = find(&state, &p).await?;
     if f.confirm.trim() != dir.name {
-        let users = users_section(&state, &dir, &p, &UserQuery::default()).await?;
+        let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), None).await?;
         let page = render(
             &state,
             &session,
@@ -247,10 +330,45 @@ pub async fn delete(
             &p,
             None,
             Some("The name typed is not the directory's: nothing was deleted."),
-            users,
+            sections,
         );
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     }
     remove_directory(&state, dir.org_id, dir.id, &session.audit).await?;
     Ok(Redirect::to(&format!("/admin/orgs/{}", p.org_id)).into_response())
+}
+
+/// Starts a sync run now (as the admin API's `POST …/sync`), or says why
+/// not beside the button.
+pub async fn sync_now(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    session.check_csrf(&form_fields(&form).csrf)?;
+    let dir = find(&state, &p).await?;
+    let started = state
+        .sync
+        .start_run(
+            dir.org_id,
+            dir.id,
+            crate::sync::Trigger::Manual,
+            &session.audit,
+        )
+        .await
+        .map_err(crate::http::admin::sync::sync_error);
+    match started {
+        Ok(_) => Ok(Redirect::to(&base(&p)).into_response()),
+        Err(
+            crate::http::error::AdminError::SyncRunning(m)
+            | crate::http::error::AdminError::SyncDisabled(m),
+        ) => {
+            let sections =
+                sections(&state, &session, &dir, &p, &UserQuery::default(), Some(&m)).await?;
+            let page = render(&state, &session, &dir, &p, None, None, sections);
+            Ok((StatusCode::CONFLICT, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

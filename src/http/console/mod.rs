@@ -29,6 +29,7 @@ use crate::telemetry::ErrorChain;
 mod directory;
 mod overview;
 mod sign_in;
+mod webhooks;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "scimd_console";
@@ -54,6 +55,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/orgs/{orgId}/directories/{directoryId}/delete",
             post(directory::delete),
+        )
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/sync",
+            post(directory::sync_now),
+        )
+        .route("/admin/orgs/{orgId}/webhooks", get(webhooks::list))
+        .route(
+            "/admin/orgs/{orgId}/webhooks/{webhookId}",
+            get(webhooks::attempts),
         )
         .route("/admin/assets/console.js", get(script))
         .route("/admin/assets/console.css", get(stylesheet))

@@ -83,6 +83,7 @@ pub async fn page_handler(
                 }
             }
         }
+        p { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
         h2 { "The last 30 days" }
         (chart(&days, first))
     };
