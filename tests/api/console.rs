@@ -420,3 +420,96 @@ async fn the_webhooks_page_lists_endpoints_and_their_attempts() {
     .await;
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn the_report_filters_pages_and_downloads_as_csv() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Reported").await;
+    for i in 0..52 {
+        app.create_user(&dir, &format!("r{i:02}@example.com")).await;
+    }
+    let session = sign_in(&app).await;
+    let html = get(
+        &app,
+        "/admin/orgs/default/report?action=user.created",
+        Some(&session),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(html.matches("<td>user.created</td>").count(), 50, "{html}");
+    assert!(html.contains("<label for=\"action\">Action</label>"));
+    assert!(
+        html.contains("<option value=\"user.created\" selected>"),
+        "{html}"
+    );
+    let older = html
+        .split("href=\"")
+        .find(|s| s.contains("cursor="))
+        .unwrap();
+    let older = older.split('"').next().unwrap().replace("&amp;", "&");
+    let page2 = get(&app, &older, Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page2.matches("<td>user.created</td>").count(), 2, "{page2}");
+
+    // An empty form's fields are no filters; a user narrows it down.
+    let html = get(
+        &app,
+        "/admin/orgs/default/report?user=r07%40example.com&action=&outcome=&since=&until=",
+        Some(&session),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        html.matches("<td>r07@example.com</td>").count(),
+        1,
+        "{html}"
+    );
+    let none = get(
+        &app,
+        "/admin/orgs/default/report?action=user.deleted",
+        Some(&session),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(none.contains("No event matches."));
+    let resp = get(
+        &app,
+        "/admin/orgs/default/report?since=yesterday",
+        Some(&session),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"report-error\""), "{html}");
+    assert!(
+        html.contains("&#39;since&#39; must be") || html.contains("'since' must be"),
+        "{html}"
+    );
+
+    let resp = get(
+        &app,
+        "/admin/orgs/default/report.csv?action=user.created&outcome=",
+        Some(&session),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = resp.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 53, "a header and 52 users");
+    assert!(csv.contains("r51@example.com"));
+    // Not signed in: no download.
+    let resp = get(&app, "/admin/orgs/default/report.csv", None).await;
+    assert!(resp.status().is_redirection());
+}

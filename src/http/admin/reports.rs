@@ -78,14 +78,14 @@ fn parse_time(name: &str, value: &str) -> Result<i64, AdminError> {
 }
 
 /// The report's query parameters.
-struct ReportParams {
-    query: ReportQuery,
-    limit: Option<i64>,
-    csv: bool,
+pub(crate) struct ReportParams {
+    pub(crate) query: ReportQuery,
+    pub(crate) limit: Option<i64>,
+    pub(crate) csv: bool,
 }
 
 impl ReportParams {
-    fn parse(org: Uuid, raw: Option<&str>) -> Result<Self, AdminError> {
+    pub(crate) fn parse(org: Uuid, raw: Option<&str>) -> Result<Self, AdminError> {
         let mut params = ReportParams {
             query: ReportQuery {
                 org_id: org,
@@ -432,7 +432,7 @@ pub async fn provisioning(
 /// report is never held in memory whole and a slow client slows the query.
 /// A database error mid-way ends the body early (the client sees a
 /// truncated transfer, never a complete-looking file).
-fn csv_response(state: &AppState, query: ReportQuery) -> Response {
+pub(crate) fn csv_response(state: &AppState, query: ReportQuery) -> Response {
     let (rows_tx, rows_rx) = mpsc::channel::<EventRow>(CSV_ROWS_IN_FLIGHT);
     let (err_tx, err_rx) = oneshot::channel::<StoreError>();
     let store = state.store.clone();

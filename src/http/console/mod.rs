@@ -28,6 +28,7 @@ use crate::telemetry::ErrorChain;
 
 mod directory;
 mod overview;
+mod report;
 mod sign_in;
 mod webhooks;
 
@@ -60,6 +61,8 @@ pub fn router() -> Router<AppState> {
             "/admin/orgs/{orgId}/directories/{directoryId}/sync",
             post(directory::sync_now),
         )
+        .route("/admin/orgs/{orgId}/report", get(report::show))
+        .route("/admin/orgs/{orgId}/report.csv", get(report::csv))
         .route("/admin/orgs/{orgId}/webhooks", get(webhooks::list))
         .route(
             "/admin/orgs/{orgId}/webhooks/{webhookId}",

@@ -83,7 +83,12 @@ pub async fn page_handler(
                 }
             }
         }
-        p { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
+        nav aria-label="Organisation" {
+            ul {
+                li { a href=(format!("/admin/orgs/{raw_org}/report")) { "Provisioning report" } }
+                li { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
+            }
+        }
         h2 { "The last 30 days" }
         (chart(&days, first))
     };
