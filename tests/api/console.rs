@@ -513,3 +513,96 @@ async fn the_report_filters_pages_and_downloads_as_csv() {
     let resp = get(&app, "/admin/orgs/default/report.csv", None).await;
     assert!(resp.status().is_redirection());
 }
+
+#[tokio::test]
+async fn domains_are_added_and_verified_with_the_reason_shown() {
+    use crate::domains::{world, Zone};
+    let w = world().await;
+    let app = &w.app;
+    let dir = app.create_directory("Linked").await;
+    let session = sign_in(app).await;
+    let path = "/admin/orgs/default/domains";
+    let html = get(app, path, Some(&session)).await.text().await.unwrap();
+    assert!(
+        html.contains("<label for=\"name\">Add a domain</label>"),
+        "{html}"
+    );
+    let csrf = hidden_csrf(&html);
+    for (name, status, code) in [
+        ("not a domain", 400, "name-error"),
+        ("gmail.com", 400, "name-error"),
+    ] {
+        let resp = post_form(app, path, &session, &[("csrf", &csrf), ("name", name)]).await;
+        assert_eq!(resp.status(), status, "{name}");
+        assert!(resp.text().await.unwrap().contains(code));
+    }
+    let resp = post_form(
+        app,
+        path,
+        &session,
+        &[("csrf", "x"), ("name", "acme.example")],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let resp = post_form(
+        app,
+        path,
+        &session,
+        &[("csrf", &csrf), ("name", "acme.example")],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let html = get(app, path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("acme.example — unverified"), "{html}");
+    let at = html.find("scimd-verification=").unwrap();
+    let txt = html[at..].split('<').next().unwrap().to_owned();
+    assert!(html.contains("/.well-known/scimd-verification.txt"));
+
+    // Not published yet: not verified, and why.
+    let verify = format!("{path}/acme.example/verify");
+    let resp = post_form(
+        app,
+        &verify,
+        &session,
+        &[("csrf", &csrf), ("method", "dns")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Not verified: "), "{html}");
+    // Published: verified, and the API agrees.
+    w.zone(
+        "acme.example",
+        Zone {
+            txt: vec![txt],
+            ..Zone::default()
+        },
+    );
+    let resp = post_form(
+        app,
+        &verify,
+        &session,
+        &[("csrf", &csrf), ("method", "dns")],
+    )
+    .await;
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Verified: "), "{html}");
+    assert!(html.contains("acme.example — verified"));
+    let api = app
+        .ok_json(app.admin(M::GET, "/orgs/default/domains/acme.example"))
+        .await;
+    assert_eq!(api["status"], "verified");
+    // Linked through the API, the page names the directory.
+    let resp = app
+        .admin(M::PUT, "/orgs/default/domains/acme.example/directory")
+        .json(&json!({ "directoryId": dir.id }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let html = get(app, path, Some(&session)).await.text().await.unwrap();
+    assert!(
+        html.contains(&format!("directories/{}\">Linked</a>", dir.id)),
+        "{html}"
+    );
+}

@@ -19,12 +19,12 @@ use crate::helpers::{assert_scim_error, spawn_app_with, user_body, TestApp, Test
 
 /// What the test DNS server answers for one name.
 #[derive(Clone, Default)]
-struct Zone {
-    txt: Vec<String>,
+pub(crate) struct Zone {
+    pub(crate) txt: Vec<String>,
     /// Answer A queries with 127.0.0.1.
-    a: bool,
+    pub(crate) a: bool,
     /// Never answer (a timeout).
-    silent: bool,
+    pub(crate) silent: bool,
 }
 
 type Zones = Arc<Mutex<HashMap<String, Zone>>>;
@@ -151,14 +151,14 @@ async fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-struct World {
-    app: TestApp,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
     zones: Zones,
     reply: Reply,
     seen: Arc<Mutex<Vec<String>>>,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let (dns, zones) = dns_server().await;
     let (http_port, reply, seen) = http_server().await;
     let https_port = closed_port().await;
@@ -178,7 +178,7 @@ async fn world() -> World {
 }
 
 impl World {
-    fn zone(&self, name: &str, zone: Zone) {
+    pub(crate) fn zone(&self, name: &str, zone: Zone) {
         self.zones.lock().unwrap().insert(name.to_owned(), zone);
     }
 

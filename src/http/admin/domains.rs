@@ -305,21 +305,72 @@ pub async fn add(
     AdminJson(body): AdminJson<AddDomain>,
 ) -> Result<(StatusCode, Json<DomainView>), AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let name = DomainName::parse_claimable(&body.name).map_err(|e| match e {
+    let row = add_domain(&state, org, &body.name, &admin.audit).await?;
+    Ok((StatusCode::CREATED, Json(DomainView::from(&row))))
+}
+
+/// Adds domain `raw` to `org`, unverified, with a new token. (The admin
+/// API and the console both add domains this way.)
+pub(crate) async fn add_domain(
+    state: &AppState,
+    org: Uuid,
+    raw: &str,
+    audit: &crate::audit::AuditContext,
+) -> Result<DomainRow, AdminError> {
+    let name = DomainName::parse_claimable(raw).map_err(|e| match e {
         DomainNameError::Invalid(..) => AdminError::InvalidDomain(e.to_string()),
         DomainNameError::PublicMailDomain(_) => AdminError::PublicMailDomain(e.to_string()),
     })?;
-    let row = state
+    state
         .store
-        .add_domain(org, &name, &new_token(), &admin.audit)
+        .add_domain(org, &name, &new_token(), audit)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => {
                 AdminError::Conflict(format!("the organisation already has the domain {name}"))
             }
             other => other.into(),
+        })
+}
+
+/// Checks domain `name` of `org` now by `method` and records the outcome:
+/// the domain as it now is, and why. (The admin API and the console both
+/// verify this way.)
+pub(crate) async fn check_domain(
+    state: &AppState,
+    org: Uuid,
+    name: &DomainName,
+    method: CheckMethod,
+    audit: &crate::audit::AuditContext,
+) -> Result<(crate::store::CheckRecorded, String), AdminError> {
+    let row = state
+        .store
+        .get_domain(org, name)
+        .await
+        .map_err(not_found_domain)?;
+    let outcome = state
+        .settings
+        .domain_checker
+        .check(method, name, &row.token)
+        .await;
+    let recorded = state
+        .store
+        .record_domain_check(org, name, method, outcome.verified, &outcome.reason, audit)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => AdminError::Conflict(format!(
+                "{name} was verified by another organisation during this check"
+            )),
+            other => not_found_domain(other),
         })?;
-    Ok((StatusCode::CREATED, Json(DomainView::from(&row))))
+    // The store's verdict: a domain another organisation holds is not
+    // verified whatever the check found.
+    let reason = recorded
+        .domain
+        .check_reason
+        .clone()
+        .unwrap_or(outcome.reason);
+    Ok((recorded, reason))
 }
 
 /// Lists an organisation's domains, by name.
@@ -398,7 +449,7 @@ pub async fn verify(
     // What the path names is looked up first: an unknown domain is 404
     // whatever the body.
     let (org, name) = resolve(&state, &p).await?;
-    let row = state
+    state
         .store
         .get_domain(org, &name)
         .await
@@ -406,37 +457,10 @@ pub async fn verify(
     let body: VerifyDomain = serde_json::from_value(body)
         .map_err(|e| AdminError::BadRequest(format!("invalid request body: {e}")))?;
     let method = CheckMethod::from(body.method);
-    let outcome = state
-        .settings
-        .domain_checker
-        .check(method, &name, &row.token)
-        .await;
-    let recorded = state
-        .store
-        .record_domain_check(
-            org,
-            &name,
-            method,
-            outcome.verified,
-            &outcome.reason,
-            &admin.audit,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AdminError::Conflict(format!(
-                "{name} was verified by another organisation during this check"
-            )),
-            other => not_found_domain(other),
-        })?;
+    let (recorded, reason) = check_domain(&state, org, &name, method, &admin.audit).await?;
     Ok(Json(VerifyResult {
         domain: DomainView::from(&recorded.domain),
-        // The store's verdict: a domain another organisation holds is not
-        // verified whatever the check found.
-        reason: recorded
-            .domain
-            .check_reason
-            .clone()
-            .unwrap_or(outcome.reason),
+        reason,
         accounts_now_external: recorded.accounts_now_external,
     }))
 }

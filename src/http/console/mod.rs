@@ -27,6 +27,7 @@ use super::AppState;
 use crate::telemetry::ErrorChain;
 
 mod directory;
+mod domains;
 mod overview;
 mod report;
 mod sign_in;
@@ -60,6 +61,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/orgs/{orgId}/directories/{directoryId}/sync",
             post(directory::sync_now),
+        )
+        .route(
+            "/admin/orgs/{orgId}/domains",
+            get(domains::show).post(domains::add),
+        )
+        .route(
+            "/admin/orgs/{orgId}/domains/{domainName}/verify",
+            post(domains::verify),
         )
         .route("/admin/orgs/{orgId}/report", get(report::show))
         .route("/admin/orgs/{orgId}/report.csv", get(report::csv))

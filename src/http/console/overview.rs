@@ -85,6 +85,7 @@ pub async fn page_handler(
         }
         nav aria-label="Organisation" {
             ul {
+                li { a href=(format!("/admin/orgs/{raw_org}/domains")) { "Domains" } }
                 li { a href=(format!("/admin/orgs/{raw_org}/report")) { "Provisioning report" } }
                 li { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
             }
