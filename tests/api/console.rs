@@ -606,3 +606,101 @@ async fn domains_are_added_and_verified_with_the_reason_shown() {
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn groups_are_granted_and_revoked_products_with_refusals_beside_them() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Okta").await;
+    let product = crate::sync::jira(&app).await;
+    let scim_group = app.create_group(&dir, "Jira users", &[]).await;
+    let scim_group = scim_group["id"].as_str().unwrap().to_owned();
+    let org_group = app
+        .ok_json_created(
+            app.admin(M::POST, "/orgs/default/groups")
+                .json(&json!({"name": "Everyone"})),
+        )
+        .await;
+    let org_group = org_group["id"].as_str().unwrap().to_owned();
+    let session = sign_in(&app).await;
+    let html = get(&app, "/admin/orgs/default/sites", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Acme — https://acme.atlassian.net"), "{html}");
+    assert!(html.contains("<h3>jira-software</h3>"));
+    assert!(html.contains("Jira users (Okta)"), "{html}");
+    assert!(html.contains("Everyone (org group)"));
+    assert!(html.contains("No group is granted this product."));
+    let csrf = hidden_csrf(&html);
+    let base = format!("/admin{}", product);
+    let grant = [
+        ("csrf", csrf.as_str()),
+        ("group", scim_group.as_str()),
+        ("role", "user"),
+    ];
+    let resp = post_form(&app, &format!("{base}/grants"), &session, &grant).await;
+    assert_eq!(resp.status(), 303);
+    let grants = app
+        .ok_json(app.admin(M::GET, &format!("{product}/grants")))
+        .await;
+    assert_eq!(grants["grants"][0]["groupId"], scim_group.as_str());
+    // The same grant again: refused, the reason beside the product.
+    let resp = post_form(&app, &format!("{base}/grants"), &session, &grant).await;
+    assert_eq!(resp.status(), 409);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("<td>Jira users</td>"), "{html}");
+
+    // A synced group cannot be a default group: the API's refusal, shown.
+    let settings = format!("{base}/settings");
+    let resp = post_form(
+        &app,
+        &settings,
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("newUsersGetAccess", "true"),
+            ("defaultGroup", &scim_group),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("role=\"alert\""));
+    let resp = post_form(
+        &app,
+        &settings,
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("newUsersGetAccess", "true"),
+            ("defaultGroup", &org_group),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let view = app.ok_json(app.admin(M::GET, &product)).await;
+    assert_eq!(view["defaultGroups"], json!([org_group]));
+    assert_eq!(view["newUsersGetAccess"], true);
+
+    let resp = post_form(
+        &app,
+        &format!("{base}/grants/{scim_group}/revoke"),
+        &session,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let grants = app
+        .ok_json(app.admin(M::GET, &format!("{product}/grants")))
+        .await;
+    assert_eq!(grants["grants"], json!([]));
+    let resp = post_form(
+        &app,
+        &format!("{base}/grants/{scim_group}/revoke"),
+        &session,
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+}

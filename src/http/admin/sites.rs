@@ -547,26 +547,43 @@ pub async fn add_grant(
 ) -> Result<(StatusCode, Json<GrantView>), AdminError> {
     let (org, site) = site_ids(&state, &p.org_id, &p.site_id).await?;
     let key = product_key(&p.key)?;
-    // A continuous directory applies a new grant on its group at once.
-    let change = match state.store.group_directory(org, body.group_id).await? {
+    let grant = grant_group(
+        &state,
+        org,
+        site,
+        &key,
+        body.group_id,
+        body.role.into(),
+        &admin.audit,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
+}
+
+/// Grants `group` `role` on a product. A continuous directory applies a
+/// new grant on its group at once. (The admin API and the console both
+/// grant this way.)
+pub(crate) async fn grant_group(
+    state: &AppState,
+    org: Uuid,
+    site: Uuid,
+    key: &ProductKey,
+    group: Uuid,
+    role: Role,
+    audit: &crate::audit::AuditContext,
+) -> Result<GrantRow, AdminError> {
+    let change = match state.store.group_directory(org, group).await? {
         Some(directory) => Some(state.sync.will_change(directory).await?),
         None => None,
     };
     let grant = state
         .store
-        .add_grant(
-            org,
-            site,
-            &key,
-            body.group_id,
-            body.role.into(),
-            &admin.audit,
-        )
+        .add_grant(org, site, key, group, role, audit)
         .await?;
     if let (Some(change), Some(directory)) = (change, grant.directory_id) {
         change.touch(Touch::Granted(directory, grant.group_id));
     }
-    Ok((StatusCode::CREATED, Json(GrantView::from(&grant))))
+    Ok(grant)
 }
 
 /// Lists a product's grants.

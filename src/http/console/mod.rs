@@ -31,6 +31,7 @@ mod domains;
 mod overview;
 mod report;
 mod sign_in;
+mod sites;
 mod webhooks;
 
 /// The session cookie.
@@ -69,6 +70,19 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/orgs/{orgId}/domains/{domainName}/verify",
             post(domains::verify),
+        )
+        .route("/admin/orgs/{orgId}/sites", get(sites::show))
+        .route(
+            "/admin/orgs/{orgId}/sites/{siteId}/products/{key}/grants",
+            post(sites::grant),
+        )
+        .route(
+            "/admin/orgs/{orgId}/sites/{siteId}/products/{key}/grants/{groupId}/revoke",
+            post(sites::revoke),
+        )
+        .route(
+            "/admin/orgs/{orgId}/sites/{siteId}/products/{key}/settings",
+            post(sites::settings),
         )
         .route("/admin/orgs/{orgId}/report", get(report::show))
         .route("/admin/orgs/{orgId}/report.csv", get(report::csv))

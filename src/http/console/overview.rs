@@ -86,6 +86,7 @@ pub async fn page_handler(
         nav aria-label="Organisation" {
             ul {
                 li { a href=(format!("/admin/orgs/{raw_org}/domains")) { "Domains" } }
+                li { a href=(format!("/admin/orgs/{raw_org}/sites")) { "Sites and product access" } }
                 li { a href=(format!("/admin/orgs/{raw_org}/report")) { "Provisioning report" } }
                 li { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
             }
