@@ -704,3 +704,81 @@ async fn groups_are_granted_and_revoked_products_with_refusals_beside_them() {
     .await;
     assert_eq!(resp.status(), 403);
 }
+
+#[tokio::test]
+async fn sync_settings_are_saved_through_the_api_rules_and_a_sync_previewed() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Settings").await;
+    app.create_user(&dir, "ada@example.com").await;
+    let group = app.create_group(&dir, "Scoped", &[]).await;
+    let group = group["id"].as_str().unwrap().to_owned();
+    let session = sign_in(&app).await;
+    let path = format!("/admin/orgs/default/directories/{}", dir.id);
+    let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("Save and sync later"), "{html}");
+    assert!(html.contains(&format!("value=\"{group}\"")));
+    let csrf = hidden_csrf(&html);
+    let settings = format!("{path}/sync-settings");
+    let resp = post_form(
+        &app,
+        &settings,
+        &session,
+        &[
+            ("csrf", csrf.as_str()),
+            ("enabled", "true"),
+            ("mode", "scheduled"),
+            ("intervalMinutes", "5"),
+            ("scope", "all"),
+            ("domains", "all"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"settings-error\""), "{html}");
+    let resp = post_form(
+        &app,
+        &settings,
+        &session,
+        &[
+            ("csrf", csrf.as_str()),
+            ("enabled", "true"),
+            ("mode", "scheduled"),
+            ("intervalMinutes", "60"),
+            ("scope", "groups"),
+            ("group", group.as_str()),
+            ("domains", "all"),
+            ("groupUserLimit", "500"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let saved = app
+        .ok_json(app.admin(
+            M::GET,
+            &format!("/orgs/default/directories/{}/sync-settings", dir.id),
+        ))
+        .await;
+    assert_eq!(saved["mode"], "scheduled");
+    assert_eq!(saved["intervalMinutes"], 60);
+    assert_eq!(saved["scope"]["groupIds"], json!([group]));
+    assert_eq!(saved["groupUserLimit"], 500);
+    assert_eq!(saved["emailNewUsers"], false);
+    let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+    assert!(
+        html.contains(&format!("value=\"{group}\" checked")),
+        "{html}"
+    );
+
+    let resp = post_form(
+        &app,
+        &format!("{path}/sync/preview"),
+        &session,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("What a sync would do now"), "{html}");
+    assert!(html.contains("accounts created"));
+}

@@ -309,16 +309,29 @@ pub async fn put(
     AdminJson(body): AdminJson<SyncSettingsBody>,
 ) -> Result<Json<SyncSettingsView>, AdminError> {
     let (org, id) = resolve(&state, &p).await?;
+    let stored = save_sync_settings(&state, org, id, body, &admin.audit).await?;
+    Ok(Json(SyncSettingsView::from(&stored)))
+}
+
+/// Checks and saves directory `id`'s sync settings; nothing is synced
+/// now. (The admin API and the console both save them this way; the
+/// console's form is read into the API's body.)
+pub(crate) async fn save_sync_settings(
+    state: &AppState,
+    org: Uuid,
+    id: Uuid,
+    body: SyncSettingsBody,
+    audit: &crate::audit::AuditContext,
+) -> Result<crate::store::StoredSyncSettings, AdminError> {
     let settings = body.parse()?;
-    let stored = state
+    state
         .store
-        .put_sync_settings(org, id, &settings, &admin.audit)
+        .put_sync_settings(org, id, &settings, audit)
         .await
         .map_err(|e| match e {
             SyncSettingsError::NotVerified(name) => AdminError::DomainNotVerified(format!(
                 "domain {name} is not verified: only verified domains can be synced"
             )),
             SyncSettingsError::Store(e) => store_error(e),
-        })?;
-    Ok(Json(SyncSettingsView::from(&stored)))
+        })
 }

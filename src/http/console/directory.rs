@@ -65,7 +65,7 @@ pub async fn show(
     Query(q): Query<UserQuery>,
 ) -> Result<Response, ConsoleRejection> {
     let dir = find(&state, &p).await?;
-    let sections = sections(&state, &session, &dir, &p, &q, None).await?;
+    let sections = sections(&state, &session, &dir, &p, &q, SyncNotice::default()).await?;
     Ok(render(&state, &session, &dir, &p, None, None, sections).into_response())
 }
 
@@ -109,6 +109,8 @@ fn render(
         }
         h2 { "Sync" }
         (sections.sync)
+        h2 { "Sync settings" }
+        (sections.settings)
         h2 { "Users" }
         (sections.users)
         h2 { "Delete this directory" }
@@ -130,7 +132,19 @@ fn render(
 /// The parts of the page read from the store.
 struct Sections {
     sync: Markup,
+    settings: Markup,
     users: Markup,
+}
+
+/// What the sync part of the page says after an action.
+#[derive(Default)]
+struct SyncNotice<'a> {
+    /// Why "Sync now" was refused.
+    refused: Option<&'a str>,
+    /// Why the settings were not saved.
+    settings_error: Option<&'a str>,
+    /// What a run would change now.
+    preview: Option<&'a crate::sync::DryRun>,
 }
 
 async fn sections(
@@ -139,11 +153,92 @@ async fn sections(
     dir: &Directory,
     p: &DirectoryPath,
     q: &UserQuery,
-    sync_message: Option<&str>,
+    notice: SyncNotice<'_>,
 ) -> Result<Sections, ConsoleRejection> {
     Ok(Sections {
-        sync: sync_section(state, session, dir, p, sync_message).await?,
+        sync: sync_section(state, session, dir, p, notice.refused, notice.preview).await?,
+        settings: settings_section(state, session, dir, p, notice.settings_error).await?,
         users: users_section(state, dir, p, q).await?,
+    })
+}
+
+/// The sync settings form, filled with what is saved.
+async fn settings_section(
+    state: &AppState,
+    session: &Session,
+    dir: &Directory,
+    p: &DirectoryPath,
+    error: Option<&str>,
+) -> Result<Markup, ConsoleRejection> {
+    use crate::directory::sync_settings::{DomainSelection, SyncMode, SyncScope};
+    let saved = state
+        .store
+        .get_sync_settings(dir.org_id, dir.id)
+        .await?
+        .settings;
+    let (_, groups, _) = state
+        .store
+        .list_groups_keyset(
+            dir.id,
+            &ListRequest::all(&crate::scim::schema::GROUP_RESOURCE),
+            Keyset::After(i64::MIN, Uuid::nil()),
+            500,
+        )
+        .await?;
+    let domains: Vec<String> = state
+        .store
+        .list_domains(dir.org_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.is_verified())
+        .map(|d| d.name)
+        .collect();
+    let scoped: Vec<Uuid> = match &saved.scope {
+        SyncScope::All => Vec::new(),
+        SyncScope::Groups(g) => g.clone(),
+    };
+    let chosen: Vec<String> = match &saved.domains {
+        DomainSelection::All => Vec::new(),
+        DomainSelection::List(d) => d.iter().map(|n| n.as_str().to_owned()).collect(),
+    };
+    let continuous = matches!(saved.mode, SyncMode::Continuous);
+    Ok(html! {
+        form method="post" action=(format!("{}/sync-settings", base(p))) aria-describedby=[error.map(|_| "settings-error")] {
+            input type="hidden" name="csrf" value=(session.csrf);
+            label { input type="checkbox" name="enabled" value="true" checked[saved.enabled]; " Sync this directory" }
+            fieldset {
+                legend { "When" }
+                label { input type="radio" name="mode" value="continuous" checked[continuous]; " As changes arrive (continuous)" }
+                label { input type="radio" name="mode" value="scheduled" checked[!continuous]; " On a schedule" }
+            }
+            label for="interval" { "Minutes between scheduled syncs (15 to 10080)" }
+            input id="interval" name="intervalMinutes" type="number" min="15" max="10080" value=(saved.interval.minutes());
+            fieldset {
+                legend { "Which users" }
+                label { input type="radio" name="scope" value="all" checked[scoped.is_empty()]; " Every user of the directory" }
+                label { input type="radio" name="scope" value="groups" checked[!scoped.is_empty()]; " Members of these groups:" }
+                @for g in &groups {
+                    @let doc: serde_json::Value = serde_json::from_str(&g.doc).unwrap_or_default();
+                    label { input type="checkbox" name="group" value=(g.id) checked[scoped.contains(&g.id)]; " " (doc["displayName"].as_str().unwrap_or_default()) }
+                }
+            }
+            fieldset {
+                legend { "Which domains" }
+                label { input type="radio" name="domains" value="all" checked[chosen.is_empty()]; " Every verified domain" }
+                label { input type="radio" name="domains" value="list" checked[!chosen.is_empty()]; " These domains:" }
+                @for d in &domains {
+                    label { input type="checkbox" name="domain" value=(d) checked[chosen.contains(d)]; " " (d) }
+                }
+            }
+            label { input type="checkbox" name="emailNewUsers" value="true" checked[saved.email_new_users]; " Email the accounts a sync creates" }
+            label for="limit" { "Users one group may bring in one sync (empty: the server's default)" }
+            input id="limit" name="groupUserLimit" type="number" min="1" max="1000000"
+                value=[saved.group_user_limit.own()];
+            @if let Some(e) = error {
+                p.error id="settings-error" role="alert" { (e) }
+            }
+            p { button type="submit" { "Save and sync later" } }
+        }
     })
 }
 
@@ -154,6 +249,7 @@ async fn sync_section(
     dir: &Directory,
     p: &DirectoryPath,
     message: Option<&str>,
+    preview: Option<&crate::sync::DryRun>,
 ) -> Result<Markup, ConsoleRejection> {
     let running = state.store.running_sync_run(dir.id).await?;
     let runs = state.store.list_sync_runs(dir.id, None, 10).await?;
@@ -164,6 +260,22 @@ async fn sync_section(
                 " accounts done. " a href=(base) { "Refresh" } }
         } @else {
             p role="status" { "No sync is running." }
+        }
+        @if let Some(d) = preview {
+            section.notice aria-labelledby="preview-title" {
+                h3 id="preview-title" { "What a sync would do now" }
+                ul {
+                    li { (d.accounts_to_create) " accounts created" }
+                    li { (d.access_to_grant) " access granted" }
+                    li { (d.access_to_revoke) " access revoked" }
+                    li { (d.emails_to_queue) " emails sent" }
+                    li { (d.users_skipped_by_domain) " users skipped for their domain" }
+                }
+            }
+        }
+        form method="post" action=(format!("{base}/sync/preview")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            button type="submit" { "Preview a sync" }
         }
         form method="post" action=(format!("{base}/sync")) {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -307,7 +419,15 @@ pub async fn regenerate_key(
     let dir = find(&state, &p).await?;
     let secret = rotate(&state, dir.org_id, dir.id, &session.audit).await?;
     let dir = find(&state, &p).await?;
-    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), None).await?;
+    let sections = sections(
+        &state,
+        &session,
+        &dir,
+        &p,
+        &UserQuery::default(),
+        SyncNotice::default(),
+    )
+    .await?;
     Ok(render(&state, &session, &dir, &p, Some(&secret), None, sections).into_response())
 }
 
@@ -322,7 +442,15 @@ pub async fn delete(
     session.check_csrf(&f.csrf)?;
     let dir = find(&state, &p).await?;
     if f.confirm.trim() != dir.name {
-        let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), None).await?;
+        let sections = sections(
+            &state,
+            &session,
+            &dir,
+            &p,
+            &UserQuery::default(),
+            SyncNotice::default(),
+        )
+        .await?;
         let page = render(
             &state,
             &session,
@@ -364,11 +492,124 @@ pub async fn sync_now(
             crate::http::error::AdminError::SyncRunning(m)
             | crate::http::error::AdminError::SyncDisabled(m),
         ) => {
+            let notice = SyncNotice {
+                refused: Some(&m),
+                ..SyncNotice::default()
+            };
             let sections =
-                sections(&state, &session, &dir, &p, &UserQuery::default(), Some(&m)).await?;
+                sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
             let page = render(&state, &session, &dir, &p, None, None, sections);
             Ok((StatusCode::CONFLICT, page).into_response())
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// What a sync would change now, written nowhere.
+pub async fn preview(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    session.check_csrf(&form_fields(&form).csrf)?;
+    let dir = find(&state, &p).await?;
+    let dry = state
+        .sync
+        .dry_run(dir.org_id, dir.id)
+        .await
+        .map_err(crate::http::admin::sync::sync_error);
+    let (dry, refused) = match dry {
+        Ok(d) => (Some(d), None),
+        Err(
+            crate::http::error::AdminError::SyncRunning(m)
+            | crate::http::error::AdminError::SyncDisabled(m),
+        ) => (None, Some(m)),
+        Err(e) => return Err(e.into()),
+    };
+    let notice = SyncNotice {
+        refused: refused.as_deref(),
+        preview: dry.as_ref(),
+        ..SyncNotice::default()
+    };
+    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
+    Ok(render(&state, &session, &dir, &p, None, None, sections).into_response())
+}
+
+/// The settings form read into the admin API's body, checked and saved by
+/// its code; its refusal is shown beside the form.
+pub async fn save_settings(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<DirectoryPath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&form.0).unwrap_or_default();
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let all = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    session.check_csrf(field("csrf"))?;
+    let dir = find(&state, &p).await?;
+    let limit = field("groupUserLimit").trim();
+    let body = serde_json::json!({
+        "enabled": field("enabled") == "true",
+        "mode": if field("mode") == "scheduled" { "scheduled" } else { "continuous" },
+        "intervalMinutes": field("intervalMinutes").trim().parse::<i64>().unwrap_or(0),
+        "scope": if field("scope") == "groups" {
+            serde_json::json!({"type": "groups", "groupIds": all("group")})
+        } else {
+            serde_json::json!({"type": "all"})
+        },
+        "domains": if field("domains") == "list" {
+            serde_json::json!({"type": "list", "names": all("domain")})
+        } else {
+            serde_json::json!({"type": "all"})
+        },
+        "emailNewUsers": field("emailNewUsers") == "true",
+        "groupUserLimit": if limit.is_empty() { serde_json::Value::Null } else {
+            limit.parse::<i64>().map_or(serde_json::Value::from(0), serde_json::Value::from)
+        },
+    });
+    let saved = match serde_json::from_value(body) {
+        Ok(body) => crate::http::admin::sync_settings::save_sync_settings(
+            &state,
+            dir.org_id,
+            dir.id,
+            body,
+            &session.audit,
+        )
+        .await
+        .map(|_| ()),
+        Err(e) => Err(crate::http::error::AdminError::BadRequest(e.to_string())),
+    };
+    use crate::http::error::AdminError;
+    let (status, message) = match saved {
+        Ok(()) => return Ok(Redirect::to(&base(&p)).into_response()),
+        Err(AdminError::BadRequest(m) | AdminError::InvalidDomain(m)) => {
+            (StatusCode::BAD_REQUEST, m)
+        }
+        Err(AdminError::DomainNotVerified(m)) => (StatusCode::CONFLICT, m),
+        Err(AdminError::Missing(m)) => (StatusCode::NOT_FOUND, m),
+        Err(e) => return Err(e.into()),
+    };
+    let notice = SyncNotice {
+        settings_error: Some(&message),
+        ..SyncNotice::default()
+    };
+    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
+    Ok((
+        status,
+        render(&state, &session, &dir, &p, None, None, sections),
+    )
+        .into_response())
 }

@@ -64,6 +64,14 @@ pub fn router() -> Router<AppState> {
             post(directory::sync_now),
         )
         .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/sync/preview",
+            post(directory::preview),
+        )
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/sync-settings",
+            post(directory::save_settings),
+        )
+        .route(
             "/admin/orgs/{orgId}/domains",
             get(domains::show).post(domains::add),
         )
