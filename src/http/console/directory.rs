@@ -9,8 +9,11 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{page, ConsoleRejection, Session};
+use super::{page, ConsoleRejection, FormFields, Session};
 use crate::http::admin::directories::{regenerate_key as rotate, remove_directory};
+use crate::http::admin::sync::sync_error;
+use crate::http::admin::sync_settings::save_sync_settings;
+use crate::http::error::AdminError;
 use crate::http::AppState;
 use crate::scim::list::ListRequest;
 use crate::store::{Directory, Keyset};
@@ -34,14 +37,6 @@ pub struct UserQuery {
     /// `<createdAt>.<id>` of the last user of the previous page.
     #[serde(default)]
     after: String,
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    confirm: String,
 }
 
 async fn find(state: &AppState, p: &DirectoryPath) -> Result<Directory, ConsoleRejection> {
@@ -401,11 +396,32 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn form_fields(raw: &RawForm) -> CsrfForm {
-    serde_urlencoded::from_bytes(&raw.0).unwrap_or(CsrfForm {
-        csrf: String::new(),
-        confirm: String::new(),
-    })
+/// The page again after an action, with what the action has to say.
+async fn after_action(
+    state: &AppState,
+    session: &Session,
+    dir: &Directory,
+    p: &DirectoryPath,
+    shown: Shown<'_>,
+) -> Result<Markup, ConsoleRejection> {
+    let sections = sections(state, session, dir, p, &UserQuery::default(), shown.sync).await?;
+    Ok(render(
+        state,
+        session,
+        dir,
+        p,
+        shown.new_key,
+        shown.delete_error,
+        sections,
+    ))
+}
+
+/// What an action shows on the page it answers with.
+#[derive(Default)]
+struct Shown<'a> {
+    new_key: Option<&'a str>,
+    delete_error: Option<&'a str>,
+    sync: SyncNotice<'a>,
 }
 
 /// Issues a new key and shows it once.
@@ -415,20 +431,17 @@ pub async fn regenerate_key(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(&form_fields(&form).csrf)?;
+    session.check_csrf(FormFields::read(&form).get("csrf"))?;
     let dir = find(&state, &p).await?;
     let secret = rotate(&state, dir.org_id, dir.id, &session.audit).await?;
     let dir = find(&state, &p).await?;
-    let sections = sections(
-        &state,
-        &session,
-        &dir,
-        &p,
-        &UserQuery::default(),
-        SyncNotice::default(),
-    )
-    .await?;
-    Ok(render(&state, &session, &dir, &p, Some(&secret), None, sections).into_response())
+    let shown = Shown {
+        new_key: Some(&secret),
+        ..Shown::default()
+    };
+    Ok(after_action(&state, &session, &dir, &p, shown)
+        .await?
+        .into_response())
 }
 
 /// Deletes the directory when its name was typed.
@@ -438,32 +451,28 @@ pub async fn delete(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = form_fields(&form);
-    session.check_csrf(&f.csrf)?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let dir = find(&state, &p).await?;
-    if f.confirm.trim() != dir.name {
-        let sections = sections(
-            &state,
-            &session,
-            &dir,
-            &p,
-            &UserQuery::default(),
-            SyncNotice::default(),
-        )
-        .await?;
-        let page = render(
-            &state,
-            &session,
-            &dir,
-            &p,
-            None,
-            Some("The name typed is not the directory's: nothing was deleted."),
-            sections,
-        );
+    if f.get("confirm").trim() != dir.name {
+        let shown = Shown {
+            delete_error: Some("The name typed is not the directory's: nothing was deleted."),
+            ..Shown::default()
+        };
+        let page = after_action(&state, &session, &dir, &p, shown).await?;
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     }
     remove_directory(&state, dir.org_id, dir.id, &session.audit).await?;
     Ok(Redirect::to(&format!("/admin/orgs/{}", p.org_id)).into_response())
+}
+
+/// The message of a refusal to sync (a run is running, sync is off);
+/// any other error stays one.
+fn sync_refusal(e: AdminError) -> Result<String, ConsoleRejection> {
+    match e {
+        AdminError::SyncRunning(m) | AdminError::SyncDisabled(m) => Ok(m),
+        other => Err(other.into()),
+    }
 }
 
 /// Starts a sync run now (as the admin API's `POST …/sync`), or says why
@@ -474,7 +483,7 @@ pub async fn sync_now(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(&form_fields(&form).csrf)?;
+    session.check_csrf(FormFields::read(&form).get("csrf"))?;
     let dir = find(&state, &p).await?;
     let started = state
         .sync
@@ -485,24 +494,20 @@ pub async fn sync_now(
             &session.audit,
         )
         .await
-        .map_err(crate::http::admin::sync::sync_error);
-    match started {
-        Ok(_) => Ok(Redirect::to(&base(&p)).into_response()),
-        Err(
-            crate::http::error::AdminError::SyncRunning(m)
-            | crate::http::error::AdminError::SyncDisabled(m),
-        ) => {
-            let notice = SyncNotice {
-                refused: Some(&m),
-                ..SyncNotice::default()
-            };
-            let sections =
-                sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
-            let page = render(&state, &session, &dir, &p, None, None, sections);
-            Ok((StatusCode::CONFLICT, page).into_response())
-        }
-        Err(e) => Err(e.into()),
-    }
+        .map_err(sync_error);
+    let refused = match started {
+        Ok(_) => return Ok(Redirect::to(&base(&p)).into_response()),
+        Err(e) => sync_refusal(e)?,
+    };
+    let shown = Shown {
+        sync: SyncNotice {
+            refused: Some(&refused),
+            ..SyncNotice::default()
+        },
+        ..Shown::default()
+    };
+    let page = after_action(&state, &session, &dir, &p, shown).await?;
+    Ok((StatusCode::CONFLICT, page).into_response())
 }
 
 /// What a sync would change now, written nowhere.
@@ -512,28 +517,23 @@ pub async fn preview(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(&form_fields(&form).csrf)?;
+    session.check_csrf(FormFields::read(&form).get("csrf"))?;
     let dir = find(&state, &p).await?;
-    let dry = state
-        .sync
-        .dry_run(dir.org_id, dir.id)
-        .await
-        .map_err(crate::http::admin::sync::sync_error);
-    let (dry, refused) = match dry {
+    let (dry, refused) = match state.sync.dry_run(dir.org_id, dir.id).await {
         Ok(d) => (Some(d), None),
-        Err(
-            crate::http::error::AdminError::SyncRunning(m)
-            | crate::http::error::AdminError::SyncDisabled(m),
-        ) => (None, Some(m)),
-        Err(e) => return Err(e.into()),
+        Err(e) => (None, Some(sync_refusal(sync_error(e))?)),
     };
-    let notice = SyncNotice {
-        refused: refused.as_deref(),
-        preview: dry.as_ref(),
-        ..SyncNotice::default()
+    let shown = Shown {
+        sync: SyncNotice {
+            refused: refused.as_deref(),
+            preview: dry.as_ref(),
+            ..SyncNotice::default()
+        },
+        ..Shown::default()
     };
-    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
-    Ok(render(&state, &session, &dir, &p, None, None, sections).into_response())
+    Ok(after_action(&state, &session, &dir, &p, shown)
+        .await?
+        .into_response())
 }
 
 /// The settings form read into the admin API's body, checked and saved by
@@ -544,55 +544,35 @@ pub async fn save_settings(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&form.0).unwrap_or_default();
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let all = |name: &str| -> Vec<String> {
-        pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    session.check_csrf(field("csrf"))?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let dir = find(&state, &p).await?;
-    let limit = field("groupUserLimit").trim();
+    let limit = f.get("groupUserLimit").trim();
     let body = serde_json::json!({
-        "enabled": field("enabled") == "true",
-        "mode": if field("mode") == "scheduled" { "scheduled" } else { "continuous" },
-        "intervalMinutes": field("intervalMinutes").trim().parse::<i64>().unwrap_or(0),
-        "scope": if field("scope") == "groups" {
-            serde_json::json!({"type": "groups", "groupIds": all("group")})
+        "enabled": f.get("enabled") == "true",
+        "mode": if f.get("mode") == "scheduled" { "scheduled" } else { "continuous" },
+        "intervalMinutes": f.get("intervalMinutes").trim().parse::<i64>().unwrap_or(0),
+        "scope": if f.get("scope") == "groups" {
+            serde_json::json!({"type": "groups", "groupIds": f.all("group")})
         } else {
             serde_json::json!({"type": "all"})
         },
-        "domains": if field("domains") == "list" {
-            serde_json::json!({"type": "list", "names": all("domain")})
+        "domains": if f.get("domains") == "list" {
+            serde_json::json!({"type": "list", "names": f.all("domain")})
         } else {
             serde_json::json!({"type": "all"})
         },
-        "emailNewUsers": field("emailNewUsers") == "true",
+        "emailNewUsers": f.get("emailNewUsers") == "true",
         "groupUserLimit": if limit.is_empty() { serde_json::Value::Null } else {
             limit.parse::<i64>().map_or(serde_json::Value::from(0), serde_json::Value::from)
         },
     });
     let saved = match serde_json::from_value(body) {
-        Ok(body) => crate::http::admin::sync_settings::save_sync_settings(
-            &state,
-            dir.org_id,
-            dir.id,
-            body,
-            &session.audit,
-        )
-        .await
-        .map(|_| ()),
-        Err(e) => Err(crate::http::error::AdminError::BadRequest(e.to_string())),
+        Ok(body) => save_sync_settings(&state, dir.org_id, dir.id, body, &session.audit)
+            .await
+            .map(|_| ()),
+        Err(e) => Err(AdminError::BadRequest(e.to_string())),
     };
-    use crate::http::error::AdminError;
     let (status, message) = match saved {
         Ok(()) => return Ok(Redirect::to(&base(&p)).into_response()),
         Err(AdminError::BadRequest(m) | AdminError::InvalidDomain(m)) => {
@@ -602,14 +582,13 @@ pub async fn save_settings(
         Err(AdminError::Missing(m)) => (StatusCode::NOT_FOUND, m),
         Err(e) => return Err(e.into()),
     };
-    let notice = SyncNotice {
-        settings_error: Some(&message),
-        ..SyncNotice::default()
+    let shown = Shown {
+        sync: SyncNotice {
+            settings_error: Some(&message),
+            ..SyncNotice::default()
+        },
+        ..Shown::default()
     };
-    let sections = sections(&state, &session, &dir, &p, &UserQuery::default(), notice).await?;
-    Ok((
-        status,
-        render(&state, &session, &dir, &p, None, None, sections),
-    )
-        .into_response())
+    let page = after_action(&state, &session, &dir, &p, shown).await?;
+    Ok((status, page).into_response())
 }

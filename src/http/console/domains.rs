@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{page, ConsoleRejection, Session};
+use super::{page, ConsoleRejection, FormFields, Session};
 use crate::directory::domain::{expected_text, CheckMethod, DomainName, HTTP_FILE_PATH};
 use crate::http::admin::domains::{add_domain, check_domain};
 use crate::http::error::AdminError;
@@ -22,20 +22,6 @@ pub struct DomainPath {
     org_id: String,
     #[serde(rename = "domainName")]
     domain_name: String,
-}
-
-#[derive(Deserialize, Default)]
-struct DomainForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    method: String,
-}
-
-fn fields(raw: &RawForm) -> DomainForm {
-    serde_urlencoded::from_bytes(&raw.0).unwrap_or_default()
 }
 
 /// What the page says after an action: beside the add form, or beside one
@@ -145,10 +131,10 @@ pub async fn add(
     Path(raw_org): Path<String>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = fields(&form);
-    session.check_csrf(&f.csrf)?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let org = crate::http::admin::org_id(&state, &raw_org).await?;
-    match add_domain(&state, org, &f.name, &session.audit).await {
+    match add_domain(&state, org, f.get("name"), &session.audit).await {
         Ok(_) => Ok(Redirect::to(&format!("/admin/orgs/{raw_org}/domains")).into_response()),
         Err(
             e @ (AdminError::InvalidDomain(_)
@@ -174,11 +160,11 @@ pub async fn verify(
     Path(p): Path<DomainPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = fields(&form);
-    session.check_csrf(&f.csrf)?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let org = crate::http::admin::org_id(&state, &p.org_id).await?;
     let name = DomainName::parse(&p.domain_name).map_err(|_| ConsoleRejection::NotFound)?;
-    let method = match f.method.as_str() {
+    let method = match f.get("method") {
         "http" => CheckMethod::Http,
         _ => CheckMethod::Dns,
     };

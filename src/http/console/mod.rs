@@ -161,6 +161,34 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     resp
 }
 
+/// A submitted form's fields, in order (a name may repeat: checkboxes).
+/// A form that cannot be read has no fields, and so no CSRF token: it is
+/// refused like a forged one.
+pub(crate) struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub(crate) fn read(raw: &axum::extract::RawForm) -> FormFields {
+        FormFields(serde_urlencoded::from_bytes(&raw.0).unwrap_or_default())
+    }
+
+    /// The first value of `name`; empty when absent.
+    pub(crate) fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
 /// A random value for a cookie or a CSRF token: 32 bytes, base64url.
 pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];

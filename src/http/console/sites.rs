@@ -10,7 +10,7 @@ use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{page, ConsoleRejection, Session};
+use super::{page, ConsoleRejection, FormFields, Session};
 use crate::directory::access::{ProductKey, Role};
 use crate::http::admin::sites::grant_group;
 use crate::http::error::AdminError;
@@ -169,17 +169,6 @@ pub async fn show(
         .into_response())
 }
 
-fn pairs(raw: &RawForm) -> Vec<(String, String)> {
-    serde_urlencoded::from_bytes(&raw.0).unwrap_or_default()
-}
-
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
-}
-
 /// Back to the page, or the page with the refusal beside the product.
 async fn answer(
     state: &AppState,
@@ -226,12 +215,12 @@ pub async fn grant(
     Path(p): Path<ProductPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = pairs(&form);
-    session.check_csrf(field(&f, "csrf"))?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let (org, site, key) = ids(&state, &p).await?;
-    let group = Uuid::parse_str(field(&f, "group"))
+    let group = Uuid::parse_str(f.get("group"))
         .map_err(|_| AdminError::BadRequest("choose a group".into()));
-    let role = match field(&f, "role") {
+    let role = match f.get("role") {
         "admin" => Role::Admin,
         _ => Role::User,
     };
@@ -250,8 +239,8 @@ pub async fn revoke(
     Path(p): Path<GrantPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = pairs(&form);
-    session.check_csrf(field(&f, "csrf"))?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let product = ProductPath {
         org_id: p.org_id,
         site_id: p.site_id,
@@ -273,14 +262,14 @@ pub async fn settings(
     Path(p): Path<ProductPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = pairs(&form);
-    session.check_csrf(field(&f, "csrf"))?;
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
     let (org, site, key) = ids(&state, &p).await?;
-    let new_users = field(&f, "newUsersGetAccess") == "true";
+    let new_users = f.get("newUsersGetAccess") == "true";
     let defaults: Vec<Uuid> = f
+        .all("defaultGroup")
         .iter()
-        .filter(|(k, _)| k == "defaultGroup")
-        .filter_map(|(_, v)| Uuid::parse_str(v).ok())
+        .filter_map(|v| Uuid::parse_str(v).ok())
         .collect();
     let outcome = state
         .store
