@@ -263,6 +263,12 @@ impl Authenticator {
     }
 
     /// The verification counters, for `/metrics`.
+    /// Whether this server was started with an admin token of its own
+    /// (`--admin-token`), which the principal id `env` stands for.
+    pub fn has_configured_admin(&self) -> bool {
+        self.configured_admin.is_some()
+    }
+
     pub fn verifications(&self) -> &Verifications {
         &self.verifications
     }

@@ -39,8 +39,12 @@ fn hidden_csrf(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-/// Signs in; the session cookie's value.
+/// Signs in with the test's admin token; the session cookie's value.
 async fn sign_in(app: &TestApp) -> String {
+    sign_in_with(app, ADMIN_TOKEN).await
+}
+
+async fn sign_in_with(app: &TestApp, token: &str) -> String {
     let c = client();
     let form = c
         .get(format!("{}/admin/sign-in", app.address))
@@ -53,7 +57,7 @@ async fn sign_in(app: &TestApp) -> String {
     let resp = c
         .post(format!("{}/admin/sign-in", app.address))
         .header("cookie", format!("scimd_console_signin={csrf_cookie}"))
-        .form(&[("token", ADMIN_TOKEN), ("csrf", &csrf)])
+        .form(&[("token", token), ("csrf", &csrf)])
         .send()
         .await
         .unwrap();
@@ -781,4 +785,33 @@ async fn sync_settings_are_saved_through_the_api_rules_and_a_sync_previewed() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("What a sync would do now"), "{html}");
     assert!(html.contains("accounts created"));
+}
+
+#[tokio::test]
+async fn revoking_the_token_signed_in_with_ends_its_sessions() {
+    let app = spawn_app().await;
+    let token = scimd::auth::new_admin_token().await.unwrap();
+    app.store
+        .insert_admin_token(&token.id, &token.hash)
+        .await
+        .unwrap();
+    let session = sign_in_with(&app, &token.secret).await;
+    let page = get(&app, "/admin/orgs/default", Some(&session)).await;
+    assert_eq!(page.status(), 200);
+    assert!(!page.text().await.unwrap().contains(&token.secret));
+    app.db()
+        .execute(&format!(
+            "DELETE FROM admin_tokens WHERE id = '{}'",
+            token.id
+        ))
+        .await;
+    let resp = get(&app, "/admin/orgs/default", Some(&session)).await;
+    assert_eq!(resp.headers()["location"], "/admin/sign-in");
+    assert_eq!(
+        app.db()
+            .count("SELECT count(*) FROM console_sessions")
+            .await,
+        0,
+        "the session is gone"
+    );
 }

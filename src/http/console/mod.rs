@@ -352,11 +352,30 @@ impl Session {
             return Ok(None);
         };
         let id_hash = session_hash(value);
-        let session = state
+        let Some(session) = state
             .store
             .console_session(&id_hash, crate::time::now_micros())
-            .await?;
-        Ok(session.map(|s| Session {
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A session lasts no longer than the token signed in with: one
+        // revoked since (or a configured token the server no longer has)
+        // ends it.
+        let token_lives = if session.token_id == "env" {
+            state.auth.has_configured_admin()
+        } else {
+            state
+                .store
+                .admin_token_hash(&session.token_id)
+                .await?
+                .is_some()
+        };
+        if !token_lives {
+            state.store.delete_console_session(&id_hash).await?;
+            return Ok(None);
+        }
+        Ok(Some(session).map(|s| Session {
             audit: crate::audit::AuditContext::new(
                 crate::audit::Actor::AdminToken(s.token_id.clone()),
                 None,
