@@ -257,15 +257,19 @@ pub(super) fn org_id_schema() -> Schema {
 
 /// Resolves an org id from the path; `default` names the default org.
 pub(crate) async fn org_id(state: &AppState, raw: &str) -> Result<Uuid, AdminError> {
+    Ok(org(state, raw).await?.id)
+}
+
+/// The organisation the path names, as [`org_id`] resolves it.
+pub(crate) async fn org(state: &AppState, raw: &str) -> Result<crate::store::Org, AdminError> {
     if raw.eq_ignore_ascii_case("default") {
-        return Ok(state.store.ensure_default_org().await?.id);
+        return Ok(state.store.ensure_default_org().await?);
     }
     let id = Uuid::parse_str(raw).map_err(|_| AdminError::NotFound("organisation not found"))?;
     state
         .store
         .get_org(id)
         .await?
-        .map(|o| o.id)
         .ok_or(AdminError::NotFound("organisation not found"))
 }
 
@@ -311,6 +315,17 @@ pub(super) fn check_name(raw: &str) -> Result<&str, AdminError> {
         ));
     }
     Ok(name)
+}
+
+/// A description as given: at most `max` characters, without U+0000
+/// (which PostgreSQL text cannot hold).
+pub(super) fn check_description(raw: &str, max: usize) -> Result<String, AdminError> {
+    if raw.chars().count() > max || raw.contains('\0') {
+        return Err(AdminError::BadRequest(format!(
+            "description must be at most {max} characters, without U+0000"
+        )));
+    }
+    Ok(raw.to_owned())
 }
 
 /// Stored microseconds as RFC 3339 for JSON responses.

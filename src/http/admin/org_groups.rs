@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{check_name, org_id, org_id_schema, time, OrgPath};
+use super::{check_description, check_name, org_id, org_id_schema, time, OrgPath};
 use crate::directory::access::MAX_DESCRIPTION_CHARS;
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
@@ -204,15 +204,6 @@ pub struct MembersAdded {
     added: u64,
 }
 
-fn check_description(raw: &str) -> Result<String, AdminError> {
-    if raw.chars().count() > MAX_DESCRIPTION_CHARS || raw.contains('\0') {
-        return Err(AdminError::BadRequest(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters, without U+0000"
-        )));
-    }
-    Ok(raw.to_owned())
-}
-
 /// The fields `PATCH` accepts, for the message that refuses others.
 const PATCHABLE: &str = "name, description";
 
@@ -235,7 +226,7 @@ fn parse_change(body: &Value) -> Result<OrgGroupChange, AdminError> {
             ("name", _) => return Err(bad("name must be a string".to_owned())),
             ("description", Value::Null) => change.description = Some(None),
             ("description", Value::String(d)) => {
-                change.description = Some(Some(check_description(d)?))
+                change.description = Some(Some(check_description(d, MAX_DESCRIPTION_CHARS)?))
             }
             ("description", _) => {
                 return Err(bad("description must be a string or null".to_owned()))
@@ -281,7 +272,7 @@ pub async fn create(
     let description = body
         .description
         .as_deref()
-        .map(check_description)
+        .map(|d| check_description(d, MAX_DESCRIPTION_CHARS))
         .transpose()?;
     let group = state
         .store

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::accounts::{parse_limit, DEFAULT_LIMIT};
 use super::events::{decode_cursor as decode_feed_cursor, encode_cursor as encode_feed_cursor};
-use super::{org_id, org_id_schema, query_pairs, time, OrgPath};
+use super::{check_description, org_id, org_id_schema, query_pairs, time, OrgPath};
 use crate::directory::events::feed_type_filter;
 use crate::http::error::{AdminError, AdminErrorBody};
 use crate::http::extract::{AdminContext, AdminJson, AdminPath};
@@ -367,15 +367,6 @@ async fn check_directories(
     Ok(serde_json::to_string(&out).unwrap_or_else(|_| "[]".to_owned()))
 }
 
-fn check_description(raw: &str) -> Result<String, AdminError> {
-    if raw.chars().count() > MAX_DESCRIPTION_CHARS || raw.contains('\0') {
-        return Err(bad(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters, without U+0000"
-        )));
-    }
-    Ok(raw.to_owned())
-}
-
 /// Creates a webhook. It is sent the events written from now on; its
 /// signing secret is in this response only.
 #[utoipa::path(
@@ -407,7 +398,10 @@ pub async fn create(
         body.directory_ids.as_deref().unwrap_or_default(),
     )
     .await?;
-    let description = check_description(body.description.as_deref().unwrap_or_default())?;
+    let description = check_description(
+        body.description.as_deref().unwrap_or_default(),
+        MAX_DESCRIPTION_CHARS,
+    )?;
     if state.store.count_webhooks(org).await? >= MAX_WEBHOOKS_PER_ORG {
         return Err(AdminError::Conflict(format!(
             "an organisation has at most {MAX_WEBHOOKS_PER_ORG} webhooks"
@@ -506,7 +500,9 @@ async fn parse_change(
     for (name, value) in fields {
         match (name.as_str(), value) {
             ("url", Value::String(u)) => change.url = Some(check_webhook_url(state, u).await?),
-            ("description", Value::String(d)) => change.description = Some(check_description(d)?),
+            ("description", Value::String(d)) => {
+                change.description = Some(check_description(d, MAX_DESCRIPTION_CHARS)?)
+            }
             ("enabled", Value::Bool(b)) => change.enabled = Some(*b),
             ("types", Value::Array(_)) => {
                 let types: Vec<String> = serde_json::from_value(value.clone())

@@ -396,6 +396,19 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The start of every action: the form read, its CSRF token checked, the
+/// directory found.
+async fn act(
+    state: &AppState,
+    session: &Session,
+    p: &DirectoryPath,
+    form: &RawForm,
+) -> Result<(FormFields, Directory), ConsoleRejection> {
+    let f = FormFields::read(form);
+    session.check_csrf(f.get("csrf"))?;
+    Ok((f, find(state, p).await?))
+}
+
 /// The page again after an action, with what the action has to say.
 async fn after_action(
     state: &AppState,
@@ -431,8 +444,7 @@ pub async fn regenerate_key(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(FormFields::read(&form).get("csrf"))?;
-    let dir = find(&state, &p).await?;
+    let (_, dir) = act(&state, &session, &p, &form).await?;
     let secret = rotate(&state, dir.org_id, dir.id, &session.audit).await?;
     let dir = find(&state, &p).await?;
     let shown = Shown {
@@ -451,9 +463,7 @@ pub async fn delete(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = FormFields::read(&form);
-    session.check_csrf(f.get("csrf"))?;
-    let dir = find(&state, &p).await?;
+    let (f, dir) = act(&state, &session, &p, &form).await?;
     if f.get("confirm").trim() != dir.name {
         let shown = Shown {
             delete_error: Some("The name typed is not the directory's: nothing was deleted."),
@@ -483,8 +493,7 @@ pub async fn sync_now(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(FormFields::read(&form).get("csrf"))?;
-    let dir = find(&state, &p).await?;
+    let (_, dir) = act(&state, &session, &p, &form).await?;
     let started = state
         .sync
         .start_run(
@@ -517,8 +526,7 @@ pub async fn preview(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    session.check_csrf(FormFields::read(&form).get("csrf"))?;
-    let dir = find(&state, &p).await?;
+    let (_, dir) = act(&state, &session, &p, &form).await?;
     let (dry, refused) = match state.sync.dry_run(dir.org_id, dir.id).await {
         Ok(d) => (Some(d), None),
         Err(e) => (None, Some(sync_refusal(sync_error(e))?)),
@@ -544,9 +552,7 @@ pub async fn save_settings(
     Path(p): Path<DirectoryPath>,
     form: RawForm,
 ) -> Result<Response, ConsoleRejection> {
-    let f = FormFields::read(&form);
-    session.check_csrf(f.get("csrf"))?;
-    let dir = find(&state, &p).await?;
+    let (f, dir) = act(&state, &session, &p, &form).await?;
     let limit = f.get("groupUserLimit").trim();
     let body = serde_json::json!({
         "enabled": f.get("enabled") == "true",

@@ -4,49 +4,23 @@
 //! SVG.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
-use uuid::Uuid;
 
 use super::{page, ConsoleRejection, Session};
 use crate::http::AppState;
-use crate::store::{DailyStats, Org};
+use crate::store::DailyStats;
 
 /// Days the chart shows, today included.
 pub const CHART_DAYS: i64 = 30;
 const DAY_MICROS: i64 = 86_400_000_000;
 
-async fn find_org(state: &AppState, raw: &str) -> Result<Option<Org>, ConsoleRejection> {
-    if raw.eq_ignore_ascii_case("default") {
-        return Ok(Some(state.store.ensure_default_org().await?));
-    }
-    match Uuid::parse_str(raw) {
-        Ok(id) => Ok(state.store.get_org(id).await?),
-        Err(_) => Ok(None),
-    }
-}
-
-pub async fn page_handler_not_found(session: &Session) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        page(
-            "Not found",
-            Some(session),
-            html! { h1 { "No such organisation" } p { a href="/admin/" { "Back to the console" } } },
-        ),
-    )
-        .into_response()
-}
-
-pub async fn page_handler(
-    state: &AppState,
-    session: &Session,
-    raw_org: &str,
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw_org): Path<String>,
 ) -> Result<Response, ConsoleRejection> {
-    let Some(org) = find_org(state, raw_org).await? else {
-        return Ok(page_handler_not_found(session).await);
-    };
+    let org = crate::http::admin::org(&state, &raw_org).await?;
     let directories = state.store.list_directories(org.id).await?;
     let today = crate::time::now_micros().div_euclid(DAY_MICROS);
     let first = today - (CHART_DAYS - 1);
@@ -94,15 +68,7 @@ pub async fn page_handler(
         h2 { "The last 30 days" }
         (chart(&days, first))
     };
-    Ok(page(&org.name, Some(session), content).into_response())
-}
-
-pub async fn show(
-    State(state): State<AppState>,
-    session: Session,
-    Path(org): Path<String>,
-) -> Result<Response, ConsoleRejection> {
-    page_handler(&state, &session, &org).await
+    Ok(page(&org.name, Some(&session), content).into_response())
 }
 
 /// One day's totals over every directory.
@@ -191,6 +157,7 @@ pub fn chart(days: &[Day], first: i64) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn stat(day: i64, created: i64, failures: i64) -> DailyStats {
         DailyStats {
