@@ -23,53 +23,75 @@ impl Server {
         Server::start_with(database_url, &[]).await
     }
 
+    /// Starts the binary on a free port. The port is found by binding one
+    /// and letting it go, so another test may take it first: a process that
+    /// exits because it cannot listen is started again on another. One that
+    /// fails otherwise, or does not answer, fails the test with its log.
     pub(crate) async fn start_with(database_url: &str, extra: &[&str]) -> Server {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_scimd"))
-            .args([
-                "--database-url",
-                database_url,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-token",
-                ADMIN_TOKEN,
-                "--sync-batch-size",
-                "1",
-                "--sync-batch-pause-ms",
-                "150",
-                "--sync-lease-seconds",
-                "1",
-                "--sync-tick-ms",
-                "100",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start scimd");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = server
-                .client
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if up {
-                return server;
+        for _ in 0..3 {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let log = tempfile::NamedTempFile::new().unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+                .args([
+                    "--database-url",
+                    database_url,
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--admin-token",
+                    ADMIN_TOKEN,
+                    "--sync-batch-size",
+                    "1",
+                    "--sync-batch-pause-ms",
+                    "150",
+                    "--sync-lease-seconds",
+                    "1",
+                    "--sync-tick-ms",
+                    "100",
+                ])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .env("NO_COLOR", "1")
+                .stdout(Stdio::null())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .expect("start scimd");
+            let mut server = Server {
+                child,
+                base: format!("http://127.0.0.1:{port}"),
+                client: reqwest::Client::new(),
+            };
+            let written = || std::fs::read_to_string(log.path()).unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let up = server
+                    .client
+                    .get(format!("{}/healthz", server.base))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if up {
+                    return server;
+                }
+                if server.child.try_wait().unwrap().is_some() {
+                    let output = written();
+                    assert!(
+                        output.contains("cannot listen"),
+                        "scimd exited at start:\n{output}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "scimd did not answer within 60 s:\n{}",
+                    written()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            assert!(Instant::now() < deadline, "scimd did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("scimd found no free port in three tries");
     }
 
     pub(crate) fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
