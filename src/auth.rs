@@ -369,6 +369,17 @@ impl Authenticator {
         } else {
             Outcome::Argon2Verified
         };
+        if let Principal::Directory { key_id, .. } = &principal {
+            // A key is looked up at most once per `revalidate_after`, so this
+            // records its last use to within that, for one write a period
+            // rather than one per request; it need not delay the request.
+            let (store, key_id) = (self.store.clone(), key_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.record_key_use(&key_id).await {
+                    tracing::warn!(error = %e, "could not record the key's last use");
+                }
+            });
+        }
         if let Ok(mut cache) = self.cache.write() {
             // Checked under the write lock, which revocation also takes.
             if self.epoch.load(Ordering::SeqCst) == epoch {

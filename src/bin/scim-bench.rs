@@ -74,6 +74,9 @@ struct Args {
     /// then deletes it), webhook-lag (--users creations paced at --rate
     /// per second with the webhook on; the figures are the delay from each
     /// user.created event's occurredAt to its arrival at the receiver).
+    /// The admin console (with --admin-token): console-overview (signs in,
+    /// then loads the organisation's overview page --requests times, one
+    /// at a time, each read whole).
     #[arg(
         long,
         default_value = "baseline,create,get,filter,patch,put,list,members,remove,members-one,delete"
@@ -1109,6 +1112,73 @@ async fn webhook_lag(
     Ok(result)
 }
 
+/// The `name=value` of the cookie `name` a response sets.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// Signs in to the console with `token` as a browser would (the sign-in
+/// form's CSRF cookie and field, then the session cookie), then loads the
+/// organisation's overview `requests` times in a row.
+async fn console_overview(
+    client: &Client,
+    origin: &str,
+    token: &str,
+    org: &str,
+    requests: usize,
+    max: Duration,
+) -> BenchResult<PhaseResult> {
+    let form = client.get(format!("{origin}/admin/sign-in")).send().await?;
+    let sign_in_cookie = set_cookie(&form, "scimd_console_signin")
+        .ok_or("the sign-in form set no scimd_console_signin cookie")?;
+    let csrf = sign_in_cookie
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    // Signing in answers with a redirect that carries the session cookie.
+    let no_redirects = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let signed_in = no_redirects
+        .post(format!("{origin}/admin/sign-in"))
+        .header(reqwest::header::COOKIE, &sign_in_cookie)
+        .form(&[("csrf", csrf.as_str()), ("token", token)])
+        .send()
+        .await?;
+    let session = set_cookie(&signed_in, "scimd_console")
+        .ok_or_else(|| format!("signing in answered HTTP {}", signed_in.status()))?;
+    let url = format!("{origin}/admin/orgs/{org}");
+    let deadline = Instant::now() + max;
+    let started = Instant::now();
+    let (mut latencies, mut errors) = (Vec::new(), 0usize);
+    while latencies.len() < requests && Instant::now() < deadline {
+        let t = Instant::now();
+        let resp = client
+            .get(&url)
+            .header(reqwest::header::COOKIE, &session)
+            .send()
+            .await?;
+        let ok = resp.status().as_u16() == 200;
+        let body = resp.bytes().await?;
+        latencies.push(t.elapsed());
+        if !ok || body.is_empty() {
+            errors += 1;
+        }
+    }
+    Ok(summarise(
+        "console-overview",
+        latencies,
+        errors,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -1502,6 +1572,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         sync_group_patch(target, &base, &key, &user_accounts, run_id, max).await?
                     }
                 };
+                (result, Vec::new())
+            }
+            "console-overview" => {
+                let token = args
+                    .admin_token
+                    .as_deref()
+                    .ok_or("the console-overview phase needs --admin-token")?;
+                let result = console_overview(
+                    &client,
+                    &origin,
+                    token,
+                    &args.org,
+                    args.requests.min(2_000),
+                    max,
+                )
+                .await?;
                 (result, Vec::new())
             }
             other => return Err(format!("unknown phase '{other}'").into()),

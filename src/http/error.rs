@@ -304,7 +304,7 @@ pub struct AdminErrorBody {
 }
 
 impl AdminError {
-    fn code(&self) -> AdminErrorCode {
+    pub(crate) fn code(&self) -> AdminErrorCode {
         match self {
             AdminError::Unauthorized => AdminErrorCode::Unauthorized,
             AdminError::NotFound(_) | AdminError::Missing(_) => AdminErrorCode::NotFound,

@@ -17,6 +17,9 @@ pub struct Directory {
     pub key_id: String,
     pub created_at: i64,
     pub key_created_at: i64,
+    /// When the key was last presented, to the minute; never, if `None`.
+    pub key_last_used_at: Option<i64>,
+    /// Kept by triggers in `directory_counts`, so reading it counts nothing.
     pub user_count: i64,
     pub group_count: i64,
     /// The directory's own request rate, when it has one.
@@ -70,10 +73,12 @@ pub struct DirectoryKey {
 }
 
 const DIRECTORY_COLUMNS: &str =
-    "d.id, d.org_id, d.name, d.key_id, d.created_at, d.key_created_at, \
+    "d.id, d.org_id, d.name, d.key_id, d.created_at, d.key_created_at, d.key_last_used_at, \
      d.rate_limit_per_second, d.rate_limit_burst, d.require_verified_domain, \
-     (SELECT COUNT(*) FROM users u WHERE u.directory_id = d.id) AS user_count, \
-     (SELECT COUNT(*) FROM groups g WHERE g.directory_id = d.id) AS group_count";
+     CAST(COALESCE((SELECT SUM(c.users) FROM directory_counts c \
+       WHERE c.directory_id = d.id), 0) AS BIGINT) AS user_count, \
+     CAST(COALESCE((SELECT SUM(c.groups) FROM directory_counts c \
+       WHERE c.directory_id = d.id), 0) AS BIGINT) AS group_count";
 
 /// An event about a directory, in its org and under its own id.
 fn directory_event(
@@ -127,6 +132,7 @@ impl Store {
             key_id: key_id.to_owned(),
             created_at: now,
             key_created_at: now,
+            key_last_used_at: None,
             user_count: 0,
             group_count: 0,
             rate_limit: StoredRateLimit::default(),
@@ -231,6 +237,11 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            // The cascade's triggers have counted the users and groups down.
+            sqlx::query("DELETE FROM directory_counts WHERE directory_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             if audit.enabled {
                 let event = directory_event(
                     audit,
@@ -264,7 +275,8 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
             sqlx::query(
-                "UPDATE directories SET key_id = $1, key_hash = $2, key_created_at = $3 \
+                "UPDATE directories SET key_id = $1, key_hash = $2, key_created_at = $3, \
+                 key_last_used_at = NULL \
                  WHERE org_id = $4 AND id = $5",
             )
             .bind(key_id)
@@ -351,6 +363,18 @@ impl Store {
         .fetch_optional(&mut *c)
         .await?)
         })
+    }
+
+    /// Notes that a directory's key was just presented (see `auth`).
+    pub async fn record_key_use(&self, key_id: &str) -> Result<()> {
+        transaction!(self, |_d, tx| {
+            sqlx::query("UPDATE directories SET key_last_used_at = $1 WHERE key_id = $2")
+                .bind(now_micros())
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
     }
 
     /// The directory's organisation, if the directory exists.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::{fetch_keyset, fetch_page};
+use super::accel::paging::{fetch_keyset, fetch_keyset_rows, fetch_page};
 use super::audit::insert_event;
 use super::conn::{Arg, Conn, SqlBuilder};
 use super::events::{chunked_events, insert_directory_events, NewEvent};
@@ -295,6 +295,32 @@ impl Store {
             fetch_keyset::<_, GroupRow>(
                 c,
                 &self.cursors,
+                filter,
+                "groups",
+                &columns,
+                directory_id,
+                keyset,
+                count,
+            )
+            .await
+        })
+    }
+
+    /// [`Self::list_groups_keyset`] without the total, for the console:
+    /// browsing a page never counts the directory.
+    pub async fn browse_groups(
+        &self,
+        directory_id: Uuid,
+        request: &ListRequest<'_>,
+        keyset: Keyset,
+        count: i64,
+    ) -> Result<(Vec<GroupRow>, bool)> {
+        debug_assert_eq!(request.resource_type().name, "Group");
+        let filter = &ListQuery::build(self.dialect(), request);
+        read!(self, |d, c| {
+            let columns = group_columns(d);
+            fetch_keyset_rows::<_, GroupRow>(
+                c,
                 filter,
                 "groups",
                 &columns,

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::accel::paging::{fetch_keyset, fetch_page};
+use super::accel::paging::{fetch_keyset, fetch_keyset_rows, fetch_page};
 use super::accounts;
 use super::audit::{event_args, insert_event, record_subjects};
 use super::conn::{Arg, Conn, SqlBuilder};
@@ -693,6 +693,38 @@ impl Store {
         });
         let rows = rows.into_iter().map(UserWithGroups::split).collect();
         Ok((total, rows, more))
+    }
+
+    /// [`Self::list_users_keyset`] without the total or the groups, for
+    /// the console: browsing a page never counts the directory.
+    pub async fn browse_users(
+        &self,
+        directory_id: Uuid,
+        request: &ListRequest<'_>,
+        keyset: Keyset,
+        count: i64,
+    ) -> Result<(Vec<UserRow>, bool)> {
+        debug_assert_eq!(request.resource_type().name, "User");
+        let filter = &ListQuery::build(self.dialect(), request);
+        let (rows, more) = read!(self, |d, c| {
+            let columns = format!("{}, {}", user_columns(d), groups_column(d, false));
+            fetch_keyset_rows::<_, UserWithGroups>(
+                c,
+                filter,
+                "users",
+                &columns,
+                directory_id,
+                keyset,
+                count,
+            )
+            .await?
+        });
+        Ok((
+            rows.into_iter()
+                .map(|r| UserWithGroups::split(r).0)
+                .collect(),
+            more,
+        ))
     }
 
     /// Read-modify-write of one user, so concurrent writers never lose an

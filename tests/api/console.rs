@@ -815,3 +815,219 @@ async fn revoking_the_token_signed_in_with_ends_its_sessions() {
         "the session is gone"
     );
 }
+
+/// The text between `start` and the next `end` in `html`.
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start}: {html}"))
+        + start.len();
+    html[at..].split(end).next().unwrap()
+}
+
+#[tokio::test]
+async fn a_directory_is_created_in_the_console_with_its_key_shown_once() {
+    let app = spawn_app().await;
+    let session = sign_in(&app).await;
+    let html = get(&app, "/admin/orgs/default", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<label for=\"directory-name\">"), "{html}");
+    let csrf = hidden_csrf(&html);
+    let create = "/admin/orgs/default/directories";
+    let resp = post_form(&app, create, &session, &[("csrf", "x"), ("name", "Okta")]).await;
+    assert_eq!(resp.status(), 403);
+
+    // A refused name: the API's reason beside the field, nothing made.
+    let resp = post_form(&app, create, &session, &[("csrf", &csrf), ("name", "  ")]).await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"directory-name-error\""), "{html}");
+    assert!(html.contains("name must be 1 to"), "{html}");
+    let list = app
+        .ok_json(app.admin(M::GET, "/orgs/default/directories"))
+        .await;
+    assert_eq!(list["directories"].as_array().unwrap().len(), 0);
+
+    let resp = post_form(&app, create, &session, &[("csrf", &csrf), ("name", "Okta")]).await;
+    assert_eq!(resp.status(), 201);
+    let html = resp.text().await.unwrap();
+    let key = between(&html, "<code id=\"new-key\">", "<").to_owned();
+    assert!(key.starts_with("scimd_"), "{key}");
+    assert!(html.contains("shown only this once"), "{html}");
+    let list = app
+        .ok_json(app.admin(M::GET, "/orgs/default/directories"))
+        .await;
+    let dir = &list["directories"][0];
+    assert_eq!(dir["name"], "Okta");
+    let base_url = dir["baseUrl"].as_str().unwrap();
+    assert!(html.contains(base_url), "{html}");
+    let resp = app
+        .client
+        .get(format!("{base_url}/Users"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Never again: not on its page, not on the overview.
+    let page = format!(
+        "/admin/orgs/default/directories/{}",
+        dir["id"].as_str().unwrap()
+    );
+    for path in [page.as_str(), "/admin/orgs/default"] {
+        let html = get(&app, path, Some(&session)).await.text().await.unwrap();
+        assert!(html.contains("Okta"), "{html}");
+        assert!(!html.contains(&key), "{path} shows the key");
+    }
+}
+
+#[tokio::test]
+async fn counts_follow_users_and_groups_and_a_key_shows_its_last_use() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Counted").await;
+    let path = format!("/orgs/default/directories/{}", dir.id);
+    let got = app.ok_json(app.admin(M::GET, &path)).await;
+    assert_eq!(got["keyLastUsedAt"], serde_json::Value::Null);
+    let mut ids = Vec::new();
+    for name in ["a@example.com", "b@example.com", "c@example.com"] {
+        ids.push(
+            app.create_user(&dir, name).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    app.create_group(&dir, "Team", &[&ids[0]]).await;
+    let resp = app
+        .scim(&dir, M::DELETE, &format!("/Users/{}", ids[2]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // A failed write counts nothing.
+    let resp = app
+        .scim(&dir, M::POST, "/Users")
+        .json(&crate::helpers::user_body("a@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 409);
+    let got = app.ok_json(app.admin(M::GET, &path)).await;
+    assert_eq!(
+        (got["userCount"].as_i64(), got["groupCount"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let session = sign_in(&app).await;
+    let html = get(&app, "/admin/orgs/default", Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<td class=\"num\">2</td><td class=\"num\">1</td>"),
+        "{html}"
+    );
+
+    // The key was used: its last use is recorded (off the request path).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let used = loop {
+        let got = app.ok_json(app.admin(M::GET, &path)).await;
+        if let Some(at) = got["keyLastUsedAt"].as_str() {
+            break at.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no last use: {got}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        used >= got["keyCreatedAt"].as_str().unwrap().to_owned(),
+        "{used}"
+    );
+    let html = get(&app, &format!("/admin{path}"), Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("<dt>Key last used</dt><dd>{}", &used[..19])),
+        "{html}"
+    );
+    // A new key has not been used yet.
+    let rotated = app
+        .ok_json(app.admin(M::POST, &format!("{path}/api-key")))
+        .await;
+    assert_eq!(rotated["keyLastUsedAt"], serde_json::Value::Null);
+
+    // Deleting the directory leaves no counts behind.
+    let resp = app.admin(M::DELETE, &path).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        app.db()
+            .count("SELECT COUNT(*) FROM directory_counts")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn groups_are_browsed_and_the_sync_status_comes_alone_for_the_script() {
+    let app = spawn_app().await;
+    let dir = app.create_directory("Browse").await;
+    for name in ["Alpha", "Alps", "Beta"] {
+        app.create_group(&dir, name, &[]).await;
+    }
+    let session = sign_in(&app).await;
+    let path = format!("/admin/orgs/default/directories/{}", dir.id);
+    let html = get(&app, &format!("{path}?gq=Al"), Some(&session))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let groups = between(&html, "id=\"groups\"", "</table>");
+    assert!(
+        groups.contains("<td>Alpha</td>") && groups.contains("<td>Alps</td>"),
+        "{groups}"
+    );
+    assert!(!groups.contains("<td>Beta</td>"), "{groups}");
+    assert!(html.contains("<label for=\"gq\">"), "{html}");
+
+    let resp = get(&app, &format!("{path}/sync/status"), Some(&session)).await;
+    assert_eq!(resp.status(), 200);
+    let fragment = resp.text().await.unwrap();
+    assert!(fragment.starts_with("<div id=\"sync-live\""), "{fragment}");
+    assert!(!fragment.contains("<html"), "{fragment}");
+    // Signed out, the script is sent to sign in (and stops polling).
+    let resp = get(&app, &format!("{path}/sync/status"), None).await;
+    assert_eq!(resp.headers()["location"], "/admin/sign-in");
+    let js = get(&app, "/admin/assets/console.js", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(js.contains("data-poll"), "{js}");
+}
+
+#[tokio::test]
+async fn the_console_spends_the_admin_tokens_request_rate() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.admin_rate_limit_per_second = 1;
+        c.admin_rate_limit_burst = 3;
+    })
+    .await;
+    let session = sign_in(&app).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let resp = get(&app, "/admin/orgs/default", Some(&session)).await;
+        if resp.status() == 429 {
+            assert!(resp.headers().contains_key("retry-after"));
+            let html = resp.text().await.unwrap();
+            assert!(html.contains("Too many requests"), "{html}");
+            statuses.push(429);
+            break;
+        }
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}

@@ -18,6 +18,7 @@ mod bulk;
 mod caching;
 mod concurrency;
 mod console;
+mod console_browser;
 mod cursor_paging;
 mod discovery;
 mod domains;

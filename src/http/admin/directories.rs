@@ -51,6 +51,10 @@ pub struct DirectoryView {
     /// When the current key was issued.
     #[schema(format = DateTime)]
     key_created_at: String,
+    /// When the current key was last presented, to within
+    /// `--key-cache-seconds`; null: never.
+    #[schema(format = DateTime)]
+    key_last_used_at: Option<String>,
     #[schema(minimum = 0)]
     user_count: i64,
     #[schema(minimum = 0)]
@@ -166,6 +170,7 @@ impl DirectoryView {
             key_id: d.key_id.clone(),
             created_at: time(d.created_at),
             key_created_at: time(d.key_created_at),
+            key_last_used_at: d.key_last_used_at.map(time),
             user_count: d.user_count,
             group_count: d.group_count,
             rate_limit: d.rate_limit.get().map(RateLimitView::from),
@@ -294,19 +299,32 @@ pub async fn create(
     AdminJson(body): AdminJson<CreateDirectory>,
 ) -> Result<(StatusCode, Json<DirectoryWithKey>), AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let name = check_name(&body.name)?;
-    let key = new_api_key().await?;
-    let dir = state
-        .store
-        .create_directory(org, name, &key.id, &key.hash, &admin.audit)
-        .await?;
+    let (dir, api_key) = add_directory(&state, org, &body.name, &admin.audit).await?;
     Ok((
         StatusCode::CREATED,
         Json(DirectoryWithKey {
             directory: DirectoryView::new(&state, &dir),
-            api_key: key.secret,
+            api_key,
         }),
     ))
+}
+
+/// Creates a directory named `name` in `org` and evaluates to it with its
+/// API key's secret, shown once. (The admin API and the console both
+/// create this way.)
+pub(crate) async fn add_directory(
+    state: &AppState,
+    org: Uuid,
+    name: &str,
+    audit: &crate::audit::AuditContext,
+) -> Result<(Directory, String), AdminError> {
+    let name = check_name(name)?;
+    let key = new_api_key().await?;
+    let dir = state
+        .store
+        .create_directory(org, name, &key.id, &key.hash, audit)
+        .await?;
+    Ok((dir, key.secret))
 }
 
 /// Lists an organisation's directories.

@@ -1,6 +1,7 @@
 //! `/admin/orgs/{orgId}/directories/{directoryId}`: a directory's base URL
 //! and key, "Regenerate key" (the new key shown once), deletion with its
-//! name typed to confirm, and its users, searchable and paged.
+//! name typed to confirm, and its users and groups, searchable and paged
+//! without ever counting the directory.
 
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::StatusCode;
@@ -18,7 +19,7 @@ use crate::http::AppState;
 use crate::scim::list::ListRequest;
 use crate::store::{Directory, Keyset};
 
-/// Users a page lists.
+/// Users, or groups, a page lists.
 pub const USERS_PER_PAGE: i64 = 50;
 
 #[derive(Deserialize)]
@@ -29,7 +30,8 @@ pub struct DirectoryPath {
     directory_id: String,
 }
 
-/// The user list's query: a userName prefix, and where the page starts.
+/// The lists' query: a userName prefix and where the user page starts, a
+/// displayName prefix and where the group page starts.
 #[derive(Deserialize, Default)]
 pub struct UserQuery {
     #[serde(default)]
@@ -37,6 +39,11 @@ pub struct UserQuery {
     /// `<createdAt>.<id>` of the last user of the previous page.
     #[serde(default)]
     after: String,
+    #[serde(default)]
+    gq: String,
+    /// `<createdAt>.<id>` of the last group of the previous page.
+    #[serde(default)]
+    gafter: String,
 }
 
 async fn find(state: &AppState, p: &DirectoryPath) -> Result<Directory, ConsoleRejection> {
@@ -83,6 +90,10 @@ fn render(
             dt { "Base URL" } dd { code { (state.settings.directory_base_url(dir.id)) } }
             dt { "Key id" } dd { code { (dir.key_id) } }
             dt { "Key issued" } dd { (crate::time::format_micros(dir.key_created_at)) }
+            dt { "Key last used" } dd { @match dir.key_last_used_at {
+                Some(at) => (crate::time::format_micros(at)),
+                None => "never",
+            } }
             dt { "Created" } dd { (crate::time::format_micros(dir.created_at)) }
             dt { "Users" } dd { (dir.user_count) }
             dt { "Groups" } dd { (dir.group_count) }
@@ -90,7 +101,11 @@ fn render(
         @if let Some(key) = new_key {
             section.notice aria-labelledby="new-key-title" {
                 h2 id="new-key-title" { "The new API key" }
-                p.warning { "This key is shown only this once. Copy it into your identity provider now; the old key no longer works." }
+                @if dir.key_created_at == dir.created_at {
+                    p.warning { "This key is shown only this once. Copy it and the base URL into your identity provider now." }
+                } @else {
+                    p.warning { "This key is shown only this once. Copy it into your identity provider now; the old key no longer works." }
+                }
                 p { code id="new-key" { (key) } " "
                     button type="button" data-copy="new-key" hidden { "Copy" }
                     span id="new-key-status" role="status" {} }
@@ -106,8 +121,10 @@ fn render(
         (sections.sync)
         h2 { "Sync settings" }
         (sections.settings)
-        h2 { "Users" }
+        h2 id="users" { "Users" }
         (sections.users)
+        h2 id="groups" { "Groups" }
+        (sections.groups)
         h2 { "Delete this directory" }
         form method="post" action=(format!("{base}/delete")) {
             input type="hidden" name="csrf" value=(session.csrf);
@@ -129,6 +146,7 @@ struct Sections {
     sync: Markup,
     settings: Markup,
     users: Markup,
+    groups: Markup,
 }
 
 /// What the sync part of the page says after an action.
@@ -154,6 +172,7 @@ async fn sections(
         sync: sync_section(state, session, dir, p, notice.refused, notice.preview).await?,
         settings: settings_section(state, session, dir, p, notice.settings_error).await?,
         users: users_section(state, dir, p, q).await?,
+        groups: groups_section(state, dir, p, q).await?,
     })
 }
 
@@ -171,9 +190,9 @@ async fn settings_section(
         .get_sync_settings(dir.org_id, dir.id)
         .await?
         .settings;
-    let (_, groups, _) = state
+    let (groups, _) = state
         .store
-        .list_groups_keyset(
+        .browse_groups(
             dir.id,
             &ListRequest::all(&crate::scim::schema::GROUP_RESOURCE),
             Keyset::After(i64::MIN, Uuid::nil()),
@@ -246,16 +265,10 @@ async fn sync_section(
     message: Option<&str>,
     preview: Option<&crate::sync::DryRun>,
 ) -> Result<Markup, ConsoleRejection> {
-    let running = state.store.running_sync_run(dir.id).await?;
-    let runs = state.store.list_sync_runs(dir.id, None, 10).await?;
     let base = base(p);
+    let live = sync_live(state, dir, p).await?;
     Ok(html! {
-        @if let Some(run) = &running {
-            p role="status" { "A sync is running: " (run.accounts_done) " of " (run.accounts_total)
-                " accounts done. " a href=(base) { "Refresh" } }
-        } @else {
-            p role="status" { "No sync is running." }
-        }
+        (live)
         @if let Some(d) = preview {
             section.notice aria-labelledby="preview-title" {
                 h3 id="preview-title" { "What a sync would do now" }
@@ -278,6 +291,29 @@ async fn sync_section(
             @if let Some(m) = message {
                 p.error id="sync-message" role="alert" { (m) }
             }
+        }
+    })
+}
+
+/// Whether a sync runs, with its progress, and the last runs. While one
+/// runs, the script fetches this again every two seconds (`data-poll`) in
+/// place; without the script, "Refresh" does it.
+async fn sync_live(
+    state: &AppState,
+    dir: &Directory,
+    p: &DirectoryPath,
+) -> Result<Markup, ConsoleRejection> {
+    let running = state.store.running_sync_run(dir.id).await?;
+    let runs = state.store.list_sync_runs(dir.id, None, 10).await?;
+    let base = base(p);
+    let poll = running.as_ref().map(|_| format!("{base}/sync/status"));
+    Ok(html! {
+        div id="sync-live" data-poll=[poll] {
+        @if let Some(run) = &running {
+            p role="status" { "A sync is running: " (run.accounts_done) " of " (run.accounts_total)
+                " accounts done. " a href=(base) { "Refresh" } }
+        } @else {
+            p role="status" { "No sync is running." }
         }
         @if !runs.is_empty() {
             table {
@@ -312,7 +348,42 @@ async fn sync_section(
                 }
             }
         }
+        }
     })
+}
+
+/// `GET …/sync/status`: [`sync_live`] alone, for the page's script.
+pub async fn sync_status(
+    State(state): State<AppState>,
+    _session: Session,
+    Path(p): Path<DirectoryPath>,
+) -> Result<Response, ConsoleRejection> {
+    let dir = find(&state, &p).await?;
+    Ok(sync_live(&state, &dir, &p).await?.into_response())
+}
+
+/// A filter for the attribute starting with `prefix`, or none for all.
+fn starting_with(attribute: &str, prefix: &str) -> Option<crate::scim::filter::Filter> {
+    if prefix.is_empty() {
+        return None;
+    }
+    let value = serde_json::Value::String(prefix.to_owned());
+    crate::scim::filter::parse_filter(&format!("{attribute} sw {value}")).ok()
+}
+
+/// All of `resource`, or those `filter` matches.
+fn list_request<'a>(
+    resource: &'static crate::scim::schema::ResourceTypeDef,
+    filter: Option<&'a crate::scim::filter::Filter>,
+) -> ListRequest<'a> {
+    ListRequest::resolve(resource, filter, None, false)
+        .unwrap_or_else(|_| ListRequest::all(resource))
+}
+
+fn keyset_after(raw: &str) -> Keyset {
+    parse_after(raw)
+        .map(|(at, id)| Keyset::After(at, id))
+        .unwrap_or(Keyset::After(i64::MIN, Uuid::nil()))
 }
 
 /// Users whose userName starts with `q.q`, a page after `q.after`.
@@ -323,39 +394,23 @@ async fn users_section(
     q: &UserQuery,
 ) -> Result<Markup, ConsoleRejection> {
     let search = q.q.trim();
-    let filter = if search.is_empty() {
-        None
-    } else {
-        let text = format!(
-            "userName sw {}",
-            serde_json::Value::String(search.to_owned())
-        );
-        crate::scim::filter::parse_filter(&text).ok()
-    };
-    let request = ListRequest::resolve(
-        &crate::scim::schema::USER_RESOURCE,
-        filter.as_ref(),
-        None,
-        false,
-    )
-    .unwrap_or_else(|_| ListRequest::all(&crate::scim::schema::USER_RESOURCE));
-    let keyset = parse_after(&q.after)
-        .map(|(at, id)| Keyset::After(at, id))
-        .unwrap_or(Keyset::After(i64::MIN, Uuid::nil()));
-    let (_, rows, more) = state
+    let filter = starting_with("userName", search);
+    let request = list_request(&crate::scim::schema::USER_RESOURCE, filter.as_ref());
+    let (rows, more) = state
         .store
-        .list_users_keyset(dir.id, &request, keyset, USERS_PER_PAGE, false)
+        .browse_users(dir.id, &request, keyset_after(&q.after), USERS_PER_PAGE)
         .await?;
     let next = rows
         .last()
         .filter(|_| more)
-        .map(|(u, _)| format!("{}.{}", u.created_at, u.id));
+        .map(|u| format!("{}.{}", u.created_at, u.id));
     let base = base(p);
     Ok(html! {
-        form method="get" action=(base) role="search" {
+        form method="get" action=(format!("{base}#users")) role="search" {
             label for="q" { "Search by userName (starts with)" }
             input id="q" name="q" type="text" value=(search);
-            " " button type="submit" { "Search" }
+            input type="hidden" name="gq" value=(q.gq.trim());
+            " " button type="submit" { "Search users" }
         }
         @if rows.is_empty() {
             p { "No user." }
@@ -369,7 +424,7 @@ async fn users_section(
                     th scope="col" { "Created" }
                 } }
                 tbody {
-                    @for (u, _) in &rows {
+                    @for u in &rows {
                         @let doc: serde_json::Value = serde_json::from_str(&u.doc).unwrap_or_default();
                         tr {
                             td { (doc["userName"].as_str().unwrap_or_default()) }
@@ -382,7 +437,61 @@ async fn users_section(
             }
         }
         @if let Some(after) = next {
-            p { a href=(format!("{base}?q={}&after={after}", urlencode(search))) { "Next page" } }
+            p { a href=(format!("{base}?q={}&after={after}&gq={}#users", urlencode(search), urlencode(q.gq.trim()))) { "Next page of users" } }
+        }
+    })
+}
+
+/// Groups whose displayName starts with `q.gq`, a page after `q.gafter`.
+async fn groups_section(
+    state: &AppState,
+    dir: &Directory,
+    p: &DirectoryPath,
+    q: &UserQuery,
+) -> Result<Markup, ConsoleRejection> {
+    let search = q.gq.trim();
+    let filter = starting_with("displayName", search);
+    let request = list_request(&crate::scim::schema::GROUP_RESOURCE, filter.as_ref());
+    let (rows, more) = state
+        .store
+        .browse_groups(dir.id, &request, keyset_after(&q.gafter), USERS_PER_PAGE)
+        .await?;
+    let next = rows
+        .last()
+        .filter(|_| more)
+        .map(|g| format!("{}.{}", g.created_at, g.id));
+    let base = base(p);
+    Ok(html! {
+        form method="get" action=(format!("{base}#groups")) role="search" {
+            label for="gq" { "Search by displayName (starts with)" }
+            input id="gq" name="gq" type="text" value=(search);
+            input type="hidden" name="q" value=(q.q.trim());
+            " " button type="submit" { "Search groups" }
+        }
+        @if rows.is_empty() {
+            p { "No group." }
+        } @else {
+            table {
+                caption.visually-hidden { "Groups" }
+                thead { tr {
+                    th scope="col" { "displayName" }
+                    th scope="col" { "externalId" }
+                    th scope="col" { "Created" }
+                } }
+                tbody {
+                    @for g in &rows {
+                        @let doc: serde_json::Value = serde_json::from_str(&g.doc).unwrap_or_default();
+                        tr {
+                            td { (doc["displayName"].as_str().unwrap_or_default()) }
+                            td { (doc["externalId"].as_str().unwrap_or_default()) }
+                            td { (crate::time::format_micros(g.created_at).get(..10).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        @if let Some(after) = next {
+            p { a href=(format!("{base}?gq={}&gafter={after}&q={}#groups", urlencode(search), urlencode(q.q.trim()))) { "Next page of groups" } }
         }
     })
 }
@@ -454,6 +563,27 @@ pub async fn regenerate_key(
     Ok(after_action(&state, &session, &dir, &p, shown)
         .await?
         .into_response())
+}
+
+/// The page of a directory just created in the overview, with its key
+/// shown this once.
+pub(super) async fn created(
+    state: &AppState,
+    session: &Session,
+    raw_org: &str,
+    dir: &Directory,
+    secret: &str,
+) -> Result<Response, ConsoleRejection> {
+    let p = DirectoryPath {
+        org_id: raw_org.to_owned(),
+        directory_id: dir.id.to_string(),
+    };
+    let shown = Shown {
+        new_key: Some(secret),
+        ..Shown::default()
+    };
+    let page = after_action(state, session, dir, &p, shown).await?;
+    Ok((StatusCode::CREATED, page).into_response())
 }
 
 /// Deletes the directory when its name was typed.

@@ -48,6 +48,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/sign-out", post(sign_in::sign_out))
         .route("/admin/orgs/{orgId}", get(overview::show))
         .route(
+            "/admin/orgs/{orgId}/directories",
+            post(overview::create_directory),
+        )
+        .route(
             "/admin/orgs/{orgId}/directories/{directoryId}",
             get(directory::show),
         )
@@ -62,6 +66,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/orgs/{orgId}/directories/{directoryId}/sync",
             post(directory::sync_now),
+        )
+        .route(
+            "/admin/orgs/{orgId}/directories/{directoryId}/sync/status",
+            get(directory::sync_status),
         )
         .route(
             "/admin/orgs/{orgId}/directories/{directoryId}/sync/preview",
@@ -142,7 +150,7 @@ async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
@@ -257,12 +265,30 @@ pub enum ConsoleRejection {
     Internal,
     /// No such organisation or directory.
     NotFound,
+    /// The admin token's request rate is spent: try again after this.
+    TooMany(std::time::Duration),
 }
 
 impl IntoResponse for ConsoleRejection {
     fn into_response(self) -> Response {
         match self {
             ConsoleRejection::SignIn => Redirect::to("/admin/sign-in").into_response(),
+            ConsoleRejection::TooMany(wait) => {
+                let seconds = crate::http::rate_limit::retry_after_seconds(wait);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, seconds.to_string())],
+                    page(
+                        "Too many requests",
+                        None,
+                        html! {
+                            h1 { "Too many requests" }
+                            p { "This admin token has made more requests than its rate allows. Try again in " (seconds) " s." }
+                        },
+                    ),
+                )
+                    .into_response()
+            }
             ConsoleRejection::Csrf => (
                 StatusCode::FORBIDDEN,
                 page(
@@ -316,6 +342,21 @@ impl From<crate::http::error::AdminError> for ConsoleRejection {
     }
 }
 
+/// The API's refusal of what the admin asked for, as its status and the
+/// message to show beside the field; anything else (not found, a server
+/// fault) stays a rejection.
+pub(super) fn refusal(
+    e: crate::http::error::AdminError,
+) -> Result<(StatusCode, String), ConsoleRejection> {
+    use crate::http::error::AdminError;
+    let status = e.code().status();
+    if status.is_client_error() && !matches!(e, AdminError::NotFound(_) | AdminError::Missing(_)) {
+        Ok((status, e.to_string()))
+    } else {
+        Err(e.into())
+    }
+}
+
 impl From<crate::store::StoreError> for ConsoleRejection {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %ErrorChain(&e), "console request failed");
@@ -333,6 +374,10 @@ impl FromRequestParts<AppState> for Session {
         let mut session = Session::read(state, &parts.headers)
             .await?
             .ok_or(ConsoleRejection::SignIn)?;
+        // The console spends its token's admin request rate, as the API does.
+        if let Err(wait) = state.limits.admin_tokens.check(&session.token_id, None) {
+            return Err(ConsoleRejection::TooMany(wait));
+        }
         session.audit = crate::http::extract::audit_context(
             parts,
             state,

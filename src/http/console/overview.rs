@@ -3,11 +3,12 @@
 //! deactivated and deleted and of failed writes, drawn on the server as
 //! SVG.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawForm, State};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::{page, ConsoleRejection, Session};
+use super::{page, refusal, ConsoleRejection, FormFields, Session};
+use crate::http::admin::directories::add_directory;
 use crate::http::AppState;
 use crate::store::DailyStats;
 
@@ -20,7 +21,42 @@ pub async fn show(
     session: Session,
     Path(raw_org): Path<String>,
 ) -> Result<Response, ConsoleRejection> {
-    let org = crate::http::admin::org(&state, &raw_org).await?;
+    Ok(render(&state, &session, &raw_org, None)
+        .await?
+        .into_response())
+}
+
+/// `POST /admin/orgs/{orgId}/directories`: creates a directory and shows
+/// its page with the key, once; a refused name is shown beside the field.
+pub async fn create_directory(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw_org): Path<String>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
+    let org = crate::http::admin::org_id(&state, &raw_org).await?;
+    match add_directory(&state, org, f.get("name"), &session.audit).await {
+        Ok((dir, secret)) => {
+            super::directory::created(&state, &session, &raw_org, &dir, &secret).await
+        }
+        Err(e) => {
+            let (status, message) = refusal(e)?;
+            let page = render(&state, &session, &raw_org, Some((f.get("name"), &message))).await?;
+            Ok((status, page).into_response())
+        }
+    }
+}
+
+/// The overview; `refused` is a directory name the API refused, and why.
+async fn render(
+    state: &AppState,
+    session: &Session,
+    raw_org: &str,
+    refused: Option<(&str, &str)>,
+) -> Result<Markup, ConsoleRejection> {
+    let org = crate::http::admin::org(state, raw_org).await?;
     let directories = state.store.list_directories(org.id).await?;
     let today = crate::time::now_micros().div_euclid(DAY_MICROS);
     let first = today - (CHART_DAYS - 1);
@@ -65,10 +101,22 @@ pub async fn show(
                 li { a href=(format!("/admin/orgs/{raw_org}/webhooks")) { "Webhooks" } }
             }
         }
+        h2 { "Create a directory" }
+        form method="post" action=(format!("/admin/orgs/{raw_org}/directories")) {
+            input type="hidden" name="csrf" value=(session.csrf);
+            label for="directory-name" { "Name (for example, the identity provider's)" }
+            input id="directory-name" name="name" type="text" required maxlength="200"
+                value=[refused.map(|(name, _)| name)]
+                aria-describedby=[refused.map(|_| "directory-name-error")];
+            @if let Some((_, why)) = refused {
+                p.error id="directory-name-error" role="alert" { (why) }
+            }
+            p { button type="submit" { "Create directory" } }
+        }
         h2 { "The last 30 days" }
         (chart(&days, first))
     };
-    Ok(page(&org.name, Some(&session), content).into_response())
+    Ok(page(&org.name, Some(session), content))
 }
 
 /// One day's totals over every directory.

@@ -63,9 +63,9 @@ async fn render(
         .map(|g| (g.id, format!("{} (org group)", g.name)))
         .collect();
     for (dir, dir_name) in state.store.directory_names(org).await? {
-        let (_, rows, _) = state
+        let (rows, _) = state
             .store
-            .list_groups_keyset(
+            .browse_groups(
                 dir,
                 &ListRequest::all(&crate::scim::schema::GROUP_RESOURCE),
                 Keyset::After(i64::MIN, Uuid::nil()),

@@ -101,6 +101,30 @@ pub(crate) async fn fetch_keyset<C: Conn, R: Record + ListKey>(
     keyset: Keyset,
     count: i64,
 ) -> Result<(i64, Vec<R>, bool)> {
+    let (rows, more) =
+        fetch_keyset_rows(c, query, table, columns, directory_id, keyset, count).await?;
+    let first = Page {
+        start_index: 1,
+        count: 1,
+    };
+    let (total, _) =
+        fetch_page::<C, R>(c, cursors, query, table, columns, directory_id, first).await?;
+    Ok((total, rows, more))
+}
+
+/// The rows of [`fetch_keyset`] without its total, for browsing where
+/// nothing needs the count: one index seek, however large the directory.
+///
+/// Returns `(rows in order, more)`.
+pub(crate) async fn fetch_keyset_rows<C: Conn, R: Record>(
+    c: &mut C,
+    query: &ListQuery,
+    table: &'static str,
+    columns: &str,
+    directory_id: Uuid,
+    keyset: Keyset,
+    count: i64,
+) -> Result<(Vec<R>, bool)> {
     let mut rows: Vec<R> = Vec::new();
     let mut more = false;
     if count > 0 {
@@ -124,13 +148,7 @@ pub(crate) async fn fetch_keyset<C: Conn, R: Record + ListKey>(
             rows.reverse();
         }
     }
-    let first = Page {
-        start_index: 1,
-        count: 1,
-    };
-    let (total, _) =
-        fetch_page::<C, R>(c, cursors, query, table, columns, directory_id, first).await?;
-    Ok((total, rows, more))
+    Ok((rows, more))
 }
 
 /// `$1`, the directory, then the filter's own values.
