@@ -423,36 +423,40 @@ impl Store {
         })
     }
 
-    /// Per directory and UTC day, in `[since, until)`: users created,
-    /// deactivated and deleted, failed writes, and accounts the sync
-    /// engine granted or revoked access.
+    /// Per directory and UTC day, days `[first_day, end_day)` since the
+    /// epoch: users created, deactivated and deleted, failed writes, and
+    /// accounts the sync engine granted or revoked access. Read from
+    /// `audit_daily`, which triggers keep equal to the events' sums, so the
+    /// cost is a row per directory and day however many events there are.
     pub async fn audit_stats(
         &self,
         org_id: Uuid,
         directory_id: Option<Uuid>,
-        since: i64,
-        until: i64,
+        first_day: i64,
+        end_day: i64,
     ) -> Result<Vec<DailyStats>> {
         let mut sql = String::from(
-            "SELECT directory_id, occurred_at / 86400000000 AS day, \
-             SUM(CASE WHEN action = 'user.created' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_created, \
-             SUM(CASE WHEN action = 'user.deactivated' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_deactivated, \
-             SUM(CASE WHEN action = 'user.deleted' AND outcome = 'success' THEN 1 ELSE 0 END) AS users_deleted, \
-             SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures, \
-             SUM(CASE WHEN action = 'access.granted' AND outcome = 'success' THEN 1 ELSE 0 END) AS access_granted, \
-             SUM(CASE WHEN action = 'access.revoked' AND outcome = 'success' THEN 1 ELSE 0 END) AS access_revoked \
-             FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 \
-             AND (outcome = 'failure' OR action IN ('user.created', 'user.deactivated', 'user.deleted', \
-             'access.granted', 'access.revoked'))",
+            "SELECT directory_id, day, \
+             CAST(SUM(users_created) AS BIGINT) AS users_created, \
+             CAST(SUM(users_deactivated) AS BIGINT) AS users_deactivated, \
+             CAST(SUM(users_deleted) AS BIGINT) AS users_deleted, \
+             CAST(SUM(failures) AS BIGINT) AS failures, \
+             CAST(SUM(access_granted) AS BIGINT) AS access_granted, \
+             CAST(SUM(access_revoked) AS BIGINT) AS access_revoked \
+             FROM audit_daily WHERE org_id = $1 AND day >= $2 AND day < $3",
         );
-        sql += if directory_id.is_some() {
-            " AND directory_id = $4"
-        } else {
-            " AND directory_id IS NOT NULL"
-        };
-        sql += " GROUP BY directory_id, day ORDER BY directory_id, day";
+        if directory_id.is_some() {
+            sql += " AND directory_id = $4";
+        }
+        // A day whose events were all purged keeps a row of zeros.
+        sql += " GROUP BY directory_id, day HAVING SUM(users_created + users_deactivated \
+                + users_deleted + failures + access_granted + access_revoked) > 0 \
+                ORDER BY directory_id, day";
         read!(self, |_d, c| {
-            let mut q = sqlx::query_as(&sql).bind(org_id).bind(since).bind(until);
+            let mut q = sqlx::query_as(&sql)
+                .bind(org_id)
+                .bind(first_day)
+                .bind(end_day);
             if let Some(d) = directory_id {
                 q = q.bind(d);
             }

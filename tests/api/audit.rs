@@ -1123,6 +1123,29 @@ async fn purge_deletes_events_past_retention_in_batches() {
         .unwrap();
     let now = scimd::time::now_micros();
 
+    // The daily counters (the overview's chart, `reports/stats`) are the
+    // events' sums, whatever was inserted or purged.
+    let counted = || async {
+        let daily = app
+            .db()
+            .count(
+                "SELECT CAST(COALESCE(SUM(users_created + users_deactivated + users_deleted \
+                 + failures + access_granted + access_revoked), 0) AS BIGINT) FROM audit_daily",
+            )
+            .await;
+        let events = app
+            .db()
+            .count(
+                "SELECT COUNT(*) FROM audit_events WHERE directory_id IS NOT NULL AND \
+                 (outcome = 'failure' OR action IN ('user.created', 'user.deactivated', \
+                 'user.deleted', 'access.granted', 'access.revoked'))",
+            )
+            .await;
+        assert_eq!(daily, events, "daily counters and events disagree");
+        daily
+    };
+    assert!(counted().await > 1_000);
+
     // Nothing is 180 days old yet.
     let purge = scimd::audit::purge::purge;
     assert_eq!(purge(&app.store, now, 180).await.unwrap(), 0);
@@ -1132,6 +1155,7 @@ async fn purge_deletes_events_past_retention_in_batches() {
     let deleted = purge(&app.store, later, 180).await.unwrap();
     assert_eq!(deleted, 13_236);
     assert_eq!(purge(&app.store, later, 180).await.unwrap(), 0);
+    assert!(counted().await > 0);
     let cutoff = scimd::time::format_micros(later - 180 * DAY);
     assert!(
         report(&app, &format!("until={}&limit=1", enc(&cutoff))).await["events"]
@@ -1161,4 +1185,14 @@ async fn purge_deletes_events_past_retention_in_batches() {
     let left = 25_000 - 13_236 + 2;
     assert_eq!(purge(&app.store, now + 365 * DAY, 180).await.unwrap(), left);
     assert!(all_events(&app, "").await.is_empty());
+    assert_eq!(counted().await, 0);
+    let stats = app
+        .ok_json(app.admin(M::GET, "/orgs/default/reports/stats?days=7"))
+        .await;
+    assert_eq!(
+        stats["directories"][0]["totals"],
+        json!({ "usersCreated": 0, "usersDeactivated": 0, "usersDeleted": 0, "failures": 0,
+                "accessGranted": 0, "accessRevoked": 0 }),
+        "{stats}"
+    );
 }

@@ -942,7 +942,7 @@ async fn counts_follow_users_and_groups_and_a_key_shows_its_last_use() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert!(
-        used >= got["keyCreatedAt"].as_str().unwrap().to_owned(),
+        used.as_str() >= got["keyCreatedAt"].as_str().unwrap(),
         "{used}"
     );
     let html = get(&app, &format!("/admin{path}"), Some(&session))

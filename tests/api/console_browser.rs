@@ -265,6 +265,19 @@ async fn a_directory_is_created_its_key_read_once_and_regenerated_in_a_browser()
     let Some(b) = browser().await else { return };
     sign_in(&b, app).await;
 
+    // From the keyboard: the first Tab reaches the skip link, shown with a
+    // visible focus outline; Enter follows it to the page's content.
+    b.css("body").await.send_keys("\u{e004}").await.unwrap();
+    let focused = b.client.active_element().await.unwrap();
+    assert_eq!(focused.text().await.unwrap(), "Skip to content");
+    let outline = focused.css_value("outline-style").await.unwrap();
+    assert_eq!(outline, "solid", "focus must be visible");
+    focused.send_keys("\u{e007}").await.unwrap();
+    assert_eq!(
+        b.client.current_url().await.unwrap().fragment(),
+        Some("main")
+    );
+
     // Create a directory: its key is shown this once.
     b.fill("#directory-name", "Okta").await;
     b.click("Create directory").await;

@@ -628,7 +628,7 @@ pub async fn stats(
     let first = today - days + 1;
     let rows = state
         .store
-        .audit_stats(org, directory, first * DAY_MICROS, (today + 1) * DAY_MICROS)
+        .audit_stats(org, directory, first, today + 1)
         .await?;
     let mut per_dir: BTreeMap<Uuid, BTreeMap<i64, Counters>> = BTreeMap::new();
     for r in &rows {

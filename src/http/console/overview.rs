@@ -62,7 +62,7 @@ async fn render(
     let first = today - (CHART_DAYS - 1);
     let stats = state
         .store
-        .audit_stats(org.id, None, first * DAY_MICROS, (today + 1) * DAY_MICROS)
+        .audit_stats(org.id, None, first, today + 1)
         .await?;
     let days = per_day(&stats, first);
     let content = html! {
