@@ -1031,3 +1031,158 @@ async fn the_console_spends_the_admin_tokens_request_rate() {
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn sites_and_products_are_added_with_refusals_beside_their_forms() {
+    let app = spawn_app().await;
+    let session = sign_in(&app).await;
+    let page = "/admin/orgs/default/sites";
+    let html = get(&app, page, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("<label for=\"site-name\">"), "{html}");
+    let csrf = hidden_csrf(&html);
+    let resp = post_form(&app, page, &session, &[("csrf", "x"), ("name", "Acme")]).await;
+    assert_eq!(resp.status(), 403);
+    let site = |url: &'static str| vec![("csrf", csrf.as_str()), ("name", "Acme"), ("url", url)];
+    let resp = post_form(&app, page, &session, &site("ftp://acme")).await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"site-error\""), "{html}");
+    let form = site("https://acme.atlassian.net");
+    let resp = post_form(&app, page, &session, &form).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], page);
+    // The same site again: the API's conflict, beside the form.
+    let resp = post_form(&app, page, &session, &form).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("id=\"site-error\""));
+    let sites = app.ok_json(app.admin(M::GET, "/orgs/default/sites")).await;
+    assert_eq!(sites["sites"].as_array().unwrap().len(), 1);
+    let id = sites["sites"][0]["id"].as_str().unwrap();
+
+    let products = format!("{page}/{id}/products");
+    let resp = post_form(
+        &app,
+        &products,
+        &session,
+        &[("csrf", &csrf), ("key", "Jira!")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(&format!("id=\"product-{id}-error\"")),
+        "{html}"
+    );
+    assert!(html.contains("a product key is"), "{html}");
+    let resp = post_form(
+        &app,
+        &products,
+        &session,
+        &[("csrf", &csrf), ("key", "jira-software")],
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let html = get(&app, page, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("<h3>jira-software</h3>"), "{html}");
+    let listed = app
+        .ok_json(app.admin(M::GET, &format!("/orgs/default/sites/{id}/products")))
+        .await;
+    assert_eq!(listed["products"][0]["key"], "jira-software");
+    // A site that is not there.
+    let resp = post_form(
+        &app,
+        &format!("{page}/{}/products", uuid_nil()),
+        &session,
+        &[("csrf", &csrf), ("key", "confluence")],
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+}
+
+fn uuid_nil() -> &'static str {
+    "00000000-0000-0000-0000-000000000000"
+}
+
+#[tokio::test]
+async fn a_webhook_is_added_with_its_secret_shown_once_and_a_refused_url_beside_the_form() {
+    // Refused: the receiver would be on this machine.
+    let app = spawn_app().await;
+    let session = sign_in(&app).await;
+    let page = "/admin/orgs/default/webhooks";
+    let html = get(&app, page, Some(&session)).await.text().await.unwrap();
+    assert!(html.contains("<label for=\"webhook-url\">"), "{html}");
+    let csrf = hidden_csrf(&html);
+    let resp = post_form(
+        &app,
+        page,
+        &session,
+        &[("csrf", "x"), ("url", "https://a.example")],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let resp = post_form(
+        &app,
+        page,
+        &session,
+        &[("csrf", &csrf), ("url", "http://127.0.0.1:9/hook")],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("id=\"webhook-error\""), "{html}");
+    let resp = post_form(
+        &app,
+        page,
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("url", "https://hooks.example.com/x"),
+            ("types", "not a type!"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("id=\"webhook-error\""));
+    let listed = app
+        .ok_json(app.admin(M::GET, "/orgs/default/webhooks"))
+        .await;
+    assert!(listed["webhooks"].as_array().unwrap().is_empty());
+
+    // Allowed with --webhook-allow-private: made, its secret shown once.
+    let app = crate::helpers::spawn_app_with(|c| c.webhooks.webhook_allow_private = true).await;
+    let session = sign_in(&app).await;
+    let html = get(&app, page, Some(&session)).await.text().await.unwrap();
+    let csrf = hidden_csrf(&html);
+    let resp = post_form(
+        &app,
+        page,
+        &session,
+        &[
+            ("csrf", &csrf),
+            ("url", "http://127.0.0.1:9/hook"),
+            ("types", "user.*, access.granted"),
+            ("description", "audit sink"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let html = resp.text().await.unwrap();
+    let secret = between(&html, "<code id=\"webhook-secret\">", "<").to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let listed = app
+        .ok_json(app.admin(M::GET, "/orgs/default/webhooks"))
+        .await;
+    let hook = &listed["webhooks"][0];
+    assert_eq!(hook["url"], "http://127.0.0.1:9/hook");
+    assert_eq!(
+        hook["types"],
+        serde_json::json!(["user.*", "access.granted"])
+    );
+    assert_eq!(hook["description"], "audit sink");
+    let id = hook["id"].as_str().unwrap();
+    for path in [page.to_owned(), format!("{page}/{id}")] {
+        let html = get(&app, &path, Some(&session)).await.text().await.unwrap();
+        assert!(html.contains("http://127.0.0.1:9/hook"), "{html}");
+        assert!(!html.contains(&secret), "{path} shows the secret again");
+    }
+}

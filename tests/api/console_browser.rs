@@ -19,7 +19,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::domains::{world, Zone};
-use crate::helpers::{TestApp, ADMIN_TOKEN, M};
+use crate::helpers::{TestApp, ADMIN_TOKEN};
 
 /// A headless Chromium behind its own chromedriver, both ended on drop.
 struct Browser {
@@ -336,19 +336,6 @@ async fn a_domain_is_verified_a_group_granted_a_sync_run_and_the_report_download
         .unwrap()
         .to_owned();
     app.create_group(&dir, "Engineering", &[&ada]).await;
-    let site = app
-        .ok_json_created(
-            app.admin(M::POST, "/orgs/default/sites")
-                .json(&json!({ "name": "Acme", "url": "https://acme.atlassian.net" })),
-        )
-        .await;
-    let site_id = site["id"].as_str().unwrap();
-    app.ok_json_created(
-        app.admin(M::POST, &format!("/orgs/default/sites/{site_id}/products"))
-            .json(&json!({ "key": "jira-software" })),
-    )
-    .await;
-
     let Some(b) = browser().await else { return };
     sign_in(&b, app).await;
 
@@ -374,9 +361,15 @@ async fn a_domain_is_verified_a_group_granted_a_sync_run_and_the_report_download
     b.until_text("Verified: ").await;
     b.screenshot("domains").await;
 
-    // The group granted the product.
+    // A site and its product, then the group granted the product.
     b.goto(&format!("{}/admin/orgs/default/sites", app.address))
         .await;
+    b.fill("#site-name", "Acme").await;
+    b.fill("#site-url", "https://acme.atlassian.net").await;
+    b.click("Add site").await;
+    b.fill("input[name=key]", "jira-software").await;
+    b.click("Add product").await;
+    b.until_text("No group is granted this product.").await;
     let select = b.css("select[name=group]").await;
     let option = select
         .find(Locator::XPath(

@@ -300,13 +300,22 @@ pub async fn create_site(
     AdminJson(body): AdminJson<CreateSite>,
 ) -> Result<(StatusCode, Json<SiteView>), AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let name = check_name(&body.name)?;
-    let url = SiteUrl::parse(&body.url).map_err(AdminError::BadRequest)?;
-    let site = state
-        .store
-        .create_site(org, name, &url, &admin.audit)
-        .await?;
+    let site = new_site(&state, org, &body.name, &body.url, &admin.audit).await?;
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
+}
+
+/// Adds the site `name` at `url` to `org`. (The admin API and the console
+/// both add sites this way.)
+pub(crate) async fn new_site(
+    state: &AppState,
+    org: Uuid,
+    name: &str,
+    url: &str,
+    audit: &crate::audit::AuditContext,
+) -> Result<SiteRow, AdminError> {
+    let name = check_name(name)?;
+    let url = SiteUrl::parse(url).map_err(AdminError::BadRequest)?;
+    Ok(state.store.create_site(org, name, &url, audit).await?)
 }
 
 /// Lists the organisation's sites.
@@ -400,12 +409,21 @@ pub async fn add_product(
     AdminJson(body): AdminJson<AddProduct>,
 ) -> Result<(StatusCode, Json<ProductView>), AdminError> {
     let (org, site) = site_ids(&state, &p.org_id, &p.site_id).await?;
-    let key = ProductKey::parse(&body.key).map_err(AdminError::BadRequest)?;
-    let product = state
-        .store
-        .add_product(org, site, &key, &admin.audit)
-        .await?;
+    let product = new_product(&state, org, site, &body.key, &admin.audit).await?;
     Ok((StatusCode::CREATED, Json(ProductView::from(&product))))
+}
+
+/// Adds the product `key` to `site` of `org`. (The admin API and the
+/// console both add products this way.)
+pub(crate) async fn new_product(
+    state: &AppState,
+    org: Uuid,
+    site: Uuid,
+    key: &str,
+    audit: &crate::audit::AuditContext,
+) -> Result<ProductRow, AdminError> {
+    let key = ProductKey::parse(key).map_err(AdminError::BadRequest)?;
+    Ok(state.store.add_product(org, site, &key, audit).await?)
 }
 
 /// Lists a site's products.

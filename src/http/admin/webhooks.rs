@@ -59,16 +59,16 @@ pub struct CreateWebhook {
     /// (`url_refused`) unless the server runs with
     /// `--webhook-allow-private`.
     #[schema(max_length = 2048, example = "https://hooks.example.com/scimd")]
-    url: String,
+    pub(crate) url: String,
     /// Event types (`user.created`) or prefixes (`user.*`) to send;
     /// absent or empty: every type.
-    types: Option<Vec<String>>,
+    pub(crate) types: Option<Vec<String>>,
     /// Only events of these directories of the org; absent or empty:
     /// every directory, and the org's own events.
-    directory_ids: Option<Vec<Uuid>>,
+    pub(crate) directory_ids: Option<Vec<Uuid>>,
     /// Up to 500 characters, without U+0000.
     #[schema(max_length = 500, pattern = r"^[^\u0000]*$")]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// A change to a webhook: the fields given change, those absent stay.
@@ -390,10 +390,28 @@ pub async fn create(
     AdminJson(body): AdminJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookWithSecret>), AdminError> {
     let org = org_id(&state, &p.org_id).await?;
-    let url = check_webhook_url(&state, &body.url).await?;
+    let (row, secret) = add_webhook(&state, org, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookWithSecret {
+            webhook: WebhookView::from(&row),
+            secret,
+        }),
+    ))
+}
+
+/// Creates the webhook `body` describes in `org` and evaluates to it with
+/// its signing secret, shown once. (The admin API and the console both
+/// create webhooks this way.)
+pub(crate) async fn add_webhook(
+    state: &AppState,
+    org: Uuid,
+    body: &CreateWebhook,
+) -> Result<(WebhookRow, String), AdminError> {
+    let url = check_webhook_url(state, &body.url).await?;
     let types = check_types(body.types.as_deref().unwrap_or_default())?;
     let directory_ids = check_directories(
-        &state,
+        state,
         org,
         body.directory_ids.as_deref().unwrap_or_default(),
     )
@@ -419,13 +437,7 @@ pub async fn create(
             secret: secret.clone(),
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(WebhookWithSecret {
-            webhook: WebhookView::from(&row),
-            secret,
-        }),
-    ))
+    Ok((row, secret))
 }
 
 /// Lists the org's webhooks.

@@ -87,7 +87,14 @@ pub fn router() -> Router<AppState> {
             "/admin/orgs/{orgId}/domains/{domainName}/verify",
             post(domains::verify),
         )
-        .route("/admin/orgs/{orgId}/sites", get(sites::show))
+        .route(
+            "/admin/orgs/{orgId}/sites",
+            get(sites::show).post(sites::add_site),
+        )
+        .route(
+            "/admin/orgs/{orgId}/sites/{siteId}/products",
+            post(sites::add_product),
+        )
         .route(
             "/admin/orgs/{orgId}/sites/{siteId}/products/{key}/grants",
             post(sites::grant),
@@ -102,7 +109,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/orgs/{orgId}/report", get(report::show))
         .route("/admin/orgs/{orgId}/report.csv", get(report::csv))
-        .route("/admin/orgs/{orgId}/webhooks", get(webhooks::list))
+        .route(
+            "/admin/orgs/{orgId}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
         .route(
             "/admin/orgs/{orgId}/webhooks/{webhookId}",
             get(webhooks::attempts),

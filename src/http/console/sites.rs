@@ -1,7 +1,8 @@
-//! `/admin/orgs/{orgId}/sites`: the organisation's sites and their
-//! products, each with the groups granted it (grant, revoke) and its
-//! settings for new users (access, default groups). Every change runs the
-//! admin API's code; its refusals are shown beside the form.
+//! `/admin/orgs/{orgId}/sites`: the organisation's sites (add one) and
+//! their products (add one), each with the groups granted it (grant,
+//! revoke) and its settings for new users (access, default groups). Every
+//! change runs the admin API's code; its refusals are shown beside the
+//! form.
 
 use axum::extract::{Path, RawForm, State};
 use axum::http::StatusCode;
@@ -10,9 +11,9 @@ use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{page, ConsoleRejection, FormFields, Session};
-use crate::directory::access::{ProductKey, Role};
-use crate::http::admin::sites::grant_group;
+use super::{page, refusal, ConsoleRejection, FormFields, Session};
+use crate::directory::access::{ProductKey, Role, KNOWN_PRODUCTS};
+use crate::http::admin::sites::{grant_group, new_product, new_site};
 use crate::http::error::AdminError;
 use crate::http::AppState;
 use crate::scim::list::ListRequest;
@@ -41,11 +42,21 @@ pub struct GrantPath {
     group_id: String,
 }
 
-/// What the page says beside one product's forms after an action.
+/// What the page says after an action, and beside which form: the "Add a
+/// site" form (no site), a site's "Add a product" form (no key), or one
+/// product's forms.
 struct Notice {
-    site: Uuid,
-    key: String,
+    site: Option<Uuid>,
+    key: Option<String>,
     message: String,
+}
+
+#[derive(Deserialize)]
+pub struct SitePath {
+    #[serde(rename = "orgId")]
+    org_id: String,
+    #[serde(rename = "siteId")]
+    site_id: String,
 }
 
 async fn render(
@@ -91,18 +102,46 @@ async fn render(
     let content = html! {
         p { a href=(format!("/admin/orgs/{raw_org}")) { "← Organisation" } }
         h1 { "Sites and product access" }
+        @let site_error = notice.as_ref().filter(|n| n.site.is_none()).map(|n| n.message.as_str());
+        form method="post" action=(format!("/admin/orgs/{raw_org}/sites")) aria-describedby=[site_error.map(|_| "site-error")] {
+            input type="hidden" name="csrf" value=(session.csrf);
+            h2 { "Add a site" }
+            label for="site-name" { "Name" }
+            input id="site-name" name="name" type="text" required maxlength="200";
+            label for="site-url" { "URL" }
+            input id="site-url" name="url" type="text" required placeholder="https://example.atlassian.net";
+            @if let Some(e) = site_error {
+                p.error id="site-error" role="alert" { (e) }
+            }
+            p { button type="submit" { "Add site" } }
+        }
+        datalist id="known-products" {
+            @for key in KNOWN_PRODUCTS { option value=(key) {} }
+        }
         @if sites.is_empty() {
-            p { "No site yet. Add one through the admin API (" code { "POST /admin/v1/orgs/{orgId}/sites" } ")." }
+            p { "No site yet." }
         }
         @for (site, of_site) in sites.iter().zip(&products) {
             section aria-labelledby=(format!("site-{}", site.id)) {
                 h2 id=(format!("site-{}", site.id)) { (site.name) " — " (site.url) }
                 @if of_site.is_empty() { p { "No product on this site." } }
+                @let product_error = notice.as_ref().filter(|n| n.site == Some(site.id) && n.key.is_none()).map(|n| n.message.as_str());
+                @let pid = format!("product-{}", site.id);
+                form method="post" action=(format!("/admin/orgs/{raw_org}/sites/{}/products", site.id)) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label for=(pid) { "Add a product to " (site.name) }
+                    input id=(pid) name="key" type="text" list="known-products" required
+                        placeholder="jira-software" aria-describedby=[product_error.map(|_| format!("{pid}-error"))];
+                    @if let Some(e) = product_error {
+                        p.error id=(format!("{pid}-error")) role="alert" { (e) }
+                    }
+                    p { button type="submit" { "Add product" } }
+                }
                 @for (product, grants) in of_site {
                     @let base = format!("/admin/orgs/{raw_org}/sites/{}/products/{}", site.id, product.product_key);
                     @let fid = format!("{}-{}", site.id, product.product_key);
                     h3 { (product.product_key) }
-                    @if let Some(n) = notice.as_ref().filter(|n| n.site == site.id && n.key == product.product_key) {
+                    @if let Some(n) = notice.as_ref().filter(|n| n.site == Some(site.id) && n.key.as_deref() == Some(product.product_key.as_str())) {
                         p.error id=(format!("notice-{fid}")) role="alert" { (n.message) }
                     }
                     @if grants.is_empty() {
@@ -191,8 +230,8 @@ async fn answer(
         return Err(e.into());
     }
     let notice = Notice {
-        site,
-        key: p.key.clone(),
+        site: Some(site),
+        key: Some(p.key.clone()),
         message: e.to_string(),
     };
     let page = render(state, session, &p.org_id, Some(notice)).await?;
@@ -281,4 +320,56 @@ pub async fn settings(
             other => AdminError::from(other),
         });
     answer(&state, &session, &p, site, outcome).await
+}
+
+/// `POST …/sites`: adds a site, or says why not beside the form.
+pub async fn add_site(
+    State(state): State<AppState>,
+    session: Session,
+    Path(raw_org): Path<String>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
+    let org = crate::http::admin::org_id(&state, &raw_org).await?;
+    let outcome = new_site(&state, org, f.get("name"), f.get("url"), &session.audit).await;
+    added(&state, &session, &raw_org, None, outcome.map(|_| ())).await
+}
+
+/// `POST …/sites/{siteId}/products`: adds a product to the site, or says
+/// why not beside the site's form.
+pub async fn add_product(
+    State(state): State<AppState>,
+    session: Session,
+    Path(p): Path<SitePath>,
+    form: RawForm,
+) -> Result<Response, ConsoleRejection> {
+    let f = FormFields::read(&form);
+    session.check_csrf(f.get("csrf"))?;
+    let org = crate::http::admin::org_id(&state, &p.org_id).await?;
+    let site = Uuid::parse_str(&p.site_id).map_err(|_| ConsoleRejection::NotFound)?;
+    let outcome = new_product(&state, org, site, f.get("key").trim(), &session.audit).await;
+    added(&state, &session, &p.org_id, Some(site), outcome.map(|_| ())).await
+}
+
+/// Back to the page after adding a site (`site` None) or a product, or the
+/// page with the API's refusal beside the form that was sent.
+async fn added(
+    state: &AppState,
+    session: &Session,
+    raw_org: &str,
+    site: Option<Uuid>,
+    outcome: Result<(), AdminError>,
+) -> Result<Response, ConsoleRejection> {
+    let Err(e) = outcome else {
+        return Ok(Redirect::to(&format!("/admin/orgs/{raw_org}/sites")).into_response());
+    };
+    let (status, message) = refusal(e)?;
+    let notice = Notice {
+        site,
+        key: None,
+        message,
+    };
+    let page = render(state, session, raw_org, Some(notice)).await?;
+    Ok((status, page).into_response())
 }
