@@ -1013,6 +1013,13 @@ impl Store {
                         g.size.into(),
                     ]
                 });
+                // A group created during the run may have been recorded
+                // (`record_sync_group`) after the DELETE above read the
+                // table; the run's own view of the group wins.
+                q.push(
+                    " ON CONFLICT (directory_id, group_id) DO UPDATE SET \
+                     name = excluded.name, state = excluded.state, size = excluded.size",
+                );
                 Conn::execute(&mut *tx, q.sql(), q.args()).await?;
             }
             Conn::execute(
