@@ -4,12 +4,11 @@
 //! linked to.
 
 use axum::extract::{Path, RawForm, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::{page, ConsoleRejection, FormFields, Session};
+use super::{page, refusal, ConsoleRejection, FormFields, Session};
 use crate::directory::domain::{expected_text, CheckMethod, DomainName, HTTP_FILE_PATH};
 use crate::http::admin::domains::{add_domain, check_domain};
 use crate::http::error::AdminError;
@@ -136,20 +135,11 @@ pub async fn add(
     let org = crate::http::admin::org_id(&state, &raw_org).await?;
     match add_domain(&state, org, f.get("name"), &session.audit).await {
         Ok(_) => Ok(Redirect::to(&format!("/admin/orgs/{raw_org}/domains")).into_response()),
-        Err(
-            e @ (AdminError::InvalidDomain(_)
-            | AdminError::PublicMailDomain(_)
-            | AdminError::Conflict(_)),
-        ) => {
-            let status = if matches!(e, AdminError::Conflict(_)) {
-                StatusCode::CONFLICT
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            let page = render(&state, &session, &raw_org, Notice::AddError(e.to_string())).await?;
+        Err(e) => {
+            let (status, message) = refusal(e)?;
+            let page = render(&state, &session, &raw_org, Notice::AddError(message)).await?;
             Ok((status, page).into_response())
         }
-        Err(e) => Err(e.into()),
     }
 }
 
